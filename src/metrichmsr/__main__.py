@@ -1,0 +1,5 @@
+import sys
+
+from metrichmsr.cli import main
+
+sys.exit(main())

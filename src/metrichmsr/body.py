@@ -1,0 +1,129 @@
+"""Anny body model wrapper: batched forward, COCO joints, standing height, camera frame.
+
+Anny is z-up, metres, facing -y with x the person's left and the pelvis at the origin; its
+pose is ``(B, 104, 4, 4)`` local transforms whose rotations turn about each bone's head in
+world-aligned axes ("local-ref"). This module is the one place where Anny's frame becomes the
+OpenCV camera frame (x right, y down, z forward):
+
+    X_cam = R_global @ ANNY_TO_CAMERA @ (X_anny - root_anny) + translation
+
+so ``translation`` is the camera-frame position of the body root, the midpoint of the two hip
+joints, and ``R_global = I`` is a person standing upright facing the camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import roma
+import torch
+
+#: Anny (x left-of-person, y backward, z up) -> camera (x right, y down, z forward) for a person
+#: facing the camera: their left is the image's right, their up is -y, their back is +z.
+ANNY_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+COCO_JOINT_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+FOOT_JOINT_NAMES = (
+    "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe", "left_heel", "right_heel",
+)  # fmt: skip
+#: The 23 joints every BodyOutput carries, in this order.
+JOINT_NAMES = COCO_JOINT_NAMES + FOOT_JOINT_NAMES
+_HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
+
+#: Bones that carry the articulated pose in fitting; the rest (fingers, toes, face) stay at rest.
+POSE_BONES = (
+    "spine03", "spine01", "neck01", "head",
+    "clavicle.L", "upperarm01.L", "lowerarm01.L", "wrist.L",
+    "clavicle.R", "upperarm01.R", "lowerarm01.R", "wrist.R",
+    "upperleg01.L", "lowerleg01.L", "foot.L",
+    "upperleg01.R", "lowerleg01.R", "foot.R",
+)  # fmt: skip
+
+PHENOTYPE_NAMES = ("gender", "age", "muscle", "weight", "height", "proportions")
+
+
+@dataclass
+class BodyOutput:
+    """Posed bodies in the camera frame (metres)."""
+
+    vertices: torch.Tensor  # (B, V, 3)
+    joints: torch.Tensor  # (B, 23, 3), JOINT_NAMES order
+    rest_vertices: torch.Tensor  # (B, V, 3) Anny frame, rest pose (for anthropometry)
+
+
+class BodyModel(torch.nn.Module):
+    """Batched Anny in the camera frame.
+
+    Args:
+        dtype: float dtype of the model buffers and outputs.
+    """
+
+    def __init__(self, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        import anny  # heavy import (warp); only when a body model is actually built
+
+        self.anny = anny.Anny().to(dtype)
+        self.keypoints = anny.KeypointsRegressor.coco(self.anny, labels=list(JOINT_NAMES)).to(dtype)
+        if tuple(self.anny.phenotype_labels) != PHENOTYPE_NAMES:
+            raise RuntimeError(f"unexpected Anny phenotype labels {self.anny.phenotype_labels}")
+        self.bone_names: tuple[str, ...] = tuple(self.anny.bone_labels)
+        self.pose_bone_index = torch.tensor([self.bone_names.index(b) for b in POSE_BONES])
+        self.register_buffer("anny_to_camera", ANNY_TO_CAMERA.to(dtype), persistent=False)
+        self.register_buffer("faces", self.anny.get_triangular_faces().long(), persistent=False)
+
+    @property
+    def num_bones(self) -> int:
+        return len(self.bone_names)
+
+    def pose_from_rotvec(self, bone_rotvec: torch.Tensor) -> torch.Tensor:
+        """Scatter POSE_BONES rotation vectors (B, P, 3) into Anny pose parameters (B, 104, 4, 4)."""
+        batch = bone_rotvec.shape[0]
+        rotmat = torch.eye(3, dtype=bone_rotvec.dtype, device=bone_rotvec.device).repeat(batch, self.num_bones, 1, 1)
+        rotmat = rotmat.index_copy(1, self.pose_bone_index.to(bone_rotvec.device), roma.rotvec_to_rotmat(bone_rotvec))
+        pose = torch.zeros(batch, self.num_bones, 4, 4, dtype=bone_rotvec.dtype, device=bone_rotvec.device)
+        pose[..., :3, :3] = rotmat
+        pose[..., 3, 3] = 1.0
+        return pose
+
+    def forward(
+        self,
+        phenotype: torch.Tensor,
+        bone_rotvec: torch.Tensor,
+        global_rotation: torch.Tensor,
+        translation: torch.Tensor,
+    ) -> BodyOutput:
+        """Posed bodies in the camera frame.
+
+        Args:
+            phenotype: (B, 6) in [0, 1], PHENOTYPE_NAMES order.
+            bone_rotvec: (B, P, 3) axis-angle (rad) of POSE_BONES, Anny's world-aligned axes.
+            global_rotation: (B, 3, 3) body orientation in the camera frame (I = facing camera).
+            translation: (B, 3) camera-frame position of the hip midpoint, metres.
+        """
+        out = self.anny(
+            pose_parameters=self.pose_from_rotvec(bone_rotvec),
+            phenotype_kwargs={name: phenotype[:, i] for i, name in enumerate(PHENOTYPE_NAMES)},
+        )
+        joints_anny = self.keypoints(out)  # (B, 23, 3)
+        root = joints_anny[:, _HIPS].mean(dim=1, keepdim=True)
+        rotation = global_rotation @ self.anny_to_camera  # (B, 3, 3)
+        offset = translation[:, None, :]
+
+        def to_camera(points: torch.Tensor) -> torch.Tensor:
+            return torch.einsum("bij,bnj->bni", rotation, points - root) + offset
+
+        return BodyOutput(
+            vertices=to_camera(out["vertices"]),
+            joints=to_camera(joints_anny),
+            rest_vertices=out["rest_vertices"],
+        )
+
+    @staticmethod
+    def standing_height(rest_vertices: torch.Tensor) -> torch.Tensor:
+        """Standing height (B,) metres: vertical extent of the rest-pose mesh (B, V, 3), z-up."""
+        z = rest_vertices[..., 2]
+        return z.max(dim=-1).values - z.min(dim=-1).values

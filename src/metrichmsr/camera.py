@@ -1,0 +1,212 @@
+"""Camera intrinsics (user flags, EXIF, default), projection and the bounding camera ray map.
+
+Conventions: OpenCV camera frame (x right, y down, z forward), metres; pixel coordinates
+with integer values at pixel centres, so the centre of a W-pixel-wide image is (W - 1) / 2.
+``K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` in pixels of the image as decoded (after EXIF
+orientation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Mapping
+
+import numpy as np
+import torch
+
+from metrichmsr.errors import InputError
+
+#: Horizontal field of view assumed when neither the user nor EXIF tells the focal length.
+#: 60 deg sits between a phone's main camera (~69 deg) and a 35 mm lens on full frame (~54 deg).
+DEFAULT_FOV_DEG = 60.0
+
+CameraSource = Literal["user", "exif", "default"]
+
+# EXIF tag ids (Exif IFD).
+_EXIF_IFD = 0x8769
+_FOCAL_LENGTH = 0x920A
+_FOCAL_35MM = 0xA405
+_FOCAL_PLANE_X_RES = 0xA20E
+_FOCAL_PLANE_RES_UNIT = 0xA210
+_PIXEL_X_DIM = 0xA002
+_PIXEL_Y_DIM = 0xA003
+_MM_PER_UNIT = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # inch, cm, mm, micrometre
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels and where they came from."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    source: CameraSource
+
+    @property
+    def K(self) -> np.ndarray:
+        """(3, 3) float64 intrinsics matrix."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def horizontal_fov_deg(self, width: int) -> float:
+        return math.degrees(2.0 * math.atan(width / (2.0 * self.fx)))
+
+    def scaled(self, scale: float) -> "Intrinsics":
+        """Intrinsics of the same camera for the image resized by ``scale`` (pixel centres kept)."""
+        return Intrinsics(
+            self.fx * scale,
+            self.fy * scale,
+            (self.cx + 0.5) * scale - 0.5,
+            (self.cy + 0.5) * scale - 0.5,
+            self.source,
+        )
+
+    def to_dict(self) -> dict:
+        return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy, "source": self.source}
+
+
+def focal_from_fov(fov_deg: float, width: int) -> float:
+    """Focal length in pixels for a horizontal field of view ``fov_deg`` over ``width`` pixels."""
+    if not 0.0 < fov_deg < 180.0:
+        raise InputError(f"--fov must be in (0, 180) degrees, got {fov_deg}")
+    return (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
+
+
+def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
+    """Parse ``"fx,fy,cx,cy"`` (pixels) as given to ``--intrinsics``."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InputError(f"--intrinsics must be four numbers fx,fy,cx,cy, got {text!r}")
+    if values[0] <= 0 or values[1] <= 0:
+        raise InputError(f"--intrinsics focal lengths must be positive, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _exif_number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def focal_from_exif(exif: Mapping[int, object], width: int, height: int) -> float | None:
+    """Focal length in pixels from EXIF tags, or None when EXIF does not say.
+
+    ``exif`` maps EXIF tag ids to values (Pillow's ``Image.getexif().get_ifd(0x8769)`` merged
+    with the base IFD). Uses the 35 mm-equivalent focal length (36 mm spans the image's long
+    side), else the focal length in mm with the sensor's focal-plane resolution.
+    """
+    long_side = max(width, height)
+    f35 = _exif_number(exif.get(_FOCAL_35MM))
+    if f35 is not None:
+        return f35 / 36.0 * long_side
+    f_mm = _exif_number(exif.get(_FOCAL_LENGTH))
+    x_res = _exif_number(exif.get(_FOCAL_PLANE_X_RES))
+    unit_mm = _MM_PER_UNIT.get(int(exif.get(_FOCAL_PLANE_RES_UNIT, 2) or 2))
+    if f_mm is None or x_res is None or unit_mm is None:
+        return None
+    f_px = f_mm * x_res / unit_mm
+    # The focal-plane resolution refers to the stored full-size image; follow any resize.
+    dims = [_exif_number(exif.get(t)) for t in (_PIXEL_X_DIM, _PIXEL_Y_DIM)]
+    if all(d is not None for d in dims):
+        f_px *= long_side / max(dims)  # type: ignore[type-var]
+    return f_px
+
+
+def resolve_intrinsics(
+    width: int,
+    height: int,
+    *,
+    intrinsics: tuple[float, float, float, float] | None = None,
+    focal_px: float | None = None,
+    fov_deg: float | None = None,
+    exif: Mapping[int, object] | None = None,
+) -> Intrinsics:
+    """Intrinsics by source order: user flag, EXIF, default field of view (``DEFAULT_FOV_DEG``).
+
+    At most one of ``intrinsics``, ``focal_px``, ``fov_deg`` may be given. Without a user
+    principal point it is the image centre ``((W - 1) / 2, (H - 1) / 2)``.
+    """
+    if sum(v is not None for v in (intrinsics, focal_px, fov_deg)) > 1:
+        raise InputError("give only one of --intrinsics, --focal, --fov")
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    if intrinsics is not None:
+        fx, fy, cx, cy = (float(v) for v in intrinsics)
+        if fx <= 0 or fy <= 0:
+            raise InputError(f"focal lengths must be positive, got fx={fx}, fy={fy}")
+        return Intrinsics(fx, fy, cx, cy, "user")
+    if focal_px is not None:
+        if not (math.isfinite(focal_px) and focal_px > 0):
+            raise InputError(f"--focal must be a positive number of pixels, got {focal_px}")
+        return Intrinsics(focal_px, focal_px, cx, cy, "user")
+    if fov_deg is not None:
+        f = focal_from_fov(fov_deg, width)
+        return Intrinsics(f, f, cx, cy, "user")
+    f = focal_from_exif(exif, width, height) if exif else None
+    if f is not None:
+        return Intrinsics(f, f, cx, cy, "exif")
+    f = focal_from_fov(DEFAULT_FOV_DEG, width)
+    return Intrinsics(f, f, cx, cy, "default")
+
+
+def project(K: torch.Tensor, points: torch.Tensor, min_depth: float = 1e-3) -> torch.Tensor:
+    """Pinhole projection. K (..., 3, 3), points (..., N, 3) camera frame -> (..., N, 2) pixels."""
+    z = points[..., 2:3].clamp(min=min_depth)
+    xy = points[..., :2] / z
+    fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
+    cx, cy = K[..., 0, 2, None], K[..., 1, 2, None]
+    return torch.stack((fx * xy[..., 0] + cx, fy * xy[..., 1] + cy), dim=-1)
+
+
+def pixel_rays(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Unit rays ``normalize(K^-1 [u, v, 1])``. K (..., 3, 3), uv (..., N, 2) -> (..., N, 3)."""
+    fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
+    cx, cy = K[..., 0, 2, None], K[..., 1, 2, None]
+    x = (uv[..., 0] - cx) / fx
+    y = (uv[..., 1] - cy) / fy
+    rays = torch.stack((x, y, torch.ones_like(x)), dim=-1)
+    return torch.nn.functional.normalize(rays, dim=-1)
+
+
+def box_grid(box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Pixel centres of an ``size = (h, w)`` grid of cells over ``box`` (..., 4) [x0, y0, x1, y1].
+
+    Returns (..., h * w, 2) pixel coordinates, row-major. The box spans pixel edges
+    ``x0 - 0.5 .. x1 + 0.5`` so a box of one pixel has that pixel's centre as its one cell.
+    """
+    h, w = size
+    s = (torch.arange(w, dtype=box.dtype, device=box.device) + 0.5) / w
+    t = (torch.arange(h, dtype=box.dtype, device=box.device) + 0.5) / h
+    x0, y0, x1, y1 = (box[..., i, None] for i in range(4))
+    u = (x0 - 0.5) + s * (x1 - x0 + 1.0)  # (..., w)
+    v = (y0 - 0.5) + t * (y1 - y0 + 1.0)  # (..., h)
+    uu = u[..., None, :].expand(*u.shape[:-1], h, w)
+    vv = v[..., :, None].expand(*v.shape[:-1], h, w)
+    return torch.stack((uu, vv), dim=-1).flatten(-3, -2)
+
+
+def box_ray_map(K: torch.Tensor, box: torch.Tensor, size: tuple[int, int] = (16, 16)) -> torch.Tensor:
+    """The bounding camera ray map: unit rays on an ``(h, w)`` grid over the box.
+
+    K (..., 3, 3), box (..., 4) -> (..., h, w, 3). It depends on the box in full-image pixels
+    and on K only, never on the resolution the crop is later resampled to, so it re-attaches
+    the box position, its size and the focal length to the crop.
+    """
+    rays = pixel_rays(K, box_grid(box, size))
+    return rays.unflatten(-2, size)
+
+
+def fourier_encode(x: torch.Tensor, num_bands: int = 8, max_frequency: float = 32.0) -> torch.Tensor:
+    """Fourier features ``[x, sin(pi f x), cos(pi f x)]`` with log-spaced frequencies f in [1, max].
+
+    x (..., D) -> (..., D * (1 + 2 * num_bands)).
+    """
+    freqs = torch.logspace(0.0, math.log10(max_frequency), num_bands, dtype=x.dtype, device=x.device)
+    angles = math.pi * x[..., None] * freqs  # (..., D, F)
+    features = torch.cat((x[..., None], angles.sin(), angles.cos()), dim=-1)
+    return features.flatten(-2)

@@ -1,0 +1,176 @@
+"""`metrichmsr` command line: a thin layer over ``metrichmsr.pipeline.Recoverer``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from metrichmsr.errors import InputError
+
+EXIT_INPUT_ERROR = 2
+EXIT_SOME_FAILED = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise InputError(message)
+
+
+def _positive_float(name: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{name} must be positive, got {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="metrichmsr", description="Metric human mesh recovery from photos.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    recover = commands.add_parser("recover", help="people as metric 3D bodies from an image or a folder of images")
+    recover.add_argument("input", type=Path, help="image file, or folder of images")
+    recover.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    camera = recover.add_mutually_exclusive_group()
+    camera.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels")
+    camera.add_argument("--focal", type=_positive_float("--focal"), help="focal length in pixels")
+    camera.add_argument("--fov", type=_positive_float("--fov"), help="horizontal field of view in degrees")
+    recover.add_argument("--boxes", type=Path, help="JSON person boxes [[x0,y0,x1,y1], ...] (folder: {file name: boxes})")
+    recover.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    recover.add_argument("--min-person-px", type=_positive_float("--min-person-px"), default=60.0,
+                         help="smallest person height in pixels to look for (default 60)")  # fmt: skip
+    return parser
+
+
+def _load_boxes(path: Path | None, folder: bool):
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"--boxes {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"--boxes {path}: not valid JSON ({str(error).splitlines()[0]})") from None
+
+    def check(boxes, where: str):
+        import numpy as np
+
+        try:
+            array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
+        except (TypeError, ValueError):
+            raise InputError(f"--boxes {where}: expected a list of [x0, y0, x1, y1]") from None
+        if not np.isfinite(array).all() or (array[:, 2] <= array[:, 0]).any() or (array[:, 3] <= array[:, 1]).any():
+            raise InputError(f"--boxes {where}: each box needs finite x0 < x1 and y0 < y1")
+        return array
+
+    if folder:
+        if not isinstance(data, dict):
+            raise InputError(f"--boxes {path}: for a folder, expected an object mapping file names to box lists")
+        return {name: check(b, f"{path}[{name!r}]") for name, b in data.items()}
+    if not isinstance(data, list):
+        raise InputError(f"--boxes {path}: expected a list of [x0, y0, x1, y1]")
+    return check(data, str(path))
+
+
+def _camera_kwargs(args) -> dict:
+    from metrichmsr.camera import parse_intrinsics
+
+    if args.intrinsics is not None:
+        return {"intrinsics": parse_intrinsics(args.intrinsics)}
+    if args.focal is not None:
+        return {"focal_px": args.focal}
+    if args.fov is not None:
+        if args.fov >= 180:
+            raise InputError(f"--fov must be below 180 degrees, got {args.fov}")
+        return {"fov_deg": args.fov}
+    return {}
+
+
+def _recover(args) -> int:
+    from tqdm import tqdm
+
+    from metrichmsr.camera import resolve_intrinsics
+    from metrichmsr.image_io import list_images, load_image
+    from metrichmsr.pipeline import Recoverer, resolve_device
+
+    if not args.input.exists():
+        raise InputError(f"{args.input}: no such file or folder")
+    folder = args.input.is_dir()
+    images = list_images(args.input) if folder else [args.input]
+    if folder and not images:
+        raise InputError(f"{args.input}: no image files (.jpg, .png, ...) in this folder")
+    if args.output.resolve() == args.input.resolve() or (not folder and args.output.resolve() == args.input.resolve().parent):
+        raise InputError(f"-o {args.output}: choose an output folder apart from the input")
+    boxes = _load_boxes(args.boxes, folder)
+    camera = _camera_kwargs(args)
+    resolve_device(args.device)
+
+    started = time.perf_counter()
+    with Recoverer(device=args.device, min_person_px=args.min_person_px) as recoverer:
+        load_s = time.perf_counter() - started
+        failures = 0
+        progress = tqdm(images, desc="recover", unit="image", disable=not folder, file=sys.stderr)
+        for path in progress:
+            out_dir = args.output / path.stem if folder else args.output
+            try:
+                pixels, exif = load_image(path)
+                height, width = pixels.shape[:2]
+                intrinsics = resolve_intrinsics(width, height, exif=exif, **camera)
+                image_boxes = boxes.get(path.name) if folder and boxes is not None else boxes
+                result = recoverer.infer(pixels, K=intrinsics, boxes=image_boxes)
+                result.image_path = str(path)
+                recoverer.save(result, out_dir)
+            except Exception as error:  # in a folder, one bad image must not stop the rest
+                if not folder:
+                    raise
+                failures += 1
+                tqdm.write(f"metrichmsr: skipped {path.name}: {_one_line(error)}", file=sys.stderr)
+                continue
+            people = len(result.people)
+            message = f"{path.name}: {people} {'person' if people == 1 else 'people'} -> {out_dir}"
+            if people == 0:
+                message += " (nobody found)"
+            tqdm.write(message, file=sys.stdout)
+    total_s = time.perf_counter() - started
+    print(f"done: {len(images) - failures}/{len(images)} image(s) in {total_s:.1f} s (models loaded in {load_s:.1f} s)")
+    return EXIT_SOME_FAILED if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "recover":
+            return _recover(args)
+    except InputError as error:
+        print(f"metrichmsr: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        print("metrichmsr: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("METRICHMSR_DEBUG"):
+            raise
+        print(f"metrichmsr: internal error: {_one_line(error)} (METRICHMSR_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    if not isinstance(error, InputError):
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text.splitlines()[0] if text else "bad input"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

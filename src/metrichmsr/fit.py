@@ -1,0 +1,345 @@
+"""Metric body fitting under full perspective: pose, phenotype and translation per person.
+
+What fixes the metric scale. Under a pinhole camera a body of height H at depth Z and one of
+height 2H at 2Z project to the same pixels; only knowledge about bodies breaks the tie. The
+fit explains the 2D keypoints with an Anny body seen through the true K, so the *shape* of the
+keypoint constellation (head size against shoulder width, leg length against torso, ...) moves
+the phenotype's age and proportions, and a population prior ties height to age and gender
+(Anny's ``SimpleShapeDistribution``, calibrated on WHO height-for-age data). A child's big head
+and short legs therefore give a child's height and a near distance, not a far-away adult.
+
+The objective, minimised with Adam over all people of an image at once:
+
+1. 2D reprojection of the 23 joints against the detector's keypoints, in units of the person's
+   box height, weighted by keypoint visibility (Charbonnier penalty, robust to outliers);
+2. 3D bone directions against BlazePose's world landmarks, which are metric-free in scale but
+   good at depth ordering of limbs; they are expressed in a virtual camera looking along the
+   person's box-centre ray, so they are first rotated by that ray (the bounding-ray idea of
+   MetricHMSR) into the real camera frame;
+3. priors: negative log-likelihood of height, weight, muscle and proportions given age and
+   gender, a broad prior on age, and a small pose prior (rotation magnitudes).
+
+Any initial guess is accepted (``FitParams``); ``initial_guess`` builds one from the evidence
+alone (rest pose oriented by the 3D landmarks, translation by linear least squares).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import roma
+import torch
+
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel
+from metrichmsr.camera import pixel_rays, project
+
+#: BlazePose landmark index for each of JOINT_NAMES (None: BlazePose has no such point).
+BLAZEPOSE_FOR_JOINT = {
+    "nose": 0, "left_eye": 2, "right_eye": 5, "left_ear": 7, "right_ear": 8,
+    "left_shoulder": 11, "right_shoulder": 12, "left_elbow": 13, "right_elbow": 14,
+    "left_wrist": 15, "right_wrist": 16, "left_hip": 23, "right_hip": 24,
+    "left_knee": 25, "right_knee": 26, "left_ankle": 27, "right_ankle": 28,
+    "left_big_toe": 31, "right_big_toe": 32, "left_small_toe": None, "right_small_toe": None,
+    "left_heel": 29, "right_heel": 30,
+}  # fmt: skip
+
+_J = {name: i for i, name in enumerate(JOINT_NAMES)}
+_MID_HIP, _MID_SHOULDER = len(JOINT_NAMES), len(JOINT_NAMES) + 1
+#: Segments whose directions the 3D landmarks constrain (indices into joints + the two mid points).
+_SEGMENTS = torch.tensor(
+    [
+        (_J["left_shoulder"], _J["left_elbow"]), (_J["left_elbow"], _J["left_wrist"]),
+        (_J["right_shoulder"], _J["right_elbow"]), (_J["right_elbow"], _J["right_wrist"]),
+        (_J["left_hip"], _J["left_knee"]), (_J["left_knee"], _J["left_ankle"]),
+        (_J["right_hip"], _J["right_knee"]), (_J["right_knee"], _J["right_ankle"]),
+        (_J["left_ankle"], _J["left_big_toe"]), (_J["right_ankle"], _J["right_big_toe"]),
+        (_J["right_hip"], _J["left_hip"]), (_J["right_shoulder"], _J["left_shoulder"]),
+        (_MID_HIP, _MID_SHOULDER), (_MID_SHOULDER, _J["nose"]), (_J["right_ear"], _J["left_ear"]),
+    ]
+)  # fmt: skip
+_TORSO = [_J["left_shoulder"], _J["right_shoulder"], _J["left_hip"], _J["right_hip"]]
+_DEFAULT_AGE = 0.79  # Anny age parameter of a ~30-year-old adult
+
+
+@dataclass
+class PersonEvidence:
+    """What perception says about the people of one image (batched over N people).
+
+    keypoints2d: (N, 23, 3) pixels + confidence in [0, 1], JOINT_NAMES order.
+    keypoints3d: (N, 23, 3) metres relative to the hips, camera-frame axes (scale unreliable).
+    bbox: (N, 4) [x0, y0, x1, y1] pixels.
+    """
+
+    keypoints2d: torch.Tensor
+    keypoints3d: torch.Tensor
+    bbox: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.keypoints2d.shape[0]
+
+    def to(self, device: torch.device | str) -> "PersonEvidence":
+        return PersonEvidence(self.keypoints2d.to(device), self.keypoints3d.to(device), self.bbox.to(device))
+
+
+@dataclass
+class FitParams:
+    """Body parameters of N people: what the fit starts from and returns.
+
+    phenotype: (N, 6) in [0, 1], PHENOTYPE_NAMES order.
+    bone_rotvec: (N, P, 3) axis-angle of POSE_BONES (rad).
+    global_rotation: (N, 3, 3) camera frame.
+    translation: (N, 3) hip midpoint, camera frame, metres.
+    """
+
+    phenotype: torch.Tensor
+    bone_rotvec: torch.Tensor
+    global_rotation: torch.Tensor
+    translation: torch.Tensor
+
+    def detach(self) -> "FitParams":
+        return FitParams(*(t.detach() for t in (self.phenotype, self.bone_rotvec, self.global_rotation, self.translation)))
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Iterations, step sizes and loss weights of the fit."""
+
+    global_iterations: int = 30
+    pose_iterations: int = 40
+    iterations: int = 60
+    #: Anny ages tried between pose and joint stages (~5, 9, 13, 16, 30 years).
+    age_hypotheses: tuple[float, ...] = (0.25, 0.37, 0.52, 0.67, _DEFAULT_AGE)
+    learning_rate: float = 0.04
+    weight_2d: float = 1.0
+    weight_3d: float = 0.05
+    weight_pose_prior: float = 0.002
+    weight_shape_prior: float = 0.004
+    weight_age_prior: float = 0.0002
+    robust_scale: float = 0.02  # of box height: residuals beyond it count ~linearly
+
+
+def evidence_from_blazepose(
+    landmarks2d: np.ndarray, world_landmarks: np.ndarray, bbox: np.ndarray, K: np.ndarray
+) -> PersonEvidence:
+    """Map BlazePose outputs of N people to the 23 Anny joints.
+
+    landmarks2d (N, 33, 3) [x_px, y_px, visibility]; world_landmarks (N, 33, 3) metres in
+    BlazePose's crop-aligned frame; bbox (N, 4); K (3, 3). The world landmarks are rotated
+    from the virtual camera that looks along each box centre's ray into the real camera frame.
+    """
+    n = landmarks2d.shape[0]
+    index = [BLAZEPOSE_FOR_JOINT[name] for name in JOINT_NAMES]
+    present = torch.tensor([i is not None for i in index], dtype=torch.float32)
+    gather = [i if i is not None else 0 for i in index]
+    kp2d = torch.as_tensor(landmarks2d, dtype=torch.float32).reshape(n, 33, 3)[:, gather].clone()
+    kp2d[..., 2] *= present
+    world = torch.as_tensor(world_landmarks, dtype=torch.float32).reshape(n, 33, 3)[:, gather]
+    box = torch.as_tensor(bbox, dtype=torch.float32).reshape(n, 4)
+    centre = torch.stack(((box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2), dim=-1)
+    ray = pixel_rays(torch.as_tensor(K, dtype=torch.float32), centre[:, None])[:, 0]  # (N, 3)
+    z_axis = torch.tensor([0.0, 0.0, 1.0]).expand_as(ray)
+    axis = torch.linalg.cross(z_axis, ray)
+    angle = torch.atan2(axis.norm(dim=-1), (z_axis * ray).sum(-1))
+    rotvec = torch.nn.functional.normalize(axis, dim=-1) * angle[:, None]
+    kp3d = torch.einsum("nij,nkj->nki", roma.rotvec_to_rotmat(rotvec), world) * present[:, None]
+    return PersonEvidence(kp2d, kp3d, box)
+
+
+def _with_mid_points(joints: torch.Tensor) -> torch.Tensor:
+    """(N, 23, 3) -> (N, 25, 3): appends the hip and shoulder midpoints."""
+    mid_hip = joints[:, [_J["left_hip"], _J["right_hip"]]].mean(1, keepdim=True)
+    mid_shoulder = joints[:, [_J["left_shoulder"], _J["right_shoulder"]]].mean(1, keepdim=True)
+    return torch.cat((joints, mid_hip, mid_shoulder), dim=1)
+
+
+def _segment_directions(joints: torch.Tensor) -> torch.Tensor:
+    """(N, 23, 3) -> (N, S, 3) unit directions of _SEGMENTS."""
+    points = _with_mid_points(joints)
+    return torch.nn.functional.normalize(points[:, _SEGMENTS[:, 1]] - points[:, _SEGMENTS[:, 0]], dim=-1)
+
+
+class ShapePrior(torch.nn.Module):
+    """Negative log-likelihood of Anny phenotypes under Anny's population model."""
+
+    def __init__(self, body: BodyModel):
+        super().__init__()
+        from anny.shape_distribution import SimpleShapeDistribution
+
+        self.distribution = SimpleShapeDistribution(body.anny)
+
+    def _nll(self, name: str, value: torch.Tensor, age: torch.Tensor, gender: torch.Tensor) -> torch.Tensor:
+        """NLL of ``value`` minus that of the distribution's mean, so it is ~0 for a typical body.
+
+        Child distributions are far narrower than adult ones; without the offset their higher
+        density would make "child" the cheapest explanation of any adult.
+        """
+        total = torch.zeros_like(value)
+        for sex, share in (("boys", 1 - gender), ("girls", gender)):
+            distribution = getattr(self.distribution, f"{sex}_conditional_{name}_distribution")
+            beta = distribution.get_torch_distribution(age)
+            mean = (beta.concentration1 / (beta.concentration1 + beta.concentration0)).detach()
+            total = total + share * (beta.log_prob(mean) - beta.log_prob(value.clamp(0.005, 0.995)))
+        return total
+
+    def forward(self, phenotype: torch.Tensor) -> torch.Tensor:
+        """phenotype (N, 6) -> (N,) NLL of height, weight, muscle, proportions given age, gender."""
+        p = {name: phenotype[:, i] for i, name in enumerate(PHENOTYPE_NAMES)}
+        age, gender = p["age"].clamp(0.0, 1.0), p["gender"].clamp(0.0, 1.0)
+        return sum(self._nll(name, p[name], age, gender) for name in ("height", "weight", "muscle", "proportions"))
+
+    def typical(self, age: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Mean height, weight, muscle, proportions (N,) for Anny ages (N,), genders averaged."""
+        out = {}
+        for name in ("height", "weight", "muscle", "proportions"):
+            means = []
+            for sex in ("boys", "girls"):
+                alpha, beta = getattr(self.distribution, f"{sex}_conditional_{name}_distribution").get_distribution_params(age)
+                means.append(alpha / (alpha + beta))
+            out[name] = (means[0] + means[1]) / 2
+        return out
+
+
+def _kabsch(source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Rotation (N, 3, 3) best mapping centred source (N, K, 3) onto centred target, weighted (N, K)."""
+    w = weights[..., None]
+    src = source - (w * source).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1e-6)
+    tgt = target - (w * target).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1e-6)
+    covariance = torch.einsum("nki,nkj->nij", w * tgt, src)
+    return roma.special_procrustes(covariance)
+
+
+def _solve_translation(K: torch.Tensor, points: torch.Tensor, uv: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Translation (N, 3) so that points (N, K, 3) + t project onto uv (N, K, 2), by linear LSQ.
+
+    Each keypoint gives two equations linear in t: fx (X + tx) - (u - cx)(Z + tz) = 0.
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    du, dv = uv[..., 0] - cx, uv[..., 1] - cy
+    zeros = torch.zeros_like(du)
+    a_u = torch.stack((fx.expand_as(du), zeros, -du), dim=-1)
+    a_v = torch.stack((zeros, fy.expand_as(dv), -dv), dim=-1)
+    b_u = du * points[..., 2] - fx * points[..., 0]
+    b_v = dv * points[..., 2] - fy * points[..., 1]
+    w = weights.sqrt()[..., None]
+    A = torch.cat((a_u, a_v), dim=1) * torch.cat((w, w), dim=1)
+    b = torch.cat((b_u, b_v), dim=1)[..., None] * torch.cat((w, w), dim=1)
+    solution = torch.linalg.lstsq(A.double(), b.double()).solution[..., 0].float()
+    solution[:, 2] = solution[:, 2].clamp(min=0.3)
+    return solution
+
+
+class BodyFitter:
+    """Fits Anny bodies to keypoint evidence under a known camera. Reuse one per process."""
+
+    def __init__(self, body: BodyModel, config: FitConfig = FitConfig()):
+        self.body = body
+        self.config = config
+        self.shape_prior = ShapePrior(body)
+
+    def initial_guess(self, evidence: PersonEvidence, K: torch.Tensor) -> FitParams:
+        """Rest-pose adults of typical build, turned to match the 3D landmarks, placed by LSQ."""
+        n, device = len(evidence), evidence.keypoints2d.device
+        age = torch.full((n,), _DEFAULT_AGE, device=device)
+        typical = self.shape_prior.typical(age)
+        phenotype = torch.stack(
+            [torch.full((n,), 0.5, device=device), age, typical["muscle"], typical["weight"], typical["height"], typical["proportions"]],
+            dim=-1,
+        )
+        bone_rotvec = torch.zeros(n, len(POSE_BONES), 3, device=device)
+        eye = torch.eye(3, device=device).expand(n, 3, 3).contiguous()
+        with torch.no_grad():
+            rest = self.body(phenotype, bone_rotvec, eye, torch.zeros(n, 3, device=device)).joints
+            weights = evidence.keypoints2d[:, _TORSO, 2].clamp(min=0.05)
+            rotation = _kabsch(rest[:, _TORSO], evidence.keypoints3d[:, _TORSO], weights)
+            posed = torch.einsum("nij,nkj->nki", rotation, rest)
+            translation = _solve_translation(K, posed, evidence.keypoints2d[..., :2], evidence.keypoints2d[..., 2])
+        return FitParams(phenotype, bone_rotvec, rotation, translation)
+
+    def _losses(self, params: FitParams, evidence: PersonEvidence, K: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        joints = self.body(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation).joints
+        box_height = (evidence.bbox[:, 3] - evidence.bbox[:, 1]).clamp(min=8.0)
+        residual = (project(K, joints) - evidence.keypoints2d[..., :2]) / box_height[:, None, None]
+        robust = (residual.square().sum(-1) + cfg.robust_scale**2).sqrt() - cfg.robust_scale
+        confidence = evidence.keypoints2d[..., 2]
+        loss_2d = (confidence * robust).sum(1) / confidence.sum(1).clamp(min=1e-6)
+        direction_error = (_segment_directions(joints) - _segment_directions(evidence.keypoints3d)).square().sum(-1)
+        seg_conf = _with_mid_points(confidence[..., None])[..., 0]
+        seg_weight = 0.3 + 0.7 * torch.minimum(seg_conf[:, _SEGMENTS[:, 0]], seg_conf[:, _SEGMENTS[:, 1]])
+        has_3d = (evidence.keypoints3d.abs().sum((1, 2)) > 0).float()
+        loss_3d = has_3d * (seg_weight * direction_error).sum(1) / seg_weight.sum(1)
+        age = params.phenotype[:, PHENOTYPE_NAMES.index("age")]
+        return {
+            "2d": cfg.weight_2d * loss_2d,
+            "3d": cfg.weight_3d * loss_3d,
+            "pose": cfg.weight_pose_prior * params.bone_rotvec.square().sum((1, 2)),
+            "shape": cfg.weight_shape_prior * self.shape_prior(params.phenotype),
+            # Broad: adults are the common case, children stay reachable through proportions.
+            "age": cfg.weight_age_prior * ((age - _DEFAULT_AGE) / 0.25).square(),
+        }
+
+    def _best_age(self, params: FitParams, evidence: PersonEvidence, K: torch.Tensor) -> FitParams:
+        """Per person, the typical body of the age hypothesis that best explains the evidence.
+
+        Gradient steps on age alone stall in a local minimum (pose absorbs the proportions),
+        so typical bodies of several ages are tried with the current pose, each placed by LSQ.
+        """
+        n, ages = len(evidence), self.config.age_hypotheses
+        device = evidence.keypoints2d.device
+        age = torch.tensor(ages, device=device).repeat_interleave(n)
+        typical = self.shape_prior.typical(age)
+        phenotype = params.phenotype.repeat(len(ages), 1)
+        for name in ("age", *typical):
+            phenotype[:, PHENOTYPE_NAMES.index(name)] = age if name == "age" else typical[name]
+        tiled = PersonEvidence(*(t.repeat(len(ages), *[1] * (t.dim() - 1)) for t in (evidence.keypoints2d, evidence.keypoints3d, evidence.bbox)))
+        rotation = params.global_rotation.repeat(len(ages), 1, 1)
+        bone_rotvec = params.bone_rotvec.repeat(len(ages), 1, 1)
+        centred = self.body(phenotype, bone_rotvec, rotation, torch.zeros(n * len(ages), 3, device=device)).joints
+        translation = _solve_translation(K, centred, tiled.keypoints2d[..., :2], tiled.keypoints2d[..., 2])
+        candidates = FitParams(phenotype, bone_rotvec, rotation, translation)
+        loss = sum(self._losses(candidates, tiled, K).values()).reshape(len(ages), n)
+        choice = loss.argmin(0) * n + torch.arange(n, device=device)
+        return FitParams(*(t[choice] for t in (phenotype, bone_rotvec, rotation, translation)))
+
+    def fit(self, evidence: PersonEvidence, K: np.ndarray | torch.Tensor, init: FitParams | None = None) -> FitParams:
+        """Fit N people of one image. K (3, 3) pixels. Returns detached FitParams (N, ...)."""
+        device = evidence.keypoints2d.device
+        K = torch.as_tensor(K, dtype=torch.float32, device=device)
+        if len(evidence) == 0:
+            empty = (torch.zeros(0, *shape, device=device) for shape in ((6,), (len(POSE_BONES), 3), (3, 3), (3,)))
+            return FitParams(*empty)
+        init = self.initial_guess(evidence, K) if init is None else init
+        n = len(evidence)
+        phenotype_logit = torch.logit(init.phenotype.clamp(0.02, 0.98)).clone().requires_grad_(True)
+        bone_rotvec = init.bone_rotvec.clone().requires_grad_(True)
+        global_delta = torch.zeros(n, 3, device=device, requires_grad=True)
+        # Translation as the root's image-plane direction and log depth: well conditioned for Adam.
+        depth = init.translation[:, 2].clamp(min=0.1)
+        root_xy = (init.translation[:, :2] / depth[:, None]).clone().requires_grad_(True)
+        log_depth = depth.log().clone().requires_grad_(True)
+
+        def current() -> FitParams:
+            z = log_depth.exp()
+            translation = torch.cat((root_xy * z[:, None], z[:, None]), dim=-1)
+            rotation = roma.rotvec_to_rotmat(global_delta) @ init.global_rotation
+            return FitParams(torch.sigmoid(phenotype_logit), bone_rotvec, rotation, translation)
+
+        def run(variables: list[torch.Tensor], iterations: int) -> None:
+            optimiser = torch.optim.Adam(variables, lr=self.config.learning_rate)
+            for _ in range(iterations):
+                optimiser.zero_grad()
+                loss = sum(term.sum() for term in self._losses(current(), evidence, K).values())
+                loss.backward()
+                optimiser.step()
+
+        run([global_delta, root_xy, log_depth], self.config.global_iterations)
+        run([global_delta, root_xy, log_depth, bone_rotvec], self.config.pose_iterations)
+        if self.config.age_hypotheses:
+            with torch.no_grad():
+                best = self._best_age(current(), evidence, K)
+                phenotype_logit.copy_(torch.logit(best.phenotype.clamp(0.02, 0.98)))
+                log_depth.copy_(best.translation[:, 2].clamp(min=0.1).log())
+                root_xy.copy_(best.translation[:, :2] / best.translation[:, 2:])
+        run([global_delta, root_xy, log_depth, bone_rotvec, phenotype_logit], self.config.iterations)
+        return current().detach()

@@ -1,0 +1,256 @@
+"""Image -> people -> files: the one place that wires the stages together.
+
+``Recoverer`` loads every model once (BlazePose graphs, Anny, the fitter, the renderer) and
+``infer`` runs one image: detect people and their keypoints, fit metric Anny bodies under the
+image's intrinsics, and return a ``RecoveryResult`` whose ``save`` writes ``result.json``,
+``scene.glb`` and ``overlay.png`` (the output contract in DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping
+
+import numpy as np
+import torch
+from PIL import Image
+
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel
+from metrichmsr.camera import Intrinsics, resolve_intrinsics
+from metrichmsr.errors import InputError
+from metrichmsr.fit import BodyFitter, FitConfig, FitParams, evidence_from_blazepose
+from metrichmsr.image_io import load_image
+from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PoseDetector
+
+SCHEMA = "metrichmsr.result/1"
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def resolve_device(device: Device) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is an InputError."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is available to torch here")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class PersonResult:
+    """One recovered person; camera frame (OpenCV), metres, pixels of the input image."""
+
+    id: int
+    bbox: np.ndarray  # (4,) [x0, y0, x1, y1] px
+    score: float
+    translation: np.ndarray  # (3,) hip midpoint, m
+    height_m: float  # standing height of the rest-pose body, m
+    joints3d: np.ndarray  # (23, 3) JOINT_NAMES order, m
+    keypoints2d: np.ndarray  # (33, 3) BlazePose landmarks: x_px, y_px, visibility
+    vertices: np.ndarray  # (V, 3) posed mesh, m
+    phenotype: np.ndarray  # (6,) PHENOTYPE_NAMES order, in [0, 1]
+    bone_rotvec: np.ndarray  # (P, 3) POSE_BONES axis-angle, rad
+    global_rotation: np.ndarray  # (3, 3)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "bbox": _floats(self.bbox),
+            "score": round(float(self.score), 4),
+            "translation": _floats(self.translation),
+            "height_m": round(float(self.height_m), 4),
+            "joints3d": {name: _floats(p) for name, p in zip(JOINT_NAMES, self.joints3d)},
+            "keypoints2d": {name: _floats(p) for name, p in zip(BLAZEPOSE_LANDMARK_NAMES, self.keypoints2d)},
+            "body": {
+                "model": "anny",
+                "phenotype": {name: round(float(v), 5) for name, v in zip(PHENOTYPE_NAMES, self.phenotype)},
+                "pose": {
+                    "parameterization": "anny local-ref: axis-angle (rad) about each bone head, Anny world axes; other bones at rest",
+                    "bones": {name: _floats(r, 5) for name, r in zip(POSE_BONES, self.bone_rotvec)},
+                },
+                "global_rotation": [_floats(row, 6) for row in self.global_rotation],
+                "frame": "X_cam = global_rotation @ [[1,0,0],[0,0,-1],[0,1,0]] @ (X_anny - hip_midpoint_anny) + translation",
+            },
+        }
+
+
+@dataclass
+class RecoveryResult:
+    """Everything recovered from one image."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB as decoded
+    image_path: str
+    intrinsics: Intrinsics
+    people: list[PersonResult] = field(default_factory=list)
+    faces: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))  # (F, 3) shared mesh faces
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    def to_json(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "image": {"path": self.image_path, "width": self.width, "height": self.height},
+            "camera": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.intrinsics.to_dict().items()},
+            "people": [p.to_json() for p in self.people],
+        }
+
+    def save(self, out_dir: str | Path, renderer=None) -> Path:
+        """Write result.json, scene.glb, overlay.png into ``out_dir`` atomically.
+
+        The files are written into a hidden sibling folder that replaces ``out_dir`` only once
+        complete, so an interrupted run never leaves a half-written result folder.
+        """
+        from metrichmsr.render import Renderer
+        from metrichmsr.scene.export import write_scene_glb
+
+        out_dir = Path(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+        try:
+            meshes = [(p.vertices, self.faces) for p in self.people]
+            (staging / "result.json").write_text(json.dumps(self.to_json(), indent=1))
+            write_scene_glb(staging / "scene.glb", meshes, self.intrinsics.K, (self.width, self.height), image=self.image)
+            renderer = renderer or Renderer()
+            overlay = renderer.overlay(self.image, self.intrinsics.K, meshes) if meshes else self.image
+            Image.fromarray(overlay).save(staging / "overlay.png", optimize=False)
+            _replace_dir(staging, out_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return out_dir
+
+
+def _replace_dir(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target``, replacing an existing result folder there."""
+    if target.exists():
+        if not (target / "result.json").exists() and any(target.iterdir()):
+            raise InputError(f"{target}: exists and is not a metrichmsr result folder; refusing to replace it")
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(source, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, target)
+
+
+def _floats(values, digits: int = 4) -> list[float]:
+    return [round(float(v), digits) for v in np.asarray(values).ravel()]
+
+
+class Recoverer:
+    """Metric people from one image; load once, call ``infer`` per image.
+
+    Args:
+        device: where the body model and fit run ("auto": CUDA when available).
+        min_person_px: smallest person height (pixels) the detector looks for.
+        fit_config: iterations and loss weights of the metric fit.
+    """
+
+    def __init__(self, device: Device = "auto", min_person_px: float = 60.0, fit_config: FitConfig = FitConfig()):
+        self.device = resolve_device(device)
+        self.detector = PoseDetector(min_person_px=min_person_px)
+        self.body = BodyModel().to(self.device)
+        self.fitter = BodyFitter(self.body, fit_config)
+        self._renderer = None
+
+    @property
+    def renderer(self):
+        from metrichmsr.render import Renderer
+
+        if self._renderer is None:
+            self._renderer = Renderer()
+        return self._renderer
+
+    def infer(
+        self,
+        image: np.ndarray | str | Path,
+        K: np.ndarray | Intrinsics | None = None,
+        boxes: np.ndarray | None = None,
+        exif: Mapping[int, object] | None = None,
+    ) -> RecoveryResult:
+        """Recover every person in ``image``.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, or a path to an image file.
+            K: (3, 3) intrinsics in pixels or an ``Intrinsics``; None: EXIF, else the default FOV.
+            boxes: optional (N, 4) person boxes [x0, y0, x1, y1] px; then exactly these people.
+            exif: EXIF tags of an in-memory image, used for the focal length when K is None.
+        """
+        image_path = ""
+        if isinstance(image, (str, Path)):
+            image_path = str(image)
+            image, exif = load_image(image)
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        height, width = image.shape[:2]
+        if isinstance(K, Intrinsics):
+            intrinsics = K
+        elif K is not None:
+            K = np.asarray(K, dtype=np.float64)
+            if K.shape != (3, 3):
+                raise InputError(f"K must be (3, 3), got {K.shape}")
+            intrinsics = resolve_intrinsics(width, height, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+        else:
+            intrinsics = resolve_intrinsics(width, height, exif=exif)
+
+        observations = [o for o in self.detector.detect(image, boxes=boxes) if o.score > 0]
+        result = RecoveryResult(image, image_path, intrinsics, faces=self.body.faces.cpu().numpy())
+        if not observations:
+            return result
+        evidence = evidence_from_blazepose(
+            np.stack([o.landmarks2d for o in observations]),
+            np.stack([o.world_landmarks for o in observations]),
+            np.stack([o.bbox for o in observations]),
+            intrinsics.K,
+        ).to(self.device)
+        params = self.fitter.fit(evidence, torch.as_tensor(intrinsics.K, dtype=torch.float32, device=self.device))
+        result.people = self._people(observations, params)
+        return result
+
+    @torch.inference_mode()
+    def _people(self, observations, params: FitParams) -> list[PersonResult]:
+        out = self.body(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation)
+        heights = self.body.standing_height(out.rest_vertices)
+        return [
+            PersonResult(
+                id=i,
+                bbox=obs.bbox,
+                score=obs.score,
+                translation=params.translation[i].cpu().numpy(),
+                height_m=float(heights[i]),
+                joints3d=out.joints[i].cpu().numpy(),
+                keypoints2d=obs.landmarks2d,
+                vertices=out.vertices[i].cpu().numpy(),
+                phenotype=params.phenotype[i].cpu().numpy(),
+                bone_rotvec=params.bone_rotvec[i].cpu().numpy(),
+                global_rotation=params.global_rotation[i].cpu().numpy(),
+            )
+            for i, obs in enumerate(observations)
+        ]
+
+    def save(self, result: RecoveryResult, out_dir: str | Path) -> Path:
+        return result.save(out_dir, renderer=self.renderer)
+
+    def close(self) -> None:
+        self.detector.close()
+        if self._renderer is not None:
+            self._renderer.close()
+
+    def __enter__(self) -> "Recoverer":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
