@@ -64,7 +64,10 @@ class BodyModel(torch.nn.Module):
 
     def __init__(self, dtype: torch.dtype = torch.float32):
         super().__init__()
-        import anny  # heavy import (warp); only when a body model is actually built
+        import warp
+
+        warp.config.quiet = True  # its start-up banner would land in the CLI's stdout
+        import anny  # heavy import (warp kernels); only when a body model is actually built
 
         self.anny = anny.Anny().to(dtype)
         self.keypoints = anny.KeypointsRegressor.coco(self.anny, labels=list(JOINT_NAMES)).to(dtype)

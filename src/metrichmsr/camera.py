@@ -107,7 +107,8 @@ def focal_from_exif(exif: Mapping[int, object], width: int, height: int) -> floa
         return f35 / 36.0 * long_side
     f_mm = _exif_number(exif.get(_FOCAL_LENGTH))
     x_res = _exif_number(exif.get(_FOCAL_PLANE_X_RES))
-    unit_mm = _MM_PER_UNIT.get(int(exif.get(_FOCAL_PLANE_RES_UNIT, 2) or 2))
+    unit = _exif_number(exif.get(_FOCAL_PLANE_RES_UNIT) or 2)  # EXIF default: inch
+    unit_mm = _MM_PER_UNIT.get(int(unit)) if unit is not None else None
     if f_mm is None or x_res is None or unit_mm is None:
         return None
     f_px = f_mm * x_res / unit_mm
@@ -137,6 +138,8 @@ def resolve_intrinsics(
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     if intrinsics is not None:
         fx, fy, cx, cy = (float(v) for v in intrinsics)
+        if not all(math.isfinite(v) for v in (fx, fy, cx, cy)):
+            raise InputError(f"intrinsics must be finite, got fx={fx}, fy={fy}, cx={cx}, cy={cy}")
         if fx <= 0 or fy <= 0:
             raise InputError(f"focal lengths must be positive, got fx={fx}, fy={fy}")
         return Intrinsics(fx, fy, cx, cy, "user")

@@ -65,9 +65,14 @@ def _load_boxes(path: Path | None, folder: bool):
         import numpy as np
 
         try:
-            array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
-        except (TypeError, ValueError):
-            raise InputError(f"--boxes {where}: expected a list of [x0, y0, x1, y1]") from None
+            array = np.asarray(boxes, dtype=np.float64)
+        except (TypeError, ValueError):  # ragged or not numbers
+            array = None
+        if array is not None and array.shape in ((0,), (4,)):
+            array = array.reshape(-1, 4)  # [] is no box, a flat [x0, y0, x1, y1] is one
+        # Only (N, 4): a reshape would silently turn [[x0, y0], [x1, y1]] into a box.
+        if array is None or array.ndim != 2 or array.shape[1] != 4:
+            raise InputError(f"--boxes {where}: expected a list of [x0, y0, x1, y1]")
         if not np.isfinite(array).all() or (array[:, 2] <= array[:, 0]).any() or (array[:, 3] <= array[:, 1]).any():
             raise InputError(f"--boxes {where}: each box needs finite x0 < x1 and y0 < y1")
         return array
@@ -79,6 +84,14 @@ def _load_boxes(path: Path | None, folder: bool):
     if not isinstance(data, list):
         raise InputError(f"--boxes {path}: expected a list of [x0, y0, x1, y1]")
     return check(data, str(path))
+
+
+def _check_output(output: Path, folder: bool) -> None:
+    """Refuse an ``-o`` that the run could not replace, before any work is done."""
+    if output.exists() and not output.is_dir():
+        raise InputError(f"-o {output}: exists and is not a folder")
+    if not folder and output.is_dir() and not (output / "result.json").exists() and any(output.iterdir()):
+        raise InputError(f"-o {output}: exists and is not a metrichmsr result folder; refusing to replace it")
 
 
 def _camera_kwargs(args) -> dict:
@@ -96,12 +109,10 @@ def _camera_kwargs(args) -> dict:
 
 
 def _recover(args) -> int:
-    from tqdm import tqdm
-
-    from metrichmsr.camera import resolve_intrinsics
     from metrichmsr.image_io import list_images, load_image
-    from metrichmsr.pipeline import Recoverer, resolve_device
 
+    # Every check on the user's input runs before the heavy imports and the model loads, so
+    # bad input fails in well under a second with one line on stderr (no model log noise).
     if not args.input.exists():
         raise InputError(f"{args.input}: no such file or folder")
     folder = args.input.is_dir()
@@ -110,8 +121,16 @@ def _recover(args) -> int:
         raise InputError(f"{args.input}: no image files (.jpg, .png, ...) in this folder")
     if args.output.resolve() == args.input.resolve() or (not folder and args.output.resolve() == args.input.resolve().parent):
         raise InputError(f"-o {args.output}: choose an output folder apart from the input")
+    _check_output(args.output, folder)
+    decoded = None if folder else load_image(args.input)
     boxes = _load_boxes(args.boxes, folder)
     camera = _camera_kwargs(args)
+
+    from tqdm import tqdm
+
+    from metrichmsr.camera import resolve_intrinsics
+    from metrichmsr.pipeline import Recoverer, resolve_device
+
     resolve_device(args.device)
 
     started = time.perf_counter()
@@ -122,7 +141,7 @@ def _recover(args) -> int:
         for path in progress:
             out_dir = args.output / path.stem if folder else args.output
             try:
-                pixels, exif = load_image(path)
+                pixels, exif = decoded if decoded is not None else load_image(path)
                 height, width = pixels.shape[:2]
                 intrinsics = resolve_intrinsics(width, height, exif=exif, **camera)
                 image_boxes = boxes.get(path.name) if folder and boxes is not None else boxes

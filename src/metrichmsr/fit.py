@@ -108,8 +108,10 @@ class FitConfig:
     global_iterations: int = 30
     pose_iterations: int = 40
     iterations: int = 60
-    #: Anny ages tried between pose and joint stages (~5, 9, 13, 16, 30 years).
+    #: Anny ages and genders tried between the pose and joint stages (~5, 9, 13, 16, 30 years;
+    #: male, female): each with its typical build, the best explanation of the evidence wins.
     age_hypotheses: tuple[float, ...] = (0.25, 0.37, 0.52, 0.67, _DEFAULT_AGE)
+    gender_hypotheses: tuple[float, ...] = (0.0, 1.0)
     learning_rate: float = 0.04
     weight_2d: float = 1.0
     weight_3d: float = 0.05
@@ -188,15 +190,15 @@ class ShapePrior(torch.nn.Module):
         age, gender = p["age"].clamp(0.0, 1.0), p["gender"].clamp(0.0, 1.0)
         return sum(self._nll(name, p[name], age, gender) for name in ("height", "weight", "muscle", "proportions"))
 
-    def typical(self, age: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Mean height, weight, muscle, proportions (N,) for Anny ages (N,), genders averaged."""
+    def typical(self, age: torch.Tensor, gender: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Mean height, weight, muscle, proportions (N,) for Anny ages and genders (N,)."""
         out = {}
         for name in ("height", "weight", "muscle", "proportions"):
-            means = []
-            for sex in ("boys", "girls"):
-                alpha, beta = getattr(self.distribution, f"{sex}_conditional_{name}_distribution").get_distribution_params(age)
-                means.append(alpha / (alpha + beta))
-            out[name] = (means[0] + means[1]) / 2
+            out[name] = torch.zeros_like(age)
+            for sex, share in (("boys", 1 - gender), ("girls", gender)):
+                distribution = getattr(self.distribution, f"{sex}_conditional_{name}_distribution")
+                alpha, beta = distribution.get_distribution_params(age)
+                out[name] = out[name] + share * alpha / (alpha + beta)
         return out
 
 
@@ -240,10 +242,10 @@ class BodyFitter:
     def initial_guess(self, evidence: PersonEvidence, K: torch.Tensor) -> FitParams:
         """Rest-pose adults of typical build, turned to match the 3D landmarks, placed by LSQ."""
         n, device = len(evidence), evidence.keypoints2d.device
-        age = torch.full((n,), _DEFAULT_AGE, device=device)
-        typical = self.shape_prior.typical(age)
+        age, gender = torch.full((n,), _DEFAULT_AGE, device=device), torch.full((n,), 0.5, device=device)
+        typical = self.shape_prior.typical(age, gender)
         phenotype = torch.stack(
-            [torch.full((n,), 0.5, device=device), age, typical["muscle"], typical["weight"], typical["height"], typical["proportions"]],
+            [gender, age, typical["muscle"], typical["weight"], typical["height"], typical["proportions"]],
             dim=-1,
         )
         bone_rotvec = torch.zeros(n, len(POSE_BONES), 3, device=device)
@@ -279,26 +281,32 @@ class BodyFitter:
             "age": cfg.weight_age_prior * ((age - _DEFAULT_AGE) / 0.25).square(),
         }
 
-    def _best_age(self, params: FitParams, evidence: PersonEvidence, K: torch.Tensor) -> FitParams:
-        """Per person, the typical body of the age hypothesis that best explains the evidence.
+    def _best_phenotype(self, params: FitParams, evidence: PersonEvidence, K: torch.Tensor) -> FitParams:
+        """Per person, the typical body of the (age, gender) hypothesis that best explains the evidence.
 
         Gradient steps on age alone stall in a local minimum (pose absorbs the proportions),
-        so typical bodies of several ages are tried with the current pose, each placed by LSQ.
+        so typical bodies of several ages and both genders are tried with the current pose,
+        each placed by LSQ.
         """
-        n, ages = len(evidence), self.config.age_hypotheses
-        device = evidence.keypoints2d.device
-        age = torch.tensor(ages, device=device).repeat_interleave(n)
-        typical = self.shape_prior.typical(age)
-        phenotype = params.phenotype.repeat(len(ages), 1)
-        for name in ("age", *typical):
-            phenotype[:, PHENOTYPE_NAMES.index(name)] = age if name == "age" else typical[name]
-        tiled = PersonEvidence(*(t.repeat(len(ages), *[1] * (t.dim() - 1)) for t in (evidence.keypoints2d, evidence.keypoints3d, evidence.bbox)))
-        rotation = params.global_rotation.repeat(len(ages), 1, 1)
-        bone_rotvec = params.bone_rotvec.repeat(len(ages), 1, 1)
-        centred = self.body(phenotype, bone_rotvec, rotation, torch.zeros(n * len(ages), 3, device=device)).joints
+        n, device = len(evidence), evidence.keypoints2d.device
+        grid = torch.cartesian_prod(
+            torch.tensor(self.config.age_hypotheses, device=device),
+            torch.tensor(self.config.gender_hypotheses or (0.5,), device=device),
+        )
+        h = len(grid)
+        age, gender = grid[:, 0].repeat_interleave(n), grid[:, 1].repeat_interleave(n)
+        phenotype = params.phenotype.repeat(h, 1)
+        phenotype[:, PHENOTYPE_NAMES.index("age")] = age
+        phenotype[:, PHENOTYPE_NAMES.index("gender")] = gender
+        for name, value in self.shape_prior.typical(age, gender).items():
+            phenotype[:, PHENOTYPE_NAMES.index(name)] = value
+        tiled = PersonEvidence(*(t.repeat(h, *[1] * (t.dim() - 1)) for t in (evidence.keypoints2d, evidence.keypoints3d, evidence.bbox)))
+        rotation = params.global_rotation.repeat(h, 1, 1)
+        bone_rotvec = params.bone_rotvec.repeat(h, 1, 1)
+        centred = self.body(phenotype, bone_rotvec, rotation, torch.zeros(n * h, 3, device=device)).joints
         translation = _solve_translation(K, centred, tiled.keypoints2d[..., :2], tiled.keypoints2d[..., 2])
         candidates = FitParams(phenotype, bone_rotvec, rotation, translation)
-        loss = sum(self._losses(candidates, tiled, K).values()).reshape(len(ages), n)
+        loss = sum(self._losses(candidates, tiled, K).values()).reshape(h, n)
         choice = loss.argmin(0) * n + torch.arange(n, device=device)
         return FitParams(*(t[choice] for t in (phenotype, bone_rotvec, rotation, translation)))
 
@@ -337,7 +345,7 @@ class BodyFitter:
         run([global_delta, root_xy, log_depth, bone_rotvec], self.config.pose_iterations)
         if self.config.age_hypotheses:
             with torch.no_grad():
-                best = self._best_age(current(), evidence, K)
+                best = self._best_phenotype(current(), evidence, K)
                 phenotype_logit.copy_(torch.logit(best.phenotype.clamp(0.02, 0.98)))
                 log_depth.copy_(best.translation[:, 2].clamp(min=0.1).log())
                 root_xy.copy_(best.translation[:, :2] / best.translation[:, 2:])

@@ -118,6 +118,9 @@ class RecoveryResult:
         out_dir = Path(out_dir)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; results should be readable as usual
         try:
             meshes = [(p.vertices, self.faces) for p in self.people]
             (staging / "result.json").write_text(json.dumps(self.to_json(), indent=1))

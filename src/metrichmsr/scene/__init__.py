@@ -1,0 +1,1 @@
+"""The metric scene: depth backends, human-anchored refinement, ground plane and export."""

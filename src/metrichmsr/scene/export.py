@@ -1,0 +1,202 @@
+"""Export people and camera as one glTF binary (``.glb``) that opens in Blender and three.js.
+
+Inputs are in the OpenCV camera frame (x right, y down, z forward), metres. glTF is y-up with
+cameras looking down -z, so every vertex is turned 180 degrees about x on the way out:
+``(x, y, z) -> (x, -y, -z)``. A proper rotation, so triangle winding (outward normals) is kept.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import trimesh
+from PIL import Image
+
+from metrichmsr.render import Mesh, as_colors, as_intrinsics, as_meshes, srgb_to_linear
+
+# (x, y, z) OpenCV camera frame -> (x, -y, -z) glTF.
+_OPENCV_TO_GLTF = np.array([1.0, -1.0, -1.0])
+_RESERVED_NAMES = ("camera", "image_plane")
+_MAX_TEXTURE_SIDE = 1024
+_FRUSTUM_SRGB = (0.2, 0.2, 0.2)
+
+
+def _image_corners(K: np.ndarray, image_size: tuple[int, int], depth_m: float) -> np.ndarray:
+    """``(4, 3)`` OpenCV-frame points at depth ``depth_m`` seen through the image's outer
+    corners (pixel edges, so the frustum covers whole pixels): top-left, top-right,
+    bottom-right, bottom-left."""
+    W, H = image_size
+    u = np.array([-0.5, W - 0.5, W - 0.5, -0.5])
+    v = np.array([-0.5, -0.5, H - 0.5, H - 0.5])
+    x = (u - K[0, 2]) / K[0, 0] * depth_m
+    y = (v - K[1, 2]) / K[1, 1] * depth_m
+    return np.stack([x, y, np.full(4, depth_m)], axis=1)
+
+
+def camera_frustum_mesh(
+    K: np.ndarray, image_size: tuple[int, int], depth_m: float = 0.5
+) -> trimesh.Trimesh:
+    """A wireframe pyramid from the camera centre to the image corners at ``depth_m``.
+
+    Each of the 8 edges (4 rays, 4 sides of the far rectangle) is a thin 6-sided tube of radius
+    ``depth_m / 200``, so the frustum shows in viewers that draw only triangles.
+
+    Args:
+        K: ``(3, 3)`` OpenCV pixel-centre intrinsics, pixels.
+        image_size: ``(W, H)`` pixels.
+        depth_m: distance of the far rectangle along the optical axis, metres.
+
+    Returns:
+        The frustum in the OpenCV camera frame, metres.
+    """
+    K, image_size = as_intrinsics(K, image_size)
+    if not np.isfinite(depth_m) or depth_m <= 0:
+        raise ValueError(f"depth_m must be a positive number of metres, got {depth_m}")
+    corners = _image_corners(K, image_size, depth_m)
+    edges = [(np.zeros(3), c) for c in corners] + [
+        (corners[i], corners[(i + 1) % 4]) for i in range(4)
+    ]
+    tubes = [
+        trimesh.creation.cylinder(radius=depth_m / 200.0, sections=6, segment=np.stack(edge))
+        for edge in edges
+    ]
+    return trimesh.util.concatenate(tubes)
+
+
+def _material(srgb: Sequence[float], **kwargs) -> trimesh.visual.material.PBRMaterial:
+    """An opaque, non-metallic PBR material; glTF colour factors are linear, hence the gamma."""
+    return trimesh.visual.material.PBRMaterial(
+        baseColorFactor=[*srgb_to_linear(srgb), 1.0],
+        metallicFactor=0.0,
+        roughnessFactor=0.7,
+        alphaMode="OPAQUE",
+        **kwargs,
+    )
+
+
+def _to_gltf(vertices: np.ndarray) -> np.ndarray:
+    return np.asarray(vertices, dtype=np.float64) * _OPENCV_TO_GLTF
+
+
+def _image_plane(
+    image: np.ndarray, K: np.ndarray, image_size: tuple[int, int], depth_m: float
+) -> trimesh.Trimesh:
+    """The photo as a textured quad on the frustum's far plane, facing the camera (glTF frame)."""
+    W, H = image_size
+    if image.shape != (H, W, 3) or image.dtype != np.uint8:
+        raise ValueError(
+            f"image must be a ({H}, {W}, 3) uint8 RGB array matching image_size, "
+            f"got {image.dtype} {image.shape}"
+        )
+    texture = Image.fromarray(image)
+    texture.thumbnail((_MAX_TEXTURE_SIDE, _MAX_TEXTURE_SIDE), Image.Resampling.LANCZOS)
+    # trimesh embeds a PIL image as JPEG only when the image says it was decoded from one
+    # (PNG otherwise, ~10x larger for photos), so round-trip it through JPEG once.
+    buffer = io.BytesIO()
+    texture.save(buffer, format="JPEG", quality=90)
+    texture = Image.open(io.BytesIO(buffer.getvalue()))
+
+    corners = _image_corners(K, image_size, depth_m)  # TL, TR, BR, BL
+    # Wound TL, BR, TR so the front face (counter-clockwise) looks back at the camera.
+    faces = np.array([[0, 2, 1], [0, 3, 2]])
+    # trimesh's uv origin is the bottom-left of the image (it flips v for glTF on export).
+    uv = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorTexture=texture, metallicFactor=0.0, roughnessFactor=1.0, doubleSided=True
+    )
+    return trimesh.Trimesh(
+        _to_gltf(corners),
+        faces,
+        visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
+        process=False,
+    )
+
+
+def write_scene_glb(
+    path: str | Path,
+    people: Sequence[Mesh],
+    K: np.ndarray,
+    image_size: tuple[int, int],
+    image: np.ndarray | None = None,
+    colors: Sequence[tuple[float, float, float]] | None = None,
+    names: Sequence[str] | None = None,
+    frustum_depth_m: float = 0.5,
+) -> None:
+    """Write people, camera and (optionally) the photo as one glTF binary.
+
+    The file holds one named mesh node per person (``names``, default ``"person_0"``, ...) with
+    an opaque PBR material in a distinct colour (default :data:`metrichmsr.render.PALETTE`,
+    the overlay's colours), the camera frustum (``"camera"``) and, when ``image`` is given,
+    the photo as a textured quad on the frustum's far plane (``"image_plane"``, downscaled to
+    at most 1024 px a side, JPEG inside the glb).
+
+    Coordinates: the OpenCV camera frame in metres turned 180 degrees about x into glTF's
+    y-up, -z-forward convention, i.e. a point ``(x, y, z)`` is written as ``(x, -y, -z)``.
+    The scene then opens upright in Blender and three.js with the camera at the origin looking
+    down -z (Blender's importer further maps glTF y-up to its z-up).
+
+    The file is written to a temporary file in the same folder and moved into place, so
+    ``path`` is either the complete new file or untouched.
+
+    Args:
+        path: output ``.glb`` file.
+        people: ``(vertices (V, 3) metres OpenCV camera frame, faces (F, 3) int)`` per person.
+        K: ``(3, 3)`` OpenCV pixel-centre intrinsics of the image, pixels.
+        image_size: ``(W, H)`` pixels.
+        image: optional ``(H, W, 3)`` uint8 RGB photo.
+        colors: one sRGB colour in ``[0, 1]`` per person.
+        names: one unique node name per person, not ``"camera"`` or ``"image_plane"``.
+        frustum_depth_m: depth of the frustum's far plane (and the photo), metres.
+
+    Raises:
+        ValueError: naming the argument with the wrong shape or value.
+    """
+    K, image_size = as_intrinsics(K, image_size)
+    people = as_meshes(people, name="people")
+    colors = as_colors(colors, len(people))
+    names = [f"person_{i}" for i in range(len(people))] if names is None else list(names)
+    if (
+        len(names) != len(people)
+        or len(set(names)) != len(names)
+        or not all(isinstance(n, str) and n and n not in _RESERVED_NAMES for n in names)
+    ):
+        raise ValueError(
+            f"names must be {len(people)} unique non-empty strings other than "
+            f"{_RESERVED_NAMES}, got {names!r}"
+        )
+
+    scene = trimesh.Scene()
+    for (vertices, faces), color, name in zip(people, colors, names):
+        mesh = trimesh.Trimesh(
+            _to_gltf(vertices),
+            faces,
+            visual=trimesh.visual.TextureVisuals(material=_material(color)),
+            process=False,
+        )
+        scene.add_geometry(mesh, node_name=name, geom_name=name)
+    frustum = camera_frustum_mesh(K, image_size, frustum_depth_m)
+    frustum.vertices = _to_gltf(frustum.vertices)
+    frustum.visual = trimesh.visual.TextureVisuals(material=_material(_FRUSTUM_SRGB))
+    scene.add_geometry(frustum, node_name="camera", geom_name="camera")
+    if image is not None:
+        plane = _image_plane(np.asarray(image), K, image_size, frustum_depth_m)
+        scene.add_geometry(plane, node_name="image_plane", geom_name="image_plane")
+
+    # Normals give viewers smooth shading (without them three.js shades flat).
+    data = scene.export(file_type="glb", include_normals=True)
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        # mkstemp creates the file private (0600); a written scene is an ordinary output.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,62 @@
+import math
+
+import pytest
+import roma
+import torch
+
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel
+
+
+def _params(n: int, height: float = 0.4):
+    phenotype = torch.full((n, 6), 0.5)
+    phenotype[:, PHENOTYPE_NAMES.index("age")] = 0.79
+    phenotype[:, PHENOTYPE_NAMES.index("height")] = height
+    return phenotype, torch.zeros(n, len(POSE_BONES), 3), torch.eye(3).repeat(n, 1, 1)
+
+
+def test_shapes_and_root_is_translation(body_model: BodyModel):
+    phenotype, rotvec, rotation = _params(2)
+    rotvec[1] = 0.3 * torch.randn(len(POSE_BONES), 3, generator=torch.Generator().manual_seed(0))
+    translation = torch.tensor([[0.5, -0.2, 4.0], [-1.0, 0.3, 9.0]])
+    out = body_model(phenotype, rotvec, rotation, translation)
+    assert out.vertices.shape == (2, 13718, 3)
+    assert out.joints.shape == (2, len(JOINT_NAMES), 3)
+    hips = out.joints[:, [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]].mean(1)
+    torch.testing.assert_close(hips, translation, atol=1e-4, rtol=0)
+
+
+def test_identity_rotation_stands_upright_facing_camera(body_model: BodyModel):
+    phenotype, rotvec, rotation = _params(1)
+    joints = body_model(phenotype, rotvec, rotation, torch.tensor([[0.0, 0.0, 5.0]])).joints[0]
+    j = {name: joints[i] for i, name in enumerate(JOINT_NAMES)}
+    assert j["nose"][1] < j["left_hip"][1] < j["left_ankle"][1]  # camera y points down
+    assert j["nose"][2] < j["left_hip"][2]  # the face is nearer the camera than the hips' centre
+    assert j["left_shoulder"][0] > j["right_shoulder"][0]  # facing us, their left is our right
+
+
+def test_global_rotation_turns_about_the_root(body_model: BodyModel):
+    phenotype, rotvec, rotation = _params(2)
+    rotation[1] = roma.rotvec_to_rotmat(torch.tensor([0.0, math.pi / 2, 0.0]))
+    translation = torch.tensor([[0.0, 0.0, 5.0]] * 2)
+    joints = body_model(phenotype, rotvec, rotation, translation).joints
+    centred = joints - translation[:, None]
+    torch.testing.assert_close(centred[1], centred[0] @ rotation[1].T, atol=1e-4, rtol=0)
+
+
+def test_standing_height_follows_the_height_phenotype(body_model: BodyModel):
+    short = body_model(*_params(1, 0.2), torch.zeros(1, 3)).rest_vertices
+    tall = body_model(*_params(1, 0.6), torch.zeros(1, 3)).rest_vertices
+    h_short, h_tall = BodyModel.standing_height(short), BodyModel.standing_height(tall)
+    assert 1.3 < h_short.item() < h_tall.item() < 2.3
+    from anny import Anthropometry
+
+    assert h_tall.item() == pytest.approx(Anthropometry(body_model.anny).height(tall).item())
+
+
+def test_pose_from_rotvec_scatters_only_pose_bones(body_model: BodyModel):
+    rotvec = torch.zeros(1, len(POSE_BONES), 3)
+    rotvec[0, POSE_BONES.index("lowerleg01.L")] = torch.tensor([0.5, 0.0, 0.0])
+    pose = body_model.pose_from_rotvec(rotvec)
+    assert pose.shape == (1, body_model.num_bones, 4, 4)
+    moved = [body_model.bone_names[i] for i in range(body_model.num_bones) if not torch.allclose(pose[0, i], torch.eye(4))]
+    assert moved == ["lowerleg01.L"]

@@ -1,0 +1,239 @@
+"""The `metrichmsr` command as a user runs it (a subprocess): bad input fails fast with one
+line on stderr and touches nothing; a blank image or a folder with a bad file still gives
+result folders by the output contract; reruns replace results; foreign folders are refused."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+EXIT_INPUT_ERROR = 2
+EXIT_SOME_FAILED = 3
+SCHEMA = "metrichmsr.result/1"
+
+
+def run_cli(*args, timeout=180):
+    env = {k: v for k, v in os.environ.items() if k != "METRICHMSR_DEBUG"}
+    env["PYOPENGL_PLATFORM"] = "egl"
+    command = [sys.executable, "-m", "metrichmsr", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def snapshot(root: Path) -> dict:
+    """Every path under ``root`` -> (bytes, mtime_ns) for files, None for folders."""
+    return {
+        p.relative_to(root): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Staging or swapped-out folders a run must never leave behind."""
+    return [p.name for p in folder.rglob("*") if p.name.endswith(".partial") or ".old-" in p.name]
+
+
+def blank_png(path: Path, size=(64, 48)) -> Path:
+    Image.new("RGB", size, (128, 128, 128)).save(path)
+    return path
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """Inputs next to each other in one folder; ``out`` does not exist yet."""
+    w = SimpleNamespace(root=tmp_path)
+    w.good = blank_png(tmp_path / "good.png")
+    w.missing = tmp_path / "missing.jpg"
+    w.zero = tmp_path / "zero.jpg"
+    w.zero.touch()
+    w.text = tmp_path / "notes.jpg"
+    w.text.write_text("not an image\n")
+    w.truncated = tmp_path / "cut.jpg"
+    noisy = Image.effect_noise((96, 96), 64).convert("RGB")
+    noisy.save(tmp_path / "full.jpg", quality=95)
+    data = (tmp_path / "full.jpg").read_bytes()
+    w.truncated.write_bytes(data[: len(data) // 2])
+    w.tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (8, 8)).save(w.tiny)
+    w.bad_json = tmp_path / "bad.json"
+    w.bad_json.write_text("[[1, 2, 3, 4],")
+    w.bad_box = tmp_path / "inverted.json"
+    w.bad_box.write_text("[[5, 5, 1, 1]]")
+    w.point_pairs = tmp_path / "pairs.json"
+    w.point_pairs.write_text("[[10, 10], [40, 40]]")
+    w.folder_boxes = tmp_path / "by_name.json"
+    w.folder_boxes.write_text('{"good.png": [[1, 1, 20, 20]]}')
+    w.a_file = tmp_path / "existing_file"
+    w.a_file.write_text("keep me")
+    w.out = tmp_path / "out"
+    return w
+
+
+BAD_INPUT = {
+    "missing input": lambda w: ["recover", w.missing, "-o", w.out],
+    "zero-byte file": lambda w: ["recover", w.zero, "-o", w.out],
+    "text file named .jpg": lambda w: ["recover", w.text, "-o", w.out],
+    "truncated jpeg": lambda w: ["recover", w.truncated, "-o", w.out],
+    "tiny image": lambda w: ["recover", w.tiny, "-o", w.out],
+    "fov 0": lambda w: ["recover", w.good, "-o", w.out, "--fov", "0"],
+    "fov 200": lambda w: ["recover", w.good, "-o", w.out, "--fov", "200"],
+    "fov abc": lambda w: ["recover", w.good, "-o", w.out, "--fov", "abc"],
+    "fov nan": lambda w: ["recover", w.good, "-o", w.out, "--fov", "nan"],
+    "focal -3": lambda w: ["recover", w.good, "-o", w.out, "--focal", "-3"],
+    "intrinsics 3 numbers": lambda w: ["recover", w.good, "-o", w.out, "--intrinsics", "1,2,3"],
+    "intrinsics zero focal": lambda w: ["recover", w.good, "-o", w.out, "--intrinsics", "0,500,32,24"],
+    "focal and fov": lambda w: ["recover", w.good, "-o", w.out, "--focal", "500", "--fov", "60"],
+    "device tpu": lambda w: ["recover", w.good, "-o", w.out, "--device", "tpu"],
+    "boxes missing file": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.root / "nope.json"],
+    "boxes bad json": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.bad_json],
+    "boxes inverted": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.bad_box],
+    "boxes point pairs": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.point_pairs],
+    "boxes by name for one image": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.folder_boxes],
+    "missing -o": lambda w: ["recover", w.good],
+    "-o is a file": lambda w: ["recover", w.good, "-o", w.a_file],
+    "-o is the input's folder": lambda w: ["recover", w.good, "-o", w.root],
+    "unknown flag": lambda w: ["recover", w.good, "-o", w.out, "--bogus"],
+    "no command": lambda w: [],
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT, ids=list(BAD_INPUT))
+def test_bad_input_fails_with_one_line_and_touches_nothing(workspace, case):
+    before = snapshot(workspace.root)
+    done = run_cli(*BAD_INPUT[case](workspace), timeout=60)
+    assert done.returncode == EXIT_INPUT_ERROR, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("metrichmsr: error: "), lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not workspace.out.exists()
+    # Inputs byte-identical with the same mtime, and nothing new (no output, no staging).
+    assert snapshot(workspace.root) == before
+
+
+def test_bad_input_message_names_the_file(workspace):
+    for path in (workspace.zero, workspace.truncated, workspace.missing):
+        done = run_cli("recover", path, "-o", workspace.out, timeout=60)
+        assert path.name in done.stderr, done.stderr
+
+
+def test_foreign_output_folder_is_refused_untouched(tmp_path):
+    image = blank_png(tmp_path / "blank.png")
+    out = tmp_path / "documents"
+    (out / "nested").mkdir(parents=True)
+    (out / "thesis.txt").write_text("three years of work")
+    (out / "nested" / "data.csv").write_text("1,2,3\n")
+    before = snapshot(tmp_path)
+    done = run_cli("recover", image, "-o", out, timeout=60)
+    assert done.returncode == EXIT_INPUT_ERROR
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("metrichmsr: error: ") and "documents" in lines[0]
+    assert snapshot(tmp_path) == before
+
+
+# --- runs that load the models (one subprocess each, shared by the tests below) -------------
+
+
+def read_result(folder: Path) -> dict:
+    return json.loads((folder / "result.json").read_text())
+
+
+def assert_blank_result(result: dict, image: Path, size=(64, 48)):
+    assert result["schema"] == SCHEMA
+    assert result["image"]["width"] == size[0] and result["image"]["height"] == size[1]
+    assert Path(result["image"]["path"]).name == image.name
+    assert result["people"] == []
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("folder_run")
+    photos = root / "photos"
+    photos.mkdir()
+    good = blank_png(photos / "empty_room.png")
+    bad = photos / "broken.jpg"
+    bad.touch()
+    (photos / "readme.txt").write_text("not an image, not even tried")
+    before = snapshot(photos)
+    done = run_cli("recover", photos, "-o", root / "out")
+    return SimpleNamespace(root=root, photos=photos, good=good, bad=bad, before=before, done=done, out=root / "out")
+
+
+def test_folder_with_a_bad_file_exits_3(folder_run):
+    assert folder_run.done.returncode == EXIT_SOME_FAILED, folder_run.done.stderr
+    assert "Traceback" not in folder_run.done.stderr + folder_run.done.stdout
+
+
+def test_folder_good_image_gets_its_result(folder_run):
+    folder = folder_run.out / "empty_room"
+    result = read_result(folder)
+    assert_blank_result(result, folder_run.good)
+    assert result["camera"]["source"] == "default"
+    assert result["camera"]["fx"] == pytest.approx(32.0 / math.tan(math.radians(30.0)), abs=1e-3)
+    assert (result["camera"]["cx"], result["camera"]["cy"]) == (31.5, 23.5)
+    assert (folder / "overlay.png").is_file() and (folder / "scene.glb").is_file()
+
+
+def test_folder_bad_image_is_reported_once_and_has_no_output(folder_run):
+    mentions = [line for line in folder_run.done.stderr.splitlines() if "broken.jpg" in line]
+    assert len(mentions) == 1, folder_run.done.stderr
+    assert mentions[0].startswith("metrichmsr: ")
+    assert sorted(p.name for p in folder_run.out.iterdir()) == ["empty_room"]
+    assert "readme" not in folder_run.done.stdout + folder_run.done.stderr
+
+
+def test_folder_inputs_untouched_and_no_leftovers(folder_run):
+    assert snapshot(folder_run.photos) == folder_run.before
+    assert leftovers(folder_run.root) == []
+
+
+@pytest.fixture(scope="module")
+def single_runs(tmp_path_factory):
+    """A blank image run twice into the same folder: first with the default camera, then,
+    after a stray file appears in the result folder, with --focal."""
+    root = tmp_path_factory.mktemp("single_run")
+    image = blank_png(root / "blank.png")
+    out = root / "result"
+    before = snapshot(root)
+    first = run_cli("recover", image, "-o", out)
+    first_files = {p.name: p.read_bytes() for p in out.iterdir()} if out.is_dir() else {}
+    (out / "stale.txt").write_text("from an older run")
+    second = run_cli("recover", image, "-o", out, "--focal", "100")
+    return SimpleNamespace(root=root, image=image, out=out, before=before, first=first, first_files=first_files, second=second)
+
+
+def test_blank_image_succeeds_with_nobody(single_runs):
+    done = single_runs.first
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "nobody" in done.stdout.lower()
+    assert set(single_runs.first_files) == {"result.json", "scene.glb", "overlay.png"}
+    result = json.loads(single_runs.first_files["result.json"])
+    assert_blank_result(result, single_runs.image)
+    assert result["camera"]["source"] == "default"
+    assert single_runs.first_files["scene.glb"][:4] == b"glTF"
+    assert single_runs.first_files["overlay.png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_replaces_the_result_folder(single_runs):
+    done = single_runs.second
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in single_runs.out.iterdir()) == ["overlay.png", "result.json", "scene.glb"]
+    result = read_result(single_runs.out)
+    assert_blank_result(result, single_runs.image)
+    assert result["camera"]["source"] == "user"
+    assert result["camera"]["fx"] == result["camera"]["fy"] == 100.0
+
+
+def test_single_runs_leave_input_and_no_leftovers(single_runs):
+    assert snapshot(single_runs.root)[Path("blank.png")] == single_runs.before[Path("blank.png")]
+    assert sorted(p.name for p in single_runs.root.iterdir()) == ["blank.png", "result"]
+    assert leftovers(single_runs.root) == []
