@@ -5,8 +5,16 @@ height 2H at 2Z project to the same pixels; only knowledge about bodies breaks t
 fit explains the 2D keypoints with an Anny body seen through the true K, so the *shape* of the
 keypoint constellation (head size against shoulder width, leg length against torso, ...) moves
 the phenotype's age and proportions, and a population prior ties height to age and gender
-(Anny's ``SimpleShapeDistribution``, calibrated on WHO height-for-age data). A child's big head
-and short legs therefore give a child's height and a near distance, not a far-away adult.
+(Anny's ``SimpleShapeDistribution``, calibrated on WHO height-for-age data), so a child's big
+head and short legs can pull towards a child's height and a near distance.
+
+What this does and does not achieve (measured, see BENCHMARKS.md): for adults the recovered
+height is close to the population mean and the depth error follows the deviation of the true
+height from it. Sparse keypoints are weak evidence for age once the pose is free to absorb
+proportions: trying typical bodies of several ages and genders per person (each with its own
+pose fit) made adults worse and did not find children reliably, so it was dropped; children
+are mostly recovered as small adults further away. A learned initialiser (HumanMoE) is the
+planned remedy; ``fit`` already accepts its output as ``init``.
 
 The objective, minimised with Adam over all people of an image at once:
 
@@ -25,7 +33,7 @@ alone (rest pose oriented by the 3D landmarks, translation by linear least squar
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import roma
@@ -108,10 +116,6 @@ class FitConfig:
     global_iterations: int = 30
     pose_iterations: int = 40
     iterations: int = 60
-    #: Anny ages and genders tried between the pose and joint stages (~5, 9, 13, 16, 30 years;
-    #: male, female): each with its typical build, the best explanation of the evidence wins.
-    age_hypotheses: tuple[float, ...] = (0.25, 0.37, 0.52, 0.67, _DEFAULT_AGE)
-    gender_hypotheses: tuple[float, ...] = (0.0, 1.0)
     learning_rate: float = 0.04
     weight_2d: float = 1.0
     weight_3d: float = 0.05
@@ -251,7 +255,7 @@ class BodyFitter:
         bone_rotvec = torch.zeros(n, len(POSE_BONES), 3, device=device)
         eye = torch.eye(3, device=device).expand(n, 3, 3).contiguous()
         with torch.no_grad():
-            rest = self.body(phenotype, bone_rotvec, eye, torch.zeros(n, 3, device=device)).joints
+            rest = self.body.joints(phenotype, bone_rotvec, eye, torch.zeros(n, 3, device=device))
             weights = evidence.keypoints2d[:, _TORSO, 2].clamp(min=0.05)
             rotation = _kabsch(rest[:, _TORSO], evidence.keypoints3d[:, _TORSO], weights)
             posed = torch.einsum("nij,nkj->nki", rotation, rest)
@@ -260,7 +264,7 @@ class BodyFitter:
 
     def _losses(self, params: FitParams, evidence: PersonEvidence, K: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.config
-        joints = self.body(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation).joints
+        joints = self.body.joints(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation)
         box_height = (evidence.bbox[:, 3] - evidence.bbox[:, 1]).clamp(min=8.0)
         residual = (project(K, joints) - evidence.keypoints2d[..., :2]) / box_height[:, None, None]
         robust = (residual.square().sum(-1) + cfg.robust_scale**2).sqrt() - cfg.robust_scale
@@ -281,73 +285,65 @@ class BodyFitter:
             "age": cfg.weight_age_prior * ((age - _DEFAULT_AGE) / 0.25).square(),
         }
 
-    def _best_phenotype(self, params: FitParams, evidence: PersonEvidence, K: torch.Tensor) -> FitParams:
-        """Per person, the typical body of the (age, gender) hypothesis that best explains the evidence.
+    def _optimise(
+        self,
+        init: FitParams,
+        evidence: PersonEvidence,
+        K: torch.Tensor,
+        stages: tuple[tuple[tuple[str, ...], int], ...],
+    ) -> tuple[FitParams, torch.Tensor]:
+        """Adam over the named variables of each stage in turn; returns the result and its loss (N,).
 
-        Gradient steps on age alone stall in a local minimum (pose absorbs the proportions),
-        so typical bodies of several ages and both genders are tried with the current pose,
-        each placed by LSQ.
+        Variables: "rotation" (a rotation vector applied to the initial global rotation),
+        "translation" (root image-plane direction and log depth: well conditioned for Adam),
+        "pose" (bone rotation vectors), "phenotype" (logits).
         """
         n, device = len(evidence), evidence.keypoints2d.device
-        grid = torch.cartesian_prod(
-            torch.tensor(self.config.age_hypotheses, device=device),
-            torch.tensor(self.config.gender_hypotheses or (0.5,), device=device),
-        )
-        h = len(grid)
-        age, gender = grid[:, 0].repeat_interleave(n), grid[:, 1].repeat_interleave(n)
-        phenotype = params.phenotype.repeat(h, 1)
-        phenotype[:, PHENOTYPE_NAMES.index("age")] = age
-        phenotype[:, PHENOTYPE_NAMES.index("gender")] = gender
-        for name, value in self.shape_prior.typical(age, gender).items():
-            phenotype[:, PHENOTYPE_NAMES.index(name)] = value
-        tiled = PersonEvidence(*(t.repeat(h, *[1] * (t.dim() - 1)) for t in (evidence.keypoints2d, evidence.keypoints3d, evidence.bbox)))
-        rotation = params.global_rotation.repeat(h, 1, 1)
-        bone_rotvec = params.bone_rotvec.repeat(h, 1, 1)
-        centred = self.body(phenotype, bone_rotvec, rotation, torch.zeros(n * h, 3, device=device)).joints
-        translation = _solve_translation(K, centred, tiled.keypoints2d[..., :2], tiled.keypoints2d[..., 2])
-        candidates = FitParams(phenotype, bone_rotvec, rotation, translation)
-        loss = sum(self._losses(candidates, tiled, K).values()).reshape(h, n)
-        choice = loss.argmin(0) * n + torch.arange(n, device=device)
-        return FitParams(*(t[choice] for t in (phenotype, bone_rotvec, rotation, translation)))
-
-    def fit(self, evidence: PersonEvidence, K: np.ndarray | torch.Tensor, init: FitParams | None = None) -> FitParams:
-        """Fit N people of one image. K (3, 3) pixels. Returns detached FitParams (N, ...)."""
-        device = evidence.keypoints2d.device
-        K = torch.as_tensor(K, dtype=torch.float32, device=device)
-        if len(evidence) == 0:
-            empty = (torch.zeros(0, *shape, device=device) for shape in ((6,), (len(POSE_BONES), 3), (3, 3), (3,)))
-            return FitParams(*empty)
-        init = self.initial_guess(evidence, K) if init is None else init
-        n = len(evidence)
-        phenotype_logit = torch.logit(init.phenotype.clamp(0.02, 0.98)).clone().requires_grad_(True)
-        bone_rotvec = init.bone_rotvec.clone().requires_grad_(True)
-        global_delta = torch.zeros(n, 3, device=device, requires_grad=True)
-        # Translation as the root's image-plane direction and log depth: well conditioned for Adam.
         depth = init.translation[:, 2].clamp(min=0.1)
-        root_xy = (init.translation[:, :2] / depth[:, None]).clone().requires_grad_(True)
-        log_depth = depth.log().clone().requires_grad_(True)
+        variables = {
+            "phenotype": torch.logit(init.phenotype.clamp(0.02, 0.98)),
+            "pose": init.bone_rotvec.clone(),
+            "rotation": torch.zeros(n, 3, device=device),
+            "root_xy": init.translation[:, :2] / depth[:, None],
+            "log_depth": depth.log(),
+        }
+        for tensor in variables.values():
+            tensor.requires_grad_(True)
 
         def current() -> FitParams:
-            z = log_depth.exp()
-            translation = torch.cat((root_xy * z[:, None], z[:, None]), dim=-1)
-            rotation = roma.rotvec_to_rotmat(global_delta) @ init.global_rotation
-            return FitParams(torch.sigmoid(phenotype_logit), bone_rotvec, rotation, translation)
+            z = variables["log_depth"].exp()
+            translation = torch.cat((variables["root_xy"] * z[:, None], z[:, None]), dim=-1)
+            rotation = roma.rotvec_to_rotmat(variables["rotation"]) @ init.global_rotation
+            return FitParams(torch.sigmoid(variables["phenotype"]), variables["pose"], rotation, translation)
 
-        def run(variables: list[torch.Tensor], iterations: int) -> None:
-            optimiser = torch.optim.Adam(variables, lr=self.config.learning_rate)
+        for names, iterations in stages:
+            free = [variables[v] for name in names for v in (("root_xy", "log_depth") if name == "translation" else (name,))]
+            optimiser = torch.optim.Adam(free, lr=self.config.learning_rate)
             for _ in range(iterations):
                 optimiser.zero_grad()
                 loss = sum(term.sum() for term in self._losses(current(), evidence, K).values())
                 loss.backward()
                 optimiser.step()
+        with torch.no_grad():
+            result = current().detach()
+            return result, sum(self._losses(result, evidence, K).values())
 
-        run([global_delta, root_xy, log_depth], self.config.global_iterations)
-        run([global_delta, root_xy, log_depth, bone_rotvec], self.config.pose_iterations)
-        if self.config.age_hypotheses:
-            with torch.no_grad():
-                best = self._best_phenotype(current(), evidence, K)
-                phenotype_logit.copy_(torch.logit(best.phenotype.clamp(0.02, 0.98)))
-                log_depth.copy_(best.translation[:, 2].clamp(min=0.1).log())
-                root_xy.copy_(best.translation[:, :2] / best.translation[:, 2:])
-        run([global_delta, root_xy, log_depth, bone_rotvec, phenotype_logit], self.config.iterations)
-        return current().detach()
+    def fit(self, evidence: PersonEvidence, K: np.ndarray | torch.Tensor, init: FitParams | None = None) -> FitParams:
+        """Fit N people of one image. K (3, 3) pixels. Returns detached FitParams (N, ...).
+
+        Stages: (1) orientation and translation of the initial bodies; (2) with the pose;
+        (3) everything together, phenotype included.
+        """
+        device = evidence.keypoints2d.device
+        K = torch.as_tensor(K, dtype=torch.float32, device=device)
+        cfg = self.config
+        if len(evidence) == 0:
+            empty = (torch.zeros(0, *shape, device=device) for shape in ((6,), (len(POSE_BONES), 3), (3, 3), (3,)))
+            return FitParams(*empty)
+        params = self.initial_guess(evidence, K) if init is None else init
+        stages = (
+            (("rotation", "translation"), cfg.global_iterations),
+            (("rotation", "translation", "pose"), cfg.pose_iterations),
+            (("rotation", "translation", "pose", "phenotype"), cfg.iterations),
+        )
+        return self._optimise(params, evidence, K, stages)[0]

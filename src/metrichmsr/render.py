@@ -166,11 +166,26 @@ def _import_pyrender():
 # ---------------------------------------------------------------------------------------
 
 
-class Renderer:
-    """One pyrender ``OffscreenRenderer``, created lazily, resized per call and reused.
+_OFFSCREEN: "pyrender.OffscreenRenderer | None" = None
 
-    Creating and deleting several EGL renderers in one process can fail, so keep one
-    ``Renderer`` per process (or use it as a context manager) and call :meth:`close` at the end.
+
+def _offscreen(width: int, height: int) -> "pyrender.OffscreenRenderer":
+    """The process's one pyrender ``OffscreenRenderer``, resized to ``(width, height)``.
+
+    Deleting an EGL renderer can tear down the EGL display under every other renderer of the
+    process (seen with Mesa: later ``eglMakeCurrent`` calls fail), so all ``Renderer`` objects
+    share one that lives until the process exits.
+    """
+    global _OFFSCREEN
+    if _OFFSCREEN is None:
+        _OFFSCREEN = _import_pyrender().OffscreenRenderer(width, height)
+    _OFFSCREEN.viewport_width, _OFFSCREEN.viewport_height = width, height
+    return _OFFSCREEN
+
+
+class Renderer:
+    """Renders through the process's one pyrender ``OffscreenRenderer`` (created lazily,
+    resized per call, never deleted: see ``_offscreen``).
 
     Images whose longer side exceeds ``max_side`` pixels are rendered at a reduced size
     ``(W', H') = (round(W s), round(H s))``, ``s = max_side / max(W, H)``, with the intrinsics
@@ -182,7 +197,7 @@ class Renderer:
         if max_side < 1:
             raise ValueError(f"max_side must be a positive int, got {max_side}")
         self.max_side = int(max_side)
-        self._renderer: pyrender.OffscreenRenderer | None = None
+        self._size = (1, 1)
 
     def render(
         self,
@@ -275,10 +290,7 @@ class Renderer:
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
     def close(self) -> None:
-        """Free the OpenGL context; the renderer is created again on the next call."""
-        if self._renderer is not None:
-            self._renderer.delete()
-            self._renderer = None
+        """Nothing to free: the OpenGL context is shared by the process (see ``_offscreen``)."""
 
     def __enter__(self) -> Renderer:
         return self
@@ -310,9 +322,7 @@ class Renderer:
             )
 
         K, (width, height) = _scaled_camera(K, image_size, self.max_side)
-        if self._renderer is None:
-            self._renderer = pyrender.OffscreenRenderer(width, height)
-        self._renderer.viewport_width, self._renderer.viewport_height = width, height
+        self._size = (width, height)
 
         scene = pyrender.Scene(ambient_light=[0.35, 0.35, 0.35])
         # World = OpenCV camera frame. pyrender's camera looks down its -z with +y up, so its
@@ -376,4 +386,4 @@ class Renderer:
         flags |= pyrender.RenderFlags.SKIP_CULL_FACES
         if not flags & pyrender.RenderFlags.SEG:
             flags |= pyrender.RenderFlags.RGBA
-        return self._renderer.render(scene, flags=flags, seg_node_map=seg_node_map)
+        return _offscreen(*self._size).render(scene, flags=flags, seg_node_map=seg_node_map)

@@ -1,0 +1,15 @@
+"""Perception: person boxes and 2D/3D keypoints (BlazePose from the mediapipe wheel)."""
+
+import warnings
+
+# mediapipe 0.10.14 calls a protobuf API deprecated in the protobuf it runs with.
+warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
+
+
+from metrichmsr.perception.blazepose import (
+    BLAZEPOSE_LANDMARK_NAMES,
+    PersonObservation,
+    PoseDetector,
+)
+
+__all__ = ["BLAZEPOSE_LANDMARK_NAMES", "PersonObservation", "PoseDetector"]

@@ -1,0 +1,404 @@
+"""People and their 2D/3D keypoints with BlazePose, from a tiny figure in the distance to a
+person filling a 12000 x 9000 photo.
+
+BlazePose (mediapipe ``PoseLandmarker``, full landmark model) is a two-stage network: a
+face-keyed person detector on a 224 x 224 letterboxed view, then a 256 x 256 landmark network
+on each detected person. Run on a whole photo it only finds people filling roughly a third of
+the frame height or more, because a smaller person's face is a few pixels in the detector's
+view. :class:`PoseDetector` therefore
+
+1. shrinks the photo so its longer side is at most ``detect_max_side`` (the detection image);
+2. runs BlazePose on the whole detection image and on overlapping square tiles at several
+   scales, the smallest ``min_person_px / 0.35`` pixels so a ``min_person_px`` tall person fills
+   35% of it, each tile resampled to 256 pixels (see ``_tiles.scan_tiles``);
+3. turns every pose found into a box from its landmarks, in original pixels;
+4. merges the duplicates that overlapping tiles and scales produce (``_tiles.same_person``);
+5. refines each person on a square crop of the ORIGINAL image around its box, which gives
+   accurate landmarks at full resolution (in a crowd, where the crop's detector may not single
+   out that person, the scan's pose is kept), merges again and drops poses that are no person:
+   a face with no torso seen, or a small pose inside a bigger, better seen person.
+
+With person boxes given, only step 5 runs, once per box.
+"""
+
+import os
+import queue
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import mediapipe as mp
+import numpy as np
+from mediapipe.tasks.python import BaseOptions, vision
+
+from metrichmsr._quiet import native_output_silenced
+from metrichmsr.errors import InputError
+from metrichmsr.perception._model_bundle import build_pose_landmarker_bundle
+from metrichmsr.perception._tiles import (
+    Crop,
+    box_iou,
+    clip_box,
+    crop_square,
+    landmarks_box,
+    nested_in_bigger,
+    scan_tiles,
+    suppress_duplicates,
+)
+
+BLAZEPOSE_LANDMARK_NAMES: tuple[str, ...] = (
+    "nose",
+    "left_eye_inner",
+    "left_eye",
+    "left_eye_outer",
+    "right_eye_inner",
+    "right_eye",
+    "right_eye_outer",
+    "left_ear",
+    "right_ear",
+    "mouth_left",
+    "mouth_right",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_pinky",
+    "right_pinky",
+    "left_index",
+    "right_index",
+    "left_thumb",
+    "right_thumb",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_heel",
+    "right_heel",
+    "left_foot_index",
+    "right_foot_index",
+)
+
+_SCAN_SIZE = 256  # pixels: side every scan tile is resampled to (the landmark network's input)
+_MIN_FILL = 0.35  # smallest person height / tile side the detector finds reliably
+_BOX_PAD = 0.1  # landmark boxes grow by this fraction of their size on each side
+_REFINE_PAD = 0.25  # refinement crops add this fraction of the box's longer side on each side
+_REFINE_SIZES = (256, 512)  # pixels: refinement crops keep their resolution within this range
+# The refinement crop may hold a neighbour too; a few poses let us pick the one on the box
+# instead of whichever the detector ranks first.
+_REFINE_POSES = 3
+# A pose on a refinement crop belongs to the box only when its landmark extent overlaps the
+# box this much (IoU); below, it is a neighbour reaching into the crop.
+_MATCH_IOU = 0.3
+_TORSO = [11, 12, 23, 24]  # shoulders and hips in BLAZEPOSE_LANDMARK_NAMES
+
+
+@dataclass
+class PersonObservation:
+    """One person as BlazePose sees it.
+
+    bbox: (4,) float64 ``[x0, y0, x1, y1]``, pixels of the original image, pixel-centre
+        convention (OpenCV): the visible landmarks' extent grown by 10% on each side, clipped
+        to the image; with boxes given to :meth:`PoseDetector.detect`, the given box (clipped).
+    score: in [0, 1], the mean landmark visibility: how much of the body is seen. Every person
+        returned by a scan already passed BlazePose's detection and pose-presence tests at
+        ``min_score``; 0.0 only for a given box where no pose was found.
+    landmarks2d: (33, 3) float64, in :data:`BLAZEPOSE_LANDMARK_NAMES` order: x, y in original
+        image pixels (pixel-centre convention) and the probability, in [0, 1], that the
+        landmark is inside the image and not occluded (BlazePose visibility times presence,
+        0 outside the image).
+    world_landmarks: (33, 3) float64 BlazePose world landmarks in metres, origin between the
+        hips, x right, y down, z away from the camera (as mediapipe gives them; their scale
+        comes from an average body, not from this person).
+    """
+
+    bbox: np.ndarray
+    score: float
+    landmarks2d: np.ndarray
+    world_landmarks: np.ndarray
+
+
+@dataclass
+class _Pose:
+    """A pose found on one crop, mapped to original pixels. ``extent`` is the box around all 33
+    landmarks, occluded and out-of-crop ones included (BlazePose extrapolates them), clipped to
+    the image: the whole person, used to place crops and to merge duplicates."""
+
+    extent: np.ndarray
+    landmarks2d: np.ndarray
+    world_landmarks: np.ndarray
+
+    @property
+    def score(self) -> float:
+        return float(self.landmarks2d[:, 2].mean())
+
+    @property
+    def has_torso(self) -> bool:
+        """At least two of the shoulders and hips seen."""
+        return int((self.landmarks2d[_TORSO, 2] > 0.5).sum()) >= 2
+
+    def observation(self, bbox: np.ndarray | None, width: int, height: int) -> PersonObservation:
+        """The public record; ``bbox`` None means the visible landmarks' box."""
+        if bbox is None:
+            visible = landmarks_box(self.landmarks2d[:, :2], self.landmarks2d[:, 2], _BOX_PAD)
+            bbox = self.extent if visible is None else clip_box(visible, width, height)
+        return PersonObservation(bbox, self.score, self.landmarks2d, self.world_landmarks)
+
+
+def _placeholder(box: np.ndarray) -> PersonObservation:
+    """The observation for a given box where no pose was found: score 0, every landmark at the
+    box centre with visibility 0, world landmarks all zero (nan-free, so downstream arithmetic
+    stays finite; filter on ``score``)."""
+    landmarks = np.zeros((len(BLAZEPOSE_LANDMARK_NAMES), 3))
+    landmarks[:, :2] = (box[:2] + box[2:]) / 2.0
+    return PersonObservation(box, 0.0, landmarks, np.zeros_like(landmarks))
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f"image must have shape (H, W, 3) (RGB), got {image.shape}")
+    if image.dtype != np.uint8:
+        raise InputError(f"image must be uint8 RGB, got dtype {image.dtype}")
+    return np.ascontiguousarray(image)
+
+
+def _check_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(N, 4) float64 boxes clipped to the image; InputError when malformed or empty inside it."""
+    try:
+        boxes = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("boxes must be an (N, 4) array of [x0, y0, x1, y1] pixels") from None
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise InputError(f"boxes must have shape (N, 4) [x0, y0, x1, y1], got {boxes.shape}")
+    if not np.isfinite(boxes).all():
+        raise InputError("boxes must be finite numbers")
+    clipped = np.stack([clip_box(box, width, height) for box in boxes]) if len(boxes) else boxes
+    for i, box in enumerate(clipped):
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise InputError(
+                f"boxes[{i}] = {boxes[i].tolist()} is empty inside the {width}x{height} image"
+            )
+    return clipped
+
+
+class PoseDetector:
+    """Finds people and their BlazePose landmarks in RGB images of any size.
+
+    The BlazePose graphs (two per worker, about 0.25 s each to build) are built once here,
+    from the models inside the mediapipe wheel with nothing downloaded, and reused by every
+    :meth:`detect` call; release them with :meth:`close` or use the detector as a context
+    manager.
+
+    Args:
+        min_person_px: smallest person height to look for, in pixels of the detection image
+            (the input shrunk so its longer side is at most ``detect_max_side``). Scan cost
+            grows as ``1 / min_person_px ** 2``: with 60 px, 92 BlazePose calls on a
+            1024 x 768 image, 327 on 1920 x 1440.
+        max_people: most people returned by one call (the most confident ones).
+        detect_max_side: longer side, in pixels, of the image the scan runs on; refinement
+            always reads the original pixels.
+        min_score: BlazePose's person-detection and pose-presence thresholds, in (0, 1).
+        workers: BlazePose graphs run in parallel (mediapipe releases the GIL); default
+            ``min(4, cpu count)``.
+    """
+
+    def __init__(
+        self,
+        min_person_px: float = 60.0,
+        max_people: int = 20,
+        detect_max_side: int = 1920,
+        min_score: float = 0.5,
+        *,
+        workers: int | None = None,
+    ):
+        if not min_person_px > 0:
+            raise InputError(f"min_person_px must be > 0, got {min_person_px}")
+        if max_people < 1:
+            raise InputError(f"max_people must be >= 1, got {max_people}")
+        if detect_max_side < _SCAN_SIZE:
+            raise InputError(f"detect_max_side must be >= {_SCAN_SIZE}, got {detect_max_side}")
+        if not 0.0 < min_score < 1.0:
+            raise InputError(f"min_score must be in (0, 1), got {min_score}")
+        workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+        if workers < 1:
+            raise InputError(f"workers must be >= 1, got {workers}")
+        self.min_person_px = float(min_person_px)
+        self.max_people = int(max_people)
+        self.detect_max_side = int(detect_max_side)
+        self.min_score = float(min_score)
+
+        bundle = build_pose_landmarker_bundle()
+        # One graph per worker and per role: a graph runs one image at a time.
+        self._scan_graphs: queue.SimpleQueue = queue.SimpleQueue()
+        self._refine_graphs: queue.SimpleQueue = queue.SimpleQueue()
+        self._all_graphs = []
+        for graphs, num_poses in (
+            (self._scan_graphs, self.max_people),
+            (self._refine_graphs, _REFINE_POSES),
+        ):
+            for _ in range(workers):
+                with native_output_silenced():
+                    graph = vision.PoseLandmarker.create_from_options(
+                        vision.PoseLandmarkerOptions(
+                            base_options=BaseOptions(model_asset_buffer=bundle),
+                            running_mode=vision.RunningMode.IMAGE,
+                            num_poses=num_poses,
+                            min_pose_detection_confidence=self.min_score,
+                            min_pose_presence_confidence=self.min_score,
+                            output_segmentation_masks=False,
+                        )
+                    )
+                graphs.put(graph)
+                self._all_graphs.append(graph)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blazepose")
+        self._closed = False
+
+    def detect(
+        self, image: np.ndarray, boxes: np.ndarray | None = None
+    ) -> list[PersonObservation]:
+        """People in ``image`` with their landmarks.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, any size.
+            boxes: optional (N, 4) person boxes ``[x0, y0, x1, y1]`` in pixels (pixel-centre
+                convention). Boxes reaching outside the image are clipped; a box empty inside
+                the image is an error. When given, the scan is skipped and exactly one
+                observation per box comes back, in the same order, with ``bbox`` the clipped
+                box; where no pose is found on a box the observation is a placeholder with
+                score 0, all visibilities 0 and landmarks at the box centre.
+
+        Returns:
+            Without boxes, at most ``max_people`` observations sorted left to right by
+            ``bbox[0]``; an empty list when nobody is found.
+
+        Raises:
+            InputError: bad image (not (H, W, 3) uint8) or bad boxes.
+        """
+        if self._closed:
+            raise RuntimeError("PoseDetector.detect called after close()")
+        image = _check_image(image)
+        height, width = image.shape[:2]
+        if boxes is not None:
+            boxes = _check_boxes(boxes, width, height)
+            poses = self._pool.map(lambda box: self._refine(image, box), boxes)
+            return [
+                _placeholder(box) if pose is None else pose.observation(box, width, height)
+                for box, pose in zip(boxes, poses)
+            ]
+
+        # 1. The detection image.
+        scale = min(1.0, self.detect_max_side / max(width, height))
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            detection_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        else:
+            detection_image = image
+
+        # 2-3. Scan the whole image and the tiles; each pose's extent is its box.
+        tiles = scan_tiles(
+            detection_image.shape[1],
+            detection_image.shape[0],
+            self.min_person_px / _MIN_FILL,
+            _SCAN_SIZE,
+        )
+        found = [
+            pose
+            for poses in self._pool.map(
+                lambda tile: self._run(self._scan_graphs, detection_image, tile, (width, height)),
+                tiles,
+            )
+            for pose in poses
+        ]
+
+        # 4. One candidate per person.
+        candidates = [found[i] for i in _unique(found)]
+
+        # 5. Refine on the original pixels. Where the crop shows nobody on the box, keep the
+        # scan's pose: in a crowd the crop's detector may pick the neighbours.
+        refined = self._pool.map(lambda c: self._refine(image, c.extent), candidates)
+        poses = [c if pose is None else pose for c, pose in zip(candidates, refined)]
+        # Refinement can pull two candidates onto one person, so merge again; then drop
+        # what is no person: a face alone (a tile that saw only someone's head) or a small
+        # pose inside a bigger, better seen person (a limb read as a person).
+        poses = [poses[i] for i in _unique(poses)]
+        nested = nested_in_bigger([p.extent for p in poses], [p.score for p in poses])
+        people = [p for p, inside in zip(poses, nested) if not inside and p.has_torso]
+        observations = [
+            pose.observation(None, width, height) for pose in people[: self.max_people]
+        ]
+        return sorted(observations, key=lambda obs: obs.bbox[0])
+
+    def _refine(self, image: np.ndarray, box: np.ndarray) -> _Pose | None:
+        """The pose on a square crop of the original ``image`` around the (4,) ``box``, or None.
+
+        Of the poses found on the crop, the one whose extent overlaps ``box`` most is kept, if
+        it overlaps at least ``_MATCH_IOU``.
+        """
+        crop = Crop.around_box(box, _REFINE_PAD, *_REFINE_SIZES)
+        poses = self._run(self._refine_graphs, image, crop, image.shape[1::-1])
+        overlaps = [box_iou(pose.extent, box) for pose in poses]
+        if not overlaps or max(overlaps) < _MATCH_IOU:
+            return None
+        return poses[int(np.argmax(overlaps))]
+
+    def _run(
+        self,
+        graphs: queue.SimpleQueue,
+        image: np.ndarray,
+        crop: Crop,
+        original_size: tuple[int, int],
+    ) -> list[_Pose]:
+        """BlazePose on ``crop`` of ``image``, a possibly shrunk copy of the original image of
+        ``original_size`` (width, height) pixels; poses come back in original pixels.
+        Landmarks outside the crop's in-image window get visibility 0: BlazePose extrapolates
+        them, it does not see them."""
+        patch = crop_square(image, crop)
+        graph = graphs.get()
+        try:
+            result = graph.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=patch))
+        finally:
+            graphs.put(graph)
+        window = crop.visible_window(image.shape[1], image.shape[0])
+        width, height = original_size
+        to_original = np.array(original_size, dtype=np.float64) / image.shape[1::-1]
+        poses = []
+        for landmarks, world in zip(result.pose_landmarks, result.pose_world_landmarks):
+            normalised = np.array([[lm.x, lm.y] for lm in landmarks], dtype=np.float64)
+            edges = crop.to_source(normalised)
+            inside = np.all((edges >= window[:2]) & (edges <= window[2:]), axis=1)
+            seen = np.array([lm.visibility * lm.presence for lm in landmarks], dtype=np.float64)
+            xy = edges * to_original - 0.5
+            landmarks2d = np.column_stack([xy, np.where(inside, np.clip(seen, 0.0, 1.0), 0.0)])
+            extent = clip_box(landmarks_box(xy, pad=_BOX_PAD), width, height)
+            world_landmarks = np.array([[lm.x, lm.y, lm.z] for lm in world], dtype=np.float64)
+            poses.append(_Pose(extent, landmarks2d, world_landmarks))
+        return poses
+
+    def close(self) -> None:
+        """Releases the BlazePose graphs and worker threads; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True)
+        for graph in self._all_graphs:
+            graph.close()
+        self._all_graphs.clear()
+
+    def __enter__(self) -> "PoseDetector":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _unique(poses: list[_Pose]) -> list[int]:
+    """Indices of ``poses`` left after merging duplicates, most visible first."""
+    return suppress_duplicates(
+        [pose.extent for pose in poses],
+        [pose.landmarks2d for pose in poses],
+        [pose.score for pose in poses],
+    )

@@ -1,0 +1,348 @@
+"""Perception: BlazePose people finder on rendered Anny people with known ground truth.
+
+The rendered scenes use an OpenCV camera (fx = fy = 1000 px, principal point at the image
+centre, pixel-centre convention) and the session renderer from ``conftest.py``; people stand
+in Anny's A-pose facing the camera, composited over a textured background.
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from metrichmsr.errors import InputError
+from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector
+from metrichmsr.perception._tiles import (
+    Crop,
+    box_iou,
+    crop_square,
+    nested_in_bigger,
+    scan_tiles,
+    suppress_duplicates,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
+
+SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "sample.jpg"
+WIDTH, HEIGHT, FOCAL = 1024, 768, 1000.0
+# The joints both skeletons share, checked against the rendered truth.
+CHECKED_JOINTS = ("left_shoulder", "right_shoulder", "left_ankle", "right_ankle")
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@pytest.fixture(scope="module")
+def bodies():
+    """Two Anny bodies in their rest A-pose, in OpenCV camera axes around the pelvis, metres.
+
+    Returns a list of dicts: ``vertices`` (V, 3), ``colours`` (V, 3) uint8 sRGB, ``faces``
+    (F, 3), ``joints`` name -> (3,) COCO joint.
+    """
+    torch = pytest.importorskip("torch")
+    anny = pytest.importorskip("anny")
+    model = anny.Anny().float()
+    regressor = anny.KeypointsRegressor.coco(model)
+    faces = model.faces.numpy()
+    out = []
+    for phenotype in ({"gender": 0.0}, {"gender": 1.0, "height": 0.4}):
+        with torch.no_grad():
+            output = model(phenotype_kwargs=phenotype)
+            joints = regressor(output)[0].numpy().astype(np.float64)
+        vertices = output["vertices"][0].numpy().astype(np.float64)
+        out.append(
+            {
+                "vertices": _anny_to_camera(vertices),
+                "colours": _clothes(vertices),
+                "faces": faces,
+                "joints": dict(zip(regressor.labels, _anny_to_camera(joints))),
+            }
+        )
+    return out
+
+
+def _anny_to_camera(points: np.ndarray) -> np.ndarray:
+    """Anny (x = person's left, y = behind, z up) -> OpenCV camera axes for a person facing
+    the camera: x_cam = x, y_cam = -z, z_cam = y."""
+    return np.stack([points[:, 0], -points[:, 2], points[:, 1]], axis=1)
+
+
+def _clothes(vertices: np.ndarray) -> np.ndarray:
+    """(V, 3) uint8 sRGB vertex colours: skin head and hands, shirt, trousers, shoes, chosen by
+    height band (and, for the hands, distance from the body axis in the A-pose)."""
+    z = vertices[:, 2]
+    height = (z - z.min()) / (z.max() - z.min())
+    skin, shirt, trousers, shoes = [224, 172, 140], [40, 90, 170], [60, 60, 70], [30, 20, 15]
+    bands = [height > 0.82, np.abs(vertices[:, 0]) > 0.38, height > 0.47, height > 0.05]
+    return np.select(
+        [band[:, None] for band in bands],
+        [np.array(rgb, np.uint8) for rgb in (skin, skin, shirt, trousers)],
+        default=np.array(shoes, np.uint8),
+    ).astype(np.uint8)
+
+
+def _background(width: int, height: int) -> np.ndarray:
+    """(H, W, 3) float textured gradient, so the people are not cut-outs on a flat colour."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    background = np.stack(
+        [
+            90 + 60 * yy / height,
+            120 + 40 * xx / width + 10 * np.sin(xx / 23.0),
+            100 + 30 * np.cos(yy / 37.0),
+        ],
+        axis=-1,
+    )
+    return background + np.random.default_rng(0).normal(0.0, 6.0, background.shape)
+
+
+def _render(renderer, bodies, placements):
+    """Renders ``bodies[i]`` with its pelvis at camera point ``t`` for each ``(i, t)`` in
+    ``placements``, with the session's ``metrichmsr.render.Renderer``.
+
+    Returns the (H, W, 3) uint8 image, the (N, 4) true boxes (projected vertex extents) and a
+    list of name -> (2,) true projected COCO joints, all in pixel-centre convention.
+    """
+    principal = np.array([(WIDTH - 1) / 2.0, (HEIGHT - 1) / 2.0])
+    K = np.array([[FOCAL, 0.0, principal[0]], [0.0, FOCAL, principal[1]], [0.0, 0.0, 1.0]])
+    meshes, colours, boxes, joints = [], [], [], []
+    for index, translation in placements:
+        body = bodies[index]
+        vertices = body["vertices"] + translation
+        meshes.append((vertices, body["faces"]))
+        colours.append(body["colours"])
+        uv = FOCAL * vertices[:, :2] / vertices[:, 2:] + principal
+        boxes.append(np.concatenate([uv.min(axis=0), uv.max(axis=0)]))
+        joints.append(
+            {
+                name: FOCAL * (p[:2] + translation[:2]) / (p[2] + translation[2]) + principal
+                for name, p in body["joints"].items()
+            }
+        )
+    colour, _, ids = renderer.render(K, (WIDTH, HEIGHT), meshes, vertex_colors=colours)
+    image = np.where((ids >= 0)[..., None], colour, _background(WIDTH, HEIGHT))
+    return np.clip(image, 0, 255).astype(np.uint8), np.array(boxes), joints
+
+
+def _distance_for_height(body, pixels: float) -> float:
+    """Camera distance, metres, at which ``body`` appears ``pixels`` tall."""
+    return FOCAL * np.ptp(body["vertices"][:, 1]) / pixels
+
+
+@pytest.fixture(scope="module")
+def two_people(session_renderer, bodies):
+    """A ~400 px man left of centre and a ~90 px woman right of centre, 1024 x 768."""
+    near = _distance_for_height(bodies[0], 400.0)
+    far = _distance_for_height(bodies[1], 90.0)
+    placements = [
+        (0, np.array([-0.14 * near, 0.07 * near, near])),
+        (1, np.array([0.2 * far, 0.03 * far, far])),
+    ]
+    return _render(session_renderer, bodies, placements)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    with PoseDetector() as d:
+        yield d
+
+
+def _check_person(obs: PersonObservation, true_box: np.ndarray, true_joints: dict) -> None:
+    assert box_iou(obs.bbox, true_box) > 0.5
+    tolerance = 0.1 * (true_box[3] - true_box[1])
+    for name in CHECKED_JOINTS:
+        found = obs.landmarks2d[BLAZEPOSE_LANDMARK_NAMES.index(name)]
+        assert found[2] > 0.5, name
+        assert np.linalg.norm(found[:2] - true_joints[name]) < tolerance, name
+
+
+# --------------------------------------------------------------------------- detector
+
+
+def test_landmark_names_follow_mediapipe():
+    from mediapipe.python.solutions.pose import PoseLandmark
+
+    assert BLAZEPOSE_LANDMARK_NAMES == tuple(p.name.lower() for p in PoseLandmark)
+
+
+def test_finds_a_large_and_a_small_person(detector, two_people):
+    image, true_boxes, true_joints = two_people
+    people = detector.detect(image)
+    assert len(people) == 2
+    # Sorted left to right: the large person stands left of the small one.
+    for obs, box, joints in zip(people, true_boxes, true_joints):
+        _check_person(obs, box, joints)
+        assert obs.bbox.shape == (4,) and obs.landmarks2d.shape == (33, 3)
+        assert obs.world_landmarks.shape == (33, 3)
+        assert 0.0 <= obs.score <= 1.0
+        # World landmarks: metres around the hips, y down.
+        hips = obs.world_landmarks[[23, 24]].mean(axis=0)
+        assert np.linalg.norm(hips) < 0.1
+        assert obs.world_landmarks[0, 1] < -0.3  # the nose is above the hips
+
+
+def test_boxes_give_one_observation_each_in_order(detector, two_people):
+    image, true_boxes, true_joints = two_people
+    empty = np.array([10.0, 10.0, 110.0, 160.0])  # background only
+    outside = true_boxes[1] + [0.0, 0.0, 2000.0, 0.0]  # reaches past the right edge
+    boxes = np.stack([true_boxes[1], empty, true_boxes[0], outside])
+    people = detector.detect(image, boxes=boxes)
+    assert len(people) == 4
+    _check_person(people[0], true_boxes[1], true_joints[1])
+    _check_person(people[2], true_boxes[0], true_joints[0])
+    np.testing.assert_allclose(people[2].bbox, true_boxes[0])
+    placeholder = people[1]
+    assert placeholder.score == 0.0
+    assert np.all(placeholder.landmarks2d[:, 2] == 0.0)
+    np.testing.assert_allclose(placeholder.landmarks2d[:, :2], [[60.0, 85.0]] * 33)
+    assert np.isfinite(placeholder.world_landmarks).all()
+    assert people[3].bbox[2] == WIDTH - 1
+    assert detector.detect(image, boxes=np.zeros((0, 4))) == []
+
+
+def test_uniform_image_has_nobody(detector):
+    assert detector.detect(np.full((HEIGHT, WIDTH, 3), 128, np.uint8)) == []
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((64, 64, 3), np.float32),
+        np.zeros((64, 64), np.uint8),
+        np.zeros((64, 64, 4), np.uint8),
+        np.zeros((0, 64, 3), np.uint8),
+        [[[0, 0, 0]]],
+    ],
+    ids=["float", "grey", "rgba", "empty", "list"],
+)
+def test_bad_image_is_input_error(detector, image):
+    with pytest.raises(InputError):
+        detector.detect(image)
+
+
+@pytest.mark.parametrize(
+    "boxes",
+    [
+        [0.0, 0.0, 10.0, 10.0],
+        np.zeros((2, 3)),
+        [[0.0, 0.0, np.nan, 10.0]],
+        [[20.0, 20.0, 10.0, 30.0]],
+        [[200.0, 10.0, 300.0, 50.0]],  # right of the 64 px wide image
+        "box",
+    ],
+    ids=["flat", "three-columns", "nan", "inverted", "outside", "text"],
+)
+def test_bad_boxes_are_input_error(detector, boxes):
+    with pytest.raises(InputError):
+        detector.detect(np.zeros((48, 64, 3), np.uint8), boxes=boxes)
+
+
+def test_huge_image_reports_original_pixels(session_renderer, bodies):
+    near = _distance_for_height(bodies[0], 500.0)
+    small, true_boxes, true_joints = _render(
+        session_renderer, bodies, [(0, np.array([0.1 * near, 0.05 * near, near]))]
+    )
+    scale = 6000 / WIDTH
+    huge = cv2.resize(small, (6000, 4500), interpolation=cv2.INTER_LINEAR)
+    # Pixel centres scale about the pixel edge at 0.
+    big_box = (true_boxes[0] + 0.5) * scale - 0.5
+    big_joints = {name: (p + 0.5) * scale - 0.5 for name, p in true_joints[0].items()}
+    # The person is ~940 px tall in the 1920 px detection image: skip the fine tiles.
+    with PoseDetector(min_person_px=300.0) as detector:
+        people = detector.detect(huge)
+    assert len(people) == 1
+    _check_person(people[0], big_box, big_joints)
+
+
+def test_detector_is_closed_by_context_manager():
+    with PoseDetector(workers=1) as detector:
+        pass
+    with pytest.raises(RuntimeError):
+        detector.detect(np.zeros((8, 8, 3), np.uint8))
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason="assets/sample.jpg not added yet")
+def test_sample_photo(detector):
+    from PIL import Image, ImageOps
+
+    image = np.asarray(ImageOps.exif_transpose(Image.open(SAMPLE)).convert("RGB"))
+    people = detector.detect(image)
+    assert people, "the sample photo shows people"
+    for obs in people:
+        assert np.isfinite(obs.landmarks2d).all() and np.isfinite(obs.world_landmarks).all()
+        assert 0 <= obs.bbox[0] < obs.bbox[2] <= image.shape[1] - 1
+        assert 0 <= obs.bbox[1] < obs.bbox[3] <= image.shape[0] - 1
+    assert [obs.bbox[0] for obs in people] == sorted(obs.bbox[0] for obs in people)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+@pytest.mark.parametrize(
+    "crop",
+    [Crop(30, 20, 100, 256), Crop(-40, 50, 300, 128), Crop(40, 60, 61, 61), Crop(0, 0, 500, 97)],
+    ids=["upscale", "downscale-outside", "identity", "odd-factor"],
+)
+def test_crop_square_maps_back_exactly(crop):
+    """A bright blob in the source lands where ``Crop.to_source`` says."""
+    image = np.zeros((300, 400, 3), np.uint8)
+    centre = np.array([70.0, 90.0])  # pixel centres
+    yy, xx = np.mgrid[0:300, 0:400]
+    blob = np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * 6.0**2))
+    image[...] = (255 * blob)[..., None]
+    patch = crop_square(image, crop).astype(np.float64)[..., 0]
+    assert patch.shape == (crop.size, crop.size)
+    py, px = np.mgrid[0 : crop.size, 0 : crop.size]
+    peak = np.array([(patch * px).sum(), (patch * py).sum()]) / patch.sum()
+    back = crop.to_source((peak + 0.5)[None] / crop.size)[0] - 0.5
+    assert np.linalg.norm(back - centre) < 0.1 * crop.side / crop.size + 0.1
+
+
+def test_scan_tiles_cover_every_scale():
+    tiles = scan_tiles(1024, 768, min_side=171.0, size=256)
+    whole = tiles[0]
+    assert (whole.x0, whole.y0, whole.side) == (0, -128, 1024)
+    for side in {t.side for t in tiles[1:]}:
+        level = [t for t in tiles[1:] if t.side == side]
+        covered = np.zeros((768, 1024), bool)
+        for t in level:
+            assert 0 <= t.x0 and t.x0 + t.side <= 1024 and 0 <= t.y0 and t.y0 + t.side <= 768
+            covered[t.y0 : t.y0 + t.side, t.x0 : t.x0 + t.side] = True
+        assert covered.all()
+        # Neighbouring tiles overlap by at least a third of the side.
+        xs = sorted({t.x0 for t in level})
+        assert all(b - a <= side * 2 / 3 + 1 for a, b in zip(xs, xs[1:]))
+    sides = sorted({t.side for t in tiles[1:]})
+    assert sides[0] == 171 and sides[-1] == 768
+    assert all(b / a <= 2.0 for a, b in zip(sides, sides[1:]))
+    # A panorama's people are short next to its width: tiles reach its full height.
+    assert max(t.side for t in scan_tiles(1280, 332, min_side=171.0, size=256)[1:]) == 332
+    assert scan_tiles(100, 80, min_side=171.0, size=256) == [Crop(0, -10, 100, 256)]
+
+
+def test_duplicates_merge_but_nested_people_stay():
+    rng = np.random.default_rng(0)
+    adult = np.column_stack([rng.uniform(100, 200, 33), rng.uniform(0, 400, 33), np.ones(33)])
+    adult_box = np.array([90.0, -10.0, 210.0, 410.0])
+    # The same adult seen by a tile that cut the legs: upper landmarks agree.
+    upper = adult.copy()
+    upper[:, 2] = (adult[:, 1] < 200).astype(float)
+    upper_box = np.array([90.0, -10.0, 210.0, 200.0])
+    # A child standing in front of the adult, inside the adult's box.
+    child = np.column_stack([rng.uniform(120, 180, 33), rng.uniform(250, 400, 33), np.ones(33)])
+    child_box = np.array([115.0, 240.0, 185.0, 405.0])
+    kept = suppress_duplicates(
+        [adult_box, upper_box, child_box], [adult, upper, child], [0.9, 0.5, 0.8]
+    )
+    assert kept == [0, 2]
+
+
+def test_small_poor_poses_inside_a_person_are_nested():
+    adult = np.array([100.0, 0.0, 300.0, 600.0])
+    child = np.array([150.0, 270.0, 250.0, 590.0])  # inside, but over half the adult's height
+    hand = np.array([120.0, 280.0, 160.0, 380.0])  # a limb read as a small person
+    beside = np.array([280.0, 450.0, 340.0, 590.0])  # small, mostly outside the adult
+    nested = nested_in_bigger([adult, child, hand, beside], [0.9, 0.8, 0.5, 0.6])
+    assert nested.tolist() == [False, False, True, False]
+    # A well seen small person inside a poorly seen big one stays.
+    assert not nested_in_bigger([adult, hand], [0.4, 0.9])[1]
