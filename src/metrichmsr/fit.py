@@ -113,9 +113,9 @@ class FitParams:
 class FitConfig:
     """Iterations, step sizes and loss weights of the fit."""
 
-    global_iterations: int = 30
-    pose_iterations: int = 40
-    iterations: int = 60
+    global_iterations: int = 20
+    pose_iterations: int = 30
+    iterations: int = 50
     learning_rate: float = 0.04
     weight_2d: float = 1.0
     weight_3d: float = 0.05
@@ -262,7 +262,11 @@ class BodyFitter:
             translation = _solve_translation(K, posed, evidence.keypoints2d[..., :2], evidence.keypoints2d[..., 2])
         return FitParams(phenotype, bone_rotvec, rotation, translation)
 
-    def _losses(self, params: FitParams, evidence: PersonEvidence, K: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _losses(
+        self, params: FitParams, evidence: PersonEvidence, K: torch.Tensor, phenotype_prior: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Weighted loss terms, each (N,). ``phenotype_prior=False`` leaves out the shape and
+        age priors: constant while the phenotype is frozen, and a third of an iteration's cost."""
         cfg = self.config
         joints = self.body.joints(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation)
         box_height = (evidence.bbox[:, 3] - evidence.bbox[:, 1]).clamp(min=8.0)
@@ -275,15 +279,17 @@ class BodyFitter:
         seg_weight = 0.3 + 0.7 * torch.minimum(seg_conf[:, _SEGMENTS[:, 0]], seg_conf[:, _SEGMENTS[:, 1]])
         has_3d = (evidence.keypoints3d.abs().sum((1, 2)) > 0).float()
         loss_3d = has_3d * (seg_weight * direction_error).sum(1) / seg_weight.sum(1)
-        age = params.phenotype[:, PHENOTYPE_NAMES.index("age")]
-        return {
+        terms = {
             "2d": cfg.weight_2d * loss_2d,
             "3d": cfg.weight_3d * loss_3d,
             "pose": cfg.weight_pose_prior * params.bone_rotvec.square().sum((1, 2)),
-            "shape": cfg.weight_shape_prior * self.shape_prior(params.phenotype),
-            # Broad: adults are the common case, children stay reachable through proportions.
-            "age": cfg.weight_age_prior * ((age - _DEFAULT_AGE) / 0.25).square(),
         }
+        if phenotype_prior:
+            age = params.phenotype[:, PHENOTYPE_NAMES.index("age")]
+            terms["shape"] = cfg.weight_shape_prior * self.shape_prior(params.phenotype)
+            # Broad: adults are the common case, children stay reachable through proportions.
+            terms["age"] = cfg.weight_age_prior * ((age - _DEFAULT_AGE) / 0.25).square()
+        return terms
 
     def _optimise(
         self,
@@ -291,8 +297,8 @@ class BodyFitter:
         evidence: PersonEvidence,
         K: torch.Tensor,
         stages: tuple[tuple[tuple[str, ...], int], ...],
-    ) -> tuple[FitParams, torch.Tensor]:
-        """Adam over the named variables of each stage in turn; returns the result and its loss (N,).
+    ) -> FitParams:
+        """Adam over the named variables of each stage in turn; returns the detached result.
 
         Variables: "rotation" (a rotation vector applied to the initial global rotation),
         "translation" (root image-plane direction and log depth: well conditioned for Adam),
@@ -321,12 +327,10 @@ class BodyFitter:
             optimiser = torch.optim.Adam(free, lr=self.config.learning_rate)
             for _ in range(iterations):
                 optimiser.zero_grad()
-                loss = sum(term.sum() for term in self._losses(current(), evidence, K).values())
-                loss.backward()
+                terms = self._losses(current(), evidence, K, phenotype_prior="phenotype" in names)
+                sum(term.sum() for term in terms.values()).backward()
                 optimiser.step()
-        with torch.no_grad():
-            result = current().detach()
-            return result, sum(self._losses(result, evidence, K).values())
+        return current().detach()
 
     def fit(self, evidence: PersonEvidence, K: np.ndarray | torch.Tensor, init: FitParams | None = None) -> FitParams:
         """Fit N people of one image. K (3, 3) pixels. Returns detached FitParams (N, ...).
@@ -346,4 +350,4 @@ class BodyFitter:
             (("rotation", "translation", "pose"), cfg.pose_iterations),
             (("rotation", "translation", "pose", "phenotype"), cfg.iterations),
         )
-        return self._optimise(params, evidence, K, stages)[0]
+        return self._optimise(params, evidence, K, stages)
