@@ -1,8 +1,9 @@
 """Perception: BlazePose people finder on rendered Anny people with known ground truth.
 
 The rendered scenes use an OpenCV camera (fx = fy = 1000 px, principal point at the image
-centre, pixel-centre convention) and the session renderer from ``conftest.py``; people stand
-in Anny's A-pose facing the camera, composited over a textured background.
+centre, pixel-centre convention), ``metrichmsr.synth.render_people`` and the session body
+model and renderer from ``conftest.py``; people stand in Anny's A-pose facing the camera on
+the backdrop's floor.
 """
 
 from pathlib import Path
@@ -10,8 +11,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
+from metrichmsr.body import JOINT_NAMES, POSE_BONES, BodyModel
+from metrichmsr.camera import project
 from metrichmsr.errors import InputError
+from metrichmsr.fit import FitParams
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector
 from metrichmsr.perception._tiles import (
     Crop,
@@ -21,11 +26,17 @@ from metrichmsr.perception._tiles import (
     scan_tiles,
     suppress_duplicates,
 )
+from metrichmsr.synth import render_people
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 
 SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "sample.jpg"
 WIDTH, HEIGHT, FOCAL = 1024, 768, 1000.0
+K = np.array([[FOCAL, 0.0, (WIDTH - 1) / 2], [0.0, FOCAL, (HEIGHT - 1) / 2], [0.0, 0.0, 1.0]])
+CAMERA_HEIGHT_M = 1.1  # the level camera above the backdrop's floor
+# Phenotypes (PHENOTYPE_NAMES order): Anny's default man, and a shorter woman.
+MAN = [0.0, 0.5, 0.5, 0.5, 0.5, 0.5]
+WOMAN = [1.0, 0.5, 0.5, 0.5, 0.4, 0.5]
 # The joints both skeletons share, checked against the rendered truth.
 CHECKED_JOINTS = ("left_shoulder", "right_shoulder", "left_ankle", "right_ankle")
 
@@ -33,112 +44,38 @@ CHECKED_JOINTS = ("left_shoulder", "right_shoulder", "left_ankle", "right_ankle"
 # --------------------------------------------------------------------------- rendering
 
 
-@pytest.fixture(scope="module")
-def bodies():
-    """Two Anny bodies in their rest A-pose, in OpenCV camera axes around the pelvis, metres.
+def _render(body_model, renderer, phenotype, pixels, across) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Renders A-posed people facing the camera, standing on the floor CAMERA_HEIGHT_M below it.
 
-    Returns a list of dicts: ``vertices`` (V, 3), ``colours`` (V, 3) uint8 sRGB, ``faces``
-    (F, 3), ``joints`` name -> (3,) COCO joint.
+    Person i, of ``phenotype[i]`` (6,), stands at the depth where it is ``pixels[i]`` tall, its
+    hips ``across[i] * depth`` metres right of the optical axis. Returns the (H, W, 3) uint8
+    image, the (N, 4) true boxes of the visible people and their (N, 23, 2) true joints in
+    JOINT_NAMES order, all in pixels (pixel-centre convention).
     """
-    torch = pytest.importorskip("torch")
-    anny = pytest.importorskip("anny")
-    model = anny.Anny().float()
-    regressor = anny.KeypointsRegressor.coco(model)
-    faces = model.faces.numpy()
-    out = []
-    for phenotype in ({"gender": 0.0}, {"gender": 1.0, "height": 0.4}):
-        with torch.no_grad():
-            output = model(phenotype_kwargs=phenotype)
-            joints = regressor(output)[0].numpy().astype(np.float64)
-        vertices = output["vertices"][0].numpy().astype(np.float64)
-        out.append(
-            {
-                "vertices": _anny_to_camera(vertices),
-                "colours": _clothes(vertices),
-                "faces": faces,
-                "joints": dict(zip(regressor.labels, _anny_to_camera(joints))),
-            }
-        )
-    return out
-
-
-def _anny_to_camera(points: np.ndarray) -> np.ndarray:
-    """Anny (x = person's left, y = behind, z up) -> OpenCV camera axes for a person facing
-    the camera: x_cam = x, y_cam = -z, z_cam = y."""
-    return np.stack([points[:, 0], -points[:, 2], points[:, 1]], axis=1)
-
-
-def _clothes(vertices: np.ndarray) -> np.ndarray:
-    """(V, 3) uint8 sRGB vertex colours: skin head and hands, shirt, trousers, shoes, chosen by
-    height band (and, for the hands, distance from the body axis in the A-pose)."""
-    z = vertices[:, 2]
-    height = (z - z.min()) / (z.max() - z.min())
-    skin, shirt, trousers, shoes = [224, 172, 140], [40, 90, 170], [60, 60, 70], [30, 20, 15]
-    bands = [height > 0.82, np.abs(vertices[:, 0]) > 0.38, height > 0.47, height > 0.05]
-    return np.select(
-        [band[:, None] for band in bands],
-        [np.array(rgb, np.uint8) for rgb in (skin, skin, shirt, trousers)],
-        default=np.array(shoes, np.uint8),
-    ).astype(np.uint8)
-
-
-def _background(width: int, height: int) -> np.ndarray:
-    """(H, W, 3) float textured gradient, so the people are not cut-outs on a flat colour."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    background = np.stack(
-        [
-            90 + 60 * yy / height,
-            120 + 40 * xx / width + 10 * np.sin(xx / 23.0),
-            100 + 30 * np.cos(yy / 37.0),
-        ],
-        axis=-1,
+    phenotype = torch.tensor(phenotype)
+    n = len(phenotype)
+    pose, rotation = torch.zeros(n, len(POSE_BONES), 3), torch.eye(3).expand(n, 3, 3)
+    with torch.no_grad():
+        at_origin = body_model(phenotype, pose, rotation, torch.zeros(n, 3))
+    depth = FOCAL * BodyModel.standing_height(at_origin.rest_vertices) / torch.tensor(pixels)
+    # Hips at the origin: the soles are the lowest (largest y) vertices.
+    hips_y = CAMERA_HEIGHT_M - at_origin.vertices[..., 1].max(dim=1).values
+    translation = torch.stack([torch.tensor(across) * depth, hips_y, depth], dim=1)
+    scene = render_people(
+        body_model,
+        renderer,
+        FitParams(phenotype, pose, rotation, translation),
+        K,
+        (WIDTH, HEIGHT),
+        camera_height_m=CAMERA_HEIGHT_M,
     )
-    return background + np.random.default_rng(0).normal(0.0, 6.0, background.shape)
-
-
-def _render(renderer, bodies, placements):
-    """Renders ``bodies[i]`` with its pelvis at camera point ``t`` for each ``(i, t)`` in
-    ``placements``, with the session's ``metrichmsr.render.Renderer``.
-
-    Returns the (H, W, 3) uint8 image, the (N, 4) true boxes (projected vertex extents) and a
-    list of name -> (2,) true projected COCO joints, all in pixel-centre convention.
-    """
-    principal = np.array([(WIDTH - 1) / 2.0, (HEIGHT - 1) / 2.0])
-    K = np.array([[FOCAL, 0.0, principal[0]], [0.0, FOCAL, principal[1]], [0.0, 0.0, 1.0]])
-    meshes, colours, boxes, joints = [], [], [], []
-    for index, translation in placements:
-        body = bodies[index]
-        vertices = body["vertices"] + translation
-        meshes.append((vertices, body["faces"]))
-        colours.append(body["colours"])
-        uv = FOCAL * vertices[:, :2] / vertices[:, 2:] + principal
-        boxes.append(np.concatenate([uv.min(axis=0), uv.max(axis=0)]))
-        joints.append(
-            {
-                name: FOCAL * (p[:2] + translation[:2]) / (p[2] + translation[2]) + principal
-                for name, p in body["joints"].items()
-            }
-        )
-    colour, _, ids = renderer.render(K, (WIDTH, HEIGHT), meshes, vertex_colors=colours)
-    image = np.where((ids >= 0)[..., None], colour, _background(WIDTH, HEIGHT))
-    return np.clip(image, 0, 255).astype(np.uint8), np.array(boxes), joints
-
-
-def _distance_for_height(body, pixels: float) -> float:
-    """Camera distance, metres, at which ``body`` appears ``pixels`` tall."""
-    return FOCAL * np.ptp(body["vertices"][:, 1]) / pixels
+    return scene.image, scene.boxes, project(torch.from_numpy(K), torch.from_numpy(scene.joints)).numpy()
 
 
 @pytest.fixture(scope="module")
-def two_people(session_renderer, bodies):
+def two_people(body_model, session_renderer):
     """A ~400 px man left of centre and a ~90 px woman right of centre, 1024 x 768."""
-    near = _distance_for_height(bodies[0], 400.0)
-    far = _distance_for_height(bodies[1], 90.0)
-    placements = [
-        (0, np.array([-0.14 * near, 0.07 * near, near])),
-        (1, np.array([0.2 * far, 0.03 * far, far])),
-    ]
-    return _render(session_renderer, bodies, placements)
+    return _render(body_model, session_renderer, [MAN, WOMAN], [400.0, 90.0], [-0.14, 0.2])
 
 
 @pytest.fixture(scope="module")
@@ -147,13 +84,13 @@ def detector():
         yield d
 
 
-def _check_person(obs: PersonObservation, true_box: np.ndarray, true_joints: dict) -> None:
+def _check_person(obs: PersonObservation, true_box: np.ndarray, true_joints: np.ndarray) -> None:
     assert box_iou(obs.bbox, true_box) > 0.5
     tolerance = 0.1 * (true_box[3] - true_box[1])
     for name in CHECKED_JOINTS:
         found = obs.landmarks2d[BLAZEPOSE_LANDMARK_NAMES.index(name)]
         assert found[2] > 0.5, name
-        assert np.linalg.norm(found[:2] - true_joints[name]) < tolerance, name
+        assert np.linalg.norm(found[:2] - true_joints[JOINT_NAMES.index(name)]) < tolerance, name
 
 
 # --------------------------------------------------------------------------- detector
@@ -237,17 +174,14 @@ def test_bad_boxes_are_input_error(detector, boxes):
         detector.detect(np.zeros((48, 64, 3), np.uint8), boxes=boxes)
 
 
-def test_huge_image_reports_original_pixels(session_renderer, bodies):
-    near = _distance_for_height(bodies[0], 500.0)
-    small, true_boxes, true_joints = _render(
-        session_renderer, bodies, [(0, np.array([0.1 * near, 0.05 * near, near]))]
-    )
+def test_huge_image_reports_original_pixels(body_model, session_renderer):
+    small, true_boxes, true_joints = _render(body_model, session_renderer, [MAN], [500.0], [0.1])
     scale = 6000 / WIDTH
     huge = cv2.resize(small, (6000, 4500), interpolation=cv2.INTER_LINEAR)
     # Pixel centres scale about the pixel edge at 0.
     big_box = (true_boxes[0] + 0.5) * scale - 0.5
-    big_joints = {name: (p + 0.5) * scale - 0.5 for name, p in true_joints[0].items()}
-    # The person is ~940 px tall in the 1920 px detection image: skip the fine tiles.
+    big_joints = (true_joints[0] + 0.5) * scale - 0.5
+    # The person is ~970 px tall in the 1920 px detection image: skip the fine tiles.
     with PoseDetector(min_person_px=300.0) as detector:
         people = detector.detect(huge)
     assert len(people) == 1

@@ -60,8 +60,11 @@ def _vertex_subset(model: torch.nn.Module, vertex_index: torch.Tensor) -> torch.
     subset = copy.copy(model)
     subset._buffers = dict(model._buffers)
     subset._modules = dict(model._modules)
-    for name in ("template_vertices", "vertex_bone_weights", "vertex_bone_indices"):
-        subset._buffers[name] = model._buffers[name][vertex_index]
+    num_vertices = model.template_vertices.shape[0]
+    for name, buffer in model._buffers.items():
+        # Per-vertex data (positions, skinning weights of either skinning method, ...).
+        if buffer is not None and buffer.dim() > 0 and buffer.shape[0] == num_vertices:
+            subset._buffers[name] = buffer[vertex_index]
     subset._buffers["blendshapes"] = model._buffers["blendshapes"][:, vertex_index]
     return subset
 
