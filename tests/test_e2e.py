@@ -108,3 +108,35 @@ def test_cli_on_the_sample_photo(tmp_path):
         assert 0.5 < person["height_m"] < 2.3
     assert (out / "overlay.png").stat().st_size > 0
     assert (out / "scene.glb").read_bytes()[:4] == b"glTF"
+
+
+def test_result_json_follows_the_contract(recoverer, scene, tmp_path):
+    from metrichmsr.body import COCO_JOINT_NAMES
+    from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES
+
+    result = recoverer.infer(scene.image, K=scene.K)
+    recoverer.save(result, tmp_path / "out")
+    document = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert document["image"] == {"path": "", "width": W, "height": H}
+    assert document["camera"]["fx"] == pytest.approx(scene.K[0, 0], rel=1e-5)
+    for person in document["people"]:
+        joints = person["joints3d"]
+        assert set(COCO_JOINT_NAMES) <= set(joints)
+        hips = (np.array(joints["left_hip"]) + np.array(joints["right_hip"])) / 2
+        np.testing.assert_allclose(person["translation"], hips, atol=2e-3)  # the root is the hip midpoint
+        assert list(person["keypoints2d"]) == list(BLAZEPOSE_LANDMARK_NAMES)
+        assert person["body"]["model"] == "anny"
+        assert set(person["body"]["phenotype"]) == set(PHENOTYPE_NAMES)
+        assert set(person["body"]["pose"]["bones"]) == set(POSE_BONES)
+        # The box holds the person's projected joints.
+        x0, y0, x1, y1 = person["bbox"]
+        nose = np.array(joints["nose"])
+        u, v = scene.K[0, 0] * nose[0] / nose[2] + scene.K[0, 2], scene.K[1, 1] * nose[1] / nose[2] + scene.K[1, 2]
+        assert x0 <= u <= x1 and y0 <= v <= y1
+
+
+def test_boxes_give_exactly_those_people(recoverer, scene):
+    result = recoverer.infer(scene.image, K=scene.K, boxes=scene.boxes[::-1])
+    assert len(result.people) == 2
+    for person, box in zip(result.people, scene.boxes[::-1]):
+        assert _box_iou(person.bbox, box) > 0.9

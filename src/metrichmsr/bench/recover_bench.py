@@ -59,7 +59,7 @@ def _evaluate(recoverer, scenes, adult_age: float = 0.77) -> list[dict]:
 
 
 def _table(title: str, groups: dict[str, list[dict]]) -> None:
-    print(f"\n{title}")
+    print(f"\n{title}\n")
     print("| split | people | recall | median rel. depth err | mean rel. depth err | height MAE (cm) | adult height MAE (cm) | height bias (cm) |")
     print("|---|---|---|---|---|---|---|---|")
     for name, rows in groups.items():
@@ -101,7 +101,7 @@ def main() -> None:
         times.append(time.perf_counter() - t)
     infer_s = statistics.median(times[1:])
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print("\nSpeed (this machine, CPU)")
+    print("\nSpeed (this machine, CPU)\n")
     print("| load (s) | recover 1024x768, 3 people (s) | people found | peak memory (GB) |")
     print("|---|---|---|---|")
     print(f"| {load_s:.1f} | {infer_s:.2f} | {found}/3 | {peak_gb:.2f} |")
