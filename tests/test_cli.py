@@ -92,6 +92,8 @@ BAD_INPUT = {
     "intrinsics zero focal": lambda w: ["recover", w.good, "-o", w.out, "--intrinsics", "0,500,32,24"],
     "focal and fov": lambda w: ["recover", w.good, "-o", w.out, "--focal", "500", "--fov", "60"],
     "device tpu": lambda w: ["recover", w.good, "-o", w.out, "--device", "tpu"],
+    "min-score 1.5": lambda w: ["recover", w.good, "-o", w.out, "--min-score", "1.5"],
+    "min-person-px 0": lambda w: ["recover", w.good, "-o", w.out, "--min-person-px", "0"],
     "boxes missing file": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.root / "nope.json"],
     "boxes bad json": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.bad_json],
     "boxes inverted": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.bad_box],

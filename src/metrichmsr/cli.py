@@ -21,17 +21,23 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(message)
 
 
-def _positive_float(name: str):
+def _number(name: str, valid, requirement: str):
+    """argparse type: a finite float for which ``valid(value)`` holds."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{name} must be positive, got {text!r}")
+        if not (math.isfinite(value) and valid(value)):
+            raise argparse.ArgumentTypeError(f"{name} must be {requirement}, got {text!r}")
         return value
 
     return parse
+
+
+def _positive_float(name: str):
+    return _number(name, lambda value: value > 0, "positive")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     recover.add_argument("--min-person-px", type=_positive_float("--min-person-px"), default=60.0,
                          help="smallest person height in pixels to look for (default 60)")  # fmt: skip
+    recover.add_argument("--min-score", type=_number("--min-score", lambda value: 0 < value < 1, "between 0 and 1"), default=0.4,
+                         help="detection confidence a person needs, 0-1 (default 0.4; raise it if "
+                              "things that are not people are found, lower it to find more people)")  # fmt: skip
     return parser
 
 
@@ -134,7 +143,7 @@ def _recover(args) -> int:
     resolve_device(args.device)
 
     started = time.perf_counter()
-    with Recoverer(device=args.device, min_person_px=args.min_person_px) as recoverer:
+    with Recoverer(device=args.device, min_person_px=args.min_person_px, min_score=args.min_score) as recoverer:
         load_s = time.perf_counter() - started
         failures = 0
         progress = tqdm(images, desc="recover", unit="image", disable=not folder, file=sys.stderr)

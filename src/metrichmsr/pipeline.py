@@ -158,12 +158,19 @@ class Recoverer:
     Args:
         device: where the body model and fit run ("auto": CUDA when available).
         min_person_px: smallest person height (pixels) the detector looks for.
+        min_score: BlazePose detection and presence confidence a person needs, in [0, 1].
         fit_config: iterations and loss weights of the metric fit.
     """
 
-    def __init__(self, device: Device = "auto", min_person_px: float = 60.0, fit_config: FitConfig = FitConfig()):
+    def __init__(
+        self,
+        device: Device = "auto",
+        min_person_px: float = 60.0,
+        min_score: float = 0.4,
+        fit_config: FitConfig = FitConfig(),
+    ):
         self.device = resolve_device(device)
-        self.detector = PoseDetector(min_person_px=min_person_px)
+        self.detector = PoseDetector(min_person_px=min_person_px, min_score=min_score)
         self.body = BodyModel().to(self.device)
         self.fitter = BodyFitter(self.body, fit_config)
         self._renderer = None
