@@ -119,6 +119,7 @@ def test_result_json_follows_the_contract(recoverer, scene, tmp_path):
     document = json.loads((tmp_path / "out" / "result.json").read_text())
     assert document["image"] == {"path": "", "width": W, "height": H}
     assert document["camera"]["fx"] == pytest.approx(scene.K[0, 0], rel=1e-5)
+    assert document["camera"]["fov_deg"] == pytest.approx(FOV_DEG, abs=1e-3)
     for person in document["people"]:
         joints = person["joints3d"]
         assert set(COCO_JOINT_NAMES) <= set(joints)

@@ -52,18 +52,24 @@ class Intrinsics:
     def horizontal_fov_deg(self, width: int) -> float:
         return math.degrees(2.0 * math.atan(width / (2.0 * self.fx)))
 
-    def scaled(self, scale: float) -> "Intrinsics":
-        """Intrinsics of the same camera for the image resized by ``scale`` (pixel centres kept)."""
-        return Intrinsics(
-            self.fx * scale,
-            self.fy * scale,
-            (self.cx + 0.5) * scale - 0.5,
-            (self.cy + 0.5) * scale - 0.5,
-            self.source,
-        )
-
     def to_dict(self) -> dict:
         return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy, "source": self.source}
+
+
+def scale_K(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """Intrinsics (3, 3) of the image resized by ``sx`` in x and ``sy`` in y.
+
+    A resize maps pixel edges to pixel edges, so with pixel centres at integers
+    ``f' = s f`` and ``c' = s (c + 0.5) - 0.5``.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    return np.array(
+        [
+            [K[0, 0] * sx, 0.0, (K[0, 2] + 0.5) * sx - 0.5],
+            [0.0, K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5],
+            [0.0, 0.0, 1.0],
+        ]
+    )
 
 
 def focal_from_fov(fov_deg: float, width: int) -> float:

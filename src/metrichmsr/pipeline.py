@@ -102,7 +102,10 @@ class RecoveryResult:
         return {
             "schema": SCHEMA,
             "image": {"path": self.image_path, "width": self.width, "height": self.height},
-            "camera": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.intrinsics.to_dict().items()},
+            "camera": {
+                **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.intrinsics.to_dict().items()},
+                "fov_deg": round(self.intrinsics.horizontal_fov_deg(self.width), 3),  # horizontal
+            },
             "people": [p.to_json() for p in self.people],
         }
 

@@ -19,6 +19,8 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+from metrichmsr.camera import scale_K
+
 if TYPE_CHECKING:
     import pyrender
 
@@ -132,25 +134,13 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
 def _scaled_camera(
     K: np.ndarray, image_size: tuple[int, int], max_side: int
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """The camera of the image resized so that its longer side is at most ``max_side``.
-
-    A resize maps pixel edges to pixel edges, so with per-axis scale ``s = W' / W`` (``H' / H``)
-    the pixel-centre intrinsics become ``f' = s f`` and ``c' = s (c + 0.5) - 0.5``.
-    """
+    """The camera of the image resized so that its longer side is at most ``max_side``."""
     W, H = image_size
     if max(W, H) <= max_side:
         return K, image_size
     scale = max_side / max(W, H)
     size = (max(1, round(W * scale)), max(1, round(H * scale)))
-    sx, sy = size[0] / W, size[1] / H
-    K_scaled = np.array(
-        [
-            [K[0, 0] * sx, 0.0, (K[0, 2] + 0.5) * sx - 0.5],
-            [0.0, K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5],
-            [0.0, 0.0, 1.0],
-        ]
-    )
-    return K_scaled, size
+    return scale_K(K, size[0] / W, size[1] / H), size
 
 
 def _import_pyrender():
