@@ -141,3 +141,24 @@ def test_boxes_give_exactly_those_people(recoverer, scene):
     assert len(result.people) == 2
     for person, box in zip(result.people, scene.boxes[::-1]):
         assert _box_iou(person.bbox, box) > 0.9
+
+
+def test_huge_photo_is_reported_in_its_own_pixels(recoverer, scene, tmp_path):
+    """A 12000 x 9000 photo: detection runs on a downscaled copy, results are in full pixels."""
+    from PIL import Image
+
+    from metrichmsr.camera import scale_K
+
+    big_size = (12000, 9000)
+    scale = big_size[0] / W
+    big = np.asarray(Image.fromarray(scene.image).resize(big_size, Image.BILINEAR))
+    K = scale_K(scene.K, scale, scale)
+    result = recoverer.infer(big, K=K)
+    assert len(result.people) == 2
+    for i, truth_box in enumerate(scene.boxes):
+        big_box = (truth_box + 0.5) * scale - 0.5
+        person = max(result.people, key=lambda p: _box_iou(p.bbox, big_box))
+        assert _box_iou(person.bbox, big_box) > 0.5
+        assert person.translation[2] == pytest.approx(scene.params.translation[i, 2].item(), rel=0.10)
+    recoverer.save(result, tmp_path / "big")
+    assert Image.open(tmp_path / "big" / "overlay.png").size == (2048, 1536)  # rendered at a capped size
