@@ -137,8 +137,10 @@ def test_result_json_follows_the_contract(recoverer, scene, tmp_path):
 
 
 def test_boxes_give_exactly_those_people(recoverer, scene):
-    result = recoverer.infer(scene.image, K=scene.K, boxes=scene.boxes[::-1])
+    empty_sky = np.array([10.0, 10.0, 120.0, 200.0])
+    result = recoverer.infer(scene.image, K=scene.K, boxes=np.vstack((scene.boxes[::-1], empty_sky)))
     assert len(result.people) == 2
+    assert result.boxes_without_person == [2]
     for person, box in zip(result.people, scene.boxes[::-1]):
         assert _box_iou(person.bbox, box) > 0.9
 

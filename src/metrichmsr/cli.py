@@ -167,6 +167,8 @@ def _recover(args) -> int:
             message = f"{path.name}: {people} {'person' if people == 1 else 'people'} -> {out_dir}"
             if people == 0:
                 message += " (nobody found)"
+            if result.boxes_without_person:
+                message += f" (no person found in box {', '.join(map(str, result.boxes_without_person))} of --boxes)"
             tqdm.write(message, file=sys.stdout)
     total_s = time.perf_counter() - started
     print(f"done: {len(images) - failures}/{len(images)} image(s) in {total_s:.1f} s (models loaded in {load_s:.1f} s)")

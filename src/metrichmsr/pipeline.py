@@ -89,6 +89,7 @@ class RecoveryResult:
     intrinsics: Intrinsics
     people: list[PersonResult] = field(default_factory=list)
     faces: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))  # (F, 3) shared mesh faces
+    boxes_without_person: list[int] = field(default_factory=list)  # indices of given boxes where no pose was found
 
     @property
     def width(self) -> int:
@@ -219,8 +220,11 @@ class Recoverer:
         else:
             intrinsics = resolve_intrinsics(width, height, exif=exif)
 
-        observations = [o for o in self.detector.detect(image, boxes=boxes) if o.score > 0]
+        detected = self.detector.detect(image, boxes=boxes)
+        observations = [o for o in detected if o.score > 0]
         result = RecoveryResult(image, image_path, intrinsics, faces=self.body.faces.cpu().numpy())
+        if boxes is not None:
+            result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]
         if not observations:
             return result
         evidence = evidence_from_blazepose(
