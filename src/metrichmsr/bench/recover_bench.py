@@ -17,6 +17,7 @@ import statistics
 import time
 
 import numpy as np
+import torch
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
@@ -28,8 +29,15 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-9)
 
 
+def _joint_error(metric, person, true_joints: np.ndarray) -> float:
+    """``metric`` (mpjpe or pa_mpjpe) over the 17 COCO joints of one person, metres."""
+    pred = torch.as_tensor(person.joints3d[:17], dtype=torch.float64)
+    return float(metric(pred, torch.as_tensor(true_joints[:17], dtype=torch.float64)))
+
+
 def _evaluate(recoverer, scenes, adult_age: float = 0.77) -> list[dict]:
     """One row per ground-truth person: matched or not, depth and height errors."""
+    from metrichmsr.bench.metrics import mpjpe, pa_mpjpe
     from metrichmsr.body import PHENOTYPE_NAMES
 
     rows = []
@@ -53,6 +61,8 @@ def _evaluate(recoverer, scenes, adult_age: float = 0.77) -> list[dict]:
                 "rel_depth": abs(match.translation[2] / true_depth - 1) if found else np.nan,
                 "height_err_m": abs(match.height_m - scene.height_m[i]) if found else np.nan,
                 "height_bias_m": match.height_m - scene.height_m[i] if found else np.nan,
+                "mpjpe_m": _joint_error(mpjpe, match, scene.joints[i]) if found else np.nan,
+                "pa_mpjpe_m": _joint_error(pa_mpjpe, match, scene.joints[i]) if found else np.nan,
                 "seconds": seconds,
             })  # fmt: skip
     return rows
@@ -60,8 +70,11 @@ def _evaluate(recoverer, scenes, adult_age: float = 0.77) -> list[dict]:
 
 def _table(title: str, groups: dict[str, list[dict]]) -> None:
     print(f"\n{title}\n")
-    print("| split | people | recall | median rel. depth err | mean rel. depth err | height MAE (cm) | adult height MAE (cm) | height bias (cm) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| split | people | recall | median rel. depth err | mean rel. depth err | height MAE (cm) "
+        "| adult height MAE (cm) | height bias (cm) | MPJPE (mm) | PA-MPJPE (mm) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, rows in groups.items():
         found = [r for r in rows if r["found"]]
         adults = [r for r in found if r["adult"]]
@@ -73,7 +86,8 @@ def _table(title: str, groups: dict[str, list[dict]]) -> None:
         print(
             f"| {name} | {len(rows)} | {len(found) / max(len(rows), 1):.2f} | {fmt(rel)}% | {fmt(rel, f=statistics.mean)}% "
             f"| {fmt([r['height_err_m'] for r in found], f=statistics.mean)} | {fmt([r['height_err_m'] for r in adults], f=statistics.mean)} "
-            f"| {fmt([r['height_bias_m'] for r in found], f=statistics.mean)} |"
+            f"| {fmt([r['height_bias_m'] for r in found], f=statistics.mean)} "
+            f"| {fmt([r['mpjpe_m'] for r in found], 1000.0, statistics.mean)} | {fmt([r['pa_mpjpe_m'] for r in found], 1000.0, statistics.mean)} |"
         )
 
 
@@ -136,7 +150,8 @@ def main() -> None:
         f"\nsummary: load {load_s:.1f} s, recover {infer_s:.2f} s (1024x768, 3 people), peak {peak_gb:.2f} GB; "
         f"median rel. root-depth error {statistics.median(r['rel_depth'] for r in found) * 100:.1f}% "
         f"(targets: <=10%), adult height MAE {statistics.mean(r['height_err_m'] for r in adults) * 100:.1f} cm (<=7 cm), "
-        f"recall {len(found) / len(rows):.2f}"
+        f"recall {len(found) / len(rows):.2f}, MPJPE {statistics.mean(r['mpjpe_m'] for r in found) * 1000:.0f} mm, "
+        f"PA-MPJPE {statistics.mean(r['pa_mpjpe_m'] for r in found) * 1000:.0f} mm"
     )
     recoverer.close()
 
