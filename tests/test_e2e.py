@@ -164,3 +164,14 @@ def test_huge_photo_is_reported_in_its_own_pixels(recoverer, scene, tmp_path):
         assert person.translation[2] == pytest.approx(scene.params.translation[i, 2].item(), rel=0.10)
     recoverer.save(result, tmp_path / "big")
     assert Image.open(tmp_path / "big" / "overlay.png").size == (2048, 1536)  # rendered at a capped size
+
+
+def test_infer_reads_an_image_file(recoverer, scene, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "people.png"
+    Image.fromarray(scene.image).save(path)
+    result = recoverer.infer(str(path), K=scene.K)
+    assert result.image_path == str(path)
+    assert len(result.people) == 2
+    assert result.to_json()["image"]["path"] == str(path)
