@@ -174,6 +174,11 @@ class ShapePrior(torch.nn.Module):
 
         self.distribution = SimpleShapeDistribution(body.anny)
 
+    def _by_sex(self, name: str, gender: torch.Tensor):
+        """(conditional distribution of ``name`` given age, share) for boys and girls, gender (N,)."""
+        for sex, share in (("boys", 1 - gender), ("girls", gender)):
+            yield getattr(self.distribution, f"{sex}_conditional_{name}_distribution"), share
+
     def _nll(self, name: str, value: torch.Tensor, age: torch.Tensor, gender: torch.Tensor) -> torch.Tensor:
         """NLL of ``value`` minus that of the distribution's mean, so it is ~0 for a typical body.
 
@@ -181,8 +186,7 @@ class ShapePrior(torch.nn.Module):
         density would make "child" the cheapest explanation of any adult.
         """
         total = torch.zeros_like(value)
-        for sex, share in (("boys", 1 - gender), ("girls", gender)):
-            distribution = getattr(self.distribution, f"{sex}_conditional_{name}_distribution")
+        for distribution, share in self._by_sex(name, gender):
             beta = distribution.get_torch_distribution(age)
             mean = (beta.concentration1 / (beta.concentration1 + beta.concentration0)).detach()
             total = total + share * (beta.log_prob(mean) - beta.log_prob(value.clamp(0.005, 0.995)))
@@ -199,20 +203,10 @@ class ShapePrior(torch.nn.Module):
         out = {}
         for name in ("height", "weight", "muscle", "proportions"):
             out[name] = torch.zeros_like(age)
-            for sex, share in (("boys", 1 - gender), ("girls", gender)):
-                distribution = getattr(self.distribution, f"{sex}_conditional_{name}_distribution")
+            for distribution, share in self._by_sex(name, gender):
                 alpha, beta = distribution.get_distribution_params(age)
                 out[name] = out[name] + share * alpha / (alpha + beta)
         return out
-
-
-def _kabsch(source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Rotation (N, 3, 3) best mapping centred source (N, K, 3) onto centred target, weighted (N, K)."""
-    w = weights[..., None]
-    src = source - (w * source).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1e-6)
-    tgt = target - (w * target).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1e-6)
-    covariance = torch.einsum("nki,nkj->nij", w * tgt, src)
-    return roma.special_procrustes(covariance)
 
 
 def _solve_translation(K: torch.Tensor, points: torch.Tensor, uv: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -257,7 +251,7 @@ class BodyFitter:
         with torch.no_grad():
             rest = self.body.joints(phenotype, bone_rotvec, eye, torch.zeros(n, 3, device=device))
             weights = evidence.keypoints2d[:, _TORSO, 2].clamp(min=0.05)
-            rotation = _kabsch(rest[:, _TORSO], evidence.keypoints3d[:, _TORSO], weights)
+            rotation, _ = roma.rigid_points_registration(rest[:, _TORSO], evidence.keypoints3d[:, _TORSO], weights)
             posed = torch.einsum("nij,nkj->nki", rotation, rest)
             translation = _solve_translation(K, posed, evidence.keypoints2d[..., :2], evidence.keypoints2d[..., 2])
         return FitParams(phenotype, bone_rotvec, rotation, translation)
