@@ -95,14 +95,6 @@ def _load_boxes(path: Path | None, folder: bool):
     return check(data, str(path))
 
 
-def _check_output(output: Path, folder: bool) -> None:
-    """Refuse an ``-o`` that the run could not replace, before any work is done."""
-    if output.exists() and not output.is_dir():
-        raise InputError(f"-o {output}: exists and is not a folder")
-    if not folder and output.is_dir() and not (output / "result.json").exists() and any(output.iterdir()):
-        raise InputError(f"-o {output}: exists and is not a metrichmsr result folder; refusing to replace it")
-
-
 def _camera_kwargs(args) -> dict:
     from metrichmsr.camera import parse_intrinsics
 
@@ -118,6 +110,7 @@ def _camera_kwargs(args) -> dict:
 
 
 def _recover(args) -> int:
+    from metrichmsr._outputs import check_replaceable
     from metrichmsr.image_io import list_images, load_image
 
     # Every check on the user's input runs before the heavy imports and the model loads, so
@@ -130,7 +123,10 @@ def _recover(args) -> int:
         raise InputError(f"{args.input}: no image files (.jpg, .png, ...) in this folder")
     if args.output.resolve() == args.input.resolve() or (not folder and args.output.resolve() == args.input.resolve().parent):
         raise InputError(f"-o {args.output}: choose an output folder apart from the input")
-    _check_output(args.output, folder)
+    if not folder:
+        check_replaceable(args.output)
+    elif args.output.exists() and not args.output.is_dir():  # OUT/<stem> are each checked when saved
+        raise InputError(f"-o {args.output}: exists and is not a folder")
     decoded = None if folder else load_image(args.input)
     boxes = _load_boxes(args.boxes, folder)
     camera = _camera_kwargs(args)

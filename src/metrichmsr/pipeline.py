@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from metrichmsr._outputs import replace_dir
 from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
 from metrichmsr.errors import InputError
@@ -132,24 +133,11 @@ class RecoveryResult:
             renderer = renderer or Renderer()
             overlay = renderer.overlay(self.image, self.intrinsics.K, meshes) if meshes else self.image
             Image.fromarray(overlay).save(staging / "overlay.png", optimize=False)
-            _replace_dir(staging, out_dir)
+            replace_dir(staging, out_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return out_dir
-
-
-def _replace_dir(source: Path, target: Path) -> None:
-    """Move ``source`` to ``target``, replacing an existing result folder there."""
-    if target.exists():
-        if not (target / "result.json").exists() and any(target.iterdir()):
-            raise InputError(f"{target}: exists and is not a metrichmsr result folder; refusing to replace it")
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(source, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(source, target)
 
 
 def _floats(values, digits: int = 4) -> list[float]:
