@@ -13,20 +13,13 @@ import torch
 
 from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES
 from metrichmsr.fit import FitParams
+from metrichmsr.perception import box_iou
 from metrichmsr.synth import render_people
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 1024, 768
 FOV_DEG = 60.0
 CAMERA_HEIGHT_M = 1.5
-
-
-def _box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +62,8 @@ def test_recover_rendered_adults_metrically(recoverer, scene):
     result = recoverer.infer(scene.image, K=scene.K)
     assert len(result.people) == 2
     for i, truth_box in enumerate(scene.boxes):
-        person = max(result.people, key=lambda p: _box_iou(p.bbox, truth_box))
-        assert _box_iou(person.bbox, truth_box) > 0.5
+        person = max(result.people, key=lambda p: box_iou(p.bbox, truth_box))
+        assert box_iou(person.bbox, truth_box) > 0.5
         true_depth = scene.params.translation[i, 2].item()
         assert person.translation[2] == pytest.approx(true_depth, rel=0.10), f"person {i} depth"
         assert abs(person.height_m - scene.height_m[i]) < 0.08, f"person {i} height"
@@ -142,7 +135,7 @@ def test_boxes_give_exactly_those_people(recoverer, scene):
     assert len(result.people) == 2
     assert result.boxes_without_person == [2]
     for person, box in zip(result.people, scene.boxes[::-1]):
-        assert _box_iou(person.bbox, box) > 0.9
+        assert box_iou(person.bbox, box) > 0.9
 
 
 def test_huge_photo_is_reported_in_its_own_pixels(recoverer, scene, tmp_path):
@@ -159,8 +152,8 @@ def test_huge_photo_is_reported_in_its_own_pixels(recoverer, scene, tmp_path):
     assert len(result.people) == 2
     for i, truth_box in enumerate(scene.boxes):
         big_box = (truth_box + 0.5) * scale - 0.5
-        person = max(result.people, key=lambda p: _box_iou(p.bbox, big_box))
-        assert _box_iou(person.bbox, big_box) > 0.5
+        person = max(result.people, key=lambda p: box_iou(p.bbox, big_box))
+        assert box_iou(person.bbox, big_box) > 0.5
         assert person.translation[2] == pytest.approx(scene.params.translation[i, 2].item(), rel=0.10)
     recoverer.save(result, tmp_path / "big")
     assert Image.open(tmp_path / "big" / "overlay.png").size == (2048, 1536)  # rendered at a capped size

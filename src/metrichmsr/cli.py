@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     camera = recover.add_mutually_exclusive_group()
     camera.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels")
     camera.add_argument("--focal", type=_positive_float("--focal"), help="focal length in pixels")
-    camera.add_argument("--fov", type=_positive_float("--fov"), help="horizontal field of view in degrees")
+    camera.add_argument("--fov", type=_number("--fov", lambda value: 0 < value < 180, "between 0 and 180 degrees"),
+                        help="horizontal field of view in degrees")  # fmt: skip
     recover.add_argument("--boxes", type=Path, help="JSON person boxes [[x0,y0,x1,y1], ...] (folder: {file name: boxes})")
     recover.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     recover.add_argument("--min-person-px", type=_positive_float("--min-person-px"), default=60.0,
@@ -103,8 +104,6 @@ def _camera_kwargs(args) -> dict:
     if args.focal is not None:
         return {"focal_px": args.focal}
     if args.fov is not None:
-        if args.fov >= 180:
-            raise InputError(f"--fov must be below 180 degrees, got {args.fov}")
         return {"fov_deg": args.fov}
     return {}
 

@@ -22,13 +22,6 @@ import torch
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-9)
-
-
 def _joint_error(metric, person, true_joints: np.ndarray) -> float:
     """``metric`` (mpjpe or pa_mpjpe) over the 17 COCO joints of one person, metres."""
     pred = torch.as_tensor(person.joints3d[:17], dtype=torch.float64)
@@ -39,6 +32,7 @@ def _evaluate(recoverer, scenes, adult_age: float = 0.77) -> list[dict]:
     """One row per ground-truth person: matched or not, depth and height errors."""
     from metrichmsr.bench.metrics import mpjpe, pa_mpjpe
     from metrichmsr.body import PHENOTYPE_NAMES
+    from metrichmsr.perception import box_iou
 
     rows = []
     for scene in scenes:
@@ -48,8 +42,8 @@ def _evaluate(recoverer, scenes, adult_age: float = 0.77) -> list[dict]:
         for i, box in enumerate(scene.boxes):
             if box[3] - box[1] < 8:  # outside the picture (or a few pixels of it): not scored
                 continue
-            match = max(people, key=lambda p: _iou(p.bbox, box), default=None)
-            found = match is not None and _iou(match.bbox, box) > 0.5
+            match = max(people, key=lambda p: box_iou(p.bbox, box), default=None)
+            found = match is not None and box_iou(match.bbox, box) > 0.5
             true_depth = float(scene.params.translation[i, 2])
             age = float(scene.params.phenotype[i, PHENOTYPE_NAMES.index("age")])
             rows.append({
