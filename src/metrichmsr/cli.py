@@ -58,7 +58,69 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--min-score", type=_number("--min-score", lambda value: 0 < value < 1, "between 0 and 1"), default=0.4,
                          help="detection confidence a person needs, 0-1 (default 0.4; raise it if "
                               "things that are not people are found, lower it to find more people)")  # fmt: skip
+
+    synth = commands.add_parser("synth", help="render synthetic people with metric ground truth (for benchmarks and training)")
+    synth.add_argument("--n", type=_number("--n", lambda v: v >= 1 and v == int(v), "a whole number >= 1"), required=True,
+                       help="number of images")  # fmt: skip
+    synth.add_argument("--seed", type=_number("--seed", lambda v: v >= 0 and v == int(v), "a whole number >= 0"), default=0,
+                       help="first seed; image i uses seed + i (seeds >= 1000000 are the held-out benchmark split)")  # fmt: skip
+    synth.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    synth.add_argument("--long-side", type=_number("--long-side", lambda v: 64 <= v <= 4096 and v == int(v), "a whole number in 64..4096"),
+                       default=640, help="longer image side in pixels (default 640)")  # fmt: skip
+
+    bench = commands.add_parser("bench", help="score methods side by side on a synth folder")
+    bench.add_argument("input", type=Path, help="folder written by `metrichmsr synth`")
+    bench.add_argument("-o", "--output", type=Path, help="report folder (default: <input>-bench)")
+    bench.add_argument("--methods", default="full,fixed-fov,box-only",
+                       help="comma-separated, from full, fixed-fov, box-only, box-true-focal (default: the first three)")  # fmt: skip
+    bench.add_argument("--limit", type=_number("--limit", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+                       help="score only the first N images")  # fmt: skip
+    bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     return parser
+
+
+def _synth(args) -> int:
+    from metrichmsr._outputs import check_replaceable
+    from metrichmsr.synth.dataset import INDEX_FILE
+
+    check_replaceable(args.output, marker=INDEX_FILE)
+    from dataclasses import replace
+
+    from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig
+    from metrichmsr.synth.dataset import write_dataset
+
+    n, seed = int(args.n), int(args.seed)
+    if seed < HELD_OUT_SEED_START < seed + n:
+        raise InputError(f"--seed {seed} --n {n}: straddles the held-out split, which starts at seed {HELD_OUT_SEED_START}")
+    started = time.perf_counter()
+    write_dataset(args.output, n, seed, replace(SceneConfig(), long_side_px=int(args.long_side)))
+    split = "held-out (benchmark)" if seed >= HELD_OUT_SEED_START else "training"
+    print(f"done: {n} image(s), seeds {seed}..{seed + n - 1} ({split} split) in {time.perf_counter() - started:.1f} s -> {args.output}")
+    return 0
+
+
+def _bench(args) -> int:
+    from metrichmsr._outputs import check_replaceable
+    from metrichmsr.bench.run import MARKER, METHODS
+    from metrichmsr.synth.dataset import list_samples
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InputError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
+    if not args.input.is_dir():
+        raise InputError(f"{args.input}: no such folder")
+    list_samples(args.input)
+    output = args.output or args.input.with_name(args.input.name + "-bench")
+    check_replaceable(output, marker=MARKER)
+
+    from metrichmsr.bench.run import run
+    from metrichmsr.pipeline import resolve_device
+
+    resolve_device(args.device)
+    print(run(args.input, output, methods, device=args.device, limit=int(args.limit) if args.limit else None))
+    print(f"report: {output / MARKER}, {output / 'results.csv'}, plots in {output}")
+    return 0
 
 
 def _load_boxes(path: Path | None, folder: bool):
@@ -174,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "recover":
-            return _recover(args)
+        return {"recover": _recover, "synth": _synth, "bench": _bench}[args.command](args)
     except InputError as error:
         print(f"metrichmsr: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_INPUT_ERROR

@@ -9,9 +9,6 @@ image's intrinsics, and return a ``RecoveryResult`` whose ``save`` writes ``resu
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Mapping
@@ -20,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from metrichmsr._outputs import replace_dir
+from metrichmsr._outputs import staged_output
 from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
 from metrichmsr.errors import InputError
@@ -30,6 +27,7 @@ from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PoseDetector
 
 SCHEMA = "metrichmsr.result/1"
 Device = Literal["auto", "cpu", "cuda"]
+CameraModel = Literal["rays", "box"]
 
 
 def resolve_device(device: Device) -> torch.device:
@@ -120,24 +118,14 @@ class RecoveryResult:
         from metrichmsr.render import Renderer
         from metrichmsr.scene.export import write_scene_glb
 
-        out_dir = Path(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; results should be readable as usual
-        try:
+        with staged_output(Path(out_dir)) as staging:
             meshes = [(p.vertices, self.faces) for p in self.people]
             (staging / "result.json").write_text(json.dumps(self.to_json(), indent=1))
             write_scene_glb(staging / "scene.glb", meshes, self.intrinsics.K, (self.width, self.height), image=self.image)
             renderer = renderer or Renderer()
             overlay = renderer.overlay(self.image, self.intrinsics.K, meshes) if meshes else self.image
             Image.fromarray(overlay).save(staging / "overlay.png", optimize=False)
-            replace_dir(staging, out_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return out_dir
+        return Path(out_dir)
 
 
 def _floats(values, digits: int = 4) -> list[float]:
@@ -209,21 +197,41 @@ class Recoverer:
             intrinsics = resolve_intrinsics(width, height, exif=exif)
 
         detected = self.detector.detect(image, boxes=boxes)
-        observations = [o for o in detected if o.score > 0]
         result = RecoveryResult(image, image_path, intrinsics, faces=self.body.faces.cpu().numpy())
         if boxes is not None:
             result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]
-        if not observations:
-            return result
-        evidence = evidence_from_blazepose(
-            np.stack([o.landmarks2d for o in observations]),
-            np.stack([o.world_landmarks for o in observations]),
-            np.stack([o.bbox for o in observations]),
-            intrinsics.K,
-        ).to(self.device)
-        params = self.fitter.fit(evidence, torch.as_tensor(intrinsics.K, dtype=torch.float32, device=self.device))
-        result.people = self._people(observations, params)
+        result.people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K)
         return result
+
+    def fit_people(self, observations: list, K: np.ndarray, camera_model: CameraModel = "rays") -> list[PersonResult]:
+        """Metric bodies for detected people (``PoseDetector.detect`` observations) under K (3, 3).
+
+        ``camera_model`` says what the fit knows of where each person sits in the image:
+        "rays" (the method): every keypoint's own ray through the true K, and the 3D landmarks
+        turned by the box-centre ray. "box" (a baseline, CLIFF-style): each person is fitted as
+        if their box were centred on the optical axis, then moved to the box's position by the
+        box-centre offset at the fitted depth; it knows the box and the focal length, not the
+        rays, so it misses the perspective of off-centre people.
+        """
+        if not observations:
+            return []
+        landmarks2d = np.stack([o.landmarks2d for o in observations])
+        boxes = np.stack([o.bbox for o in observations])
+        offset_px = np.zeros((len(observations), 2))
+        if camera_model == "box":
+            offset_px = (boxes[:, :2] + boxes[:, 2:]) / 2 - K[:2, 2]
+            landmarks2d = landmarks2d.copy()
+            landmarks2d[..., :2] -= offset_px[:, None]
+            boxes = boxes - np.tile(offset_px, 2)
+        elif camera_model != "rays":
+            raise ValueError(f"camera_model must be 'rays' or 'box', got {camera_model!r}")
+        evidence = evidence_from_blazepose(landmarks2d, np.stack([o.world_landmarks for o in observations]), boxes, K)
+        K_t = torch.as_tensor(K, dtype=torch.float32, device=self.device)
+        params = self.fitter.fit(evidence.to(self.device), K_t)
+        offset = torch.as_tensor(offset_px / K[[0, 1], [0, 1]], dtype=torch.float32, device=self.device)
+        depth = params.translation[:, 2:]
+        params.translation = torch.cat((params.translation[:, :2] + offset * depth, depth), dim=-1)
+        return self._people(observations, params)
 
     @torch.inference_mode()
     def _people(self, observations, params: FitParams) -> list[PersonResult]:

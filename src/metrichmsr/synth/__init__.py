@@ -1,6 +1,19 @@
 """Synthetic people with ground truth, rendered through a known camera."""
 
-from metrichmsr.synth.people import SyntheticImage, backdrop, clothing_colors, render_people
-from metrichmsr.synth.scenes import SceneConfig, sample_scene
+from metrichmsr.synth.people import SyntheticImage, clothing_colors, level_axes, render_people, room_backdrop
+from metrichmsr.synth.poses import POSE_FAMILIES, sample_pose
+from metrichmsr.synth.scenes import HELD_OUT_SEED_START, SceneConfig, sample_camera, sample_scene
 
-__all__ = ["SceneConfig", "SyntheticImage", "backdrop", "clothing_colors", "render_people", "sample_scene"]
+__all__ = [
+    "HELD_OUT_SEED_START",
+    "POSE_FAMILIES",
+    "SceneConfig",
+    "SyntheticImage",
+    "clothing_colors",
+    "level_axes",
+    "render_people",
+    "room_backdrop",
+    "sample_camera",
+    "sample_pose",
+    "sample_scene",
+]

@@ -1,0 +1,114 @@
+"""Benchmark tables and plots from scored rows (``bench.score.score_image``)."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+from typing import Callable, Sequence
+
+FOV_BUCKETS_DEG = (20, 40, 60, 80, 100, 121)
+DISTANCE_BUCKETS_M = (1, 3, 6, 12, 31)
+OFF_AXIS_BUCKETS_DEG = (0, 10, 20, 30, 45, 90)
+
+#: (column title, row -> value or None, aggregate, format)
+_COLUMNS: tuple[tuple[str, Callable[[dict], float | None], Callable, str], ...] = (
+    ("median rel. depth err (%)", lambda r: abs(r["depth_ratio_err"]) * 100, statistics.median, "{:.1f}"),
+    ("mean rel. depth err (%)", lambda r: abs(r["depth_ratio_err"]) * 100, statistics.mean, "{:.1f}"),
+    ("median root err (m)", lambda r: r["root_err_m"], statistics.median, "{:.2f}"),
+    ("height MAE (cm)", lambda r: abs(r["height_err_m"]) * 100, statistics.mean, "{:.1f}"),
+    ("adult height MAE (cm)", lambda r: abs(r["height_err_m"]) * 100 if r["adult"] else None, statistics.mean, "{:.1f}"),
+    ("MPJPE (mm)", lambda r: r["mpjpe_mm"], statistics.mean, "{:.0f}"),
+    ("PA-MPJPE (mm)", lambda r: r["pa_mpjpe_mm"], statistics.mean, "{:.0f}"),
+    ("PVE (mm)", lambda r: r["pve_mm"], statistics.mean, "{:.0f}"),
+)
+
+
+def _aggregate(rows: Sequence[dict], value: Callable[[dict], float | None], reduce: Callable) -> float | None:
+    values = [v for v in (value(r) for r in rows if r["found"]) if v is not None]
+    return reduce(values) if values else None
+
+
+def median_rel_depth_err(rows: Sequence[dict]) -> float | None:
+    """Median |z_pred / z_true - 1| over found people (a fraction), None if nobody was found."""
+    return _aggregate(rows, lambda r: abs(r["depth_ratio_err"]), statistics.median)
+
+
+def _bucket_label(low: float, high: float, unit: str) -> str:
+    return f"{low:g}-{high:g} {unit}"
+
+
+def buckets(rows: Sequence[dict], key: str, edges: Sequence[float], unit: str) -> dict[str, list[dict]]:
+    """Rows split by ``key`` into [edges[i], edges[i + 1]) buckets, labelled, empty ones dropped."""
+    out = {}
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = [r for r in rows if low <= r[key] < high]
+        if inside:
+            out[_bucket_label(low, high, unit)] = inside
+    return out
+
+
+def markdown_table(rows: Sequence[dict], methods: Sequence[str], seconds: dict[str, float]) -> str:
+    """One markdown table: a block of splits (all, FOV, distance, off-axis) per method."""
+    header = ["method", "split", "people", "recall", *(c[0] for c in _COLUMNS), "s / image"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        splits = {"all": mine}
+        splits.update(buckets(mine, "fov_deg", FOV_BUCKETS_DEG, "deg FOV"))
+        splits.update(buckets(mine, "distance_m", DISTANCE_BUCKETS_M, "m"))
+        splits.update(buckets(mine, "off_axis_deg", OFF_AXIS_BUCKETS_DEG, "deg off-axis"))
+        for name, split in splits.items():
+            recall = sum(r["found"] for r in split) / len(split)
+            cells = []
+            for _, value, reduce, fmt in _COLUMNS:
+                result = _aggregate(split, value, reduce)
+                cells.append("-" if result is None else fmt.format(result))
+            timing = f"{seconds[method]:.2f}" if name == "all" else ""
+            lines.append(f"| {method} | {name} | {len(split)} | {recall:.2f} | " + " | ".join(cells) + f" | {timing} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: Sequence[dict], path: Path) -> None:
+    """All rows, one per (method, image, ground-truth person); unmatched people have empty errors."""
+    keys: list[str] = []
+    for row in rows:
+        keys.extend(k for k in row if k not in keys)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_plots(rows: Sequence[dict], methods: Sequence[str], out_dir: Path) -> list[Path]:
+    """PNG plots of median relative root-depth error vs FOV, distance and off-axis angle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for key, edges, unit, title in (
+        ("fov_deg", FOV_BUCKETS_DEG, "deg", "horizontal field of view (deg)"),
+        ("distance_m", DISTANCE_BUCKETS_M, "m", "distance to the camera (m)"),
+        ("off_axis_deg", OFF_AXIS_BUCKETS_DEG, "deg", "angle of the person from the optical axis (deg)"),
+    ):
+        figure, axis = plt.subplots(figsize=(6, 4), dpi=100)
+        for method in methods:
+            split = buckets([r for r in rows if r["method"] == method], key, edges, unit)
+            centres = [(low + high) / 2 for low, high in zip(edges[:-1], edges[1:]) if _bucket_label(low, high, unit) in split]
+            errors = [median_rel_depth_err(s) for s in split.values()]
+            points = [(c, e * 100) for c, e in zip(centres, errors) if e is not None]
+            if points:
+                axis.plot(*zip(*points), marker="o", label=method)
+        axis.set_xlabel(title)
+        axis.set_ylabel("median relative root-depth error (%)")
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+        axis.legend()
+        figure.tight_layout()
+        path = out_dir / f"depth_error_vs_{key.rsplit('_', 1)[0]}.png"
+        figure.savefig(path)
+        plt.close(figure)
+        paths.append(path)
+    return paths

@@ -1,0 +1,172 @@
+"""The floor plane in the camera frame (OpenCV axes, metres)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metrichmsr.body import JOINT_NAMES
+
+
+@dataclass(frozen=True)
+class FloorPlane:
+    """A horizontal floor seen from the camera.
+
+    Floor points X (camera frame, metres) satisfy ``up @ X == -camera_height_m``.
+
+    Attributes:
+        up: (3,) unit vector against gravity, camera frame (a level camera has (0, -1, 0)).
+        camera_height_m: height of the camera centre above the floor, metres (> 0).
+    """
+
+    up: np.ndarray
+    camera_height_m: float
+
+    @classmethod
+    def level(cls, camera_height_m: float) -> "FloorPlane":
+        """The floor under a level camera (no pitch, no roll)."""
+        return cls(np.array([0.0, -1.0, 0.0]), float(camera_height_m))
+
+    def height_above(self, points: np.ndarray) -> np.ndarray:
+        """Signed height (...,) metres of camera-frame points (..., 3) above the floor."""
+        return np.asarray(points) @ np.asarray(self.up) + self.camera_height_m
+
+    def depth_map(self, K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """(H, W) float32 depth (z, metres) of the floor at each pixel centre; inf where a ray misses it.
+
+        size: (W, H) pixels.
+        """
+        width, height = size
+        u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+        rays = np.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)), axis=-1)  # z = 1
+        down = -(rays @ np.asarray(self.up, dtype=np.float64))  # how fast each ray descends per metre of depth
+        with np.errstate(divide="ignore"):
+            depth = np.where(down > 1e-9, self.camera_height_m / down, np.inf)
+        return depth.astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"up": [round(float(v), 6) for v in self.up], "camera_height_m": round(float(self.camera_height_m), 4)}
+
+
+# ---------------------------------------------------------------------------------------
+# The floor from the recovered people
+# ---------------------------------------------------------------------------------------
+
+_J = {name: i for i, name in enumerate(JOINT_NAMES)}
+_ANKLES = [_J["left_ankle"], _J["right_ankle"]]
+_HIPS = [_J["left_hip"], _J["right_hip"]]
+_SHOULDERS = [_J["left_shoulder"], _J["right_shoulder"]]
+#: Foot joints and how far each sits above the sole of a standing Anny body, metres (mean over
+#: 64 bodies of Anny's population prior, standing in the rest pose; spread 2-12 mm).
+_FOOT_JOINTS = np.array(
+    [_J[f"{side}_{part}"] for part in ("ankle", "big_toe", "small_toe", "heel") for side in ("left", "right")]
+)
+_FOOT_ABOVE_SOLE_M = np.repeat([0.092, 0.019, 0.017, 0.036], 2)
+
+#: A person whose body axis leans further than this from the others' is not used for the up
+#: direction (lying, bending, badly fitted).
+MAX_LEAN_DEG = 25.0
+
+
+def body_up_directions(joints: np.ndarray) -> np.ndarray:
+    """Per-person up direction: the mean of the leg (ankles -> hips) and trunk (hips -> shoulders) directions.
+
+    joints: (N, 23, 3) camera frame, metres, JOINT_NAMES order -> (N, 3) unit vectors
+    (NaN rows for people whose joints are not finite or collapse to a point).
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    ankle, hip, shoulder = (joints[:, idx].mean(axis=1) for idx in (_ANKLES, _HIPS, _SHOULDERS))
+    # Two unit directions, not one long one: a bent knee or a slouch tilts only half of it.
+    up = _unit(_unit(hip - ankle) + _unit(shoulder - hip))
+    return up
+
+
+def foot_contacts(joints: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """Where each person touches the floor: under their lowest foot joint, at sole level.
+
+    joints: (N, 23, 3) camera frame, metres; up: (3,) unit vector against gravity.
+    Returns (N, 3) camera-frame points, metres: the foot joint whose sole estimate
+    (joint height along ``up`` minus its height above the sole) is lowest, moved down to it.
+    """
+    feet = np.asarray(joints, dtype=np.float64)[:, _FOOT_JOINTS]  # (N, 8, 3)
+    sole_height = feet @ up - _FOOT_ABOVE_SOLE_M  # (N, 8)
+    lowest = np.argmin(np.where(np.isfinite(sole_height), sole_height, np.inf), axis=1)
+    rows = np.arange(len(feet))
+    return feet[rows, lowest] - np.outer(_FOOT_ABOVE_SOLE_M[lowest], up)
+
+
+def floor_from_people(
+    joints: np.ndarray, contact_noise_m: float = 0.03, up_noise_deg: float = 5.0, iterations: int = 3
+) -> FloorPlane | None:
+    """The floor the recovered people stand on.
+
+    1. Up: each person's body axis (:func:`body_up_directions`); people leaning more than
+       :data:`MAX_LEAN_DEG` from the others' mean are left out.
+    2. Contacts: each person's lowest sole point along that up (:func:`foot_contacts`).
+    3. Normal: the unit ``n`` minimising ``sum_i w_i (n . (c_i - c_mean))^2 + lam (1 - (n . up)^2)``,
+       i.e. the plane through the contacts, pulled toward the mean body up with
+       ``lam = N (contact_noise_m / up_noise)^2``: one person gives their up; two fix the tilt
+       along the line through their feet; three or more spread out fit the full normal. The
+       contacts are reweighted (Huber on the height residual) so a person on a step or a
+       chair counts less.
+    4. Height: the weighted median of the contacts' heights below the camera.
+
+    Args:
+        joints: (N, 23, 3) posed joints, camera frame, metres, JOINT_NAMES order.
+        contact_noise_m: expected error of one contact height, metres.
+        up_noise_deg: expected error of one person's up direction, degrees.
+
+    Returns:
+        The floor, or None when no person is usable or the fit puts the camera on or below it.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (len(JOINT_NAMES), 3):
+        raise ValueError(f"joints must be (N, {len(JOINT_NAMES)}, 3), got shape {joints.shape}")
+    ups = body_up_directions(joints)
+    usable = np.all(np.isfinite(ups), axis=1) & np.any(np.isfinite(joints[:, _FOOT_JOINTS]).all(-1), axis=1)
+    mean_up = _unit(ups[usable].sum(axis=0)) if usable.any() else np.full(3, np.nan)
+    for _ in range(2):  # the first mean includes the leaning people it then leaves out
+        usable &= ups @ np.nan_to_num(mean_up) > np.cos(np.radians(MAX_LEAN_DEG))
+        if not usable.any():
+            return None
+        mean_up = _unit(ups[usable].sum(axis=0))
+
+    contacts = foot_contacts(joints[usable], mean_up)
+    lam = len(contacts) * (contact_noise_m / np.radians(up_noise_deg)) ** 2
+    weights = np.ones(len(contacts))
+    up = mean_up
+    for _ in range(iterations):
+        centre = np.average(contacts, axis=0, weights=weights)
+        spread = (weights[:, None] * (contacts - centre)).T @ (contacts - centre)
+        _, vectors = np.linalg.eigh(spread + lam * (np.eye(3) - np.outer(mean_up, mean_up)))
+        up = vectors[:, 0] * np.sign(vectors[:, 0] @ mean_up)  # the smallest eigenvalue's vector
+        heights = -(contacts @ up)  # each contact's depth below the camera centre
+        camera_height_m = _weighted_median(heights, weights)
+        residual = np.abs(heights - camera_height_m)
+        weights = np.minimum(1.0, contact_noise_m / np.maximum(residual, 1e-9))
+    if not camera_height_m > 0:
+        return None
+    return FloorPlane(up=up, camera_height_m=float(camera_height_m))
+
+
+def camera_pitch_roll_deg(up: np.ndarray) -> tuple[float, float]:
+    """Camera attitude from the up direction (3,) in its frame (OpenCV axes).
+
+    Returns ``(pitch, roll)`` degrees: pitch > 0 when the optical axis points below the
+    horizon; roll > 0 when the world's up leans toward the image's right (+x), i.e. the
+    camera is turned counter-clockwise about its optical axis as seen from behind.
+    """
+    x, y, z = _unit(np.asarray(up, dtype=np.float64))
+    return float(np.degrees(np.arcsin(np.clip(-z, -1.0, 1.0)))), float(np.degrees(np.arctan2(x, -y)))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
