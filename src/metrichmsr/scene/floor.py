@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metrichmsr.body import JOINT_NAMES
+from metrichmsr.scene._stats import weighted_median
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ def floor_from_people(
 ) -> FloorPlane | None:
     """The floor the recovered people stand on.
 
-    1. Up: each person's body axis (:func:`body_up_directions`); people leaning more than
-       :data:`MAX_LEAN_DEG` from the others' mean are left out.
+    1. Up: the mean body axis (:func:`body_up_directions`) of the largest group of people
+       within :data:`MAX_LEAN_DEG` of one another; the others (lying, bending) are left out.
     2. Contacts: each person's lowest sole point along that up (:func:`foot_contacts`).
     3. Normal: the unit ``n`` minimising ``sum_i w_i (n . (c_i - c_mean))^2 + lam (1 - (n . up)^2)``,
        i.e. the plane through the contacts, pulled toward the mean body up with
@@ -125,14 +126,18 @@ def floor_from_people(
         raise ValueError(f"joints must be (N, {len(JOINT_NAMES)}, 3), got shape {joints.shape}")
     ups = body_up_directions(joints)
     usable = np.all(np.isfinite(ups), axis=1) & np.any(np.isfinite(joints[:, _FOOT_JOINTS]).all(-1), axis=1)
-    mean_up = _unit(ups[usable].sum(axis=0)) if usable.any() else np.full(3, np.nan)
-    for _ in range(2):  # the first mean includes the leaning people it then leaves out
-        usable &= ups @ np.nan_to_num(mean_up) > np.cos(np.radians(MAX_LEAN_DEG))
-        if not usable.any():
-            return None
-        mean_up = _unit(ups[usable].sum(axis=0))
+    if not usable.any():
+        return None
+    # Consensus: the person whose up the most others agree with (within MAX_LEAN_DEG) picks the
+    # inliers; a plain mean first would let one lying person push upright ones out.
+    ups = ups[usable]
+    agree = ups @ ups.T > np.cos(np.radians(MAX_LEAN_DEG))
+    reference = np.argmax(agree.sum(axis=1) + 1e-3 * (ups @ ups.T).sum(axis=1))
+    mean_up = _unit(ups[agree[reference]].sum(axis=0))
+    standing = ups @ mean_up > np.cos(np.radians(MAX_LEAN_DEG))
+    mean_up = _unit(ups[standing].sum(axis=0))
 
-    contacts = foot_contacts(joints[usable], mean_up)
+    contacts = foot_contacts(joints[usable][standing], mean_up)
     lam = len(contacts) * (contact_noise_m / np.radians(up_noise_deg)) ** 2
     weights = np.ones(len(contacts))
     up = mean_up
@@ -142,7 +147,7 @@ def floor_from_people(
         _, vectors = np.linalg.eigh(spread + lam * (np.eye(3) - np.outer(mean_up, mean_up)))
         up = vectors[:, 0] * np.sign(vectors[:, 0] @ mean_up)  # the smallest eigenvalue's vector
         heights = -(contacts @ up)  # each contact's depth below the camera centre
-        camera_height_m = _weighted_median(heights, weights)
+        camera_height_m = weighted_median(heights, weights)
         residual = np.abs(heights - camera_height_m)
         weights = np.minimum(1.0, contact_noise_m / np.maximum(residual, 1e-9))
     if not camera_height_m > 0:
@@ -164,9 +169,3 @@ def camera_pitch_roll_deg(up: np.ndarray) -> tuple[float, float]:
 def _unit(v: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
