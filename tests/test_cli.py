@@ -104,6 +104,16 @@ BAD_INPUT = {
     "-o is the input's folder": lambda w: ["recover", w.good, "-o", w.root],
     "unknown flag": lambda w: ["recover", w.good, "-o", w.out, "--bogus"],
     "no command": lambda w: [],
+    "synth --n 0": lambda w: ["synth", "--n", "0", "-o", w.out],
+    "synth --n text": lambda w: ["synth", "--n", "many", "-o", w.out],
+    "synth --seed -1": lambda w: ["synth", "--n", "2", "--seed", "-1", "-o", w.out],
+    "synth across the held-out split": lambda w: ["synth", "--n", "5", "--seed", "999998", "-o", w.out],
+    "synth --long-side 10": lambda w: ["synth", "--n", "1", "--long-side", "10", "-o", w.out],
+    "synth -o is a file": lambda w: ["synth", "--n", "1", "-o", w.a_file],
+    "synth -o a foreign folder": lambda w: ["synth", "--n", "1", "-o", w.root],
+    "bench missing folder": lambda w: ["bench", w.root / "nope", "-o", w.out],
+    "bench not a synth folder": lambda w: ["bench", w.root, "-o", w.out],
+    "bench unknown method": lambda w: ["bench", w.root, "-o", w.out, "--methods", "full,oracle"],
 }
 
 
@@ -142,6 +152,29 @@ def test_foreign_output_folder_is_refused_untouched(tmp_path):
 
 
 # --- runs that load the models (one subprocess each, shared by the tests below) -------------
+
+
+def test_synth_then_bench(tmp_path):
+    """A tiny held-out set, then two methods on it: a report folder; the set is left as it was."""
+    synth_dir, report_dir = tmp_path / "set", tmp_path / "report"
+    done = run_cli("synth", "--n", "2", "--seed", "1000000", "--long-side", "320", "-o", synth_dir)
+    assert done.returncode == 0, done.stderr
+    assert "held-out" in done.stdout
+    assert sorted(p.name for p in synth_dir.iterdir()) == [
+        "01000000.npz", "01000000.png", "01000001.npz", "01000001.png", "synth.json",
+    ]  # fmt: skip
+    before = snapshot(synth_dir)
+    done = run_cli("bench", synth_dir, "-o", report_dir, "--methods", "full,box-only", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "summary: median rel. root-depth error: full" in done.stdout
+    assert sorted(p.name for p in report_dir.iterdir()) == [
+        "depth_error_vs_distance.png", "depth_error_vs_fov.png", "depth_error_vs_off_axis.png", "results.csv", "table.md",
+    ]  # fmt: skip
+    table = (report_dir / "table.md").read_text()
+    assert "| full | all |" in table and "| box-only | all |" in table and "fixed-fov" not in table
+    assert snapshot(synth_dir) == before
+    assert not leftovers(tmp_path)
+
 
 
 def read_result(folder: Path) -> dict:

@@ -14,6 +14,7 @@ import torch
 from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES
 from metrichmsr.fit import FitParams
 from metrichmsr.perception import box_iou
+from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.synth import render_people
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def scene(body_model, session_renderer):
     # Roots ~0.9 m above a floor CAMERA_HEIGHT_M below the camera.
     translation = torch.tensor([[-1.3, CAMERA_HEIGHT_M - 0.92, 4.5], [1.6, CAMERA_HEIGHT_M - 0.85, 8.0]])
     params = FitParams(phenotype, bone_rotvec, rotation, translation)
-    return render_people(body_model, session_renderer, params, K, (W, H), camera_height_m=CAMERA_HEIGHT_M, seed=3)
+    return render_people(body_model, session_renderer, params, K, (W, H), floor=FloorPlane.level(CAMERA_HEIGHT_M), seed=3)
 
 
 def test_recover_rendered_adults_metrically(recoverer, scene):

@@ -26,6 +26,7 @@ from metrichmsr.perception._tiles import (
     scan_tiles,
     suppress_duplicates,
 )
+from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.synth import render_people
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
@@ -67,7 +68,7 @@ def _render(body_model, renderer, phenotype, pixels, across) -> tuple[np.ndarray
         FitParams(phenotype, pose, rotation, translation),
         K,
         (WIDTH, HEIGHT),
-        camera_height_m=CAMERA_HEIGHT_M,
+        floor=FloorPlane.level(CAMERA_HEIGHT_M),
     )
     return scene.image, scene.boxes, project(torch.from_numpy(K), torch.from_numpy(scene.joints)).numpy()
 
