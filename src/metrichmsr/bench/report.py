@@ -49,12 +49,13 @@ def buckets(rows: Sequence[dict], key: str, edges: Sequence[float], unit: str) -
 
 
 def markdown_table(rows: Sequence[dict], methods: Sequence[str], seconds: dict[str, float]) -> str:
-    """One markdown table: a block of splits (all, FOV, distance, off-axis) per method."""
+    """One markdown table: a block of splits (all, adults, children, FOV, distance, off-axis) per method."""
     header = ["method", "split", "people", "recall", *(c[0] for c in _COLUMNS), "s / image"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
-        splits = {"all": mine}
+        splits = {"all": mine, "adults": [r for r in mine if r["adult"]], "children (<18 y)": [r for r in mine if not r["adult"]]}
+        splits = {name: split for name, split in splits.items() if split}
         splits.update(buckets(mine, "fov_deg", FOV_BUCKETS_DEG, "deg FOV"))
         splits.update(buckets(mine, "distance_m", DISTANCE_BUCKETS_M, "m"))
         splits.update(buckets(mine, "off_axis_deg", OFF_AXIS_BUCKETS_DEG, "deg off-axis"))

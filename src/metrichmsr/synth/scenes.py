@@ -91,26 +91,16 @@ def _seat(vertices: np.ndarray, root: np.ndarray, floor_y: float) -> tuple[np.nd
     return np.array([root[0], (seat_y + floor_y) / 2, root[2] + 0.12]), size
 
 
-@torch.inference_mode()
-def sample_scene(body: BodyModel, renderer: Renderer, seed: int, config: SceneConfig = SceneConfig()) -> SyntheticImage:
-    """Render one random scene; returns image and ground truth (see SyntheticImage)."""
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    K, size, floor = sample_camera(rng, config)
+def _place_people(local: np.ndarray, poses, yaw: np.ndarray, K, size, floor: FloorPlane, config: SceneConfig, rng):
+    """Feet-on-floor positions for posed bodies ``local`` (N, V, 3), level frame, roots at the origin.
+
+    Returns (indices placed, their level-frame roots, seat meshes in the camera frame). A body
+    that finds no place in frame and apart from the others within 30 draws is left out.
+    """
     axes = level_axes(floor)  # X_cam = axes @ X_level
-    n = int(rng.integers(config.people[0], config.people[1] + 1))
-
-    phenotype = _sample_phenotypes(body, n, generator)
-    poses = [sample_pose(rng, config.pose_families[rng.integers(len(config.pose_families))]) for _ in range(n)]
-    bone_rotvec = torch.as_tensor(np.stack([p for p, _ in poses]), dtype=torch.float32)
-    yaw = rng.uniform(-math.pi, math.pi, n)
-    yaw_rotation = roma.rotvec_to_rotmat(torch.as_tensor(np.outer(yaw, [0.0, 1.0, 0.0]), dtype=torch.float32))
-    # Each body in the level frame with its root at the origin: where its lowest point is.
-    local = body(phenotype, bone_rotvec, yaw_rotation, torch.zeros(n, 3)).vertices.numpy().astype(np.float64)
-
     kept, roots, props = [], [], []
-    for i in range(n):
-        for _ in range(30):  # rejection: in frame, not inside anybody else
+    for i in range(len(local)):
+        for _ in range(30):
             distance = math.exp(rng.uniform(*np.log(config.distance_m)))
             u = (rng.uniform(-0.05, 1.05) * size[0] - K[0, 2]) / K[0, 0]  # normalised image x of the root
             root_y = floor.camera_height_m - local[i, :, 1].max()
@@ -130,15 +120,38 @@ def sample_scene(body: BodyModel, renderer: Renderer, seed: int, config: SceneCo
             facing = roma.rotvec_to_rotmat(torch.tensor([0.0, -float(yaw[i]), 0.0], dtype=torch.float64)).numpy()
             # The seat is found on the body turned back to face the camera, then turned with it.
             centre, extent = _seat(local[i] @ facing.T, np.zeros(3), floor.camera_height_m - root[1])
-            rotation = facing.T
-            props.append(box_mesh(axes @ (rotation @ centre + root), extent, axes @ rotation))
+            props.append(box_mesh(axes @ (facing.T @ centre + root), extent, axes @ facing.T))
+    return kept, roots, props
 
+
+@torch.inference_mode()
+def sample_scene(body: BodyModel, renderer: Renderer, seed: int, config: SceneConfig = SceneConfig()) -> SyntheticImage:
+    """Render one random scene; returns image and ground truth (see SyntheticImage).
+
+    Every scene has at least one person: a draw in which nobody fits in the frame is redrawn.
+    """
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    kept = []
+    while not kept:
+        K, size, floor = sample_camera(rng, config)
+        n = int(rng.integers(config.people[0], config.people[1] + 1))
+        phenotype = _sample_phenotypes(body, n, generator)
+        poses = [sample_pose(rng, config.pose_families[rng.integers(len(config.pose_families))]) for _ in range(n)]
+        bone_rotvec = torch.as_tensor(np.stack([p for p, _ in poses]), dtype=torch.float32)
+        yaw = rng.uniform(-math.pi, math.pi, n)
+        yaw_rotation = roma.rotvec_to_rotmat(torch.as_tensor(np.outer(yaw, [0.0, 1.0, 0.0]), dtype=torch.float32))
+        # Each body in the level frame with its root at the origin: where its lowest point is.
+        local = body(phenotype, bone_rotvec, yaw_rotation, torch.zeros(n, 3)).vertices.numpy().astype(np.float64)
+        kept, roots, props = _place_people(local, poses, yaw, K, size, floor, config, rng)
+
+    axes = level_axes(floor)
     keep = torch.as_tensor(kept, dtype=torch.long)
     params = FitParams(
         phenotype[keep],
         bone_rotvec[keep],
         torch.as_tensor(axes, dtype=torch.float32) @ yaw_rotation[keep],
-        torch.as_tensor(np.array(roots).reshape(-1, 3) @ axes.T, dtype=torch.float32),
+        torch.as_tensor(np.array(roots) @ axes.T, dtype=torch.float32),
     )
     return render_people(
         body, renderer, params, K, size, floor=floor, seed=seed, props=props, pose_family=tuple(poses[i][1] for i in kept)
