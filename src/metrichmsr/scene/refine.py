@@ -1,0 +1,604 @@
+"""Human-anchored refinement: make any scene depth map agree with the recovered people.
+
+The people are metric rulers standing in the scene (MetricHMSR's third idea). Their rendered
+z-buffer on their visible pixels, and the floor under their feet, are *anchors*: pixels whose
+metric depth is known. A monocular depth map ``d`` is corrected to ``s(u, v) d + t(u, v)``:
+
+1. **Global fit.** One scale ``s`` (and a shift ``t`` when the anchors span enough depth to
+   tell the two apart), by iteratively reweighted least squares on the relative residual
+   ``(s d + t - a) / a`` with Cauchy weights, so a badly fitted person or a wrong pixel
+   counts little.
+2. **Spatial fit.** Monocular errors drift across the image, so ``s`` and ``t`` become smooth
+   fields: values on a coarse grid of control nodes, bilinearly interpolated to the pixels,
+   solved as one sparse linear least-squares problem: the anchors' relative residuals
+   (with the global fit's robust weights), a thin-plate smoothness term (second differences,
+   whose null space is the affine fields, so a linear drift costs nothing and extrapolates
+   linearly) and a pull toward the global fit (which keeps nodes no anchor reaches
+   determined).
+3. **Held-out check.** The field is kept only if it predicts held-out anchors (whole people
+   with their feet, or, with fewer than three people, blocks of pixels) better than the
+   global fit does; the smoothness and pull weights are chosen by the same check.
+
+All depths are camera-frame z (OpenCV axes) in metres; images are (H, W); K is (3, 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Literal, Sequence
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from metrichmsr.scene._stats import weighted_median, weighted_quantiles
+from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg
+
+if TYPE_CHECKING:
+    from metrichmsr.render import Mesh, Renderer
+    from metrichmsr.scene.depth import DepthEstimate
+
+RefineMode = Literal["none", "global", "spatial"]
+
+#: Cauchy scale of the relative residual: anchors off by much more than 5% count little.
+ROBUST_SCALE = 0.05
+#: Fit a shift only when the anchors' depths spread by at least this fraction of their median
+#: (10th to 90th percentile); closer anchors cannot tell a shift from a scale.
+MIN_SHIFT_SPREAD = 0.5
+#: The spatial field must beat the global fit on held-out anchors by this factor and margin.
+SPATIAL_GAIN = 0.9
+SPATIAL_MARGIN = 0.005
+#: The field may not stray further than this factor from the global fit (safety far from anchors).
+MAX_FIELD_RATIO = 2.0
+#: Candidate (smoothness, pull) weights per person-group, tried on held-out anchors.
+_REGULARISATION = tuple((smooth, pull) for smooth in (0.03, 0.3, 3.0) for pull in (1e-3, 1e-1))
+
+
+# ---------------------------------------------------------------------------------------
+# Anchors
+# ---------------------------------------------------------------------------------------
+
+
+def people_depth(
+    renderer: Renderer, K: np.ndarray, size: tuple[int, int], meshes: Sequence[Mesh]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The people's z-buffer: the nearest person surface at each pixel (occlusion included).
+
+    Args:
+        renderer: the shared renderer; K: (3, 3); size: (W, H) of the image.
+        meshes: one (vertices (V, 3) camera frame metres, faces (F, 3)) per person.
+
+    Returns:
+        ``depth_m`` (H, W) float32, NaN off the people; ``ids`` (H, W) int16, the person seen
+        at each pixel, -1 elsewhere. Renders above the renderer's ``max_side`` are brought
+        back to (W, H) by nearest-neighbour sampling.
+    """
+    import cv2
+
+    _, depth, ids = renderer.render(K, size, meshes)
+    if ids.shape != (size[1], size[0]):
+        depth = cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+        ids = cv2.resize(ids, size, interpolation=cv2.INTER_NEAREST)
+    return np.where(ids >= 0, depth, np.nan).astype(np.float32), ids
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """Pixels of one image whose metric depth is known from the people.
+
+    Attributes:
+        depth_m: (H, W) float32 metres, NaN where there is no anchor.
+        group: (H, W) int32, the person an anchor belongs to (people pixels and the floor
+            around their feet), -1 where none: the unit held out when validating.
+        weight: (H, W) float32 >= 0: each person's body pixels share weight 1, the floor
+            pixels around their feet another 1, so a near person counts as much as a far one.
+        on_people: (H, W) bool, pixels covered by a person.
+        K: (3, 3) intrinsics.
+        contacts_m: (N, 3) camera-frame foot contacts, one per person (may be empty).
+        floor: the floor plane, if known.
+    """
+
+    depth_m: np.ndarray
+    group: np.ndarray
+    weight: np.ndarray
+    on_people: np.ndarray
+    K: np.ndarray
+    contacts_m: np.ndarray
+    floor: FloorPlane | None = None
+
+
+def human_anchors(
+    K: np.ndarray,
+    people_depth_m: np.ndarray,
+    ids: np.ndarray,
+    contacts_m: np.ndarray | None = None,
+    floor: FloorPlane | None = None,
+    edge_px: int = 2,
+    contact_radius_m: float = 0.3,
+) -> Anchors:
+    """Anchors from the people's z-buffer and the floor under their feet.
+
+    Args:
+        K: (3, 3) intrinsics of the image.
+        people_depth_m, ids: (H, W) from :func:`people_depth`.
+        contacts_m: (N, 3) foot contacts (``floor.foot_contacts``), row i for person i.
+        floor: when given, floor anchors get the plane's depth at each pixel; otherwise the
+            contact's depth.
+        edge_px: people pixels this close to another person or the background are dropped:
+            estimators blur depth edges, and a one-pixel shift there is a large depth error.
+        contact_radius_m: floor pixels within this radius (on the image, at the contact's
+            distance) of a projected contact and not covered by a person become anchors.
+    """
+    import cv2
+
+    height, width = ids.shape
+    kernel = np.ones((2 * edge_px + 1, 2 * edge_px + 1), np.uint8)
+    label = ids.astype(np.float32)
+    interior = (cv2.erode(label, kernel) == cv2.dilate(label, kernel)) & (ids >= 0) & np.isfinite(people_depth_m)
+    depth = np.where(interior, people_depth_m, np.nan).astype(np.float32)
+    group = np.where(interior, ids, -1).astype(np.int32)
+    is_contact = np.zeros(ids.shape, bool)
+    contacts = np.zeros((0, 3)) if contacts_m is None else np.asarray(contacts_m, dtype=np.float64)
+    for person, contact in enumerate(contacts):
+        if not (np.all(np.isfinite(contact)) and contact[2] > 0):
+            continue
+        centre = (K @ contact)[:2] / contact[2]
+        radius_px = np.clip(K[0, 0] * contact_radius_m / contact[2], 2.0, 50.0)
+        low = np.maximum(np.floor(centre - radius_px), 0).astype(int)
+        high = np.minimum(np.ceil(centre + radius_px) + 1, (width, height)).astype(int)
+        if np.any(high <= low):  # the disc lies outside the image
+            continue
+        v, u = np.mgrid[low[1] : high[1], low[0] : high[0]]
+        disc = ((u - centre[0]) ** 2 + (v - centre[1]) ** 2 <= radius_px**2) & (ids[v, u] < 0)
+        u, v = u[disc], v[disc]
+        if floor is None:
+            depth[v, u] = contact[2]
+        else:
+            down = -(np.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(len(u))), -1) @ floor.up)
+            depth[v, u] = np.where(down > 1e-9, floor.camera_height_m / np.maximum(down, 1e-9), np.nan)
+        group[v, u] = person
+        is_contact[v, u] = True
+    group[~np.isfinite(depth)] = -1
+    weight = np.zeros(ids.shape, np.float32)
+    for part in (~is_contact, is_contact):
+        members = part & (group >= 0)
+        counts = np.bincount(group[members], minlength=1)
+        weight[members] = 1.0 / counts[group[members]]
+    return Anchors(depth, group, weight, ids >= 0, np.asarray(K, dtype=np.float64), contacts, floor)
+
+
+# ---------------------------------------------------------------------------------------
+# Fit
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class DepthRefinement:
+    """A depth map made to agree with the people.
+
+    Attributes:
+        depth_m: (H, W) float32 refined depth, metres (NaN where the input was, or where the
+            correction would make it non-positive).
+        mode: ``spatial`` (scale and shift fields), ``global`` (one scale and shift) or
+            ``none`` (too few anchors: the input unchanged).
+        scale, shift_m: the global fit ``s d + t`` (also reported in spatial mode).
+        residual_before_m, residual_after_m: weighted median |depth - anchor| over the
+            anchors, metres, before and after.
+        holdout_error_global, holdout_error_spatial: mean over held-out folds of the median
+            relative error on the held-out anchors (None when not evaluated).
+        scale_field, shift_field_m: (ny, nx) node values of the spatial fit, or None.
+        feet_to_floor_m: median over the people of |:func:`feet_to_floor_m`| on the refined
+            depth (feet height above the scene surface around them, metres); None without
+            contacts or a floor.
+        anchors: number of anchor pixels used.
+    """
+
+    depth_m: np.ndarray
+    mode: RefineMode
+    scale: float
+    shift_m: float
+    residual_before_m: float
+    residual_after_m: float
+    anchors: int
+    holdout_error_global: float | None = None
+    holdout_error_spatial: float | None = None
+    scale_field: np.ndarray | None = field(default=None, repr=False)
+    shift_field_m: np.ndarray | None = field(default=None, repr=False)
+    feet_to_floor_m: float | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no arrays): what ``result.json``'s ``scene`` records."""
+        out = {
+            "mode": self.mode,
+            "scale": _round(self.scale, 5),
+            "shift_m": _round(self.shift_m, 4),
+            "residual_before_m": _round(self.residual_before_m, 4),
+            "residual_after_m": _round(self.residual_after_m, 4),
+            "anchors": self.anchors,
+            "holdout_error_global": _round(self.holdout_error_global, 5),
+            "holdout_error_spatial": _round(self.holdout_error_spatial, 5),
+            "feet_to_floor_m": _round(self.feet_to_floor_m, 4),
+        }
+        if self.scale_field is not None:
+            out["grid"] = list(self.scale_field.shape)
+            out["scale_range"] = [_round(self.scale_field.min(), 5), _round(self.scale_field.max(), 5)]
+            out["shift_range_m"] = [_round(self.shift_field_m.min(), 4), _round(self.shift_field_m.max(), 4)]
+        return out
+
+
+def refine_depth(
+    depth_m: np.ndarray,
+    anchors: Anchors,
+    spatial: bool = True,
+    fit_shift: bool | None = None,
+    grid_nodes: int = 9,
+    max_anchors: int = 20_000,
+    min_anchors: int = 50,
+) -> DepthRefinement:
+    """Calibrate a depth map against human anchors (see the module docstring).
+
+    Args:
+        depth_m: (H, W) depth to correct, metres or any unit proportional to them; NaN or
+            non-positive = unknown.
+        anchors: from :func:`human_anchors`, same (H, W).
+        spatial: try the spatially varying fit (kept only if it wins on held-out anchors).
+        fit_shift: fit a shift as well as a scale; None decides from the anchors' depth
+            spread (:data:`MIN_SHIFT_SPREAD`, and anchors from two people or more).
+        grid_nodes: control nodes along the image's longer side (the shorter side in proportion).
+        max_anchors: anchors used at most (a seeded subsample keeps each person's weight).
+        min_anchors: with fewer usable anchors nothing is fitted (mode ``none``).
+    """
+    depth_m = np.asarray(depth_m, dtype=np.float32)
+    if depth_m.shape != anchors.depth_m.shape:
+        raise ValueError(f"depth_m must have the anchors' shape {anchors.depth_m.shape}, got {depth_m.shape}")
+    height, width = depth_m.shape
+    data = _anchor_samples(depth_m, anchors, max_anchors)
+    before = weighted_median(np.abs(data.depth - data.target), data.weight) if len(data.target) else float("nan")
+    if len(data.target) < min_anchors:
+        refined = np.where(depth_m > 0, depth_m, np.nan).astype(np.float32)
+        return DepthRefinement(refined, "none", 1.0, 0.0, before, before, len(data.target),
+                               feet_to_floor_m=_median_feet_to_floor(refined, anchors))  # fmt: skip
+    if fit_shift is None:
+        p10, p50, p90 = weighted_quantiles(data.target, data.weight, (0.1, 0.5, 0.9))
+        fit_shift = len(np.unique(data.group)) >= 2 and (p90 - p10) / p50 >= MIN_SHIFT_SPREAD
+    unit_m = float(np.median(data.target))  # shifts are solved in units of this, for conditioning
+
+    # 1. Global fit: the same solver on a single node.
+    one_node = _Grid(1, 1, width, height)
+    data.robust, global_nodes = _fit_global(data, one_node, fit_shift, unit_m)
+    scale, shift_m = float(global_nodes[0]), float(global_nodes[-1] * unit_m) if fit_shift else 0.0
+
+    # 2-3. Spatial fit, kept only where it beats the global fit on held-out anchors.
+    mode: RefineMode = "global"
+    holdout_global = holdout_spatial = None
+    scale_field = shift_field = None
+    if spatial:
+        grid = _Grid.for_image(width, height, grid_nodes)
+        folds = _holdout_folds(data)
+        if len(folds):
+            fields = _FieldModel(data, grid, fit_shift, unit_m, folds)
+            holdout_global, scores = _holdout_errors(_FieldModel(data, one_node, fit_shift, unit_m, folds), fields)
+            best = int(np.argmin(scores))
+            holdout_spatial = scores[best]
+            if holdout_spatial < SPATIAL_GAIN * holdout_global - SPATIAL_MARGIN:
+                mode = "spatial"
+                nodes = fields.solve(np.repeat(global_nodes, grid.size), _REGULARISATION[best])
+                scale_field = nodes[: grid.size].reshape(grid.shape)
+                shift_field = nodes[grid.size :].reshape(grid.shape) * unit_m if fit_shift else np.zeros(grid.shape)
+    if mode == "spatial":
+        scale_map, shift_map = grid.upsample(scale_field), grid.upsample(shift_field)
+    else:
+        scale_map, shift_map = scale, shift_m
+    with np.errstate(invalid="ignore"):
+        refined = scale_map * depth_m + shift_map
+    refined = np.where(refined > 0, refined, np.nan).astype(np.float32)
+
+    rows, cols = data.pixels
+    after = weighted_median(np.abs(np.nan_to_num(refined[rows, cols], nan=np.inf) - data.target), data.weight)
+    return DepthRefinement(
+        refined, mode, scale, shift_m, before, after, len(data.target), holdout_global, holdout_spatial,
+        scale_field, shift_field, _median_feet_to_floor(refined, anchors),
+    )  # fmt: skip
+
+
+@dataclass
+class _Samples:
+    """Anchor pixels as flat arrays (M,): source depth, target depth, weight, group, pixel."""
+
+    depth: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray
+    group: np.ndarray
+    pixels: tuple[np.ndarray, np.ndarray]  # (rows, cols)
+    robust: np.ndarray | None = None  # IRLS weights of the global fit
+
+
+def _anchor_samples(depth_m: np.ndarray, anchors: Anchors, max_anchors: int) -> _Samples:
+    usable = (anchors.group >= 0) & (anchors.weight > 0) & np.isfinite(anchors.depth_m) & (anchors.depth_m > 0)
+    usable &= np.isfinite(depth_m) & (depth_m > 0)
+    rows, cols = np.nonzero(usable)
+    if len(rows) > max_anchors:
+        keep = np.sort(np.random.default_rng(0).choice(len(rows), max_anchors, replace=False))
+        rows, cols = rows[keep], cols[keep]
+    group = anchors.group[rows, cols]
+    weight = anchors.weight[rows, cols].astype(np.float64)
+    if len(rows) and usable.sum() > len(rows):
+        # Subsampling must not change how much each person counts.
+        full = np.bincount(anchors.group[usable], weights=anchors.weight[usable])
+        kept = np.bincount(group, weights=weight, minlength=len(full))
+        weight *= full[group] / kept[group]
+    return _Samples(depth_m[rows, cols].astype(np.float64), anchors.depth_m[rows, cols].astype(np.float64),
+                    weight, group, (rows, cols))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """An (ny, nx) grid of control nodes spanning pixel centres 0..W-1, 0..H-1; bilinear in between."""
+
+    nx: int
+    ny: int
+    width: int
+    height: int
+
+    @classmethod
+    def for_image(cls, width: int, height: int, nodes_long_side: int) -> _Grid:
+        long_side, short_side = max(width, height), min(width, height)
+        short_nodes = max(2, round((nodes_long_side - 1) * (short_side - 1) / max(long_side - 1, 1)) + 1)
+        nx, ny = (nodes_long_side, short_nodes) if width >= height else (short_nodes, nodes_long_side)
+        return cls(nx, ny, width, height)
+
+    @property
+    def size(self) -> int:
+        return self.nx * self.ny
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.ny, self.nx
+
+    def interpolation(self, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
+        """(M, nx ny) sparse bilinear weights of the nodes at pixels (rows, cols)."""
+        (y0, fy), (x0, fx) = _cell(rows, self.height, self.ny), _cell(cols, self.width, self.nx)
+        x1, y1 = np.minimum(x0 + 1, self.nx - 1), np.minimum(y0 + 1, self.ny - 1)
+        corners = [(y0, x0, (1 - fy) * (1 - fx)), (y0, x1, (1 - fy) * fx), (y1, x0, fy * (1 - fx)), (y1, x1, fy * fx)]
+        index = np.concatenate([y * self.nx + x for y, x, _ in corners])
+        values = np.concatenate([w for _, _, w in corners])
+        row = np.tile(np.arange(len(rows)), 4)
+        return sp.csr_matrix((values, (row, index)), shape=(len(rows), self.size))
+
+    def upsample(self, nodes: np.ndarray) -> np.ndarray:
+        """(ny, nx) node values -> (H, W) float32 bilinear field.
+
+        Separable: nodes to (ny, W) rows by a small matrix product, then each image row blends
+        its two node rows elementwise (cheaper than an (H, ny) @ (ny, W) product here).
+        """
+        node_rows = nodes @ _interp_1d(self.width, self.nx).T  # (ny, W)
+        lower, fraction = _cell(np.arange(self.height), self.height, self.ny)
+        upper = np.minimum(lower + 1, self.ny - 1)
+        fraction = fraction[:, None].astype(np.float32)
+        return ((1 - fraction) * node_rows[lower].astype(np.float32) + fraction * node_rows[upper].astype(np.float32))
+
+    @cached_property
+    def stiffness(self) -> np.ndarray:
+        """(nx ny, nx ny) dense ``L^T L`` of the thin-plate operator (zero for a single node)."""
+        if self.size == 1:
+            return np.zeros((1, 1))
+        operator = self.thin_plate()
+        return (operator.T @ operator).toarray()
+
+    def thin_plate(self) -> sp.csr_matrix:
+        """Second differences along x, along y and mixed, one row each: (R, nx ny)."""
+        dx2 = _second_difference(self.nx)
+        dy2 = _second_difference(self.ny)
+        dx1, dy1 = _first_difference(self.nx), _first_difference(self.ny)
+        eye_x, eye_y = sp.identity(self.nx), sp.identity(self.ny)
+        # Node (y, x) is column y nx + x, so kron(A_y, A_x) applies A_y along y and A_x along x.
+        parts = [sp.kron(eye_y, dx2), sp.kron(dy2, eye_x), np.sqrt(2.0) * sp.kron(dy1, dx1)]
+        return sp.vstack([p for p in parts if p.shape[0]]).tocsr()
+
+
+def _cell(pixel: np.ndarray, n_pixels: int, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower node index and fraction toward the next, for pixel coordinates along one axis."""
+    if n_nodes == 1:
+        return np.zeros(len(pixel), int), np.zeros(len(pixel))
+    position = pixel * (n_nodes - 1) / max(n_pixels - 1, 1)
+    lower = np.minimum(np.floor(position).astype(int), n_nodes - 2)
+    return lower, position - lower
+
+
+def _interp_1d(n_pixels: int, n_nodes: int) -> np.ndarray:
+    """(n_pixels, n_nodes) dense linear interpolation matrix."""
+    lower, fraction = _cell(np.arange(n_pixels), n_pixels, n_nodes)
+    matrix = np.zeros((n_pixels, n_nodes))
+    matrix[np.arange(n_pixels), lower] += 1 - fraction
+    matrix[np.arange(n_pixels), np.minimum(lower + 1, n_nodes - 1)] += fraction
+    return matrix
+
+
+def _first_difference(n: int) -> sp.csr_matrix:
+    return sp.diags([-np.ones(n - 1), np.ones(n - 1)], [0, 1], shape=(n - 1, n)).tocsr()
+
+
+def _second_difference(n: int) -> sp.csr_matrix:
+    if n < 3:
+        return sp.csr_matrix((0, n))
+    return sp.diags([np.ones(n - 2), -2 * np.ones(n - 2), np.ones(n - 2)], [0, 1, 2], shape=(n - 2, n)).tocsr()
+
+
+def _design(data: _Samples, grid: _Grid, fit_shift: bool, unit_m: float) -> sp.csr_matrix:
+    """(M, P) sparse: the relative prediction ``(s(x) d + t(x)) / a`` is ``design @ nodes``,
+    nodes = [scale nodes, shift nodes / unit_m]."""
+    bilinear = grid.interpolation(*data.pixels)
+    blocks = [sp.diags(data.depth / data.target) @ bilinear]
+    if fit_shift:
+        blocks.append(sp.diags(unit_m / data.target) @ bilinear)
+    return sp.hstack(blocks).tocsr()
+
+
+class _FieldModel:
+    """Scale (and shift) node values on one grid explaining the anchors: the design and, per
+    held-out fold, the weighted normal equations of the relative residual, built once."""
+
+    def __init__(self, data: _Samples, grid: _Grid, fit_shift: bool, unit_m: float, folds: np.ndarray):
+        self.grid, self.folds = grid, folds
+        self.design = _design(data, grid, fit_shift, unit_m)
+        self.weight = data.weight * data.robust
+        self.normal = []  # per fold: (A^T W A (P, P), A^T W 1 (P,)), dense
+        for fold in range(int(folds.max()) + 1):
+            part = self.design[folds == fold]
+            weighted = sp.diags(self.weight[folds == fold]) @ part
+            self.normal.append(((part.T @ weighted).toarray(), np.asarray(weighted.sum(axis=0)).ravel()))
+        self.stiffness = np.kron(np.eye(1 + fit_shift), grid.stiffness)  # the same smoothness for each field
+
+    def solve(self, prior: np.ndarray, regularisation: tuple[float, float], leave_out: int | None = None) -> np.ndarray:
+        """Nodes (P,) minimising data + smooth |L x|^2 + pull |x - prior|^2, without fold ``leave_out``.
+
+        Both weights count per unit of the data's own weight per node, so a candidate means the
+        same for any number of people or anchors. On a grid, scale nodes are kept within
+        MAX_FIELD_RATIO of the prior's scale (a guard against wild extrapolation).
+        """
+        used = [normal for fold, normal in enumerate(self.normal) if fold != leave_out]
+        matrix = sum(m for m, _ in used)
+        rhs = sum(r for _, r in used)
+        data_weight = max(np.trace(matrix) / len(prior), 1e-12)
+        smooth, pull = regularisation
+        matrix = matrix + data_weight * (smooth * self.stiffness + pull * np.eye(len(prior)))
+        rhs = rhs + data_weight * pull * prior
+        # A small dense SPD system: LAPACK Cholesky through scipy (numpy's multithreaded
+        # OpenBLAS was seen taking 100 ms for this size on a busy 2-core machine).
+        nodes = scipy.linalg.solve(matrix, rhs, assume_a="pos", check_finite=False)
+        n = self.grid.size
+        if n > 1:
+            nodes[:n] = np.clip(nodes[:n], prior[0] / MAX_FIELD_RATIO, prior[0] * MAX_FIELD_RATIO)
+        return nodes
+
+    def error(self, nodes: np.ndarray, fold: int) -> float:
+        """Weighted median |relative residual| of fold ``fold``'s anchors under ``nodes``."""
+        held = self.folds == fold
+        return weighted_median(np.abs(self.design[held] @ nodes - 1.0), self.weight[held])
+
+
+def _fit_global(data: _Samples, grid: _Grid, fit_shift: bool, unit_m: float, iterations: int = 8):
+    """Robust (Cauchy IRLS) one-node fit; returns the robust weights (M,) and nodes [s, t/unit]."""
+    design = _design(data, grid, fit_shift, unit_m).toarray()
+    # Start from the weighted median ratio: a least-squares start could sit on an outlier.
+    nodes = np.array([weighted_median(data.target / data.depth, data.weight)] + ([0.0] if fit_shift else []))
+    robust = np.ones(len(data.target))
+    for _ in range(iterations):
+        residual = design @ nodes - 1.0
+        robust = 1.0 / (1.0 + (residual / ROBUST_SCALE) ** 2)
+        weighted = design * (data.weight * robust)[:, None]
+        nodes = scipy.linalg.solve(design.T @ weighted, weighted.sum(axis=0), assume_a="pos", check_finite=False)
+    return robust, nodes
+
+
+def _holdout_folds(data: _Samples) -> np.ndarray:
+    """(M,) fold index per anchor: its person when there are three or more, else four blocks of
+    pixels along the anchors' longest image direction (returned as an empty array if that
+    leaves fewer than two non-empty folds)."""
+    groups, fold = np.unique(data.group, return_inverse=True)
+    if len(groups) >= 3:
+        return fold
+    points = np.stack(data.pixels, axis=-1).astype(np.float64)
+    centred = points - points.mean(axis=0)
+    axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+    along = centred @ axis
+    edges = weighted_quantiles(along, data.weight, (0.25, 0.5, 0.75))
+    fold = np.searchsorted(edges, along)
+    return fold if len(np.unique(fold)) >= 2 else np.zeros(0, int)
+
+
+def _holdout_errors(one_node: _FieldModel, fields: _FieldModel) -> tuple[float, list[float]]:
+    """Held-out error of the global fit and of the field for each of _REGULARISATION: the mean
+    over folds of the weighted median |relative residual| on a fold fitted without it (the
+    global fit the field is pulled toward is refitted without it too)."""
+    global_errors, field_errors = [], []
+    for fold in range(len(fields.normal)):
+        if not (fields.folds == fold).any():
+            continue
+        global_nodes = one_node.solve(np.zeros(len(one_node.normal[0][1])), (0.0, 0.0), leave_out=fold)
+        global_errors.append(one_node.error(global_nodes, fold))
+        prior = np.repeat(global_nodes, fields.grid.size)
+        field_errors.append([fields.error(fields.solve(prior, reg, leave_out=fold), fold) for reg in _REGULARISATION])
+    return float(np.mean(global_errors)), list(np.mean(field_errors, axis=0))
+
+
+# ---------------------------------------------------------------------------------------
+# Feet on the floor, people in the scene, the summary
+# ---------------------------------------------------------------------------------------
+
+
+def feet_to_floor_m(
+    depth_m: np.ndarray,
+    K: np.ndarray,
+    contacts_m: np.ndarray,
+    up: np.ndarray,
+    on_people: np.ndarray | None = None,
+    window_px: int = 3,
+) -> np.ndarray:
+    """Height of each foot contact above the scene surface the depth map shows around it.
+
+    Each pixel of a (2 window_px + 1)^2 window around the projected contact is lifted to 3D
+    on its own ray; the contact's distance is the median of ``up . (contact - point)``.
+    Pixels covered by people are left out when any others remain (the shoe hides the floor
+    it stands on).
+
+    Args:
+        depth_m: (H, W) scene depth, metres; K: (3, 3); contacts_m: (N, 3) camera frame.
+        up: (3,) unit vector against gravity (the floor's ``up``).
+        on_people: (H, W) bool, pixels covered by a person.
+
+    Returns:
+        (N,) metres, > 0 for feet above the surface, NaN for contacts outside the image or
+        without depth around them.
+    """
+    height, width = depth_m.shape
+    out = np.full(len(contacts_m), np.nan)
+    for i, contact in enumerate(np.asarray(contacts_m, dtype=np.float64)):
+        if not (np.all(np.isfinite(contact)) and contact[2] > 0):
+            continue
+        u, v = np.rint((K @ contact)[:2] / contact[2]).astype(int)
+        if not (0 <= u < width and 0 <= v < height):
+            continue
+        rows, cols = np.mgrid[
+            max(v - window_px, 0) : min(v + window_px + 1, height), max(u - window_px, 0) : min(u + window_px + 1, width)
+        ]
+        keep = np.isfinite(depth_m[rows, cols])
+        if on_people is not None and (keep & ~on_people[rows, cols]).any():
+            keep &= ~on_people[rows, cols]
+        if not keep.any():
+            continue
+        rays = np.stack(((cols[keep] - K[0, 2]) / K[0, 0], (rows[keep] - K[1, 2]) / K[1, 1], np.ones(keep.sum())), -1)
+        points = rays * depth_m[rows, cols][keep][:, None]
+        out[i] = float(np.median((contact - points) @ up))
+    return out
+
+
+def _median_feet_to_floor(depth_m: np.ndarray, anchors: Anchors) -> float | None:
+    """Median |feet_to_floor_m| over the people, or None without contacts or a floor."""
+    if not len(anchors.contacts_m) or anchors.floor is None:
+        return None
+    distances = feet_to_floor_m(depth_m, anchors.K, anchors.contacts_m, anchors.floor.up, anchors.on_people)
+    return float(np.nanmedian(np.abs(distances))) if np.isfinite(distances).any() else None
+
+
+def composite_people(depth_m: np.ndarray, people_depth_m: np.ndarray) -> np.ndarray:
+    """(H, W) the scene depth with the people's z-buffer in front where they are nearer (NaN-aware)."""
+    return np.fmin(depth_m, people_depth_m).astype(np.float32)
+
+
+def scene_summary(
+    estimate: DepthEstimate | None, refinement: DepthRefinement | None, floor: FloorPlane | None
+) -> dict:
+    """The ``scene`` record of ``result.json``: backend, refinement and floor (JSON-ready)."""
+    out: dict = {"backend": estimate.backend if estimate is not None else "none"}
+    if refinement is not None:
+        out["refinement"] = refinement.to_dict()
+    if floor is not None:
+        pitch_deg, roll_deg = camera_pitch_roll_deg(floor.up)
+        out["floor"] = {**floor.to_dict(), "camera_pitch_deg": round(pitch_deg, 2), "camera_roll_deg": round(roll_deg, 2)}
+    return out
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), digits)
