@@ -107,7 +107,7 @@ def edge_confidence(depth_m: np.ndarray, jump: float = 0.1) -> np.ndarray:
     padded = np.pad(depth, 1, mode="edge")
     neighbours = np.stack((padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]))
     with np.errstate(invalid="ignore", divide="ignore"):
-        relative = np.nanmax(np.abs(neighbours - depth), axis=0) / depth
+        relative = np.fmax.reduce(np.abs(neighbours - depth), axis=0) / depth  # NaN neighbours ignored
     return np.nan_to_num(np.clip(1.0 - relative / jump, 0.0, 1.0), nan=0.0).astype(np.float32)
 
 
@@ -341,7 +341,8 @@ def _one_line(error: BaseException) -> str:
 class HFDepth:
     """``--depth hf:MODEL``: a ``transformers`` depth-estimation model.
 
-    Expects a metric model (Depth Anything V2 Metric, Depth Pro, ZoeDepth); a relative-depth
+    Expects a metric model (Depth Anything V2 Metric, Depth Pro (whose processor needs
+    ``torchvision``), ZoeDepth); a relative-depth
     model (disparity up to scale and shift) is refused when it says so in its config. The
     output is the processor's ``post_process_depth_estimation`` at the image's size. Depth
     Pro's depth scales with the focal length it assumes: it is rescaled to ``K``'s fx, so the
@@ -379,6 +380,8 @@ class HFDepth:
                 processor = AutoImageProcessor.from_pretrained(source, local_files_only=local_only)
                 model = AutoModelForDepthEstimation.from_pretrained(source, local_files_only=local_only)
                 break
+            except ImportError as caught:  # e.g. Depth Pro's processor needs torchvision
+                raise InputError(f"--depth {self.spec}: a package the model needs is missing ({_one_line(caught)})") from None
             except (OSError, ValueError, KeyError) as caught:
                 error = caught
         else:
