@@ -64,3 +64,21 @@ def test_camera_pitch_roll_deg():
     t = np.radians(20)
     assert camera_pitch_roll_deg(np.array([0.0, -np.cos(t), -np.sin(t)])) == pytest.approx((20.0, 0.0))
     assert camera_pitch_roll_deg(np.array([np.sin(t), -np.cos(t), 0.0])) == pytest.approx((0.0, 20.0))
+
+
+def test_people_who_all_lean_differently_still_give_the_floor_from_their_feet(body_model):
+    from scipy.spatial.transform import Rotation
+
+    positions = [(-2.0, 5.0), (0.5, 8.0), (2.5, 4.5)]
+    joints, _, truth = people_on_floor(body_model, positions, 1.6, pose_std_rad=0.0, seed=5)
+    legs_up = [i for i, name in enumerate(JOINT_NAMES) if not name.endswith(("ankle", "toe", "heel"))]
+    for k, azimuth in enumerate(np.radians([0.0, 120.0, 240.0])):
+        # Tip each body above the ankles 16 degrees, each toward another side: no two agree.
+        ankles = joints[k, [JOINT_NAMES.index("left_ankle"), JOINT_NAMES.index("right_ankle")]].mean(axis=0)
+        axis = Rotation.from_rotvec(azimuth * truth.up).apply([1.0, 0.0, 0.0])
+        joints[k, legs_up] = Rotation.from_rotvec(np.radians(16.0) * axis).apply(joints[k, legs_up] - ankles) + ankles
+    ups = body_up_directions(joints)
+    assert np.all(np.degrees(np.arccos(np.clip(ups @ ups.T, -1, 1)))[~np.eye(3, dtype=bool)] > 25.0)
+    floor = floor_from_people(joints)
+    assert angle_deg(floor.up, truth.up) < 3.0
+    assert floor.camera_height_m == pytest.approx(1.6, abs=0.05)

@@ -104,6 +104,7 @@ def floor_from_people(
 
     1. Up: the mean body axis (:func:`body_up_directions`) of the largest group of people
        within :data:`MAX_LEAN_DEG` of one another; the others (lying, bending) are left out.
+       When no two agree, the mean of all, and then those within that angle of it.
     2. Contacts: each person's lowest sole point along that up (:func:`foot_contacts`).
     3. Normal: the unit ``n`` minimising ``sum_i w_i (n . (c_i - c_mean))^2 + lam (1 - (n . up)^2)``,
        i.e. the plane through the contacts, pulled toward the mean body up with
@@ -133,8 +134,11 @@ def floor_from_people(
     ups = ups[usable]
     agree = ups @ ups.T > np.cos(np.radians(MAX_LEAN_DEG))
     reference = np.argmax(agree.sum(axis=1) + 1e-3 * (ups @ ups.T).sum(axis=1))
-    mean_up = _unit(ups[agree[reference]].sum(axis=0))
+    # Nobody agreeing with anybody (crouching, bending people) singles no one out: average all.
+    mean_up = _unit(ups[agree[reference]].sum(axis=0) if agree[reference].sum() > 1 else ups.sum(axis=0))
     standing = ups @ mean_up > np.cos(np.radians(MAX_LEAN_DEG))
+    if not standing.any():
+        return None
     mean_up = _unit(ups[standing].sum(axis=0))
 
     contacts = foot_contacts(joints[usable][standing], mean_up)
