@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import trimesh
 
+from metrichmsr.bench.depth_bench import abs_rel, delta1
+from metrichmsr.bench.depth_bench import corrupt as bench_corrupt
 from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.scene.refine import (
     composite_people,
@@ -46,16 +48,7 @@ def cutout_scene(people=PEOPLE):
 
 def corrupt(depth_m, scale=1.0, shift_m=0.0, drift=0.0):
     """scale * depth * (1 + drift * x) + shift, x from -1 at the left edge to 1 at the right."""
-    x = np.linspace(-1.0, 1.0, depth_m.shape[1])[None, :]
-    return (scale * depth_m * (1.0 + drift * x) + shift_m).astype(np.float32)
-
-
-def abs_rel(pred, gt):
-    return float(np.nanmean(np.abs(pred - gt) / gt))
-
-
-def delta1(pred, gt):
-    return float(np.nanmean(np.maximum(pred / gt, gt / pred) < 1.25))
+    return bench_corrupt(depth_m, scale, shift_m, drift, angle_rad=0.0)
 
 
 @pytest.fixture(scope="module")

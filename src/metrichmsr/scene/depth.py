@@ -32,7 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from metrichmsr.errors import InputError
-from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts
+from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, pixel_rays
 
 SPEC_FORMS = "hf:<model id or folder>, file:<depth.npy|.png|.exr>, planar, none"
 FILE_SUFFIXES = (".npy", ".png", ".exr")
@@ -194,11 +194,10 @@ def horizontal_forward(up: np.ndarray) -> np.ndarray:
     return forward / np.linalg.norm(forward)
 
 
-def pixel_rays(K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) float64 rays ``K^-1 [u, v, 1]`` (z = 1) through the pixel centres of a (W, H) image."""
-    width, height = size
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    return np.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)), axis=-1)
+def image_rays(K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) float64 rays (z = 1) through the pixel centres of a (W, H) image."""
+    v, u = np.mgrid[0 : size[1], 0 : size[0]]
+    return pixel_rays(K, u, v)
 
 
 def planar_layout_depth(
@@ -215,7 +214,7 @@ def planar_layout_depth(
         ``depth_m`` (H, W) float32 metres, finite (rays that meet neither plane, looking up and
         back, get the largest depth in the map), and ``on_floor`` (H, W) bool.
     """
-    rays = pixel_rays(K, size)
+    rays = image_rays(K, size)
     floor_m = floor.depth_map(K, size).astype(np.float64)
     toward_backdrop = rays @ horizontal_forward(floor.up)
     with np.errstate(divide="ignore"):
@@ -231,7 +230,7 @@ def _floor_confidence(
     floor: FloorPlane, K: np.ndarray, size: tuple[int, int], depth_m: np.ndarray, contacts_m: np.ndarray
 ) -> np.ndarray:
     """(H, W) confidence of floor pixels: high near the people's feet, 0.3 far from them."""
-    points = pixel_rays(K, size) * depth_m[..., None]
+    points = image_rays(K, size) * depth_m[..., None]
     distance = np.min(np.linalg.norm(points[..., None, :] - contacts_m, axis=-1), axis=-1)
     return 0.3 + 0.6 * np.exp(-((distance / 3.0) ** 2))
 

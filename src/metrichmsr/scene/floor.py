@@ -170,6 +170,12 @@ def camera_pitch_roll_deg(up: np.ndarray) -> tuple[float, float]:
     return float(np.degrees(np.arcsin(np.clip(-z, -1.0, 1.0)))), float(np.degrees(np.arctan2(x, -y)))
 
 
+def pixel_rays(K: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rays ``K^-1 [u, v, 1]`` (..., 3), z = 1, through pixels at (...) coordinates u, v (pixel centres)."""
+    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    return np.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)), axis=-1)
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return v / np.linalg.norm(v, axis=-1, keepdims=True)

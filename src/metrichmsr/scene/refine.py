@@ -33,7 +33,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from metrichmsr.scene._stats import weighted_median, weighted_quantiles
-from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg
+from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, pixel_rays
 
 if TYPE_CHECKING:
     from metrichmsr.render import Mesh, Renderer
@@ -155,7 +155,7 @@ def human_anchors(
         if floor is None:
             depth[v, u] = contact[2]
         else:
-            down = -(np.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(len(u))), -1) @ floor.up)
+            down = -(pixel_rays(K, u, v) @ floor.up)
             depth[v, u] = np.where(down > 1e-9, floor.camera_height_m / np.maximum(down, 1e-9), np.nan)
         group[v, u] = person
         is_contact[v, u] = True
@@ -568,8 +568,7 @@ def feet_to_floor_m(
             keep &= ~on_people[rows, cols]
         if not keep.any():
             continue
-        rays = np.stack(((cols[keep] - K[0, 2]) / K[0, 0], (rows[keep] - K[1, 2]) / K[1, 1], np.ones(keep.sum())), -1)
-        points = rays * depth_m[rows, cols][keep][:, None]
+        points = pixel_rays(K, cols[keep], rows[keep]) * depth_m[rows, cols][keep][:, None]
         out[i] = float(np.median((contact - points) @ up))
     return out
 
