@@ -74,6 +74,23 @@ def test_recover_rendered_adults_metrically(recoverer, scene):
     assert set(document["people"][0]["joints3d"]) >= {"nose", "left_ankle", "right_hip"}
 
 
+def test_variants_in_one_batch_equal_separate_fits(recoverer, scene):
+    observations = [o for o in recoverer.detect(scene.image) if o.score > 0]
+    wide = scene.K.copy()
+    wide[[0, 1], [0, 1]] *= 0.7
+    variants = [(scene.K, "rays"), (wide, "rays"), (scene.K, "box")]
+    batched = recoverer.fit_people_variants(observations, variants)
+    for (K, camera_model), people in zip(variants, batched):
+        alone = recoverer.fit_people(observations, K, camera_model)
+        assert [p.id for p in people] == list(range(len(observations)))
+        for a, b in zip(alone, people):
+            np.testing.assert_allclose(a.translation, b.translation, atol=5e-3)
+            np.testing.assert_allclose(a.joints3d, b.joints3d, atol=5e-3)
+    # The box variant keeps each person at their box: its root projects near the rays' one.
+    for rays, box in zip(batched[0], batched[2]):
+        assert np.linalg.norm(rays.translation - box.translation) < 0.1 * rays.translation[2]
+
+
 def test_wrong_focal_changes_the_distance(recoverer, scene):
     """The true K matters: a 2x focal puts people ~2x further, as geometry says."""
     K = scene.K.copy()

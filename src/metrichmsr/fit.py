@@ -131,7 +131,7 @@ def evidence_from_blazepose(
     """Map BlazePose outputs of N people to the 23 Anny joints.
 
     landmarks2d (N, 33, 3) [x_px, y_px, visibility]; world_landmarks (N, 33, 3) metres in
-    BlazePose's crop-aligned frame; bbox (N, 4); K (3, 3). The world landmarks are rotated
+    BlazePose's crop-aligned frame; bbox (N, 4); K (3, 3) or (N, 3, 3). The world landmarks are rotated
     from the virtual camera that looks along each box centre's ray into the real camera frame.
     """
     n = landmarks2d.shape[0]
@@ -212,9 +212,10 @@ class ShapePrior(torch.nn.Module):
 def _solve_translation(K: torch.Tensor, points: torch.Tensor, uv: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Translation (N, 3) so that points (N, K, 3) + t project onto uv (N, K, 2), by linear LSQ.
 
-    Each keypoint gives two equations linear in t: fx (X + tx) - (u - cx)(Z + tz) = 0.
+    K (3, 3) or one per person (N, 3, 3). Each keypoint gives two equations linear in t:
+    fx (X + tx) - (u - cx)(Z + tz) = 0.
     """
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    fx, fy, cx, cy = (K[..., i, j, None] for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
     du, dv = uv[..., 0] - cx, uv[..., 1] - cy
     zeros = torch.zeros_like(du)
     a_u = torch.stack((fx.expand_as(du), zeros, -du), dim=-1)
@@ -327,7 +328,8 @@ class BodyFitter:
         return current().detach()
 
     def fit(self, evidence: PersonEvidence, K: np.ndarray | torch.Tensor, init: FitParams | None = None) -> FitParams:
-        """Fit N people of one image. K (3, 3) pixels. Returns detached FitParams (N, ...).
+        """Fit N people. K (3, 3) pixels, or (N, 3, 3) one camera per person (people of several
+        images, or several camera hypotheses, in one batch). Returns detached FitParams (N, ...).
 
         Stages: (1) orientation and translation of the initial bodies; (2) with the pose;
         (3) everything together, phenotype included.

@@ -196,12 +196,16 @@ class Recoverer:
         else:
             intrinsics = resolve_intrinsics(width, height, exif=exif)
 
-        detected = self.detector.detect(image, boxes=boxes)
+        detected = self.detect(image, boxes=boxes)
         result = RecoveryResult(image, image_path, intrinsics, faces=self.body.faces.cpu().numpy())
         if boxes is not None:
             result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]
         result.people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K)
         return result
+
+    def detect(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list:
+        """People and their BlazePose landmarks in an (H, W, 3) uint8 image (``PoseDetector.detect``)."""
+        return self.detector.detect(image, boxes=boxes)
 
     def fit_people(self, observations: list, K: np.ndarray, camera_model: CameraModel = "rays") -> list[PersonResult]:
         """Metric bodies for detected people (``PoseDetector.detect`` observations) under K (3, 3).
@@ -213,25 +217,41 @@ class Recoverer:
         box-centre offset at the fitted depth; it knows the box and the focal length, not the
         rays, so it misses the perspective of off-centre people.
         """
+        return self.fit_people_variants(observations, [(K, camera_model)])[0]
+
+    def fit_people_variants(self, observations: list, variants: list[tuple[np.ndarray, CameraModel]]) -> list[list[PersonResult]]:
+        """``fit_people`` for several (K, camera_model) variants of the same people, fitted as one batch."""
         if not observations:
-            return []
-        landmarks2d = np.stack([o.landmarks2d for o in observations])
-        boxes = np.stack([o.bbox for o in observations])
-        offset_px = np.zeros((len(observations), 2))
-        if camera_model == "box":
-            offset_px = (boxes[:, :2] + boxes[:, 2:]) / 2 - K[:2, 2]
-            landmarks2d = landmarks2d.copy()
-            landmarks2d[..., :2] -= offset_px[:, None]
-            boxes = boxes - np.tile(offset_px, 2)
-        elif camera_model != "rays":
-            raise ValueError(f"camera_model must be 'rays' or 'box', got {camera_model!r}")
-        evidence = evidence_from_blazepose(landmarks2d, np.stack([o.world_landmarks for o in observations]), boxes, K)
-        K_t = torch.as_tensor(K, dtype=torch.float32, device=self.device)
-        params = self.fitter.fit(evidence.to(self.device), K_t)
-        offset = torch.as_tensor(offset_px / K[[0, 1], [0, 1]], dtype=torch.float32, device=self.device)
+            return [[] for _ in variants]
+        n = len(observations)
+        landmarks2d, boxes, cameras, offsets_px = [], [], [], []
+        for K, camera_model in variants:
+            kp = np.stack([o.landmarks2d for o in observations])
+            box = np.stack([o.bbox for o in observations])
+            offset_px = np.zeros((n, 2))
+            if camera_model == "box":
+                offset_px = (box[:, :2] + box[:, 2:]) / 2 - K[:2, 2]
+                kp = kp.copy()
+                kp[..., :2] -= offset_px[:, None]
+                box = box - np.tile(offset_px, 2)
+            elif camera_model != "rays":
+                raise ValueError(f"camera_model must be 'rays' or 'box', got {camera_model!r}")
+            landmarks2d.append(kp)
+            boxes.append(box)
+            cameras.append(np.broadcast_to(K, (n, 3, 3)))
+            offsets_px.append(offset_px / K[[0, 1], [0, 1]])
+        K_all = np.concatenate(cameras)
+        world = np.concatenate([np.stack([o.world_landmarks for o in observations])] * len(variants))
+        evidence = evidence_from_blazepose(np.concatenate(landmarks2d), world, np.concatenate(boxes), K_all)
+        params = self.fitter.fit(evidence.to(self.device), torch.as_tensor(K_all, dtype=torch.float32, device=self.device))
+        # "box": back from the box-centred camera to the box's place, at the fitted depth.
+        offset = torch.as_tensor(np.concatenate(offsets_px), dtype=torch.float32, device=self.device)
         depth = params.translation[:, 2:]
         params.translation = torch.cat((params.translation[:, :2] + offset * depth, depth), dim=-1)
-        return self._people(observations, params)
+        people = self._people(list(observations) * len(variants), params)
+        for i, person in enumerate(people):
+            person.id = i % n  # ids count the people of one variant
+        return [people[i * n : (i + 1) * n] for i in range(len(variants))]
 
     @torch.inference_mode()
     def _people(self, observations, params: FitParams) -> list[PersonResult]:
