@@ -145,3 +145,47 @@ def test_rejects_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="image"):
         write_scene_glb(path, people(), K, SIZE, image=np.zeros((10, 10, 3), np.uint8))
     assert not path.exists()
+
+
+def test_depth_mesh_lifts_pixels_and_cuts_at_discontinuities():
+    from metrichmsr.scene.export import depth_mesh
+
+    depth = np.full((240, 320), 4.0, np.float32)
+    depth[:, 160:] = 8.0  # a step: two walls, no surface between them
+    depth[:20, :20] = np.nan  # unknown corner
+    image = np.zeros((240, 320, 3), np.uint8)
+    mesh = depth_mesh(depth, K, image, max_side=80)
+    opencv = mesh.vertices * [1, -1, -1]  # back from glTF
+    assert set(np.round(opencv[:, 2], 3)) == {4.0, 8.0}
+    # Every vertex lies on its pixel's ray: x / z = (u - cx) / fx for some sampled pixel column.
+    u = opencv[:, 0] / opencv[:, 2] * K[0, 0] + K[0, 2]
+    np.testing.assert_allclose(u, np.round(u), atol=1e-6)
+    face_z = opencv[mesh.faces, 2]
+    assert np.all(face_z.max(1) == face_z.min(1))  # no triangle spans the step
+    assert len(mesh.faces) > 2 * 70 * 50
+    assert depth_mesh(np.full((240, 320), np.nan, np.float32), K, image) is None
+
+
+def test_floor_mesh_lies_on_the_plane():
+    from metrichmsr.scene.export import floor_mesh
+    from metrichmsr.scene.floor import FloorPlane
+
+    up = np.array([0.0, -np.cos(0.2), -np.sin(0.2)])
+    floor = FloorPlane(up, 1.6)
+    square = floor_mesh(floor, np.array([0.5, 0.0, 6.0]), half_size_m=3.0)
+    np.testing.assert_allclose(floor.height_above(square.vertices), 0.0, atol=1e-9)
+    assert square.area == pytest.approx(36.0)
+
+
+def test_scene_glb_with_depth_and_floor(tmp_path):
+    from metrichmsr.scene.export import write_depth_png
+    from metrichmsr.scene.floor import FloorPlane
+
+    depth = np.full((240, 320), 5.0, np.float32)
+    image = np.full((240, 320, 3), 90, np.uint8)
+    path = tmp_path / "scene.glb"
+    write_scene_glb(path, people(), K, SIZE, image=image, scene_depth_m=depth, floor=FloorPlane.level(1.5))
+    nodes = trimesh.load(path).graph.nodes_geometry
+    assert {"person_0", "person_1", "camera", "image_plane", "scene", "floor"} <= set(nodes)
+    write_depth_png(tmp_path / "depth.png", depth)
+    assert (tmp_path / "depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="horizontal field of view in degrees")  # fmt: skip
     recover.add_argument("--boxes", type=Path, help="JSON person boxes [[x0,y0,x1,y1], ...] (folder: {file name: boxes})")
     recover.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    recover.add_argument("--depth", default="planar", metavar="SPEC",
+                         help="scene depth: planar (default: floor and backdrop from the people, offline), none, "
+                              "file:DEPTH.npy|.png|.exr (your own map: metres, 16-bit millimetres, metres), "
+                              "hf:MODEL (a Hugging Face metric depth model, e.g. "
+                              "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf; needs `pip install transformers`)")  # fmt: skip
     recover.add_argument("--min-person-px", type=_positive_float("--min-person-px"), default=60.0,
                          help="smallest person height in pixels to look for (default 60)")  # fmt: skip
     recover.add_argument("--min-score", type=_number("--min-score", lambda value: 0 < value < 1, "between 0 and 1"), default=0.4,
@@ -191,6 +196,9 @@ def _recover(args) -> int:
     decoded = None if folder else load_image(args.input)
     boxes = _load_boxes(args.boxes, folder)
     camera = _camera_kwargs(args)
+    from metrichmsr.scene.depth import depth_backend
+
+    depth_backend(args.depth)  # a bad spec or a missing file fails here, before any model loads
 
     from tqdm import tqdm
 
@@ -200,7 +208,7 @@ def _recover(args) -> int:
     resolve_device(args.device)
 
     started = time.perf_counter()
-    with Recoverer(device=args.device, min_person_px=args.min_person_px, min_score=args.min_score) as recoverer:
+    with Recoverer(device=args.device, min_person_px=args.min_person_px, min_score=args.min_score, depth=args.depth) as recoverer:
         load_s = time.perf_counter() - started
         failures = 0
         progress = tqdm(images, desc="recover", unit="image", disable=not folder, file=sys.stderr)

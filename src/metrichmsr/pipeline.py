@@ -1,9 +1,11 @@
 """Image -> people -> files: the one place that wires the stages together.
 
-``Recoverer`` loads every model once (BlazePose graphs, Anny, the fitter, the renderer) and
-``infer`` runs one image: detect people and their keypoints, fit metric Anny bodies under the
-image's intrinsics, and return a ``RecoveryResult`` whose ``save`` writes ``result.json``,
-``scene.glb`` and ``overlay.png`` (the output contract in DESIGN.md).
+``Recoverer`` loads every model once (BlazePose graphs, Anny, the fitter, the renderer, the
+depth backend) and ``infer`` runs one image: detect people and their keypoints, fit metric
+Anny bodies under the image's intrinsics, estimate the scene's metric depth and make it agree
+with the people, and return a ``RecoveryResult`` whose ``save`` writes ``result.json``,
+``scene.glb``, ``overlay.png`` and, with scene depth, ``depth.npy`` and ``depth.png`` (the
+output contract in DESIGN.md).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from metrichmsr.errors import InputError
 from metrichmsr.fit import BodyFitter, FitConfig, FitParams, evidence_from_blazepose
 from metrichmsr.image_io import load_image
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PoseDetector
+from metrichmsr.scene.depth import DepthBackend, depth_backend
+from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts
+from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
 SCHEMA = "metrichmsr.result/1"
 Device = Literal["auto", "cpu", "cuda"]
@@ -80,6 +85,20 @@ class PersonResult:
 
 
 @dataclass
+class SceneResult:
+    """The scene around the people, in the camera frame.
+
+    ``depth_m`` (H, W) float32 camera-frame z in metres, NaN where unknown: the backend's depth
+    made to agree with the people (``scene.refine``), or the planar layout built from them.
+    ``summary`` is result.json's ``scene`` record (backend, refinement, floor).
+    """
+
+    depth_m: np.ndarray | None
+    floor: FloorPlane | None
+    summary: dict
+
+
+@dataclass
 class RecoveryResult:
     """Everything recovered from one image."""
 
@@ -89,6 +108,7 @@ class RecoveryResult:
     people: list[PersonResult] = field(default_factory=list)
     faces: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))  # (F, 3) shared mesh faces
     boxes_without_person: list[int] = field(default_factory=list)  # indices of given boxes where no pose was found
+    scene: SceneResult | None = None
 
     @property
     def width(self) -> int:
@@ -107,24 +127,33 @@ class RecoveryResult:
                 "fov_deg": round(self.intrinsics.horizontal_fov_deg(self.width), 3),  # horizontal
             },
             "people": [p.to_json() for p in self.people],
+            **({"scene": self.scene.summary} if self.scene is not None else {}),
         }
 
     def save(self, out_dir: str | Path, renderer=None) -> Path:
-        """Write result.json, scene.glb, overlay.png into ``out_dir`` atomically.
+        """Write result.json, scene.glb, overlay.png (and depth.npy, depth.png) into ``out_dir`` atomically.
 
         The files are written into a hidden sibling folder that replaces ``out_dir`` only once
         complete, so an interrupted run never leaves a half-written result folder.
         """
         from metrichmsr.render import Renderer
-        from metrichmsr.scene.export import write_scene_glb
+        from metrichmsr.scene.export import write_depth_png, write_scene_glb
 
+        depth_m = self.scene.depth_m if self.scene is not None else None
+        floor = self.scene.floor if self.scene is not None else None
         with staged_output(Path(out_dir)) as staging:
             meshes = [(p.vertices, self.faces) for p in self.people]
             (staging / "result.json").write_text(json.dumps(self.to_json(), indent=1))
-            write_scene_glb(staging / "scene.glb", meshes, self.intrinsics.K, (self.width, self.height), image=self.image)
+            write_scene_glb(
+                staging / "scene.glb", meshes, self.intrinsics.K, (self.width, self.height), image=self.image,
+                scene_depth_m=depth_m, floor=floor,
+            )  # fmt: skip
             renderer = renderer or Renderer()
             overlay = renderer.overlay(self.image, self.intrinsics.K, meshes) if meshes else self.image
             Image.fromarray(overlay).save(staging / "overlay.png", optimize=False)
+            if depth_m is not None:
+                np.save(staging / "depth.npy", depth_m)
+                write_depth_png(staging / "depth.png", depth_m)
         return Path(out_dir)
 
 
@@ -140,6 +169,8 @@ class Recoverer:
         min_person_px: smallest person height (pixels) the detector looks for.
         min_score: BlazePose detection and presence confidence a person needs, in [0, 1].
         fit_config: iterations and loss weights of the metric fit.
+        depth: scene depth backend, a ``--depth`` spec (``planar``, ``none``, ``file:PATH``,
+            ``hf:MODEL``; see ``metrichmsr.scene.depth``) or a backend object.
     """
 
     def __init__(
@@ -148,8 +179,12 @@ class Recoverer:
         min_person_px: float = 60.0,
         min_score: float = 0.4,
         fit_config: FitConfig = FitConfig(),
+        depth: str | DepthBackend = "planar",
     ):
         self.device = resolve_device(device)
+        self.depth = depth_backend(depth, str(self.device)) if isinstance(depth, str) else depth
+        if hasattr(self.depth, "load"):
+            self.depth.load()  # a depth network: load it with the other models, not on the first image
         self.detector = PoseDetector(min_person_px=min_person_px, min_score=min_score)
         self.body = BodyModel().to(self.device)
         self.fitter = BodyFitter(self.body, fit_config)
@@ -201,7 +236,29 @@ class Recoverer:
         if boxes is not None:
             result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]
         result.people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K)
+        result.scene = self.scene_depth(image, intrinsics.K, result.people, result.faces)
         return result
+
+    def scene_depth(self, image: np.ndarray, K: np.ndarray, people: list[PersonResult], faces: np.ndarray) -> SceneResult | None:
+        """The scene's metric depth from the backend, refined to agree with the people; None for ``none``."""
+        joints = np.stack([p.joints3d for p in people]) if people else None
+        estimate = self.depth.estimate(image, K, joints)
+        floor = getattr(estimate, "floor", None)
+        if floor is None and joints is not None:
+            floor = floor_from_people(joints)
+        if estimate is None:
+            if self.depth.spec == "none":
+                return None
+            why = "the planar layout is built from people, and nobody was found" if not people else "the backend gave none"
+            return SceneResult(None, floor, {**scene_summary(None, None, floor), "backend": self.depth.spec, "no_depth": why})
+        refinement = None
+        if people and not estimate.from_people:  # planar depth is built from the people already
+            size = (image.shape[1], image.shape[0])
+            people_depth_m, ids = people_depth(self.renderer, K, size, [(p.vertices, faces) for p in people])
+            contacts = foot_contacts(joints, floor.up) if floor is not None else None
+            refinement = refine_depth(estimate.depth_m, human_anchors(K, people_depth_m, ids, contacts, floor))
+        depth_m = refinement.depth_m if refinement is not None else estimate.depth_m
+        return SceneResult(depth_m, floor, scene_summary(estimate, refinement, floor))
 
     def detect(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list:
         """People and their BlazePose landmarks in an (H, W, 3) uint8 image (``PoseDetector.detect``)."""

@@ -1,4 +1,5 @@
-"""Export people and camera as one glTF binary (``.glb``) that opens in Blender and three.js.
+"""Export people, camera and scene as one glTF binary (``.glb``) that opens in Blender and
+three.js, and the scene depth as a colour-mapped picture.
 
 Inputs are in the OpenCV camera frame (x right, y down, z forward), metres. glTF is y-up with
 cameras looking down -z, so every vertex is turned 180 degrees about x on the way out:
@@ -18,10 +19,12 @@ import trimesh
 from PIL import Image
 
 from metrichmsr.render import Mesh, as_colors, as_intrinsics, as_meshes, srgb_to_linear
+from metrichmsr.scene.floor import FloorPlane
 
 # (x, y, z) OpenCV camera frame -> (x, -y, -z) glTF.
 _OPENCV_TO_GLTF = np.array([1.0, -1.0, -1.0])
-_RESERVED_NAMES = ("camera", "image_plane")
+_RESERVED_NAMES = ("camera", "image_plane", "scene", "floor")
+_FLOOR_SRGBA = (0.55, 0.6, 0.65, 0.35)
 _MAX_TEXTURE_SIDE = 1024
 _FRUSTUM_SRGB = (0.2, 0.2, 0.2)
 
@@ -83,6 +86,95 @@ def _to_gltf(vertices: np.ndarray) -> np.ndarray:
     return np.asarray(vertices, dtype=np.float64) * _OPENCV_TO_GLTF
 
 
+def _photo_texture(image: np.ndarray) -> Image.Image:
+    """The photo downscaled to at most _MAX_TEXTURE_SIDE px a side, as a JPEG-backed PIL image."""
+    texture = Image.fromarray(image)
+    texture.thumbnail((_MAX_TEXTURE_SIDE, _MAX_TEXTURE_SIDE), Image.Resampling.LANCZOS)
+    # trimesh embeds a PIL image as JPEG only when the image says it was decoded from one
+    # (PNG otherwise, ~10x larger for photos), so round-trip it through JPEG once.
+    buffer = io.BytesIO()
+    texture.save(buffer, format="JPEG", quality=90)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def _textured(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, texture: Image.Image) -> trimesh.Trimesh:
+    """A glTF-frame mesh showing ``texture`` (uv origin at the image's bottom-left, trimesh's convention)."""
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorTexture=texture, metallicFactor=0.0, roughnessFactor=1.0, doubleSided=True
+    )
+    return trimesh.Trimesh(
+        _to_gltf(vertices), faces, visual=trimesh.visual.TextureVisuals(uv=uv, material=material), process=False
+    )
+
+
+def depth_mesh(
+    depth_m: np.ndarray, K: np.ndarray, image: np.ndarray, max_side: int = 320, max_jump: float = 0.1
+) -> trimesh.Trimesh | None:
+    """The scene as a photo-textured surface (glTF frame) from a depth map, None if it has no surface.
+
+    Pixels are sampled on a grid of at most ``max_side`` per side and lifted to 3D; neighbouring
+    samples are joined into triangles unless a depth is unknown (NaN) or the depths of a
+    triangle differ by more than ``max_jump`` of the nearest (a depth discontinuity: the
+    surface is cut there rather than stretched across it).
+
+    depth_m (H, W) metres camera-frame z; K (3, 3); image (H, W, 3) uint8.
+    """
+    height, width = depth_m.shape
+    stride = max(1, int(np.ceil(max(width, height) / max_side)))
+    v, u = np.mgrid[0:height:stride, 0:width:stride]
+    z = depth_m[v, u].astype(np.float64)
+    points = np.stack(((u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z), axis=-1).reshape(-1, 3)
+    rows, cols = u.shape
+    index = np.arange(rows * cols).reshape(rows, cols)
+    a, b, c, d = index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]  # TL, TR, BR, BL
+    # Wound like the image plane (TL, BR, TR) so the front faces look back at the camera.
+    faces = np.concatenate((np.stack((a, c, b), -1).reshape(-1, 3), np.stack((a, d, c), -1).reshape(-1, 3)))
+    corner_z = points[faces, 2]
+    with np.errstate(invalid="ignore"):
+        keep = np.isfinite(corner_z).all(1) & (corner_z.min(1) > 0)
+        keep &= corner_z.max(1) <= (1 + max_jump) * corner_z.min(1)
+    if not keep.any():
+        return None
+    faces = faces[keep]
+    used = np.unique(faces)
+    remap = np.full(len(points), -1)
+    remap[used] = np.arange(len(used))
+    uv = np.stack(((u + 0.5) / width, 1 - (v + 0.5) / height), axis=-1).reshape(-1, 2)
+    return _textured(points[used], remap[faces], uv[used], _photo_texture(image))
+
+
+def floor_mesh(floor: FloorPlane, centre_m: np.ndarray, half_size_m: float) -> trimesh.Trimesh:
+    """A square of the floor plane (OpenCV camera frame) around the floor point below ``centre_m`` (3,)."""
+    up = np.asarray(floor.up, dtype=np.float64)
+    centre = np.asarray(centre_m, dtype=np.float64)
+    centre = centre - floor.height_above(centre) * up  # dropped onto the plane
+    forward = np.array([0.0, 0.0, 1.0]) - up[2] * up
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    corners = centre + half_size_m * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) @ np.stack((right, forward))
+    return trimesh.Trimesh(corners, np.array([[0, 1, 2], [0, 2, 3]]), process=False)
+
+
+def write_depth_png(path: str | Path, depth_m: np.ndarray, max_side_px: int = 1024) -> None:
+    """Save a depth map (H, W) metres as a colour-mapped PNG with a metre scale bar (unknown: black)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height, width = depth_m.shape
+    finite = depth_m[np.isfinite(depth_m)]
+    low, high = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+    scale = min(1.0, max_side_px / max(width, height)) / 100  # inches at 100 dpi
+    figure, axis = plt.subplots(figsize=(width * scale + 1.2, height * scale), dpi=100)
+    cmap = matplotlib.colormaps["turbo"].with_extremes(bad="black")
+    shown = axis.imshow(np.ma.masked_invalid(depth_m), cmap=cmap, vmin=low, vmax=max(high, low + 1e-3))
+    axis.set_axis_off()
+    figure.colorbar(shown, ax=axis, fraction=0.05, pad=0.02).set_label("depth (m)")
+    figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)
+
+
 def _image_plane(
     image: np.ndarray, K: np.ndarray, image_size: tuple[int, int], depth_m: float
 ) -> trimesh.Trimesh:
@@ -93,28 +185,13 @@ def _image_plane(
             f"image must be a ({H}, {W}, 3) uint8 RGB array matching image_size, "
             f"got {image.dtype} {image.shape}"
         )
-    texture = Image.fromarray(image)
-    texture.thumbnail((_MAX_TEXTURE_SIDE, _MAX_TEXTURE_SIDE), Image.Resampling.LANCZOS)
-    # trimesh embeds a PIL image as JPEG only when the image says it was decoded from one
-    # (PNG otherwise, ~10x larger for photos), so round-trip it through JPEG once.
-    buffer = io.BytesIO()
-    texture.save(buffer, format="JPEG", quality=90)
-    texture = Image.open(io.BytesIO(buffer.getvalue()))
-
+    texture = _photo_texture(image)
     corners = _image_corners(K, image_size, depth_m)  # TL, TR, BR, BL
     # Wound TL, BR, TR so the front face (counter-clockwise) looks back at the camera.
     faces = np.array([[0, 2, 1], [0, 3, 2]])
     # trimesh's uv origin is the bottom-left of the image (it flips v for glTF on export).
     uv = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
-    material = trimesh.visual.material.PBRMaterial(
-        baseColorTexture=texture, metallicFactor=0.0, roughnessFactor=1.0, doubleSided=True
-    )
-    return trimesh.Trimesh(
-        _to_gltf(corners),
-        faces,
-        visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
-        process=False,
-    )
+    return _textured(corners, faces, uv, texture)
 
 
 def write_scene_glb(
@@ -126,8 +203,10 @@ def write_scene_glb(
     colors: Sequence[tuple[float, float, float]] | None = None,
     names: Sequence[str] | None = None,
     frustum_depth_m: float = 0.5,
+    scene_depth_m: np.ndarray | None = None,
+    floor: FloorPlane | None = None,
 ) -> None:
-    """Write people, camera and (optionally) the photo as one glTF binary.
+    """Write people, camera, and optionally the photo, the scene surface and the floor as one glTF binary.
 
     The file holds one named mesh node per person (``names``, default ``"person_0"``, ...) with
     an opaque PBR material in a distinct colour (default :data:`metrichmsr.render.PALETTE`,
@@ -152,6 +231,10 @@ def write_scene_glb(
         colors: one sRGB colour in ``[0, 1]`` per person.
         names: one unique node name per person, not ``"camera"`` or ``"image_plane"``.
         frustum_depth_m: depth of the frustum's far plane (and the photo), metres.
+        scene_depth_m: optional ``(H, W)`` scene depth, metres (NaN unknown): written as the
+            photo-textured surface ``"scene"`` (see :func:`depth_mesh`; needs ``image``).
+        floor: optional floor plane, written as a translucent square ``"floor"`` around the
+            people (or 5 m ahead without people).
 
     Raises:
         ValueError: naming the argument with the wrong shape or value.
@@ -186,6 +269,20 @@ def write_scene_glb(
     if image is not None:
         plane = _image_plane(np.asarray(image), K, image_size, frustum_depth_m)
         scene.add_geometry(plane, node_name="image_plane", geom_name="image_plane")
+        surface = None if scene_depth_m is None else depth_mesh(np.asarray(scene_depth_m), K, np.asarray(image))
+        if surface is not None:
+            scene.add_geometry(surface, node_name="scene", geom_name="scene")
+    if floor is not None:
+        roots = np.array([v.mean(axis=0) for v, _ in people]) if people else np.array([[0.0, 0.0, 5.0]])
+        spread = np.ptp(roots, axis=0).max() if len(roots) > 1 else 0.0
+        square = floor_mesh(floor, roots.mean(axis=0), half_size_m=spread / 2 + 3.0)
+        square.vertices = _to_gltf(square.vertices)
+        material = trimesh.visual.material.PBRMaterial(
+            baseColorFactor=[*srgb_to_linear(_FLOOR_SRGBA[:3]), _FLOOR_SRGBA[3]], metallicFactor=0.0,
+            roughnessFactor=1.0, alphaMode="BLEND", doubleSided=True,
+        )  # fmt: skip
+        square.visual = trimesh.visual.TextureVisuals(material=material)
+        scene.add_geometry(square, node_name="floor", geom_name="floor")
 
     # Normals give viewers smooth shading (without them three.js shades flat).
     data = scene.export(file_type="glb", include_normals=True)

@@ -46,6 +46,9 @@ ROBUST_SCALE = 0.05
 #: Fit a shift only when the anchors' depths spread by at least this fraction of their median
 #: (10th to 90th percentile); closer anchors cannot tell a shift from a scale.
 MIN_SHIFT_SPREAD = 0.5
+#: A shift and a spatial field need anchors from this many people: with two, each person's own
+#: depth error (5-10% for recovered people) is fitted exactly and amplified away from them.
+MIN_PEOPLE_FOR_SHIFT_OR_FIELD = 3
 #: The spatial field must beat the global fit on held-out anchors by this factor and margin.
 SPATIAL_GAIN = 0.9
 SPATIAL_MARGIN = 0.005
@@ -242,9 +245,10 @@ def refine_depth(
         depth_m: (H, W) depth to correct, metres or any unit proportional to them; NaN or
             non-positive = unknown.
         anchors: from :func:`human_anchors`, same (H, W).
-        spatial: try the spatially varying fit (kept only if it wins on held-out anchors).
+        spatial: try the spatially varying fit (with anchors from :data:`MIN_PEOPLE_FOR_SHIFT_OR_FIELD`
+            people or more; kept only if it wins on held-out people).
         fit_shift: fit a shift as well as a scale; None decides from the anchors' depth
-            spread (:data:`MIN_SHIFT_SPREAD`, and anchors from two people or more).
+            spread (:data:`MIN_SHIFT_SPREAD`) and the number of people (:data:`MIN_PEOPLE_FOR_SHIFT_OR_FIELD`).
         grid_nodes: control nodes along the image's longer side (the shorter side in proportion).
         max_anchors: anchors used at most (a seeded subsample keeps each person's weight).
         min_anchors: with fewer usable anchors nothing is fitted (mode ``none``).
@@ -261,7 +265,7 @@ def refine_depth(
                                feet_to_floor_m=_median_feet_to_floor(refined, anchors))  # fmt: skip
     if fit_shift is None:
         p10, p50, p90 = weighted_quantiles(data.target, data.weight, (0.1, 0.5, 0.9))
-        fit_shift = len(np.unique(data.group)) >= 2 and (p90 - p10) / p50 >= MIN_SHIFT_SPREAD
+        fit_shift = len(np.unique(data.group)) >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD and (p90 - p10) / p50 >= MIN_SHIFT_SPREAD
     unit_m = float(np.median(data.target))  # shifts are solved in units of this, for conditioning
 
     # 1. Global fit: the same solver on a single node.
@@ -273,19 +277,18 @@ def refine_depth(
     mode: RefineMode = "global"
     holdout_global = holdout_spatial = None
     scale_field = shift_field = None
-    if spatial:
+    if spatial and len(np.unique(data.group)) >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD:
         grid = _Grid.for_image(width, height, grid_nodes)
-        folds = _holdout_folds(data)
-        if len(folds):
-            fields = _FieldModel(data, grid, fit_shift, unit_m, folds)
-            holdout_global, scores = _holdout_errors(_FieldModel(data, one_node, fit_shift, unit_m, folds), fields)
-            best = int(np.argmin(scores))
-            holdout_spatial = scores[best]
-            if holdout_spatial < SPATIAL_GAIN * holdout_global - SPATIAL_MARGIN:
-                mode = "spatial"
-                nodes = fields.solve(np.repeat(global_nodes, grid.size), _REGULARISATION[best])
-                scale_field = nodes[: grid.size].reshape(grid.shape)
-                shift_field = nodes[grid.size :].reshape(grid.shape) * unit_m if fit_shift else np.zeros(grid.shape)
+        folds = np.unique(data.group, return_inverse=True)[1]  # leave one person out
+        fields = _FieldModel(data, grid, fit_shift, unit_m, folds)
+        holdout_global, scores = _holdout_errors(_FieldModel(data, one_node, fit_shift, unit_m, folds), fields)
+        best = int(np.argmin(scores))
+        holdout_spatial = scores[best]
+        if holdout_spatial < SPATIAL_GAIN * holdout_global - SPATIAL_MARGIN:
+            mode = "spatial"
+            nodes = fields.solve(np.repeat(global_nodes, grid.size), _REGULARISATION[best])
+            scale_field = nodes[: grid.size].reshape(grid.shape)
+            shift_field = nodes[grid.size :].reshape(grid.shape) * unit_m if fit_shift else np.zeros(grid.shape)
     if mode == "spatial":
         scale_map, shift_map = grid.upsample(scale_field), grid.upsample(shift_field)
     else:
@@ -490,22 +493,6 @@ def _fit_global(data: _Samples, grid: _Grid, fit_shift: bool, unit_m: float, ite
         weighted = design * (data.weight * robust)[:, None]
         nodes = scipy.linalg.solve(design.T @ weighted, weighted.sum(axis=0), assume_a="pos", check_finite=False)
     return robust, nodes
-
-
-def _holdout_folds(data: _Samples) -> np.ndarray:
-    """(M,) fold index per anchor: its person when there are three or more, else four blocks of
-    pixels along the anchors' longest image direction (returned as an empty array if that
-    leaves fewer than two non-empty folds)."""
-    groups, fold = np.unique(data.group, return_inverse=True)
-    if len(groups) >= 3:
-        return fold
-    points = np.stack(data.pixels, axis=-1).astype(np.float64)
-    centred = points - points.mean(axis=0)
-    axis = np.linalg.svd(centred, full_matrices=False)[2][0]
-    along = centred @ axis
-    edges = weighted_quantiles(along, data.weight, (0.25, 0.5, 0.75))
-    fold = np.searchsorted(edges, along)
-    return fold if len(np.unique(fold)) >= 2 else np.zeros(0, int)
 
 
 def _holdout_errors(one_node: _FieldModel, fields: _FieldModel) -> tuple[float, list[float]]:
