@@ -60,18 +60,19 @@ def floor_pixels(scene) -> np.ndarray:
     return np.isfinite(floor_m) & (np.abs(scene.depth_m - floor_m) < 1e-3 * floor_m) & (scene.instance_ids < 0)
 
 
-def bench_scene(scene, faces: np.ndarray, renderer, rng: np.random.Generator) -> list[dict]:
-    """Rows (one per corruption case) for one synthetic scene."""
+def bench_scene(scene, people_vertices, people_joints: np.ndarray, faces: np.ndarray, renderer, rng: np.random.Generator) -> list[dict]:
+    """Rows (one per corruption case) for one synthetic scene, anchored on the given people:
+    vertices (N, V, 3) and joints (N, 23, 3), camera frame (the true ones, or recovered ones)."""
     from metrichmsr.scene.depth import PlanarDepth
     from metrichmsr.scene.floor import floor_from_people, foot_contacts
     from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth
 
     true_m = np.where(np.isfinite(scene.depth_m), scene.depth_m, np.nan).astype(np.float32)
     size = (true_m.shape[1], true_m.shape[0])
-    meshes = [(vertices, faces) for vertices in scene.vertices]
+    meshes = [(vertices, faces) for vertices in people_vertices]
     people_m, ids = people_depth(renderer, scene.K, size, meshes)
 
-    planar = PlanarDepth().estimate(scene.image, scene.K, scene.joints)
+    planar = PlanarDepth().estimate(scene.image, scene.K, people_joints)
     on_floor = floor_pixels(scene)
     planar_floor = abs_rel(planar.depth_m[on_floor], true_m[on_floor]) if planar is not None and on_floor.any() else None
 
@@ -79,15 +80,15 @@ def bench_scene(scene, faces: np.ndarray, renderer, rng: np.random.Generator) ->
     for case, drift in (("scale+shift", 0.0), ("scale+shift+drift", DRIFT)):
         corrupted = corrupt(true_m, rng.uniform(0.6, 1.6), rng.uniform(-SHIFT_M, SHIFT_M), drift, rng.uniform(0, 2 * np.pi))
         started = time.perf_counter()
-        floor = floor_from_people(scene.joints)
-        contacts = foot_contacts(scene.joints, floor.up) if floor is not None else None
+        floor = floor_from_people(people_joints)
+        contacts = foot_contacts(people_joints, floor.up) if floor is not None else None
         anchors = human_anchors(scene.K, people_m, ids, contacts, floor)
         refined = refine_depth(corrupted, anchors)
         refine_s = time.perf_counter() - started
         only_global = refine_depth(corrupted, anchors, spatial=False)
         rows.append({
             "case": case,
-            "people": len(scene.joints),
+            "people": len(people_joints),
             "corrupted_absrel": abs_rel(corrupted, true_m),
             "corrupted_delta1": delta1(corrupted, true_m),
             "global_absrel": abs_rel(only_global.depth_m, true_m),
@@ -112,19 +113,27 @@ def _median(rows: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _scaled(factor: float, value: float | None) -> float | None:
+    return None if value is None else factor * value
+
+
+def _format(value, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
 def markdown_table(rows: list[dict]) -> str:
     """One row per corruption case (and per people count), means over scenes."""
     columns = (
-        ("scenes", lambda rs: len(rs), "{}"),
-        ("AbsRel corrupted (%)", lambda rs: 100 * _mean(rs, "corrupted_absrel"), "{:.1f}"),
-        ("AbsRel global (%)", lambda rs: 100 * _mean(rs, "global_absrel"), "{:.2f}"),
-        ("AbsRel refined (%)", lambda rs: 100 * _mean(rs, "refined_absrel"), "{:.2f}"),
+        ("scenes", len, "{}"),
+        ("AbsRel corrupted (%)", lambda rs: _scaled(100, _mean(rs, "corrupted_absrel")), "{:.1f}"),
+        ("AbsRel global (%)", lambda rs: _scaled(100, _mean(rs, "global_absrel")), "{:.2f}"),
+        ("AbsRel refined (%)", lambda rs: _scaled(100, _mean(rs, "refined_absrel")), "{:.2f}"),
         ("δ<1.25 corrupted", lambda rs: _mean(rs, "corrupted_delta1"), "{:.3f}"),
         ("δ<1.25 global", lambda rs: _mean(rs, "global_delta1"), "{:.3f}"),
         ("δ<1.25 refined", lambda rs: _mean(rs, "refined_delta1"), "{:.3f}"),
         ("spatial kept", lambda rs: sum(r["spatial"] for r in rs), "{}"),
-        ("median feet-to-floor (cm)", lambda rs: 100 * _median(rs, "feet_to_floor_m"), "{:.1f}"),
-        ("refine (ms, median)", lambda rs: 1000 * _median(rs, "refine_s"), "{:.0f}"),
+        ("median feet-to-floor (cm)", lambda rs: _scaled(100, _median(rs, "feet_to_floor_m")), "{:.1f}"),
+        ("refine (ms, median)", lambda rs: _scaled(1000, _median(rs, "refine_s")), "{:.0f}"),
     )
     header = ["case", *(title for title, _, _ in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -132,8 +141,26 @@ def markdown_table(rows: list[dict]) -> str:
         mine = [r for r in rows if r["case"] == case]
         splits = {case: mine} | {f"{case}, {n} people": [r for r in mine if r["people"] == n] for n in sorted({r["people"] for r in mine})}
         for name, split in splits.items():
-            lines.append("| " + " | ".join([name, *(fmt.format(value(split)) for _, value, fmt in columns)]) + " |")
+            lines.append("| " + " | ".join([name, *(_format(value(split), fmt) for _, value, fmt in columns)]) + " |")
     return "\n".join(lines)
+
+
+def summary_line(rows: list[dict]) -> str:
+    """One line: refined AbsRel (scale+shift; drift, global vs refined), δ<1.25, feet-to-floor, time, planar floor AbsRel."""
+    plain = [r for r in rows if r["case"] == "scale+shift"]
+    drift = [r for r in rows if r["case"] == "scale+shift+drift"]
+
+    def pct(value: float | None, digits: int = 2) -> str:
+        return _format(_scaled(100, value), f"{{:.{digits}f}}%")
+
+    return (
+        f"summary: scale+shift AbsRel {pct(_mean(plain, 'refined_absrel'))}, "
+        f"drift AbsRel global {pct(_mean(drift, 'global_absrel'))} -> refined {pct(_mean(drift, 'refined_absrel'))}, "
+        f"δ<1.25 {_format(_mean(rows, 'refined_delta1'), '{:.3f}')}, "
+        f"feet-to-floor {_format(_scaled(100, _median(rows, 'feet_to_floor_m')), '{:.1f} cm')}, "
+        f"refine {_format(_scaled(1000, _median(rows, 'refine_s')), '{:.0f} ms')}, "
+        f"planar floor AbsRel {pct(_median(plain, 'planar_floor_absrel'), 1)} (median), {len(plain)} scenes"
+    )
 
 
 def main() -> None:
@@ -152,17 +179,9 @@ def main() -> None:
     rows = []
     for i in range(args.images):
         scene = sample_scene(body, renderer, HELD_OUT_SEED_START + i, config)
-        rows += bench_scene(scene, faces, renderer, rng)
+        rows += bench_scene(scene, scene.vertices, scene.joints, faces, renderer, rng)
     print(markdown_table(rows))
-    planar = _median(rows[::2], "planar_floor_absrel")
-    drift = [r for r in rows if r["case"] == "scale+shift+drift"]
-    print(
-        f"summary: scale+shift AbsRel {100 * _mean(rows[::2], 'refined_absrel'):.2f}%, "
-        f"drift AbsRel global {100 * _mean(drift, 'global_absrel'):.2f}% -> refined {100 * _mean(drift, 'refined_absrel'):.2f}%, "
-        f"δ<1.25 {_mean(rows, 'refined_delta1'):.3f}, feet-to-floor {100 * _median(rows, 'feet_to_floor_m'):.1f} cm, "
-        f"refine {1000 * _median(rows, 'refine_s'):.0f} ms, "
-        f"planar floor AbsRel {'n/a' if planar is None else f'{100 * planar:.1f}%'} (median), {args.images} scenes"
-    )
+    print(summary_line(rows))
 
 
 if __name__ == "__main__":
