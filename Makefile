@@ -7,7 +7,7 @@ setup:
 
 demo: setup
 	$(PY) -m metrichmsr recover assets/sample.jpg -o out/demo
-	@echo "demo outputs: out/demo/result.json out/demo/scene.glb out/demo/overlay.png"
+	@echo "demo outputs: out/demo/result.json out/demo/scene.glb out/demo/overlay.png out/demo/depth.png out/demo/depth.npy"
 
 test: setup
 	$(PY) -m pytest -q
