@@ -45,6 +45,8 @@ POSE_BONES = (
 )  # fmt: skip
 
 PHENOTYPE_NAMES = ("gender", "age", "muscle", "weight", "height", "proportions")
+#: Anny's ``age`` phenotype value at 18 years (its age scale is piecewise linear).
+ADULT_AGE = 0.77
 
 #: Vertices kept per joint by the fast joint path (of up to ~4000 the COCO regressor blends).
 #: 64 keep >= 98.6% of every joint's regression weight.

@@ -17,12 +17,11 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from metrichmsr.bench.metrics import mpjpe, pa_mpjpe
-from metrichmsr.body import PHENOTYPE_NAMES
+from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES
 from metrichmsr.perception import box_iou
 from metrichmsr.synth.people import SyntheticImage
 
 _AGE = PHENOTYPE_NAMES.index("age")
-ADULT_AGE = 0.77  # Anny's age parameter at 18 years
 
 
 class Prediction(Protocol):
