@@ -1,0 +1,212 @@
+"""Online training data for HumanMoE: synthetic Anny people as BlazePose would report them.
+
+Each sample is one person, drawn as ``synth.sample_scene`` draws people (Anny's population
+prior over all ages, the natural pose families, any yaw, feet on the floor 1-30 m away,
+anywhere in the frame of a camera from ``synth.sample_camera``: FOV 20-120 deg, portrait and
+landscape, off-centre principal point, pitch and roll), without rendering: the true joints go
+through ``train.noise.NoiseModel``, BlazePose's measured errors, instead of through an image.
+
+Why a pool of bodies. Anny's forward is the cost (~2-4 ms per body on 2 cores even on the
+joint fast path, against ~10 us for everything else), so bodies (phenotype + pose -> joints in
+a canonical frame) live in a pool that new draws renew at ``fresh_per_batch`` bodies per batch
+on average, oldest first, in blocks of ``RENEW_BLOCK`` (Anny's forward has a large fixed cost
+per call: 8 bodies cost about as much as 256). Orientation (yaw about the vertical), camera, placement and detector noise are
+drawn anew for every sample: they act on the canonical joints exactly (a rigid motion), so a
+pooled body seen again is a new sample everywhere but in its shape and articulation.
+
+Seeds are the training split's: below ``synth.HELD_OUT_SEED_START``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from metrichmsr.body import BodyModel
+from metrichmsr.fit import FitParams
+from metrichmsr.models.humanmoe import HumanInputs
+from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, sample_camera, sample_pose
+from metrichmsr.synth.scenes import _sample_phenotypes
+from metrichmsr.train.noise import NoiseModel, inside_image, joint_box, project_points
+
+#: How far Anny's soles lie below its lowest joint (heel or toe), metres: median over the pose
+#: families and the population (1.5 cm, 0.5-3.7 cm).
+SOLE_BELOW_JOINTS_M = 0.015
+RENEW_BLOCK = 256
+_PLACEMENT_TRIES = 8  # placements tried at once per candidate; those without a fit are redrawn
+_MIN_DEPTH_M = 0.2  # every joint at least this far in front of the camera
+
+
+def _level_axes(up: np.ndarray) -> np.ndarray:
+    """``synth.people.level_axes`` for many floors at once: up (N, 3) -> (N, 3, 3) (per call it
+    would cost a third of a batch)."""
+    down = -up / np.linalg.norm(up, axis=-1, keepdims=True)
+    forward = np.array([0.0, 0.0, 1.0]) - down[:, 2:] * down  # the optical axis made horizontal
+    forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
+    return np.stack((np.cross(down, forward), down, forward), axis=-1)
+
+
+@dataclass
+class PeopleTargets:
+    """Ground truth of a batch (B people, one per sample), camera frame (OpenCV), metres.
+
+    params: ``FitParams``: phenotype (B, 6), bone_rotvec (B, 18, 3) rad, global_rotation
+        (B, 3, 3), translation (B, 3) = the root (hip midpoint).
+    joints: (B, 23, 3) ``body.JOINT_NAMES`` order, = ``body.joints(*params)`` (fast path).
+    image_size: (B, 2) [W, H] pixels of each sample's image.
+    """
+
+    params: FitParams
+    joints: torch.Tensor
+    image_size: torch.Tensor
+
+
+class SyntheticPeople:
+    """An endless, seeded stream of synthetic people seen through BlazePose's errors.
+
+    Args:
+        body: the Anny wrapper (its ``joints`` fast path is used).
+        noise: the detector model (``NoiseModel.load()``, or ``NoiseModel.noiseless()``).
+        scene_config: ranges of cameras, distances and pose families (``people`` is ignored:
+            one person per sample).
+        seed: in ``[0, HELD_OUT_SEED_START)``; the stream is a function of the seed and the
+            sequence of batch sizes asked for.
+        pool_size: bodies kept (see the module docstring), drawn at construction.
+        fresh_per_batch: new bodies replacing the oldest per ``sample`` call, on average.
+    """
+
+    def __init__(
+        self,
+        body: BodyModel,
+        noise: NoiseModel,
+        scene_config: SceneConfig = SceneConfig(),
+        seed: int = 0,
+        pool_size: int = 4096,
+        fresh_per_batch: int = 8,
+    ):
+        if not 0 <= seed < HELD_OUT_SEED_START:
+            raise ValueError(f"seed must be in [0, {HELD_OUT_SEED_START}) (the training split), got {seed}")
+        if pool_size < 1 or not 0 <= fresh_per_batch <= pool_size:
+            raise ValueError(f"need pool_size >= 1 and 0 <= fresh_per_batch <= pool_size, got {pool_size}, {fresh_per_batch}")
+        self.body, self.noise, self.config = body, noise, scene_config
+        self.fresh_per_batch = fresh_per_batch
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self._phenotype, self._bone_rotvec, self._joints = self._draw_bodies(pool_size)
+        self._oldest, self._owed = 0, 0
+
+    @torch.no_grad()
+    def _draw_bodies(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """n new bodies: phenotype (n, 6), bone_rotvec (n, 18, 3) and canonical joints (n, 23, 3):
+        upright, facing the camera, root at the origin (camera axes, metres)."""
+        phenotype, bone_rotvec, joints = [], [], []
+        for start in range(0, n, 512):  # chunks bound the memory of Anny's batched forward
+            m = min(512, n - start)
+            families = self.config.pose_families
+            poses = np.stack([sample_pose(self.rng, families[self.rng.integers(len(families))])[0] for _ in range(m)])
+            ph = _sample_phenotypes(self.body, m, self.generator)
+            rv = torch.as_tensor(poses, dtype=torch.float32)
+            eye = torch.eye(3).expand(m, 3, 3)
+            joints.append(self.body.joints(ph, rv, eye, torch.zeros(m, 3)).double().numpy())
+            phenotype.append(ph.numpy())
+            bone_rotvec.append(poses)
+        return np.concatenate(phenotype), np.concatenate(bone_rotvec), np.concatenate(joints)
+
+    def _renew_pool(self) -> None:
+        size = len(self._joints)
+        block = min(RENEW_BLOCK, size)
+        self._owed += self.fresh_per_batch
+        while self._owed >= block:
+            index = (self._oldest + np.arange(block)) % size
+            self._phenotype[index], self._bone_rotvec[index], self._joints[index] = self._draw_bodies(block)
+            self._oldest = (self._oldest + block) % size
+            self._owed -= block
+
+    def _candidates(self, n: int) -> dict[str, np.ndarray]:
+        """n draws of (body, yaw, camera, placement); those placed in frame and not missed by the
+        detector model are returned (fewer than n)."""
+        body = self.rng.integers(len(self._joints), size=n)
+        yaw = self.rng.uniform(-math.pi, math.pi, n)
+        cos, sin = np.cos(yaw), np.sin(yaw)
+        zero, one = np.zeros(n), np.ones(n)
+        # Rotation about the level frame's y (down) axis, as roma.rotvec_to_rotmat([0, yaw, 0]).
+        yaw_rotation = np.stack((cos, zero, sin, zero, one, zero, -sin, zero, cos), -1).reshape(n, 3, 3)
+        local = np.einsum("nij,nkj->nki", yaw_rotation, self._joints[body])  # level frame, root at 0
+        cameras = [sample_camera(self.rng, self.config) for _ in range(n)]
+        K = np.stack([c[0] for c in cameras])
+        size = np.array([c[1] for c in cameras], dtype=np.float64)
+        axes = _level_axes(np.stack([c[2].up for c in cameras]))  # X_cam = axes @ X_level
+        camera_height = np.array([c[2].camera_height_m for c in cameras])
+
+        # Placement as synth.scenes._place_people, vectorised over tries: the feet on the floor,
+        # a log-uniform distance, the root's image column uniform over the (slightly widened) frame.
+        root_y = camera_height - local[..., 1].max(-1) - SOLE_BELOW_JOINTS_M  # (n,) level y is down
+        distance = np.exp(self.rng.uniform(*np.log(self.config.distance_m), (n, _PLACEMENT_TRIES)))
+        u = (self.rng.uniform(-0.05, 1.05, (n, _PLACEMENT_TRIES)) * size[:, :1] - K[:, :1, 2]) / K[:, :1, 0]
+        at_x0 = np.einsum("nij,ntj->nti", axes, np.stack(np.broadcast_arrays(0.0, root_y[:, None], distance), -1))
+        # Solve u = (x a0 + p0) / (x a2 + p2) for the lateral position x on the floor.
+        x = (at_x0[..., 0] - u * at_x0[..., 2]) / (u * axes[:, None, 2, 0] - axes[:, None, 0, 0])
+        roots = np.stack(np.broadcast_arrays(x, root_y[:, None], distance), -1)  # (n, T, 3) level frame
+        joints = np.einsum("nij,ntkj->ntki", axes, local[:, None] + roots[:, :, None])  # (n, T, 23, 3) camera
+        K_t = np.repeat(K, _PLACEMENT_TRIES, 0)
+        uv = project_points(K_t, joints.reshape(-1, *joints.shape[2:])).reshape(*joints.shape[:3], 2)
+        share = inside_image(uv, size[:, None]).mean(-1)
+        fits = (share >= self.config.min_in_frame) & (joints[..., 2].min(-1) > _MIN_DEPTH_M)
+        placed = fits.any(1)
+        first = fits.argmax(1)  # the first try that fits
+        pick = np.arange(n)
+
+        # The detector misses small people: keep each with BlazePose's measured detection rate,
+        # so the stream holds the people the pipeline would actually be given.
+        limit = np.concatenate((size, size), -1)[:, None] - 1
+        box = np.clip(joint_box(uv[pick, first]), 0.0, limit[:, 0])
+        found = self.rng.random(n) >= self.noise.miss_probability(box[:, 3] - box[:, 1])
+        keep = placed & found
+        return {
+            "body": body[keep],
+            "global_rotation": (axes @ yaw_rotation)[keep],
+            "translation": np.einsum("nij,nj->ni", axes, roots[pick, first])[keep],
+            "joints": joints[pick, first][keep],
+            "K": K[keep],
+            "image_size": size[keep],
+        }
+
+    def sample(self, batch_size: int) -> tuple[HumanInputs, PeopleTargets]:
+        """A batch of ``batch_size`` people, one per image.
+
+        Returns:
+            inputs: ``models.humanmoe.HumanInputs``, float32: ``keypoints2d``
+                (B, 23, 3) [u px, v px, visibility] (all zero for the two small-toe points
+                BlazePose lacks; visibility 0 outside the image); ``world3d`` (B, 23, 3) metres,
+                hip-centred, in the crop camera looking along the box centre's ray (x right,
+                y down, z forward), at BlazePose's fixed body size, zeros where absent;
+                ``bbox`` (B, 4) [x0, y0, x1, y1] px; ``K`` (B, 3, 3).
+            targets: the truth (``PeopleTargets``).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._renew_pool()
+        parts, count = [], 0
+        while count < batch_size:
+            # Some candidates find no place or are "missed": draw a few more than needed.
+            part = self._candidates(max(16, int(1.3 * (batch_size - count))))
+            parts.append(part)
+            count += len(part["body"])
+        drawn = {key: np.concatenate([p[key] for p in parts])[:batch_size] for key in parts[0]}
+        seen = self.noise.simulate(drawn["joints"], drawn["translation"], drawn["K"], drawn["image_size"], self.rng)
+
+        def f32(x: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(x, dtype=torch.float32)
+
+        inputs = HumanInputs(f32(seen["keypoints2d"]), f32(seen["world3d"]), f32(seen["bbox"]), f32(drawn["K"]))
+        params = FitParams(
+            f32(self._phenotype[drawn["body"]]),
+            f32(self._bone_rotvec[drawn["body"]]),
+            f32(drawn["global_rotation"]),
+            f32(drawn["translation"]),
+        )
+        return inputs, PeopleTargets(params, f32(drawn["joints"]), f32(drawn["image_size"]))
+
