@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="horizontal field of view in degrees")  # fmt: skip
     recover.add_argument("--boxes", type=Path, help="JSON person boxes [[x0,y0,x1,y1], ...] (folder: {file name: boxes})")
     recover.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    recover.add_argument("--refine", action=argparse.BooleanOptionalAction, default=False,
+                         help="refine HumanMoE's one-pass prediction with the metric fit (slower; on the benchmark it is "
+                              "not better, see BENCHMARKS.md)")  # fmt: skip
     recover.add_argument("--depth", default="planar", metavar="SPEC",
                          help="scene depth: planar (default: floor and backdrop from the people, offline), none, "
                               "file:DEPTH.npy|.png|.exr (your own map: metres, 16-bit millimetres, metres), "
@@ -77,11 +80,50 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("input", type=Path, help="folder written by `metrichmsr synth`")
     bench.add_argument("-o", "--output", type=Path, help="report folder (default: <input>-bench)")
     bench.add_argument("--methods", default="full,fixed-fov,box-only",
-                       help="comma-separated, from full, fixed-fov, box-only, box-true-focal (default: the first three)")  # fmt: skip
+                       help="comma-separated, from full, fixed-fov, box-only, box-true-focal, fit-only, humanmoe+fit (default: the first three)")  # fmt: skip
     bench.add_argument("--limit", type=_number("--limit", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
                        help="score only the first N images")  # fmt: skip
     bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+    train = commands.add_parser("train", help="train the HumanMoE network on synthetic people")
+    train.add_argument("-o", "--output", type=Path, required=True, help="run folder (checkpoints, log, curves, weights)")
+    train.add_argument("--config", type=Path, help="TOML recipe (default: the shipped weights' recipe)")
+    train.add_argument("--steps", type=_number("--steps", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+                       help="override the recipe's number of steps")  # fmt: skip
+    train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    train.add_argument("--max-minutes", type=_positive_float("--max-minutes"), help="stop (and export) after this many minutes")
+    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     return parser
+
+
+def _train(args) -> int:
+    from dataclasses import replace
+    from importlib import resources
+
+    from metrichmsr.train.trainer import TrainConfig
+
+    config_path = args.config or Path(str(resources.files("metrichmsr.train") / "humanmoe.toml"))
+    if not config_path.is_file():
+        raise InputError(f"--config {config_path}: no such file")
+    try:
+        config = TrainConfig.from_toml(config_path)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"--config {config_path}: {error}") from None
+    if args.steps:
+        config = replace(config, steps=int(args.steps))
+    if args.output.exists() and not args.output.is_dir():
+        raise InputError(f"-o {args.output}: exists and is not a folder")
+    if args.resume and not (args.output / "last.pt").is_file():
+        raise InputError(f"--resume: no checkpoint {args.output / 'last.pt'}")
+
+    from metrichmsr.devices import resolve_device
+    from metrichmsr.train.trainer import train
+
+    device = resolve_device(args.device)
+    started = time.perf_counter()
+    weights = train(config, args.output, device=str(device), resume=args.resume, max_minutes=args.max_minutes)
+    print(f"done: up to {config.steps} steps in {time.perf_counter() - started:.0f} s -> {weights} (curves: {args.output / 'loss.png'})")
+    return 0
 
 
 def _synth(args) -> int:
@@ -208,7 +250,7 @@ def _recover(args) -> int:
     resolve_device(args.device)
 
     started = time.perf_counter()
-    with Recoverer(device=args.device, min_person_px=args.min_person_px, min_score=args.min_score, depth=args.depth) as recoverer:
+    with Recoverer(device=args.device, min_person_px=args.min_person_px, min_score=args.min_score, depth=args.depth, refine=args.refine) as recoverer:
         load_s = time.perf_counter() - started
         failures = 0
         progress = tqdm(images, desc="recover", unit="image", disable=not folder, file=sys.stderr)
@@ -244,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     try:
         args = build_parser().parse_args(argv)
-        return {"recover": _recover, "synth": _synth, "bench": _bench}[args.command](args)
+        return {"recover": _recover, "synth": _synth, "bench": _bench, "train": _train}[args.command](args)
     except InputError as error:
         print(f"metrichmsr: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_INPUT_ERROR

@@ -105,6 +105,9 @@ class FitParams:
     global_rotation: torch.Tensor
     translation: torch.Tensor
 
+    def to(self, device: torch.device | str) -> "FitParams":
+        return FitParams(*(t.to(device) for t in (self.phenotype, self.bone_rotvec, self.global_rotation, self.translation)))
+
     def detach(self) -> "FitParams":
         return FitParams(*(t.detach() for t in (self.phenotype, self.bone_rotvec, self.global_rotation, self.translation)))
 

@@ -22,28 +22,20 @@ from PIL import Image
 from metrichmsr._outputs import staged_output
 from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
+from metrichmsr.devices import Device, resolve_device
 from metrichmsr.errors import InputError
 from metrichmsr.fit import BodyFitter, FitConfig, FitParams, evidence_from_blazepose
 from metrichmsr.image_io import load_image
+from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, to_fit_params
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PoseDetector
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
 SCHEMA = "metrichmsr.result/1"
-Device = Literal["auto", "cpu", "cuda"]
+#: The shipped HumanMoE weights (recipe: metrichmsr/train/humanmoe.toml; see BENCHMARKS.md).
+HUMANMOE_WEIGHTS = Path(__file__).parent / "models" / "weights" / "humanmoe.pt"
 CameraModel = Literal["rays", "box"]
-
-
-def resolve_device(device: Device) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is an InputError."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA GPU is available to torch here")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @dataclass
@@ -171,6 +163,11 @@ class Recoverer:
         fit_config: iterations and loss weights of the metric fit.
         depth: scene depth backend, a ``--depth`` spec (``planar``, ``none``, ``file:PATH``,
             ``hf:MODEL``; see ``metrichmsr.scene.depth``) or a backend object.
+        init: "humanmoe": the shipped HumanMoE network predicts each body in one pass;
+            "none": the fit starts from a typical adult.
+        refine: also run the metric fit, started from HumanMoE's prediction (or from a typical
+            adult with ``init="none"``, which needs it). Off by default: on the held-out
+            benchmark the fit makes HumanMoE's predictions worse (BENCHMARKS.md).
     """
 
     def __init__(
@@ -180,8 +177,16 @@ class Recoverer:
         min_score: float = 0.4,
         fit_config: FitConfig = FitConfig(),
         depth: str | DepthBackend = "planar",
+        init: Literal["humanmoe", "none"] = "humanmoe",
+        refine: bool = False,
     ):
+        if init not in ("humanmoe", "none"):
+            raise ValueError(f"init must be 'humanmoe' or 'none', got {init!r}")
+        if not refine and init == "none":
+            raise ValueError("init='none' needs refine=True: nothing would fit the people")
         self.device = resolve_device(device)
+        self.init_model = HumanMoE.load(HUMANMOE_WEIGHTS, map_location=self.device) if init == "humanmoe" else None
+        self.refine = refine
         self.depth = depth_backend(depth, str(self.device)) if isinstance(depth, str) else depth
         if hasattr(self.depth, "load"):
             self.depth.load()  # a depth network: load it with the other models, not on the first image
@@ -276,8 +281,20 @@ class Recoverer:
         """
         return self.fit_people_variants(observations, [(K, camera_model)])[0]
 
-    def fit_people_variants(self, observations: list, variants: list[tuple[np.ndarray, CameraModel]]) -> list[list[PersonResult]]:
-        """``fit_people`` for several (K, camera_model) variants of the same people, fitted as one batch."""
+    def fit_people_variants(
+        self, observations: list, variants: list[tuple[np.ndarray, CameraModel]], humanmoe: bool | None = None, refine: bool | None = None
+    ) -> list[list[PersonResult]]:
+        """``fit_people`` for several (K, camera_model) variants of the same people, fitted as one batch.
+
+        ``humanmoe`` and ``refine`` override the recoverer's stages for this call (benchmarks
+        compare them): HumanMoE's prediction, the fit, or the fit started from the prediction.
+        """
+        use_model = self.init_model is not None if humanmoe is None else humanmoe
+        refine = self.refine if refine is None else refine
+        if use_model and self.init_model is None:
+            raise ValueError("this recoverer was made with init='none': no HumanMoE network loaded")
+        if not (use_model or refine):
+            raise ValueError("nothing to run: neither HumanMoE nor the fit")
         if not observations:
             return [[] for _ in variants]
         n = len(observations)
@@ -299,8 +316,16 @@ class Recoverer:
             offsets_px.append(offset_px / K[[0, 1], [0, 1]])
         K_all = np.concatenate(cameras)
         world = np.concatenate([np.stack([o.world_landmarks for o in observations])] * len(variants))
-        evidence = evidence_from_blazepose(np.concatenate(landmarks2d), world, np.concatenate(boxes), K_all)
-        params = self.fitter.fit(evidence.to(self.device), torch.as_tensor(K_all, dtype=torch.float32, device=self.device))
+        landmarks2d, boxes = np.concatenate(landmarks2d), np.concatenate(boxes)
+        init = None
+        if use_model:
+            with torch.no_grad():  # not inference_mode: the fit differentiates through what it starts from
+                init = to_fit_params(self.init_model(inputs_from_blazepose(landmarks2d, world, boxes, K_all).to(self.device)))
+        if refine:
+            evidence = evidence_from_blazepose(landmarks2d, world, boxes, K_all).to(self.device)
+            params = self.fitter.fit(evidence, torch.as_tensor(K_all, dtype=torch.float32, device=self.device), init=init)
+        else:
+            params = init
         # "box": back from the box-centred camera to the box's place, at the fitted depth.
         offset = torch.as_tensor(np.concatenate(offsets_px), dtype=torch.float32, device=self.device)
         depth = params.translation[:, 2:]

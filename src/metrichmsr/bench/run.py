@@ -1,18 +1,22 @@
 """`metrichmsr bench DIR`: methods side by side on a synth folder -> table.md, results.csv, plots.
 
-Methods (people are detected once per image; each method then fits them its own way):
+Methods (people are detected once per image; each method then recovers them its own way):
 
-- ``full``: the pipeline with the image's true intrinsics, every keypoint on its own ray.
+- ``full``: ``recover`` as it ships (HumanMoE, one pass) with the image's true intrinsics,
+  every keypoint on its own ray and the box's ray map.
 - ``fixed-fov``: the same pipeline told a fixed camera, 55 deg horizontal FOV with the
   principal point at the image centre, whatever the lens was (what a tool that ignores
   intrinsics assumes).
-- ``box-only``: the CLIFF-style box encoding: each person is fitted as if their box sat on
-  the optical axis, then moved to the box's place, with the focal length CLIFF assumes when
-  it is unknown (the image diagonal in pixels). It knows the box's size and position, not
-  the rays.
+- ``box-only``: the CLIFF-style box encoding: each person is recovered as if their box sat
+  on the optical axis, then moved to the box's place, with the focal length CLIFF assumes
+  when it is unknown (the image diagonal in pixels). It knows the box's size and position,
+  not the rays.
+- ``fit-only`` and ``humanmoe+fit`` (not run by default): the metric fit alone, started from a
+  typical adult (``recover`` before HumanMoE), and the fit started from HumanMoE's prediction
+  (``recover --refine``).
 - ``box-true-focal`` (not run by default): ``box-only`` told the true focal length. A crop is
-  a principal-point shift of the image, so for a geometric fit this recovers depth nearly as
-  well as the rays; what it loses is the body's orientation off-centre (MPJPE).
+  a principal-point shift of the image, so the box then carries the distance nearly as well
+  as the rays; what it loses is the body's orientation off-centre (MPJPE).
 """
 
 from __future__ import annotations
@@ -29,14 +33,17 @@ from metrichmsr.bench.score import ScoreConfig, score_image
 from metrichmsr.camera import focal_from_fov
 
 FIXED_FOV_DEG = 55.0
-METHODS = ("full", "fixed-fov", "box-only", "box-true-focal")
+METHODS = ("full", "fixed-fov", "box-only", "box-true-focal", "fit-only", "humanmoe+fit")
 DEFAULT_METHODS = METHODS[:3]
+#: (HumanMoE, fit) stages of each method; the others run recover's default, HumanMoE alone.
+_STAGES = {"fit-only": (False, True), "humanmoe+fit": (True, True)}
+_DEFAULT_STAGES = (True, False)
 MARKER = "table.md"
 
 
 def method_camera(method: str, K: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str]:
     """The (K (3, 3), camera model) a method fits with, given the image's true K and (W, H)."""
-    if method == "full":
+    if method in ("full", "fit-only", "humanmoe+fit"):
         return K, "rays"
     if method == "box-true-focal":
         return K, "box"
@@ -68,17 +75,20 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
         started = time.perf_counter()
         observations = [o for o in recoverer.detect(scene.image) if o.score > 0]
         detect_s = time.perf_counter() - started
-        # All methods in one batched fit: each is charged the detection plus its share of the fit.
-        started = time.perf_counter()
-        results = recoverer.fit_people_variants(observations, [method_camera(m, scene.K, size) for m in methods])
-        fit_s = (time.perf_counter() - started) / len(methods)
-        for method, people in zip(methods, results):
-            seconds[method].append(detect_s + fit_s)
-            rows += score_image(scene, people, config, method=method, image=path.stem)
-            if method == "full" and people:
-                vertices, joints = np.stack([p.vertices for p in people]), np.stack([p.joints3d for p in people])
-                rng = np.random.default_rng(int(path.stem) if path.stem.isdigit() else 0)
-                scene_rows += bench_scene(scene, vertices, joints, faces, recoverer.renderer, rng)
+        # Methods sharing stages run as one batched fit: each is charged the detection plus its share.
+        for stages in dict.fromkeys(_STAGES.get(m, _DEFAULT_STAGES) for m in methods):
+            group = [m for m in methods if _STAGES.get(m, _DEFAULT_STAGES) == stages]
+            started = time.perf_counter()
+            variants = [method_camera(m, scene.K, size) for m in group]
+            results = recoverer.fit_people_variants(observations, variants, humanmoe=stages[0], refine=stages[1])
+            fit_s = (time.perf_counter() - started) / len(group)
+            for method, people in zip(group, results):
+                seconds[method].append(detect_s + fit_s)
+                rows += score_image(scene, people, config, method=method, image=path.stem)
+                if method == "full" and people:
+                    vertices, joints = np.stack([p.vertices for p in people]), np.stack([p.joints3d for p in people])
+                    rng = np.random.default_rng(int(path.stem) if path.stem.isdigit() else 0)
+                    scene_rows += bench_scene(scene, vertices, joints, faces, recoverer.renderer, rng)
     return rows, {m: statistics.mean(s) for m, s in seconds.items()}, scene_rows
 
 

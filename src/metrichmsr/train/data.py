@@ -63,6 +63,9 @@ class PeopleTargets:
     joints: torch.Tensor
     image_size: torch.Tensor
 
+    def to(self, device: torch.device | str) -> "PeopleTargets":
+        return PeopleTargets(self.params.to(device), self.joints.to(device), self.image_size.to(device))
+
 
 class SyntheticPeople:
     """An endless, seeded stream of synthetic people seen through BlazePose's errors.

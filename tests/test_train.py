@@ -1,0 +1,55 @@
+"""`metrichmsr train`: a few steps run, checkpoint, resume, log, curves and an exported network."""
+
+import csv
+import dataclasses
+from importlib import resources
+
+import pytest
+
+from metrichmsr.models.humanmoe import HumanMoE, HumanMoEConfig
+from metrichmsr.train.trainer import TrainConfig, _learning_rate, train
+
+TINY = TrainConfig(
+    steps=4, batch_size=8, warmup_steps=2, eval_every=2, checkpoint_every=2, validation_size=16,
+    model={"dim": 32, "depth": 1, "heads": 2, "expert_hidden": 32},
+)  # fmt: skip
+
+
+def test_train_checkpoints_resumes_and_exports(tmp_path, body_model):
+    exported = train(TINY, tmp_path / "run", progress=False)
+    model = HumanMoE.load(exported)
+    assert model.config.dim == 32
+    with open(tmp_path / "run" / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows if r["val_depth_median"]] == [2, 4]
+    assert all(float(r["loss"]) > 0 for r in rows)
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+    # Resume: two more steps from the checkpoint at step 4, appended to the same log.
+    train(dataclasses.replace(TINY, steps=6), tmp_path / "run", resume=True, progress=False)
+    with open(tmp_path / "run" / "log.csv") as handle:
+        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["val_depth_median"]]
+    assert steps == [2, 4, 6]
+
+
+def test_seed_must_stay_in_the_training_split(tmp_path):
+    with pytest.raises(ValueError, match="below the validation and held-out seeds"):
+        train(dataclasses.replace(TINY, seed=2_000_000), tmp_path / "run", progress=False)
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = dataclasses.replace(TINY, steps=100, warmup_steps=10, learning_rate=1.0)
+    rates = [_learning_rate(step, config) for step in range(100)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[-1] == pytest.approx(0.05, abs=0.01)
+
+
+def test_config_from_toml(tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text('steps = 12\n[model]\nffn = "dense"\n')
+    config = TrainConfig.from_toml(path)
+    assert config.steps == 12 and config.model == {"ffn": "dense"}
+    shipped = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe.toml")
+    assert HumanMoEConfig.from_dict(shipped.model).camera_encoding == "rays"
+    path.write_text("stepz = 12\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        TrainConfig.from_toml(path)
