@@ -15,7 +15,7 @@ test: setup
 # Held-out synthetic set (seeds from 1000000), methods side by side, then recover's own targets.
 bench: setup
 	$(PY) -m metrichmsr synth --n 200 --seed 1000000 -o out/synth-heldout
-	$(PY) -m metrichmsr bench out/synth-heldout -o out/bench-heldout --methods full,fixed-fov,box-only,box-true-focal
+	$(PY) -m metrichmsr bench out/synth-heldout -o out/bench-heldout --methods full,fixed-fov,box-only,box-true-focal,fit-only,humanmoe+fit
 	$(PY) -m metrichmsr.bench.recover_bench
 
 clean:
