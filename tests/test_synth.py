@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from metrichmsr.errors import InputError
-from metrichmsr.synth import HELD_OUT_SEED_START, POSE_FAMILIES, SceneConfig, sample_camera, sample_pose, sample_scene
+from metrichmsr.synth import HELD_OUT_SEED_START, POSE_FAMILIES, SceneConfig, level_axes, sample_camera, sample_pose, sample_scene
 from metrichmsr.synth.dataset import INDEX_FILE, list_samples, load_sample, save_sample, write_dataset
 from metrichmsr.synth.poses import clip_to_limits
 
@@ -44,6 +44,19 @@ def test_cameras_cover_the_configured_ranges():
     assert -10 <= min(pitches) < -5 and 25 < max(pitches) <= 30
     assert 0.5 <= min(heights) and max(heights) <= 4.0
     assert 0.2 < portrait / 300 < 0.4
+
+
+def test_level_axes_one_or_many_floors():
+    up = np.random.default_rng(0).normal(size=(5, 3)) * 0.2 + [0, -1, 0]
+    up /= np.linalg.norm(up, axis=-1, keepdims=True)
+    batched = level_axes(up)
+    np.testing.assert_allclose(batched, np.stack([level_axes(u) for u in up]))
+    for axes, u in zip(batched, up):
+        np.testing.assert_allclose(axes.T @ axes, np.eye(3), atol=1e-12)  # a rotation
+        assert np.linalg.det(axes) == pytest.approx(1.0)
+        np.testing.assert_allclose(axes[:, 1], -u)  # level y is gravity
+        assert axes[:, 2] @ u == pytest.approx(0.0, abs=1e-12) and axes[2, 2] > 0  # forward: horizontal, ahead
+    np.testing.assert_allclose(level_axes(np.array([0.0, -1.0, 0.0])), np.eye(3), atol=1e-12)  # a level camera
 
 
 @pytest.fixture(scope="module")

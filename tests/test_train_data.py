@@ -103,16 +103,6 @@ def test_shapes_and_targets(body_model, batch):
     assert float(p.phenotype[:, 1].min()) < 0.67 < float(p.phenotype[:, 1].max())  # children and adults
 
 
-def test_batched_level_axes_match_synth():
-    from metrichmsr.scene.floor import FloorPlane
-    from metrichmsr.synth import level_axes
-    from metrichmsr.train.data import _level_axes
-
-    up = np.random.default_rng(0).normal(size=(5, 3)) * 0.2 + [0, -1, 0]
-    up /= np.linalg.norm(up, axis=-1, keepdims=True)
-    assert np.allclose(_level_axes(up), np.stack([level_axes(FloorPlane(u, 1.5)) for u in up]))
-
-
 def test_deterministic_per_seed(body_model, noise):
     def two_batches(seed):
         people = SyntheticPeople(body_model, noise, seed=seed, pool_size=64, fresh_per_batch=64)  # renewed every batch

@@ -59,16 +59,18 @@ def clothing_colors(rest_vertices: np.ndarray, rng: np.random.Generator) -> np.n
 
 
 
-def level_axes(floor: FloorPlane) -> np.ndarray:
-    """(3, 3) rotation whose columns are the level frame's right, down, forward in camera axes.
+def level_axes(up: np.ndarray) -> np.ndarray:
+    """Rotation(s) whose columns are the level frame's right, down, forward in camera axes.
 
-    The level frame shares the camera's centre and heading but has y along gravity:
-    ``X_cam = level_axes(floor) @ X_level``.
+    up (3,) or (N, 3): the floor's up direction(s) in the camera frame (``FloorPlane.up``)
+    -> (3, 3) or (N, 3, 3). The level frame shares the camera's centre and heading but has y
+    along gravity: ``X_cam = level_axes(up) @ X_level``.
     """
-    down = -np.asarray(floor.up, dtype=np.float64)
-    forward = np.array([0.0, 0.0, 1.0]) - down[2] * down  # the optical axis made horizontal
-    forward /= np.linalg.norm(forward)
-    return np.stack((np.cross(down, forward), down, forward), axis=1)
+    up = np.asarray(up, dtype=np.float64)
+    down = -up / np.linalg.norm(up, axis=-1, keepdims=True)
+    forward = np.array([0.0, 0.0, 1.0]) - down[..., 2:] * down  # the optical axis made horizontal
+    forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
+    return np.stack((np.cross(down, forward), down, forward), axis=-1)
 
 
 def _stripe_values(index: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
@@ -86,7 +88,7 @@ def room_backdrop(
     ray meets neither plane).
     """
     width, height = size
-    axes = level_axes(floor)
+    axes = level_axes(floor.up)
     u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
     rays = np.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)), axis=-1)  # z = 1
     level = rays @ axes  # (H, W, 3) ray in level axes
@@ -161,7 +163,7 @@ def render_people(
     color, person_depth, ids = renderer.render(K, size, meshes, vertex_colors=colors + prop_colors)
 
     if wall_distance_m is None:
-        farthest = float((vertices.reshape(-1, 3) @ level_axes(floor))[:, 2].max()) if len(vertices) else 5.0
+        farthest = float((vertices.reshape(-1, 3) @ level_axes(floor.up))[:, 2].max()) if len(vertices) else 5.0
         wall_distance_m = farthest + rng.uniform(3.0, 15.0)
     image, depth = room_backdrop(K, size, floor, wall_distance_m, rng)
     drawn = (person_depth > 0) & (person_depth < depth)

@@ -48,7 +48,8 @@ class SceneConfig:
     min_in_frame: float = 0.4  # share of a person's projected vertices that must fall inside the image
 
 
-def _sample_phenotypes(body: BodyModel, n: int, generator: torch.Generator) -> torch.Tensor:
+def sample_phenotypes(body: BodyModel, n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 6) phenotypes (PHENOTYPE_NAMES order) from Anny's population prior, all ages, drawn from ``generator``."""
     from anny.shape_distribution import SimpleShapeDistribution
 
     # SimpleShapeDistribution.sample draws from torch's global generator: seed it from ours.
@@ -97,7 +98,7 @@ def _place_people(local: np.ndarray, poses, yaw: np.ndarray, K, size, floor: Flo
     Returns (indices placed, their level-frame roots, seat meshes in the camera frame). A body
     that finds no place in frame and apart from the others within 30 draws is left out.
     """
-    axes = level_axes(floor)  # X_cam = axes @ X_level
+    axes = level_axes(floor.up)  # X_cam = axes @ X_level
     kept, roots, props = [], [], []
     for i in range(len(local)):
         for _ in range(30):
@@ -136,7 +137,7 @@ def sample_scene(body: BodyModel, renderer: Renderer, seed: int, config: SceneCo
     while not kept:
         K, size, floor = sample_camera(rng, config)
         n = int(rng.integers(config.people[0], config.people[1] + 1))
-        phenotype = _sample_phenotypes(body, n, generator)
+        phenotype = sample_phenotypes(body, n, generator)
         poses = [sample_pose(rng, config.pose_families[rng.integers(len(config.pose_families))]) for _ in range(n)]
         bone_rotvec = torch.as_tensor(np.stack([p for p, _ in poses]), dtype=torch.float32)
         yaw = rng.uniform(-math.pi, math.pi, n)
@@ -145,7 +146,7 @@ def sample_scene(body: BodyModel, renderer: Renderer, seed: int, config: SceneCo
         local = body(phenotype, bone_rotvec, yaw_rotation, torch.zeros(n, 3)).vertices.numpy().astype(np.float64)
         kept, roots, props = _place_people(local, poses, yaw, K, size, floor, config, rng)
 
-    axes = level_axes(floor)
+    axes = level_axes(floor.up)
     keep = torch.as_tensor(kept, dtype=torch.long)
     params = FitParams(
         phenotype[keep],

@@ -28,8 +28,8 @@ import torch
 from metrichmsr.body import BodyModel
 from metrichmsr.fit import FitParams
 from metrichmsr.models.humanmoe import HumanInputs
-from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, sample_camera, sample_pose
-from metrichmsr.synth.scenes import _sample_phenotypes
+from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, level_axes, sample_camera, sample_pose
+from metrichmsr.synth.scenes import sample_phenotypes
 from metrichmsr.train.noise import NoiseModel, inside_image, joint_box, project_points
 
 #: How far Anny's soles lie below its lowest joint (heel or toe), metres: median over the pose
@@ -38,15 +38,6 @@ SOLE_BELOW_JOINTS_M = 0.015
 RENEW_BLOCK = 256
 _PLACEMENT_TRIES = 8  # placements tried at once per candidate; those without a fit are redrawn
 _MIN_DEPTH_M = 0.2  # every joint at least this far in front of the camera
-
-
-def _level_axes(up: np.ndarray) -> np.ndarray:
-    """``synth.people.level_axes`` for many floors at once: up (N, 3) -> (N, 3, 3) (per call it
-    would cost a third of a batch)."""
-    down = -up / np.linalg.norm(up, axis=-1, keepdims=True)
-    forward = np.array([0.0, 0.0, 1.0]) - down[:, 2:] * down  # the optical axis made horizontal
-    forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
-    return np.stack((np.cross(down, forward), down, forward), axis=-1)
 
 
 @dataclass
@@ -110,7 +101,7 @@ class SyntheticPeople:
             m = min(512, n - start)
             families = self.config.pose_families
             poses = np.stack([sample_pose(self.rng, families[self.rng.integers(len(families))])[0] for _ in range(m)])
-            ph = _sample_phenotypes(self.body, m, self.generator)
+            ph = sample_phenotypes(self.body, m, self.generator)
             rv = torch.as_tensor(poses, dtype=torch.float32)
             eye = torch.eye(3).expand(m, 3, 3)
             joints.append(self.body.joints(ph, rv, eye, torch.zeros(m, 3)).double().numpy())
@@ -141,7 +132,7 @@ class SyntheticPeople:
         cameras = [sample_camera(self.rng, self.config) for _ in range(n)]
         K = np.stack([c[0] for c in cameras])
         size = np.array([c[1] for c in cameras], dtype=np.float64)
-        axes = _level_axes(np.stack([c[2].up for c in cameras]))  # X_cam = axes @ X_level
+        axes = level_axes(np.stack([c[2].up for c in cameras]))  # X_cam = axes @ X_level
         camera_height = np.array([c[2].camera_height_m for c in cameras])
 
         # Placement as synth.scenes._place_people, vectorised over tries: the feet on the floor,
