@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, Mapping
 
 import numpy as np
+import roma
 import torch
 
 from metrichmsr.errors import InputError
@@ -180,6 +181,21 @@ def pixel_rays(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     y = (uv[..., 1] - cy) / fy
     rays = torch.stack((x, y, torch.ones_like(x)), dim=-1)
     return torch.nn.functional.normalize(rays, dim=-1)
+
+
+def crop_rotation(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Rotation of the virtual camera that looks at pixel ``uv`` into the real camera frame.
+
+    K (..., 3, 3), uv (..., 2) -> (..., 3, 3), the minimal rotation taking the optical axis onto
+    the pixel's ray: ``X_cam = R @ X_crop`` for points a crop-based network (BlazePose) reports
+    in the frame of a camera looking along the crop centre's ray.
+    """
+    ray = pixel_rays(K, uv[..., None, :])[..., 0, :]
+    z_axis = torch.zeros_like(ray)
+    z_axis[..., 2] = 1.0
+    axis = torch.linalg.cross(z_axis, ray)
+    angle = torch.atan2(axis.norm(dim=-1), ray[..., 2])
+    return roma.rotvec_to_rotmat(torch.nn.functional.normalize(axis, dim=-1) * angle[..., None])
 
 
 def box_grid(box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

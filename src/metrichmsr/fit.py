@@ -40,7 +40,7 @@ import roma
 import torch
 
 from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel
-from metrichmsr.camera import pixel_rays, project
+from metrichmsr.camera import crop_rotation, project
 
 #: BlazePose landmark index for each of JOINT_NAMES (None: BlazePose has no such point).
 BLAZEPOSE_FOR_JOINT = {
@@ -146,12 +146,8 @@ def evidence_from_blazepose(
     world = torch.as_tensor(world_landmarks, dtype=torch.float32).reshape(n, 33, 3)[:, gather]
     box = torch.as_tensor(bbox, dtype=torch.float32).reshape(n, 4)
     centre = torch.stack(((box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2), dim=-1)
-    ray = pixel_rays(torch.as_tensor(K, dtype=torch.float32), centre[:, None])[:, 0]  # (N, 3)
-    z_axis = torch.tensor([0.0, 0.0, 1.0]).expand_as(ray)
-    axis = torch.linalg.cross(z_axis, ray)
-    angle = torch.atan2(axis.norm(dim=-1), (z_axis * ray).sum(-1))
-    rotvec = torch.nn.functional.normalize(axis, dim=-1) * angle[:, None]
-    kp3d = torch.einsum("nij,nkj->nki", roma.rotvec_to_rotmat(rotvec), world) * present[:, None]
+    rotation = crop_rotation(torch.as_tensor(K, dtype=torch.float32), centre)  # (N, 3, 3)
+    kp3d = torch.einsum("nij,nkj->nki", rotation, world) * present[:, None]
     return PersonEvidence(kp2d, kp3d, box)
 
 

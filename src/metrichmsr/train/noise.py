@@ -51,7 +51,9 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from metrichmsr import camera
 from metrichmsr.body import JOINT_NAMES
 from metrichmsr.fit import BLAZEPOSE_FOR_JOINT
 
@@ -78,20 +80,8 @@ _MAD_TO_STD = 1.4826
 
 
 def crop_rotation(K: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Rotations (N, 3, 3) of the crop cameras looking at pixels ``centre`` (N, 2); K (N, 3, 3).
-
-    ``X_cam = R @ X_crop``: the minimal rotation taking the optical axis onto the pixel's ray.
-    """
-    ray = np.stack(((centre[:, 0] - K[:, 0, 2]) / K[:, 0, 0], (centre[:, 1] - K[:, 1, 2]) / K[:, 1, 1], np.ones(len(K))), -1)
-    ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
-    # Rodrigues with axis z x ray = (-ray_y, ray_x, 0): sin = |axis|, cos = ray_z.
-    axis = np.stack((-ray[:, 1], ray[:, 0], np.zeros(len(K))), -1)
-    sin = np.linalg.norm(axis, axis=-1)
-    axis = axis / np.maximum(sin, 1e-12)[:, None]
-    skew = np.zeros((len(K), 3, 3))
-    skew[:, 0, 2], skew[:, 1, 2] = axis[:, 1], -axis[:, 0]
-    skew[:, 2, 0], skew[:, 2, 1] = -axis[:, 1], axis[:, 0]
-    return np.eye(3) + sin[:, None, None] * skew + (1 - ray[:, 2])[:, None, None] * skew @ skew
+    """``camera.crop_rotation`` in numpy: K (N, 3, 3), pixels ``centre`` (N, 2) -> (N, 3, 3)."""
+    return camera.crop_rotation(torch.as_tensor(K, dtype=torch.float64), torch.as_tensor(centre, dtype=torch.float64)).numpy()
 
 
 def project_points(K: np.ndarray, points: np.ndarray) -> np.ndarray:
