@@ -32,7 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from metrichmsr.errors import InputError
-from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, pixel_rays
+from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, image_rays
 
 SPEC_FORMS = "hf:<model id or folder>, file:<depth.npy|.png|.exr>, planar, none"
 FILE_SUFFIXES = (".npy", ".png", ".exr")
@@ -192,12 +192,6 @@ def horizontal_forward(up: np.ndarray) -> np.ndarray:
     up = np.asarray(up, dtype=np.float64)
     forward = np.array([0.0, 0.0, 1.0]) - up[2] * up
     return forward / np.linalg.norm(forward)
-
-
-def image_rays(K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) float64 rays (z = 1) through the pixel centres of a (W, H) image."""
-    v, u = np.mgrid[0 : size[1], 0 : size[0]]
-    return pixel_rays(K, u, v)
 
 
 def planar_layout_depth(

@@ -19,7 +19,7 @@ import trimesh
 from PIL import Image
 
 from metrichmsr.render import Mesh, as_colors, as_intrinsics, as_meshes, srgb_to_linear
-from metrichmsr.scene.floor import FloorPlane
+from metrichmsr.scene.floor import FloorPlane, pixel_rays
 
 # (x, y, z) OpenCV camera frame -> (x, -y, -z) glTF.
 _OPENCV_TO_GLTF = np.array([1.0, -1.0, -1.0])
@@ -123,7 +123,7 @@ def depth_mesh(
     stride = max(1, int(np.ceil(max(width, height) / max_side)))
     v, u = np.mgrid[0:height:stride, 0:width:stride]
     z = depth_m[v, u].astype(np.float64)
-    points = np.stack(((u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z), axis=-1).reshape(-1, 3)
+    points = (pixel_rays(K, u, v) * z[..., None]).reshape(-1, 3)
     rows, cols = u.shape
     index = np.arange(rows * cols).reshape(rows, cols)
     a, b, c, d = index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]  # TL, TR, BR, BL

@@ -38,9 +38,7 @@ class FloorPlane:
 
         size: (W, H) pixels.
         """
-        width, height = size
-        u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-        rays = np.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)), axis=-1)  # z = 1
+        rays = image_rays(K, size)
         down = -(rays @ np.asarray(self.up, dtype=np.float64))  # how fast each ray descends per metre of depth
         with np.errstate(divide="ignore"):
             depth = np.where(down > 1e-9, self.camera_height_m / down, np.inf)
@@ -174,6 +172,12 @@ def pixel_rays(K: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rays ``K^-1 [u, v, 1]`` (..., 3), z = 1, through pixels at (...) coordinates u, v (pixel centres)."""
     u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
     return np.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)), axis=-1)
+
+
+def image_rays(K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) float64 rays (z = 1) through the pixel centres of a (W, H) image."""
+    v, u = np.mgrid[0 : size[1], 0 : size[0]]
+    return pixel_rays(K, u, v)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

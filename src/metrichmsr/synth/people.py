@@ -16,7 +16,7 @@ import torch
 from metrichmsr.body import BodyModel
 from metrichmsr.fit import FitParams
 from metrichmsr.render import Renderer
-from metrichmsr.scene.floor import FloorPlane
+from metrichmsr.scene.floor import FloorPlane, image_rays
 
 # sRGB colours: skin, shirt and trousers choices, shoes.
 _SKIN = ((0.87, 0.69, 0.56), (0.62, 0.44, 0.32), (0.40, 0.27, 0.19), (0.95, 0.80, 0.70))
@@ -87,11 +87,8 @@ def room_backdrop(
     Returns ``image`` (H, W, 3) float sRGB in [0, 1] and ``depth_m`` (H, W) float32 (inf where a
     ray meets neither plane).
     """
-    width, height = size
     axes = level_axes(floor.up)
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    rays = np.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)), axis=-1)  # z = 1
-    level = rays @ axes  # (H, W, 3) ray in level axes
+    level = image_rays(K, size) @ axes  # (H, W, 3) ray in level axes
     with np.errstate(divide="ignore", invalid="ignore"):
         floor_depth = np.where(level[..., 1] > 1e-6, floor.camera_height_m / level[..., 1], np.inf)
         wall_depth = np.where(level[..., 2] > 1e-6, wall_distance_m / level[..., 2], np.inf)
