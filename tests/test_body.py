@@ -4,7 +4,7 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel, up_directions
 
 
 def _params(n: int, height: float = 0.4):
@@ -32,6 +32,18 @@ def test_identity_rotation_stands_upright_facing_camera(body_model: BodyModel):
     assert j["nose"][1] < j["left_hip"][1] < j["left_ankle"][1]  # camera y points down
     assert j["nose"][2] < j["left_hip"][2]  # the face is nearer the camera than the hips' centre
     assert j["left_shoulder"][0] > j["right_shoulder"][0]  # facing us, their left is our right
+
+
+def test_up_directions_point_from_the_feet_to_the_head(body_model: BodyModel):
+    phenotype, rotvec, _ = _params(3)
+    rotation = roma.rotvec_to_rotmat(torch.tensor([[0.0, 0.0, 0.0], [0.4, 1.0, 0.0], [-0.3, 2.5, 0.6]]))
+    joints = body_model(phenotype, rotvec, rotation, torch.tensor([[0.0, 0.0, 5.0]] * 3)).joints
+    ankles = joints[:, [JOINT_NAMES.index("left_ankle"), JOINT_NAMES.index("right_ankle")]].mean(1)
+    body_axis = torch.nn.functional.normalize(joints[:, JOINT_NAMES.index("nose")] - ankles, dim=-1).double().numpy()
+    up = up_directions(rotation)
+    assert up.shape == (3, 3)
+    assert up[0].tolist() == pytest.approx([0.0, -1.0, 0.0])  # camera y points down
+    assert (up * body_axis).sum(-1) == pytest.approx([1.0] * 3, abs=0.02)  # within ~11 degrees (the head sits forward)
 
 
 def test_global_rotation_turns_about_the_root(body_model: BodyModel):

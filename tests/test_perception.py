@@ -17,7 +17,7 @@ from metrichmsr.body import JOINT_NAMES, POSE_BONES, BodyModel
 from metrichmsr.camera import project
 from metrichmsr.errors import InputError
 from metrichmsr.fit import FitParams
-from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector
+from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.perception._tiles import (
     Crop,
     box_iou,
@@ -101,6 +101,17 @@ def test_landmark_names_follow_mediapipe():
     from mediapipe.python.solutions.pose import PoseLandmark
 
     assert BLAZEPOSE_LANDMARK_NAMES == tuple(p.name.lower() for p in PoseLandmark)
+
+
+def test_feet_seen_needs_an_ankle_heel_or_toe():
+    landmarks = np.zeros((3, len(BLAZEPOSE_LANDMARK_NAMES), 3))
+    landmarks[:, :, 2] = 0.9  # everything seen ...
+    feet = [i for i, name in enumerate(BLAZEPOSE_LANDMARK_NAMES) if name.endswith(("ankle", "heel", "foot_index"))]
+    assert len(feet) == 6
+    landmarks[1:, feet, 2] = 0.1  # ... but the feet of the last two
+    landmarks[2, BLAZEPOSE_LANDMARK_NAMES.index("right_heel"), 2] = 0.6
+    assert feet_seen(landmarks).tolist() == [True, False, True]
+    assert feet_seen(landmarks, min_visibility=0.7).tolist() == [True, False, False]
 
 
 def test_finds_a_large_and_a_small_person(detector, two_people):

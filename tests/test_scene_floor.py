@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from _people_on_floor import people_on_floor
+from _people_on_floor import camera_rotation, people_on_floor
 from metrichmsr.body import JOINT_NAMES
 from metrichmsr.scene.floor import body_up_directions, camera_pitch_roll_deg, floor_from_people, foot_contacts
 
@@ -82,3 +82,77 @@ def test_people_who_all_lean_differently_still_give_the_floor_from_their_feet(bo
     floor = floor_from_people(joints)
     assert angle_deg(floor.up, truth.up) < 3.0
     assert floor.camera_height_m == pytest.approx(1.6, abs=0.05)
+
+
+
+def _moved_along_rays(joints: np.ndarray, factor: float) -> np.ndarray:
+    """A person placed ``factor`` times too far: the same image, a bigger body."""
+    return joints * factor
+
+
+def test_people_whose_feet_were_not_seen_are_left_out(body_model):
+    positions = [(-2.0, 5.0), (1.5, 7.0), (0.0, 4.0)]
+    joints, _, truth = people_on_floor(body_model, positions, 1.5, pitch_deg=8.0, seed=6)
+    joints[2] = _moved_along_rays(joints[2], 1.3)  # a body cut at the knees, its size guessed
+    seen = np.array([True, True, False])
+    floor, two = floor_from_people(joints, feet_seen=seen), floor_from_people(joints[:2])
+    np.testing.assert_allclose(floor.up, two.up)
+    assert floor.camera_height_m == pytest.approx(two.camera_height_m)
+    everybody = floor_from_people(joints)  # the guessed contact drags the floor down
+    assert everybody.camera_height_m > floor.camera_height_m + 0.1
+    # Nobody's feet seen: everybody counts, as without the flag.
+    nobody = floor_from_people(joints, feet_seen=np.zeros(3, bool))
+    np.testing.assert_allclose(nobody.up, floor_from_people(joints).up)
+    with pytest.raises(ValueError, match="one row per person"):
+        floor_from_people(joints, feet_seen=seen[:2])
+
+
+def test_given_up_directions_replace_the_body_axes(body_model):
+    """A crouching body's legs are not vertical; an up direction from elsewhere (the body's
+    global rotation, which HumanMoE predicts for every pose) is."""
+    joints, _, truth = people_on_floor(body_model, [(0.5, 5.0)], 1.4, pitch_deg=12.0, roll_deg=-5.0, pose_std_rad=0.0, seed=7)
+    legs_up = [i for i, name in enumerate(JOINT_NAMES) if not name.endswith(("ankle", "toe", "heel"))]
+    ankles = joints[0, [JOINT_NAMES.index("left_ankle"), JOINT_NAMES.index("right_ankle")]].mean(axis=0)
+    from scipy.spatial.transform import Rotation
+
+    joints[0, legs_up] = Rotation.from_rotvec(np.radians(20.0) * np.array([1.0, 0.0, 0.0])).apply(joints[0, legs_up] - ankles) + ankles
+    assert angle_deg(floor_from_people(joints).up, truth.up) > 10.0
+    floor = floor_from_people(joints, ups=truth.up[None])
+    assert angle_deg(floor.up, truth.up) < 0.5
+    assert floor.camera_height_m == pytest.approx(1.4, abs=0.03)
+
+
+def test_depth_noise_trusts_the_people_s_up_over_scattered_contacts(body_model):
+    """Two people, one placed 12% too far (a typical recovered-depth error): taken at face
+    value their contacts tilt the floor; allowing for depth errors keeps it nearer their up."""
+    joints, _, truth = people_on_floor(body_model, [(-1.5, 4.0), (1.5, 8.0)], 1.6, pitch_deg=10.0, seed=8)
+    joints[1] = _moved_along_rays(joints[1], 1.12)
+    ups = np.repeat(truth.up[None], 2, axis=0)
+    exact = floor_from_people(joints, ups=ups)
+    allowing = floor_from_people(joints, ups=ups, depth_noise=0.1)
+    assert angle_deg(exact.up, truth.up) > 1.5
+    # Both are precision-weighted: two contacts 5 m apart with 16 cm errors still outweigh
+    # two 5-degree up directions a little, so the tilt shrinks rather than vanishes.
+    assert angle_deg(allowing.up, truth.up) < 0.75 * angle_deg(exact.up, truth.up)
+
+
+def test_pipeline_floor_takes_ups_from_rotations_and_contacts_from_seen_feet(body_model):
+    from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES
+    from metrichmsr.pipeline import PersonResult, people_floor
+
+    joints, vertices, truth = people_on_floor(body_model, [(-2.0, 5.0), (1.5, 7.0), (0.0, 4.0)], 1.5, 12.0, 4.0, seed=9)
+    joints[2] = _moved_along_rays(joints[2], 1.3)
+    keypoints = np.full((3, len(BLAZEPOSE_LANDMARK_NAMES), 3), 0.9)
+    keypoints[2, BLAZEPOSE_LANDMARK_NAMES.index("left_knee") :, 2] = 0.0  # cut at the knees
+    people = [
+        PersonResult(id=i, bbox=np.zeros(4), score=0.9, translation=joints[i, 11:13].mean(0), height_m=1.7,
+                     joints3d=joints[i], keypoints2d=keypoints[i], vertices=vertices[i], phenotype=np.full(6, 0.5),
+                     bone_rotvec=np.zeros((18, 3)), global_rotation=camera_rotation(12.0, 4.0))
+        for i in range(3)
+    ]  # fmt: skip
+    floor, contacts = people_floor(people)
+    assert angle_deg(floor.up, truth.up) < 0.5  # the rotations' up, exact here
+    assert floor.camera_height_m == pytest.approx(1.5, abs=0.03)
+    assert np.isfinite(contacts[:2]).all() and np.isnan(contacts[2]).all()
+    assert people_floor([]) == (None, None)
+

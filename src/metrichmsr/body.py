@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import roma
 import torch
 
@@ -176,3 +177,14 @@ class BodyModel(torch.nn.Module):
         """Standing height (B,) metres: vertical extent of the rest-pose mesh (B, V, 3), z-up."""
         z = rest_vertices[..., 2]
         return z.max(dim=-1).values - z.min(dim=-1).values
+
+
+def up_directions(global_rotation: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(N, 3) unit vectors: each body's up axis (rest pose, feet to head) in the camera frame.
+
+    global_rotation: (N, 3, 3) as in ``BodyModel.forward``. A body stands upright on a level
+    floor with the identity rotation and a level camera, so this is also the up direction
+    the body claims for the floor (``scene.floor.floor_from_people``).
+    """
+    rotation = torch.as_tensor(global_rotation, dtype=torch.float64)
+    return (rotation @ ANNY_TO_CAMERA.to(torch.float64)[:, 2]).numpy()

@@ -20,14 +20,14 @@ import torch
 from PIL import Image
 
 from metrichmsr._outputs import staged_output
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel, up_directions
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
 from metrichmsr.devices import Device, resolve_device
 from metrichmsr.errors import InputError
 from metrichmsr.fit import BodyFitter, FitConfig, FitParams, evidence_from_blazepose
 from metrichmsr.image_io import load_image
 from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, to_fit_params
-from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PoseDetector
+from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PoseDetector, feet_seen
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
@@ -153,6 +153,35 @@ def _floats(values, digits: int = 4) -> list[float]:
     return [round(float(v), digits) for v in np.asarray(values).ravel()]
 
 
+#: Relative error of a recovered person's distance that the floor fit allows for (the
+#: held-out benchmark's median is ~8%, see BENCHMARKS.md).
+RECOVERED_DEPTH_NOISE = 0.1
+
+
+def people_floor(people: list[PersonResult]) -> tuple[FloorPlane | None, np.ndarray | None]:
+    """The floor under recovered people (``scene.floor.floor_from_people``) and their foot contacts.
+
+    Each body's up direction is its global rotation's (HumanMoE learned it from upright
+    bodies in every pose family, so sitting and crouching people give it too); only people
+    whose feet BlazePose saw place the floor, unless nobody's were.
+
+    Returns (the floor or None, (N, 3) camera-frame foot contacts in metres with NaN rows for
+    people whose feet were not seen, or None without a floor).
+    """
+    if not people:
+        return None, None
+    joints = np.stack([p.joints3d for p in people])
+    seen = feet_seen(np.stack([p.keypoints2d for p in people]))
+    ups = up_directions(np.stack([p.global_rotation for p in people]))
+    floor = floor_from_people(joints, ups=ups, feet_seen=seen, depth_noise=RECOVERED_DEPTH_NOISE)
+    if floor is None:
+        return None, None
+    contacts = foot_contacts(joints, floor.up)
+    if seen.any():
+        contacts[~seen] = np.nan  # a contact under unseen feet is a guess: no anchor
+    return floor, contacts
+
+
 class Recoverer:
     """Metric people from one image; load once, call ``infer`` per image.
 
@@ -247,10 +276,8 @@ class Recoverer:
     def scene_depth(self, image: np.ndarray, K: np.ndarray, people: list[PersonResult], faces: np.ndarray) -> SceneResult | None:
         """The scene's metric depth from the backend, refined to agree with the people; None for ``none``."""
         joints = np.stack([p.joints3d for p in people]) if people else None
-        estimate = self.depth.estimate(image, K, joints)
-        floor = getattr(estimate, "floor", None)
-        if floor is None and joints is not None:
-            floor = floor_from_people(joints)
+        floor, contacts = people_floor(people)
+        estimate = self.depth.estimate(image, K, joints, floor=floor)
         if estimate is None:
             if self.depth.spec == "none":
                 return None
@@ -260,7 +287,6 @@ class Recoverer:
         if people and not estimate.from_people:  # planar depth is built from the people already
             size = (image.shape[1], image.shape[0])
             people_depth_m, ids = people_depth(self.renderer, K, size, [(p.vertices, faces) for p in people])
-            contacts = foot_contacts(joints, floor.up) if floor is not None else None
             refinement = refine_depth(estimate.depth_m, human_anchors(K, people_depth_m, ids, contacts, floor))
         depth_m = refinement.depth_m if refinement is not None else estimate.depth_m
         return SceneResult(depth_m, floor, scene_summary(estimate, refinement, floor))

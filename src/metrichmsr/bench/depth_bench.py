@@ -60,9 +60,15 @@ def floor_pixels(scene) -> np.ndarray:
     return np.isfinite(floor_m) & (np.abs(scene.depth_m - floor_m) < 1e-3 * floor_m) & (scene.instance_ids < 0)
 
 
-def bench_scene(scene, people_vertices, people_joints: np.ndarray, faces: np.ndarray, renderer, rng: np.random.Generator) -> list[dict]:
+def bench_scene(
+    scene, people_vertices, people_joints: np.ndarray, faces: np.ndarray, renderer, rng: np.random.Generator, floor_and_contacts=None
+) -> list[dict]:
     """Rows (one per corruption case) for one synthetic scene, anchored on the given people:
-    vertices (N, V, 3) and joints (N, 23, 3), camera frame (the true ones, or recovered ones)."""
+    vertices (N, V, 3) and joints (N, 23, 3), camera frame (the true ones, or recovered ones).
+
+    ``floor_and_contacts``: the (floor, (N, 3) contacts) the pipeline found for recovered
+    people (``pipeline.people_floor``); default: fitted from the joints alone, as for true bodies.
+    """
     from metrichmsr.scene.depth import PlanarDepth
     from metrichmsr.scene.floor import floor_from_people, foot_contacts
     from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth
@@ -72,7 +78,11 @@ def bench_scene(scene, people_vertices, people_joints: np.ndarray, faces: np.nda
     meshes = [(vertices, faces) for vertices in people_vertices]
     people_m, ids = people_depth(renderer, scene.K, size, meshes)
 
-    planar = PlanarDepth().estimate(scene.image, scene.K, people_joints)
+    if floor_and_contacts is None:
+        floor = floor_from_people(people_joints)
+        floor_and_contacts = (floor, foot_contacts(people_joints, floor.up) if floor is not None else None)
+    floor, contacts = floor_and_contacts
+    planar = PlanarDepth().estimate(scene.image, scene.K, people_joints, floor=floor)
     on_floor = floor_pixels(scene)
     planar_floor = abs_rel(planar.depth_m[on_floor], true_m[on_floor]) if planar is not None and on_floor.any() else None
 
@@ -80,8 +90,6 @@ def bench_scene(scene, people_vertices, people_joints: np.ndarray, faces: np.nda
     for case, drift in (("scale+shift", 0.0), ("scale+shift+drift", DRIFT)):
         corrupted = corrupt(true_m, rng.uniform(0.6, 1.6), rng.uniform(-SHIFT_M, SHIFT_M), drift, rng.uniform(0, 2 * np.pi))
         started = time.perf_counter()
-        floor = floor_from_people(people_joints)
-        contacts = foot_contacts(people_joints, floor.up) if floor is not None else None
         anchors = human_anchors(scene.K, people_m, ids, contacts, floor)
         refined = refine_depth(corrupted, anchors)
         refine_s = time.perf_counter() - started

@@ -65,6 +65,7 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
     from tqdm import tqdm
 
     from metrichmsr.bench.depth_bench import bench_scene
+    from metrichmsr.pipeline import people_floor
     from metrichmsr.synth.dataset import load_sample
 
     faces = recoverer.body.faces.cpu().numpy()
@@ -88,7 +89,7 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
                 if method == "full" and people:
                     vertices, joints = np.stack([p.vertices for p in people]), np.stack([p.joints3d for p in people])
                     rng = np.random.default_rng(int(path.stem) if path.stem.isdigit() else 0)
-                    scene_rows += bench_scene(scene, vertices, joints, faces, recoverer.renderer, rng)
+                    scene_rows += bench_scene(scene, vertices, joints, faces, recoverer.renderer, rng, people_floor(people))
     return rows, {m: statistics.mean(s) for m, s in seconds.items()}, scene_rows
 
 

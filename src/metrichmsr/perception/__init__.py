@@ -10,6 +10,7 @@ from metrichmsr.perception.blazepose import (
     BLAZEPOSE_LANDMARK_NAMES,
     PersonObservation,
     PoseDetector,
+    feet_seen,
 )
 
-__all__ = ["BLAZEPOSE_LANDMARK_NAMES", "PersonObservation", "PoseDetector", "box_iou"]
+__all__ = ["BLAZEPOSE_LANDMARK_NAMES", "PersonObservation", "PoseDetector", "box_iou", "feet_seen"]

@@ -95,6 +95,17 @@ _MATCH_IOU = 0.3
 _TORSO = [11, 12, 23, 24]  # shoulders and hips in BLAZEPOSE_LANDMARK_NAMES
 
 
+_FEET = [27, 28, 29, 30, 31, 32]  # ankles, heels and toes in BLAZEPOSE_LANDMARK_NAMES
+
+
+def feet_seen(landmarks2d: np.ndarray, min_visibility: float = 0.5) -> np.ndarray:
+    """(N,) bool: whose ankle, heel or toe BlazePose saw (in the image, not occluded).
+
+    landmarks2d: (N, 33, 3) as in :class:`PersonObservation` (x, y, visibility).
+    """
+    return np.asarray(landmarks2d)[:, _FEET, 2].max(axis=1) >= min_visibility
+
+
 @dataclass
 class PersonObservation:
     """One person as BlazePose sees it.

@@ -15,8 +15,9 @@
 ``none``           no scene depth
 =================  ========================================================================
 
-Every backend has ``estimate(image (H, W, 3) uint8, K (3, 3), people_joints (N, 23, 3) | None)
--> DepthEstimate | None``: ``depth_m`` is camera-frame z (OpenCV axes) in metres at each pixel
+Every backend has ``estimate(image (H, W, 3) uint8, K (3, 3), people_joints (N, 23, 3) | None,
+floor: FloorPlane | None) -> DepthEstimate | None`` (the people and their floor are what
+``planar`` is built from; the others ignore them): ``depth_m`` is camera-frame z (OpenCV axes) in metres at each pixel
 centre of the image as given. Specs are checked when parsed (:func:`depth_backend`), so a bad
 flag fails before any model loads; models load on first use or on ``load()``.
 """
@@ -63,7 +64,7 @@ class DepthBackend(Protocol):
     spec: str
 
     def estimate(
-        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None
+        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
     ) -> DepthEstimate | None: ...
 
 
@@ -134,7 +135,9 @@ class NoDepth:
 
     spec = "none"
 
-    def estimate(self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None) -> None:
+    def estimate(
+        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
+    ) -> None:
         return None
 
 
@@ -148,8 +151,9 @@ class PlanarDepth:
 
     Layout (a room seen from inside, with only its floor and far wall):
 
-    - floor: :func:`floor_from_people` (feet contacts and body up directions); a floor pixel's
-      depth is where its ray meets the plane;
+    - floor: the ``floor`` given (the pipeline fits it from the people's feet and up
+      directions), else :func:`floor_from_people` of their joints; a floor pixel's depth is
+      where its ray meets the plane;
     - backdrop: a vertical plane facing the camera (its normal the camera's forward axis made
       horizontal), ``backdrop_margin_m`` behind the farthest person; it takes every pixel
       whose ray meets it before the floor, which includes everything above the horizon.
@@ -168,12 +172,12 @@ class PlanarDepth:
         self.backdrop_margin_m = backdrop_margin_m
 
     def estimate(
-        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None
+        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
     ) -> DepthEstimate | None:
         size = _check_image(image, K)
         if people_joints is None or len(people_joints) == 0:
             return None
-        floor = floor_from_people(people_joints)
+        floor = floor_from_people(people_joints) if floor is None else floor
         if floor is None:
             return None
         joints = np.asarray(people_joints, dtype=np.float64)
@@ -260,7 +264,7 @@ class FileDepth:
             raise InputError(f"--depth {self.spec}: no such file")
 
     def estimate(
-        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None
+        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
     ) -> DepthEstimate:
         size = _check_image(image, K)
         depth = self.read()
@@ -391,7 +395,7 @@ class HFDepth:
         self._processor, self._model = processor, model.to(self.device).eval()
 
     def estimate(
-        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None
+        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
     ) -> DepthEstimate:
         import torch
 

@@ -96,25 +96,43 @@ def foot_contacts(joints: np.ndarray, up: np.ndarray) -> np.ndarray:
 
 
 def floor_from_people(
-    joints: np.ndarray, contact_noise_m: float = 0.03, up_noise_deg: float = 5.0, iterations: int = 3
+    joints: np.ndarray,
+    ups: np.ndarray | None = None,
+    feet_seen: np.ndarray | None = None,
+    contact_noise_m: float = 0.03,
+    depth_noise: float = 0.0,
+    up_noise_deg: float = 5.0,
+    iterations: int = 3,
 ) -> FloorPlane | None:
     """The floor the recovered people stand on.
 
-    1. Up: the mean body axis (:func:`body_up_directions`) of the largest group of people
-       within :data:`MAX_LEAN_DEG` of one another; the others (lying, bending) are left out.
-       When no two agree, the mean of all, and then those within that angle of it.
-    2. Contacts: each person's lowest sole point along that up (:func:`foot_contacts`).
+    1. Up: the mean of the people's up directions (``ups``, else :func:`body_up_directions`)
+       over the largest group within :data:`MAX_LEAN_DEG` of one another; the others (lying,
+       bending, badly fitted) are left out. When no two agree, the mean of all, and then those
+       within that angle of it.
+    2. Contacts: the lowest sole point along that up (:func:`foot_contacts`) of each of them.
+       Only people whose feet were seen (``feet_seen``) take part, unless nobody's were: a
+       contact under a body cut off at the knees is a guess.
     3. Normal: the unit ``n`` minimising ``sum_i w_i (n . (c_i - c_mean))^2 + lam (1 - (n . up)^2)``,
-       i.e. the plane through the contacts, pulled toward the mean body up with
-       ``lam = N (contact_noise_m / up_noise)^2``: one person gives their up; two fix the tilt
-       along the line through their feet; three or more spread out fit the full normal. The
-       contacts are reweighted (Huber on the height residual) so a person on a step or a
-       chair counts less.
+       i.e. the plane through the contacts, pulled toward the mean up with
+       ``lam = N (sigma / up_noise)^2``: one person gives their up; two fix the tilt along the
+       line through their feet; three or more spread out fit the full normal. The contacts
+       are reweighted (Huber on the height residual) so a person on a step or a chair counts
+       less.
     4. Height: the weighted median of the contacts' heights below the camera.
+
+    ``sigma``, the error of one contact's height, is ``contact_noise_m`` plus (in quadrature)
+    ``depth_noise`` times the camera height: a person placed a fraction ``e`` too far has
+    their feet moved along the ray, ``e`` times the camera height too low.
 
     Args:
         joints: (N, 23, 3) posed joints, camera frame, metres, JOINT_NAMES order.
-        contact_noise_m: expected error of one contact height, metres.
+        ups: optional (N, 3) unit up directions of the people's bodies, camera frame (e.g.
+            :func:`metrichmsr.body.up_directions` of their global rotations).
+        feet_seen: optional (N,) bool, whose feet the detector saw (default: everybody's).
+        contact_noise_m: error of one contact height from the body's pose, metres.
+        depth_noise: relative error of the people's distances (0 for true bodies; ~0.1 for
+            bodies recovered from one photo).
         up_noise_deg: expected error of one person's up direction, degrees.
 
     Returns:
@@ -123,13 +141,20 @@ def floor_from_people(
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (len(JOINT_NAMES), 3):
         raise ValueError(f"joints must be (N, {len(JOINT_NAMES)}, 3), got shape {joints.shape}")
-    ups = body_up_directions(joints)
+    ups = body_up_directions(joints) if ups is None else _unit(np.asarray(ups, dtype=np.float64).reshape(-1, 3))
+    feet_seen = np.ones(len(joints), bool) if feet_seen is None else np.asarray(feet_seen, dtype=bool).reshape(-1)
+    if len(ups) != len(joints) or len(feet_seen) != len(joints):
+        raise ValueError(f"ups and feet_seen must have one row per person ({len(joints)})")
     usable = np.all(np.isfinite(ups), axis=1) & np.any(np.isfinite(joints[:, _FOOT_JOINTS]).all(-1), axis=1)
+    # A body cut off at the knees (or a false detection) gives a guessed contact and, measured,
+    # a worse up too: those people are left out unless nobody's feet were seen.
+    if (usable & feet_seen).any():
+        usable &= feet_seen
     if not usable.any():
         return None
     # Consensus: the person whose up the most others agree with (within MAX_LEAN_DEG) picks the
     # inliers; a plain mean first would let one lying person push upright ones out.
-    ups = ups[usable]
+    ups, joints = ups[usable], joints[usable]
     agree = ups @ ups.T > np.cos(np.radians(MAX_LEAN_DEG))
     reference = np.argmax(agree.sum(axis=1) + 1e-3 * (ups @ ups.T).sum(axis=1))
     # Nobody agreeing with anybody (crouching, bending people) singles no one out: average all.
@@ -139,8 +164,10 @@ def floor_from_people(
         return None
     mean_up = _unit(ups[standing].sum(axis=0))
 
-    contacts = foot_contacts(joints[usable][standing], mean_up)
-    lam = len(contacts) * (contact_noise_m / np.radians(up_noise_deg)) ** 2
+    contacts = foot_contacts(joints[standing], mean_up)
+    drop_m = float(np.median(-(contacts @ mean_up)))
+    sigma_m = float(np.hypot(contact_noise_m, depth_noise * max(drop_m, 0.0)))
+    lam = len(contacts) * (sigma_m / np.radians(up_noise_deg)) ** 2
     weights = np.ones(len(contacts))
     up = mean_up
     for _ in range(iterations):
@@ -151,7 +178,7 @@ def floor_from_people(
         heights = -(contacts @ up)  # each contact's depth below the camera centre
         camera_height_m = weighted_median(heights, weights)
         residual = np.abs(heights - camera_height_m)
-        weights = np.minimum(1.0, contact_noise_m / np.maximum(residual, 1e-9))
+        weights = np.minimum(1.0, sigma_m / np.maximum(residual, 1e-9))
     if not camera_height_m > 0:
         return None
     return FloorPlane(up=up, camera_height_m=float(camera_height_m))
