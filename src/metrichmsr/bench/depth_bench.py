@@ -130,12 +130,13 @@ def _format(value, fmt: str) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """One row per corruption case (and per people count), means over scenes."""
+    """One row per corruption case (and per people count), means over scenes (and the refined AbsRel's median)."""
     columns = (
         ("scenes", len, "{}"),
         ("AbsRel corrupted (%)", lambda rs: _scaled(100, _mean(rs, "corrupted_absrel")), "{:.1f}"),
         ("AbsRel global (%)", lambda rs: _scaled(100, _mean(rs, "global_absrel")), "{:.2f}"),
         ("AbsRel refined (%)", lambda rs: _scaled(100, _mean(rs, "refined_absrel")), "{:.2f}"),
+        ("AbsRel refined, median (%)", lambda rs: _scaled(100, _median(rs, "refined_absrel")), "{:.2f}"),
         ("δ<1.25 corrupted", lambda rs: _mean(rs, "corrupted_delta1"), "{:.3f}"),
         ("δ<1.25 global", lambda rs: _mean(rs, "global_delta1"), "{:.3f}"),
         ("δ<1.25 refined", lambda rs: _mean(rs, "refined_delta1"), "{:.3f}"),

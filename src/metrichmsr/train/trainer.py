@@ -93,7 +93,7 @@ def losses(outputs: dict, inputs, targets, body: BodyModel, config: TrainConfig)
 
 @torch.no_grad()
 def validate(model, body: BodyModel, batch) -> dict[str, float]:
-    """Median relative root-depth error, adult height MAE (m) and joint errors on a fixed batch."""
+    """Median relative root-depth error (all, children), adult height MAE (m) and joint errors on a fixed batch."""
     from metrichmsr.bench.metrics import mpjpe, pa_mpjpe
     from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES
 
@@ -108,6 +108,7 @@ def validate(model, body: BodyModel, batch) -> dict[str, float]:
     adult = targets.params.phenotype[:, PHENOTYPE_NAMES.index("age")] >= ADULT_AGE
     return {
         "val_depth_median": float(depth_err.median()),
+        "val_child_depth_median": float(depth_err[~adult].median()) if (~adult).any() else float("nan"),
         "val_adult_height_mae_m": float((height_pred - height_true)[adult].abs().mean()),
         "val_mpjpe_m": float(mpjpe(predicted, targets.joints).mean()),
         "val_pa_mpjpe_m": float(pa_mpjpe(predicted.double(), targets.joints.double()).mean()),
@@ -238,7 +239,7 @@ def train(
 
 
 _LOG_FIELDS = ("step", "seconds", "loss", "joints", "depth", "offset", "reprojection", "phenotype", "orientation", "balance",
-               "val_depth_median", "val_adult_height_mae_m", "val_mpjpe_m", "val_pa_mpjpe_m")  # fmt: skip
+               "val_depth_median", "val_child_depth_median", "val_adult_height_mae_m", "val_mpjpe_m", "val_pa_mpjpe_m")  # fmt: skip
 
 
 def _append(path: Path, row: dict) -> None:
