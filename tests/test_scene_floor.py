@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -145,7 +147,7 @@ def test_pipeline_floor_takes_ups_from_rotations_and_contacts_from_seen_feet(bod
     keypoints = np.full((3, len(BLAZEPOSE_LANDMARK_NAMES), 3), 0.9)
     keypoints[2, BLAZEPOSE_LANDMARK_NAMES.index("left_knee") :, 2] = 0.0  # cut at the knees
     people = [
-        PersonResult(id=i, bbox=np.zeros(4), score=0.9, translation=joints[i, 11:13].mean(0), height_m=1.7,
+        PersonResult(id=i, bbox=np.array([0.0, 0.0, 50.0, 200.0]), score=0.9, translation=joints[i, 11:13].mean(0), height_m=1.7,
                      joints3d=joints[i], keypoints2d=keypoints[i], vertices=vertices[i], phenotype=np.full(6, 0.5),
                      bone_rotvec=np.zeros((18, 3)), global_rotation=camera_rotation(12.0, 4.0))
         for i in range(3)
@@ -155,4 +157,10 @@ def test_pipeline_floor_takes_ups_from_rotations_and_contacts_from_seen_feet(bod
     assert floor.camera_height_m == pytest.approx(1.5, abs=0.03)
     assert np.isfinite(contacts[:2]).all() and np.isnan(contacts[2]).all()
     assert people_floor([]) == (None, None)
+    # A speck of a detection (a 15 px box, feet "seen") places no floor, alone or with others.
+    speck = dataclasses.replace(people[2], bbox=np.array([0.0, 0.0, 60.0, 15.0]), keypoints2d=np.full_like(keypoints[2], 0.9))
+    assert people_floor([speck]) == (None, None)
+    with_speck, contacts = people_floor([*people[:2], speck])
+    np.testing.assert_allclose(with_speck.up, people_floor(people[:2])[0].up)
+    assert np.isnan(contacts[2]).all()
 

@@ -85,6 +85,9 @@ def bench_scene(
     planar = PlanarDepth().estimate(scene.image, scene.K, people_joints, floor=floor)
     on_floor = floor_pixels(scene)
     planar_floor = abs_rel(planar.depth_m[on_floor], true_m[on_floor]) if planar is not None and on_floor.any() else None
+    # How far the fitted floor is off: its up direction, and the camera height above it.
+    floor_up_err_deg = float(np.degrees(np.arccos(np.clip(floor.up @ scene.floor.up, -1.0, 1.0)))) if floor is not None else None
+    camera_height_err = abs(floor.camera_height_m / scene.floor.camera_height_m - 1) if floor is not None else None
 
     rows = []
     for case, drift in (("scale+shift", 0.0), ("scale+shift+drift", DRIFT)):
@@ -107,6 +110,8 @@ def bench_scene(
             "feet_to_floor_m": refined.feet_to_floor_m,
             "refine_s": refine_s,
             "planar_floor_absrel": planar_floor,
+            "floor_up_err_deg": floor_up_err_deg,
+            "camera_height_err": camera_height_err,
         })  # fmt: skip
     return rows
 
@@ -155,7 +160,8 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def summary_line(rows: list[dict]) -> str:
-    """One line: refined AbsRel (scale+shift; drift, global vs refined), δ<1.25, feet-to-floor, time, planar floor AbsRel."""
+    """One line: refined AbsRel (scale+shift; drift, global vs refined), δ<1.25, feet-to-floor, time,
+    planar floor AbsRel and how far the fitted floor's up and camera height are off (medians)."""
     plain = [r for r in rows if r["case"] == "scale+shift"]
     drift = [r for r in rows if r["case"] == "scale+shift+drift"]
 
@@ -168,7 +174,9 @@ def summary_line(rows: list[dict]) -> str:
         f"δ<1.25 {_format(_mean(rows, 'refined_delta1'), '{:.3f}')}, "
         f"feet-to-floor {_format(_scaled(100, _median(rows, 'feet_to_floor_m')), '{:.1f} cm')}, "
         f"refine {_format(_scaled(1000, _median(rows, 'refine_s')), '{:.0f} ms')}, "
-        f"planar floor AbsRel {pct(_median(plain, 'planar_floor_absrel'), 1)} (median), {len(plain)} scenes"
+        f"planar floor AbsRel {pct(_median(plain, 'planar_floor_absrel'), 1)} (median; floor up off by "
+        f"{_format(_median(plain, 'floor_up_err_deg'), '{:.1f} deg')}, camera height by {pct(_median(plain, 'camera_height_err'), 1)}), "
+        f"{len(plain)} scenes"
     )
 
 
