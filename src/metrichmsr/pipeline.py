@@ -29,7 +29,7 @@ from metrichmsr.image_io import load_image
 from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, to_fit_params
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PoseDetector, feet_seen
 from metrichmsr.scene.depth import DepthBackend, depth_backend
-from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts
+from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, placing_people
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
 SCHEMA = "metrichmsr.result/1"
@@ -183,8 +183,7 @@ def people_floor(people: list[PersonResult]) -> tuple[FloorPlane | None, np.ndar
     if floor is None:
         return None, None
     contacts = foot_contacts(joints, floor.up)
-    placed = tall & seen if (tall & seen).any() else tall
-    contacts[~placed] = np.nan  # a contact under unseen feet is a guess: no anchor
+    contacts[~(tall & placing_people(tall & seen))] = np.nan  # no anchor where no floor was placed
     return floor, contacts
 
 

@@ -93,8 +93,6 @@ _REFINE_POSES = 3
 # box this much (IoU); below, it is a neighbour reaching into the crop.
 _MATCH_IOU = 0.3
 _TORSO = [11, 12, 23, 24]  # shoulders and hips in BLAZEPOSE_LANDMARK_NAMES
-
-
 _FEET = [27, 28, 29, 30, 31, 32]  # ankles, heels and toes in BLAZEPOSE_LANDMARK_NAMES
 
 

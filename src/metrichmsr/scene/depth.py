@@ -17,8 +17,8 @@
 
 Every backend has ``estimate(image (H, W, 3) uint8, K (3, 3), people_joints (N, 23, 3) | None,
 floor: FloorPlane | None) -> DepthEstimate | None`` (the people and their floor are what
-``planar`` is built from; the others ignore them): ``depth_m`` is camera-frame z (OpenCV axes) in metres at each pixel
-centre of the image as given. Specs are checked when parsed (:func:`depth_backend`), so a bad
+``planar`` is built from; the others ignore them): ``depth_m`` is camera-frame z (OpenCV
+axes) in metres at each pixel centre of the image as given. Specs are checked when parsed (:func:`depth_backend`), so a bad
 flag fails before any model loads; models load on first use or on ``load()``.
 """
 

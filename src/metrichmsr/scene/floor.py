@@ -146,10 +146,7 @@ def floor_from_people(
     if len(ups) != len(joints) or len(feet_seen) != len(joints):
         raise ValueError(f"ups and feet_seen must have one row per person ({len(joints)})")
     usable = np.all(np.isfinite(ups), axis=1) & np.any(np.isfinite(joints[:, _FOOT_JOINTS]).all(-1), axis=1)
-    # A body cut off at the knees (or a false detection) gives a guessed contact and, measured,
-    # a worse up too: those people are left out unless nobody's feet were seen.
-    if (usable & feet_seen).any():
-        usable &= feet_seen
+    usable &= placing_people(usable & feet_seen)
     if not usable.any():
         return None
     # Consensus: the person whose up the most others agree with (within MAX_LEAN_DEG) picks the
@@ -182,6 +179,14 @@ def floor_from_people(
     if not camera_height_m > 0:
         return None
     return FloorPlane(up=up, camera_height_m=float(camera_height_m))
+
+
+def placing_people(feet_seen: np.ndarray) -> np.ndarray:
+    """(N,) bool: who places the floor: the people whose feet were seen, or everybody when
+    nobody's were. A body cut off at the knees (or a false detection) gives a guessed contact
+    and, measured on the benchmark, a worse up direction too."""
+    feet_seen = np.asarray(feet_seen, dtype=bool)
+    return feet_seen if feet_seen.any() else np.ones_like(feet_seen)
 
 
 def camera_pitch_roll_deg(up: np.ndarray) -> tuple[float, float]:
