@@ -82,7 +82,7 @@ def bench_scene(
         floor = floor_from_people(people_joints)
         floor_and_contacts = (floor, foot_contacts(people_joints, floor.up) if floor is not None else None)
     floor, contacts = floor_and_contacts
-    planar = PlanarDepth().estimate(scene.image, scene.K, people_joints, floor=floor)
+    planar = PlanarDepth().estimate(scene.image, scene.K, people_joints, floor=floor) if floor is not None else None
     on_floor = floor_pixels(scene)
     planar_floor = abs_rel(planar.depth_m[on_floor], true_m[on_floor]) if planar is not None and on_floor.any() else None
     # How far the fitted floor is off: its up direction, and the camera height above it.
