@@ -4,7 +4,7 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel, up_directions
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, SURFACE_POINTS, BodyModel, up_directions
 
 
 def _params(n: int, height: float = 0.4):
@@ -72,3 +72,18 @@ def test_pose_from_rotvec_scatters_only_pose_bones(body_model: BodyModel):
     assert pose.shape == (1, body_model.num_bones, 4, 4)
     moved = [body_model.bone_names[i] for i in range(body_model.num_bones) if not torch.allclose(pose[0, i], torch.eye(4))]
     assert moved == ["lowerleg01.L"]
+
+
+def test_joints_and_surface_are_the_full_model_s(body_model: BodyModel):
+    phenotype, rotvec, rotation = _params(2)
+    rotvec[1] = 0.3 * torch.randn(len(POSE_BONES), 3, generator=torch.Generator().manual_seed(1))
+    translation = torch.tensor([[0.5, -0.2, 4.0], [-1.0, 0.3, 9.0]])
+    joints, surface = body_model.joints_and_surface(phenotype, rotvec, rotation, translation)
+    assert surface.shape == (2, SURFACE_POINTS, 3)
+    torch.testing.assert_close(joints, body_model.joints(phenotype, rotvec, rotation, translation))
+    vertices = body_model(phenotype, rotvec, rotation, translation).vertices
+    # Every surface point is one of the mesh's vertices, and they spread over the whole body.
+    distance = torch.cdist(surface, vertices, compute_mode="donot_use_mm_for_euclid_dist").amin(-1)
+    assert float(distance.max()) < 1e-4
+    extent = surface.amax(1) - surface.amin(1)
+    torch.testing.assert_close(extent, vertices.amax(1) - vertices.amin(1), atol=0.03, rtol=0)

@@ -104,6 +104,8 @@ BAD_INPUT = {
     "-o is the input's folder": lambda w: ["recover", w.good, "-o", w.root],
     "unknown flag": lambda w: ["recover", w.good, "-o", w.out, "--bogus"],
     "no command": lambda w: [],
+    "--weights missing file": lambda w: ["recover", w.good, "-o", w.out, "--weights", w.root / "nope.pt"],
+    "--weights not a network": lambda w: ["recover", w.good, "-o", w.out, "--weights", w.bad_json],
     "--depth bogus": lambda w: ["recover", w.good, "-o", w.out, "--depth", "bogus"],
     "--depth missing file": lambda w: ["recover", w.good, "-o", w.out, "--depth", f"file:{w.root / 'nope.npy'}"],
     "--depth unsupported file": lambda w: ["recover", w.good, "-o", w.out, "--depth", f"file:{w.bad_json}"],

@@ -246,3 +246,22 @@ def test_infer_reads_an_image_file(recoverer, scene, tmp_path):
     assert result.image_path == str(path)
     assert len(result.people) == 2
     assert result.to_json()["image"]["path"] == str(path)
+
+
+def test_a_network_with_silhouette_tokens_sees_the_segmentation(scene, tmp_path):
+    """``weights=`` loads the user's own network; one with silhouette tokens makes the detector
+    keep segmentations, and each person's silhouette reaches the network."""
+    from metrichmsr.models import HumanMoE, HumanMoEConfig
+    from metrichmsr.pipeline import Recoverer
+
+    torch.manual_seed(0)
+    weights = tmp_path / "humanmoe.pt"
+    HumanMoE(HumanMoEConfig(depth=1, silhouette_grid=16, silhouette_patch=8)).save(weights)
+    seen = []
+    with Recoverer(device="cpu", weights=weights, depth="none") as recoverer:
+        recoverer.init_model.register_forward_pre_hook(lambda module, args: seen.append(args[0].silhouette))
+        result = recoverer.infer(scene.image, K=scene.K)
+    assert len(result.people) == 2 and len(seen) == 1
+    assert seen[0].shape == (2, 16, 16)
+    occupied = seen[0].flatten(1).mean(1)
+    assert torch.all((occupied > 0.05) & (occupied < 0.6))  # a person in the window, not the whole of it

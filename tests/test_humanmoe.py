@@ -12,6 +12,7 @@ from metrichmsr.camera import project
 from metrichmsr.fit import BLAZEPOSE_FOR_JOINT, FitParams
 from metrichmsr.models import (
     TASK_QUERIES,
+    TOKEN_TYPES,
     HumanInputs,
     HumanMoE,
     HumanMoEConfig,
@@ -20,7 +21,7 @@ from metrichmsr.models import (
     router_statistics,
     to_fit_params,
 )
-from metrichmsr.models.humanmoe import Block, MoEFeedForward
+from metrichmsr.models.humanmoe import Block, MoEFeedForward, silhouette_from_segmentation, silhouette_window
 
 ENCODINGS = ("rays", "box", "none")
 FFNS = ("moe", "dense")
@@ -211,6 +212,8 @@ def test_config_round_trip_and_validation():
         HumanMoEConfig(camera_encoding="ray")
     with pytest.raises(ValueError, match="top_k"):
         HumanMoEConfig(top_k=5)
+    with pytest.raises(ValueError, match="silhouette_grid"):
+        HumanMoEConfig(silhouette_grid=30, silhouette_patch=8)
 
 
 def test_router_statistics_share_sums_to_one_per_token_group():
@@ -280,3 +283,48 @@ def test_a_few_adam_steps_reduce_a_simple_loss():
         loss.backward()
         optimiser.step()
     assert loss_fn().item() < 0.5 * first
+
+
+def test_silhouette_tokens_read_the_segmentation():
+    model = make_model(silhouette_grid=16, silhouette_patch=4)
+    assert model.num_tokens == make_model().num_tokens + 16
+    assert (model.token_type == TOKEN_TYPES.index("silhouette")).sum() == 16
+    inputs = make_inputs(2)
+    g = torch.Generator().manual_seed(1)
+    silhouette = (torch.rand(2, 16, 16, generator=g) > 0.5).float()
+    with_silhouette = HumanInputs(inputs.keypoints2d, inputs.world3d, inputs.bbox, inputs.K, silhouette)
+    zeros = HumanInputs(inputs.keypoints2d, inputs.world3d, inputs.bbox, inputs.K, torch.zeros(2, 16, 16))
+    assert not torch.allclose(model(with_silhouette)["phenotype"], model(zeros)["phenotype"])
+    torch.testing.assert_close(model(inputs)["phenotype"], model(zeros)["phenotype"])  # None reads as no one
+    with pytest.raises(ValueError, match="silhouette"):
+        model(HumanInputs(inputs.keypoints2d, inputs.world3d, inputs.bbox, inputs.K, torch.zeros(2, 8, 8)))
+    stats = router_statistics(model(with_silhouette), with_silhouette)
+    torch.testing.assert_close(stats["share"]["silhouette"].sum(-1), torch.ones(model.config.depth))
+
+
+def test_silhouette_from_segmentation_resamples_onto_the_window():
+    bbox = np.array([300.0, 100.0, 400.0, 300.0])
+    window = silhouette_window(torch.as_tensor(bbox)[None])[0].numpy()
+    assert np.allclose(window, [210.0, 60.0, 490.0, 340.0])  # 1.4 x the longer side, centred
+    segmentation = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    # Over the window itself, each cell of a 32-grid is the mean of 2 x 2 segmentation pixels.
+    pooled = segmentation.reshape(32, 2, 32, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(silhouette_from_segmentation(segmentation, window, bbox, 32).numpy(), pooled, atol=1e-5)
+    # Box and segmentation moved together: the same silhouette; none outside the segmentation.
+    shift = np.array([37.0, -12.0, 37.0, -12.0])
+    np.testing.assert_allclose(silhouette_from_segmentation(segmentation, window + shift, bbox + shift, 32).numpy(), pooled, atol=1e-5)
+    half = window.copy()
+    half[0] = (window[0] + window[2]) / 2  # the segmentation covers only the window's right half
+    right = silhouette_from_segmentation(np.ones((64, 32), np.float32), half, bbox, 32).numpy()
+    assert np.all(right[:, 17:] == 1.0) and np.all(right[:, :15] == 0.0)
+    assert not silhouette_from_segmentation(None, None, bbox, 32).any()
+
+
+def test_checkpoints_from_before_silhouettes_load(tmp_path):
+    model = make_model(seed=2, depth=2)
+    path = tmp_path / "old.pt"
+    state = model.state_dict()
+    state["type_embed"] = state["type_embed"][: TOKEN_TYPES.index("silhouette")]  # as saved then
+    torch.save({"format": "metrichmsr.humanmoe/1", "config": model.config.to_dict(), "state_dict": state}, path)
+    inputs = make_inputs(2)
+    torch.testing.assert_close(HumanMoE.load(path)(inputs)["translation"], model(inputs)["translation"])

@@ -17,6 +17,7 @@ from metrichmsr.body import JOINT_NAMES, POSE_BONES, BodyModel
 from metrichmsr.camera import project
 from metrichmsr.errors import InputError
 from metrichmsr.fit import FitParams
+from metrichmsr.models.humanmoe import silhouette_from_segmentation, silhouette_window
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.perception._tiles import (
     Crop,
@@ -128,6 +129,26 @@ def test_finds_a_large_and_a_small_person(detector, two_people):
         hips = obs.world_landmarks[[23, 24]].mean(axis=0)
         assert np.linalg.norm(hips) < 0.1
         assert obs.world_landmarks[0, 1] < -0.3  # the nose is above the hips
+
+
+def test_segmentation_covers_the_person(detector, two_people):
+    """Each person's BlazePose segmentation, resampled onto HumanMoE's silhouette grid, is on at
+    their hips, shoulders and nose and off in the window's corners."""
+    image, _, true_joints = two_people
+    assert all(obs.segmentation is None and obs.segmentation_box is None for obs in detector.detect(image))  # not asked for
+    with PoseDetector(segmentation=True) as segmenting:
+        people = segmenting.detect(image)
+    assert len(people) == 2
+    for obs, joints in zip(people, true_joints):
+        assert obs.segmentation.dtype == np.float32 and max(obs.segmentation.shape) <= 128
+        box = obs.segmentation_box
+        assert box[0] <= obs.bbox[0] and box[1] <= obs.bbox[1] and box[2] >= obs.bbox[2] and box[3] >= obs.bbox[3]
+        silhouette = silhouette_from_segmentation(obs.segmentation, box, obs.bbox, 32).numpy()
+        window = silhouette_window(torch.as_tensor(obs.bbox)[None])[0].numpy()
+        for name in ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "nose"):
+            col, row = ((joints[JOINT_NAMES.index(name)] - window[:2]) / (window[2:] - window[:2]) * 32).astype(int)
+            assert silhouette[row, col] > 0.5, name
+        assert silhouette[[0, 0, -1, -1], [0, -1, 0, -1]].max() < 0.1
 
 
 def test_boxes_give_one_observation_each_in_order(detector, two_people):

@@ -13,9 +13,9 @@ import torch
 from metrichmsr.body import JOINT_NAMES
 from metrichmsr.camera import project
 from metrichmsr.fit import evidence_from_blazepose
-from metrichmsr.models.humanmoe import HumanInputs
+from metrichmsr.models.humanmoe import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START
-from metrichmsr.train.data import SyntheticPeople
+from metrichmsr.train.data import SyntheticPeople, splat_silhouettes
 from metrichmsr.train.noise import (
     GROSS_THRESHOLD,
     PRESENT,
@@ -26,7 +26,7 @@ from metrichmsr.train.noise import (
     project_points,
 )
 
-INPUT_KEYS = {"keypoints2d", "world3d", "bbox", "K"}
+INPUT_KEYS = {"keypoints2d", "world3d", "bbox", "K"}  # and ``silhouette``, None without silhouette_grid
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,8 @@ def test_seeds_stay_in_the_training_split(body_model, noise):
 
 def test_shapes_and_targets(body_model, batch):
     inputs, targets = batch
-    assert isinstance(inputs, HumanInputs) and {f.name for f in dataclasses.fields(inputs)} == INPUT_KEYS
+    assert isinstance(inputs, HumanInputs) and {f.name for f in dataclasses.fields(inputs)} == INPUT_KEYS | {"silhouette"}
+    assert inputs.silhouette is None
     inputs.validate()
     assert inputs.keypoints2d.shape == (512, 23, 3) and inputs.world3d.shape == (512, 23, 3)
     assert inputs.bbox.shape == (512, 4) and inputs.K.shape == (512, 3, 3)
@@ -233,3 +234,38 @@ def test_world3d_carries_no_absolute_scale(batch, noise):
     rotation, shift, scale = roma.rigid_points_registration(rel, torch.as_tensor(world), compute_scaling=True)
     aligned = scale[:, None, None] * rel @ rotation.transpose(-1, -2) + shift[:, None]
     assert float((aligned - torch.as_tensor(world)).norm(dim=-1).median()) < 0.1
+
+
+def test_splat_fills_the_body_and_stops_at_the_image_edge():
+    """A dense sheet of points over a 100 x 200 px rectangle fills those cells of a grid over
+    the window, up to the image's right edge; points off the image leave nothing."""
+    u, v = np.meshgrid(np.arange(300.0, 400.0, 3.0), np.arange(100.0, 300.0, 3.0))
+    sheet = np.stack((u.ravel(), v.ravel()), -1)
+    window = np.array([[250.0, 100.0, 450.0, 300.0]])  # 200 px square: a 20 x 20 grid of 10 px cells
+    full = splat_silhouettes(sheet[None], np.array([[640, 480]]), window, 20)[0]
+    assert full.shape == (20, 20) and full.dtype == np.float32
+    assert np.all(full[:, 5:15] == 1.0) and np.all(full[:, :4] == 0.0) and np.all(full[:, 16:] == 0.0)
+    cut = splat_silhouettes(sheet[None], np.array([[350, 480]]), window, 20)[0]  # image ends at u = 349.5
+    assert np.all(cut[:, 5:9] == 1.0) and np.all(cut[:, 11:] == 0.0)
+    assert not splat_silhouettes(sheet[None] + 1000.0, np.array([[640, 480]]), window, 20).any()
+
+
+def test_silhouettes_outline_the_person(body_model, noise):
+    """With silhouette_grid, each person's silhouette covers their projected joints and is
+    mostly empty around them; a few samples get none."""
+    inputs, targets = SyntheticPeople(body_model, noise, seed=4, pool_size=512, fresh_per_batch=0, silhouette_grid=32).sample(256)
+    silhouette = inputs.silhouette
+    assert silhouette.shape == (256, 32, 32) and silhouette.dtype == torch.float32
+    assert float(silhouette.min()) >= 0.0 and float(silhouette.max()) <= 1.0
+    inputs.validate()
+    window = silhouette_window(inputs.bbox)
+    cell = ((project(inputs.K, targets.joints) - window[:, None, :2]) / (window[:, None, 2:] - window[:, None, :2]) * 32).floor().long()
+    size = targets.image_size[:, None]
+    uv = project(inputs.K, targets.joints)
+    on_grid = ((cell >= 0) & (cell < 32)).all(-1) & ((uv >= 0) & (uv <= size - 1)).all(-1)
+    given = silhouette.flatten(1).amax(1) > 0  # a few samples are drawn without a silhouette
+    assert 0.02 < 1 - given.float().mean() < 0.12
+    b, j = torch.nonzero(on_grid & given[:, None], as_tuple=True)
+    covered = silhouette[b, cell[b, j, 1].clamp(0, 31), cell[b, j, 0].clamp(0, 31)]
+    assert float((covered > 0).float().mean()) > 0.97  # joints lie inside the body
+    assert float(silhouette[given].mean()) < 0.4  # ... and the window is mostly background

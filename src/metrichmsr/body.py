@@ -52,6 +52,9 @@ ADULT_AGE = 0.77
 #: Vertices kept per joint by the fast joint path (of up to ~4000 the COCO regressor blends).
 #: 64 keep >= 98.6% of every joint's regression weight.
 FAST_JOINT_VERTICES = 64
+#: Mesh vertices (a fixed, random spread) that ``joints_and_surface`` also poses: enough to
+#: splat a person's silhouette at ~50 px tall without holes after a one-cell dilation.
+SURFACE_POINTS = 3000
 
 
 def _vertex_subset(model: torch.nn.Module, vertex_index: torch.Tensor) -> torch.nn.Module:
@@ -105,6 +108,14 @@ class BodyModel(torch.nn.Module):
         self._fast_keypoints = anny.KeypointsRegressor(
             top.values / top.values.sum(dim=1, keepdim=True), list(JOINT_NAMES), regression_indices=local_index
         )
+        # The surface path skins the fast path's vertices plus SURFACE_POINTS others, in one forward.
+        surface = torch.randperm(self.anny.template_vertices.shape[0], generator=torch.Generator().manual_seed(0))
+        with_surface, inverse = torch.unique(torch.cat((used, surface[:SURFACE_POINTS])), return_inverse=True)
+        self._surface_anny = _vertex_subset(self.anny, with_surface)
+        self._surface_keypoints = anny.KeypointsRegressor(
+            self._fast_keypoints.regression_weights, list(JOINT_NAMES), regression_indices=inverse[: len(used)][local_index]
+        )
+        self._surface_index = inverse[len(used) :]
         if tuple(self.anny.phenotype_labels) != PHENOTYPE_NAMES:
             raise RuntimeError(f"unexpected Anny phenotype labels {self.anny.phenotype_labels}")
         self.bone_names: tuple[str, ...] = tuple(self.anny.bone_labels)
@@ -171,6 +182,22 @@ class BodyModel(torch.nn.Module):
         """
         _, joints, to_camera = self._posed(self._fast_anny, self._fast_keypoints, phenotype, bone_rotvec, global_rotation, translation)
         return to_camera(joints)
+
+    def joints_and_surface(
+        self,
+        phenotype: torch.Tensor,
+        bone_rotvec: torch.Tensor,
+        global_rotation: torch.Tensor,
+        translation: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``joints`` (B, 23, 3) and (B, SURFACE_POINTS, 3) posed mesh vertices, camera frame, metres.
+
+        For drawing silhouettes in training without skinning the whole mesh.
+        """
+        out, joints, to_camera = self._posed(
+            self._surface_anny, self._surface_keypoints, phenotype, bone_rotvec, global_rotation, translation
+        )
+        return to_camera(joints), to_camera(out["vertices"][:, self._surface_index])
 
     @staticmethod
     def standing_height(rest_vertices: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,8 @@ from metrichmsr.devices import Device, resolve_device
 from metrichmsr.errors import InputError
 from metrichmsr.fit import BodyFitter, FitConfig, FitParams, evidence_from_blazepose
 from metrichmsr.image_io import load_image
-from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, to_fit_params
-from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PoseDetector, feet_seen
+from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, silhouette_from_segmentation, to_fit_params
+from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, placing_people
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
@@ -187,6 +187,14 @@ def people_floor(people: list[PersonResult]) -> tuple[FloorPlane | None, np.ndar
     return floor, contacts
 
 
+def silhouettes(observations: list[PersonObservation], grid: int) -> torch.Tensor | None:
+    """(N, grid, grid) HumanMoE silhouettes of the people's BlazePose segmentations (zeros for
+    anyone without one); None when ``grid`` is 0 (a model without silhouette tokens)."""
+    if not grid:
+        return None
+    return torch.stack([silhouette_from_segmentation(o.segmentation, o.segmentation_box, o.bbox, grid) for o in observations])
+
+
 class Recoverer:
     """Metric people from one image; load once, call ``infer`` per image.
 
@@ -197,8 +205,11 @@ class Recoverer:
         fit_config: iterations and loss weights of the metric fit.
         depth: scene depth backend, a ``--depth`` spec (``planar``, ``none``, ``file:PATH``,
             ``hf:MODEL``; see ``metrichmsr.scene.depth``) or a backend object.
-        init: "humanmoe": the shipped HumanMoE network predicts each body in one pass;
+        init: "humanmoe": a HumanMoE network predicts each body in one pass;
             "none": the fit starts from a typical adult.
+        weights: the HumanMoE network's file (``metrichmsr train``'s ``humanmoe.pt``); default
+            the shipped one. A network with silhouette tokens makes the detector keep
+            BlazePose's segmentations.
         refine: also run the metric fit, started from HumanMoE's prediction (or from a typical
             adult with ``init="none"``, which needs it). Off by default: on the held-out
             benchmark the fit makes HumanMoE's predictions worse (BENCHMARKS.md).
@@ -213,18 +224,20 @@ class Recoverer:
         depth: str | DepthBackend = "planar",
         init: Literal["humanmoe", "none"] = "humanmoe",
         refine: bool = False,
+        weights: str | Path = HUMANMOE_WEIGHTS,
     ):
         if init not in ("humanmoe", "none"):
             raise ValueError(f"init must be 'humanmoe' or 'none', got {init!r}")
         if not refine and init == "none":
             raise ValueError("init='none' needs refine=True: nothing would fit the people")
         self.device = resolve_device(device)
-        self.init_model = HumanMoE.load(HUMANMOE_WEIGHTS, map_location=self.device) if init == "humanmoe" else None
+        self.init_model = HumanMoE.load(weights, map_location=self.device) if init == "humanmoe" else None
         self.refine = refine
         self.depth = depth_backend(depth, str(self.device)) if isinstance(depth, str) else depth
         if hasattr(self.depth, "load"):
             self.depth.load()  # a depth network: load it with the other models, not on the first image
-        self.detector = PoseDetector(min_person_px=min_person_px, min_score=min_score)
+        segmentation = self.init_model is not None and self.init_model.config.silhouette_grid > 0
+        self.detector = PoseDetector(min_person_px=min_person_px, min_score=min_score, segmentation=segmentation)
         self.body = BodyModel().to(self.device)
         self.fitter = BodyFitter(self.body, fit_config)
         self._renderer = None
@@ -353,7 +366,11 @@ class Recoverer:
         init = None
         if use_model:
             with torch.no_grad():  # not inference_mode: the fit differentiates through what it starts from
-                init = to_fit_params(self.init_model(inputs_from_blazepose(landmarks2d, world, boxes, K_all).to(self.device)))
+                silhouette = silhouettes(observations, self.init_model.config.silhouette_grid)
+                if silhouette is not None:
+                    silhouette = silhouette.repeat(len(variants), 1, 1)  # the box shift moves box and window alike
+                inputs = inputs_from_blazepose(landmarks2d, world, boxes, K_all, silhouette)
+                init = to_fit_params(self.init_model(inputs.to(self.device)))
         if refine:
             evidence = evidence_from_blazepose(landmarks2d, world, boxes, K_all).to(self.device)
             params = self.fitter.fit(evidence, torch.as_tensor(K_all, dtype=torch.float32, device=self.device), init=init)

@@ -23,7 +23,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 def router_table(name: str, shares: dict[str, list[np.ndarray]]) -> str:
     """Mean share of each token group's expert choices per block and expert, as markdown."""
-    groups = [g for g in ("keypoint", "ray", "box", "query_pose", "query_shape", "query_position") if g in shares]
+    groups = [g for g in ("keypoint", "ray", "box", "silhouette", "query_pose", "query_shape", "query_position") if g in shares]
     blocks, experts = np.mean(shares[groups[0]], axis=0).shape
     lines = [f"Router of `{name}`: share of each token group's expert choices (rows: block.expert)\n",
              "| block.expert | " + " | ".join(groups) + " |", "|" + "---|" * (len(groups) + 1)]  # fmt: skip
@@ -44,14 +44,16 @@ def main() -> None:
     from metrichmsr.bench.report import markdown_table, median_rel_depth_err
     from metrichmsr.bench.score import score_image
     from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, router_statistics
-    from metrichmsr.pipeline import Recoverer
+    from metrichmsr.pipeline import Recoverer, silhouettes
     from metrichmsr.synth.dataset import list_samples, load_sample
 
     networks = dict(item.split("=", 1) for item in args.networks)
     samples = list_samples(args.input)[: args.limit]
     rows, seconds, shares = [], {n: [] for n in networks}, {n: {} for n in networks}
-    with Recoverer(device="cpu") as recoverer:
-        loaded = {name: HumanMoE.load(path) for name, path in networks.items()}
+    loaded = {name: HumanMoE.load(path) for name, path in networks.items()}
+    # One detection for all networks: with segmentations if any network reads silhouettes.
+    segmenting = [networks[name] for name, model in loaded.items() if model.config.silhouette_grid]
+    with Recoverer(device="cpu", **({"weights": segmenting[0]} if segmenting else {})) as recoverer:
         for path in samples:
             scene = load_sample(path)
             observations = [o for o in recoverer.detect(scene.image) if o.score > 0]
@@ -65,6 +67,7 @@ def main() -> None:
                     inputs = inputs_from_blazepose(
                         np.stack([o.landmarks2d for o in observations]), np.stack([o.world_landmarks for o in observations]),
                         np.stack([o.bbox for o in observations]), scene.K,
+                        silhouettes(observations, model.config.silhouette_grid),
                     )  # fmt: skip
                     with torch.inference_mode():
                         stats = router_statistics(model(inputs), inputs)["share"]

@@ -9,7 +9,12 @@ Per person, one sequence of tokens (B people = B sequences):
 2. Camera tokens: ``"rays"``: the bounding camera ray map, Fourier-encoded rays on a
    ``ray_grid x ray_grid`` grid over the box (the method); ``"box"``: one CLIFF-style box token
    (the baseline); ``"none"``: nothing, the crop alone.
-3. Three learnable task queries (pose, shape, position), which the heads read.
+3. With ``silhouette_grid > 0``, silhouette patch tokens: the person's segmentation on a
+   ``silhouette_grid x silhouette_grid`` grid over a square window around the box
+   (``silhouette_window``), cut into ``silhouette_patch``-sized patches as a ViT cuts an image.
+   They carry what keypoints do not: the top of the head and the body's outline, the cues
+   that tell a child from a small adult (a toddler's head is a quarter of its height).
+4. Three learnable task queries (pose, shape, position), which the heads read.
 
 A learned token-type embedding lets the routers tell keypoint, ray, box and query tokens apart.
 The blocks are pre-norm transformer blocks whose feed-forward is a mixture of experts (top-k
@@ -42,7 +47,7 @@ CameraEncoding = Literal["rays", "box", "none"]
 FFNKind = Literal["moe", "dense"]
 
 #: Token types, the index of each in ``outputs["token_type"]``.
-TOKEN_TYPES = ("keypoint", "ray", "box", "query")
+TOKEN_TYPES = ("keypoint", "ray", "box", "query", "silhouette")
 #: The task queries, appended in this order after all other tokens.
 TASK_QUERIES = ("pose", "shape", "position")
 
@@ -59,6 +64,9 @@ _TYPICAL_BODY_M = 1.7
 _TYPICAL_DEPTH_M = 5.0
 #: The 6D rotation representation (first two columns of the rotation matrix) of the identity.
 _IDENTITY_6D = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+#: The silhouette window's side in units of the box's longer side: the person box stops at the
+#: landmarks (+10%), and the crown of the head lies above the highest one (the eyes).
+SILHOUETTE_SPAN = 1.4
 _FORMAT = "metrichmsr.humanmoe/1"
 
 
@@ -74,18 +82,23 @@ class HumanInputs:
         BlazePose, so it says nothing about body size; zeros where absent.
     bbox: (B, 4) person box [x0, y0, x1, y1], pixels.
     K: (B, 3, 3) intrinsics, pixels.
+    silhouette: optional (B, G, G) person probability in [0, 1] on a grid over
+        ``silhouette_window(bbox)`` (row-major, top row first); all zero where no segmentation
+        was had. None: nobody's segmentation (a model with silhouette tokens reads zeros).
     """
 
     keypoints2d: torch.Tensor
     world3d: torch.Tensor
     bbox: torch.Tensor
     K: torch.Tensor
+    silhouette: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.keypoints2d.shape[0]
 
     def to(self, device: torch.device | str) -> HumanInputs:
-        return HumanInputs(self.keypoints2d.to(device), self.world3d.to(device), self.bbox.to(device), self.K.to(device))
+        silhouette = None if self.silhouette is None else self.silhouette.to(device)
+        return HumanInputs(self.keypoints2d.to(device), self.world3d.to(device), self.bbox.to(device), self.K.to(device), silhouette)
 
     def validate(self) -> None:
         """Raise ValueError naming the first field whose shape is not as documented."""
@@ -96,6 +109,9 @@ class HumanInputs:
             "bbox": (b, 4),
             "K": (b, 3, 3),
         }
+        if self.silhouette is not None:
+            side = self.silhouette.shape[-1]
+            expected["silhouette"] = (b, side, side)
         for name, shape in expected.items():
             value = getattr(self, name)
             if tuple(value.shape) != shape:
@@ -119,13 +135,14 @@ def inputs_from_blazepose(
     world_landmarks: np.ndarray | torch.Tensor,
     bbox: np.ndarray | torch.Tensor,
     K: np.ndarray | torch.Tensor,
+    silhouette: np.ndarray | torch.Tensor | None = None,
 ) -> HumanInputs:
     """HumanInputs of N people from BlazePose's 33 landmarks (float32, on the inputs' device).
 
     landmarks2d (N, 33, 3) [u_px, v_px, visibility]; world_landmarks (N, 33, 3) metres, crop
     frame (kept as is: the ray tokens tell the model where the crop looked); bbox (N, 4);
-    K (3, 3) or (N, 3, 3). Joints BlazePose has no point for (``metrichmsr.fit.BLAZEPOSE_FOR_JOINT``)
-    get zeros.
+    K (3, 3) or (N, 3, 3); silhouette: optional (N, G, G) (``silhouette_from_segmentation``).
+    Joints BlazePose has no point for (``metrichmsr.fit.BLAZEPOSE_FOR_JOINT``) get zeros.
     """
     kp = torch.as_tensor(landmarks2d, dtype=torch.float32)
     n = kp.shape[0]
@@ -145,7 +162,44 @@ def inputs_from_blazepose(
     index = [BLAZEPOSE_FOR_JOINT[name] for name in JOINT_NAMES]
     gather = torch.tensor([i if i is not None else 0 for i in index], device=kp.device)
     present = torch.tensor([i is not None for i in index], dtype=torch.float32, device=kp.device)[:, None]
-    return HumanInputs(kp[:, gather] * present, world[:, gather] * present, box, K.contiguous())
+    if silhouette is not None:
+        silhouette = torch.as_tensor(silhouette, dtype=torch.float32, device=kp.device)
+    inputs = HumanInputs(kp[:, gather] * present, world[:, gather] * present, box, K.contiguous(), silhouette)
+    inputs.validate()
+    return inputs
+
+
+def silhouette_window(bbox: torch.Tensor) -> torch.Tensor:
+    """(B, 4) ``[x0, y0, x1, y1]`` outer edges (pixel-centre coordinates) of the square the
+    silhouette grid covers: centred on each (B, 4) box, SILHOUETTE_SPAN times its longer side."""
+    centre = (bbox[:, :2] + bbox[:, 2:]) / 2
+    half = SILHOUETTE_SPAN / 2 * (bbox[:, 2:] - bbox[:, :2]).amax(dim=-1, keepdim=True).clamp(min=1.0)
+    return torch.cat((centre - half, centre + half), dim=-1)
+
+
+def silhouette_from_segmentation(
+    segmentation: np.ndarray | None, segmentation_box: np.ndarray | None, bbox: np.ndarray, grid: int
+) -> torch.Tensor:
+    """(grid, grid) float32 silhouette of one person for ``HumanInputs.silhouette``.
+
+    segmentation: (S, S') person probability over the rectangle whose outer edges are
+    ``segmentation_box`` (4,) [x0, y0, x1, y1] (pixel-centre coordinates), e.g. BlazePose's
+    mask of its crop (``PersonObservation.segmentation``); bbox (4,) the person's box.
+    Bilinear; zero outside the segmentation, and everywhere when there is none (None).
+    """
+    if segmentation is None:
+        return torch.zeros(grid, grid)
+    window = silhouette_window(torch.as_tensor(bbox, dtype=torch.float64)[None])[0]
+    cells = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid
+    x = window[0] + cells * (window[2] - window[0])
+    y = window[1] + cells * (window[3] - window[1])
+    box = torch.as_tensor(segmentation_box, dtype=torch.float64)
+    # grid_sample's -1 and 1 are the segmentation's outer edges (align_corners=False).
+    gx = 2 * (x - box[0]) / (box[2] - box[0]) - 1
+    gy = 2 * (y - box[1]) / (box[3] - box[1]) - 1
+    where = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None].float()  # (1, G, G, 2)
+    mask = torch.as_tensor(segmentation, dtype=torch.float32)[None, None]
+    return F.grid_sample(mask, where, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
 
 
 @dataclass(frozen=True)
@@ -159,6 +213,8 @@ class HumanMoEConfig:
         of one person's T tokens; the rest of its assignments are dropped (residual only).
     ray_grid: the ray map is ``ray_grid x ray_grid`` tokens over the box.
     fourier_bands: frequencies of the Fourier encoding of rays and of the box token.
+    silhouette_grid: side of the silhouette grid (``HumanInputs.silhouette``); 0: no
+        silhouette tokens. silhouette_patch: side of one patch token, in grid cells.
     camera_encoding: "rays" (keypoint rays + ray map), "box" (one CLIFF-style box token) or
         "none" (no camera or box-position information).
     ffn: "moe" (mixture of experts) or "dense" (same parameter count).
@@ -175,6 +231,8 @@ class HumanMoEConfig:
     fourier_bands: int = 8
     camera_encoding: CameraEncoding = "rays"
     ffn: FFNKind = "moe"
+    silhouette_grid: int = 0
+    silhouette_patch: int = 8
 
     def __post_init__(self):
         if self.camera_encoding not in ("rays", "box", "none"):
@@ -185,6 +243,10 @@ class HumanMoEConfig:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
         if not 1 <= self.top_k <= self.num_experts:
             raise ValueError(f"top_k must be in [1, num_experts={self.num_experts}], got {self.top_k}")
+        if self.silhouette_grid < 0 or self.silhouette_patch < 1 or self.silhouette_grid % self.silhouette_patch:
+            raise ValueError(
+                f"silhouette_grid ({self.silhouette_grid}) must be >= 0 and a multiple of silhouette_patch ({self.silhouette_patch})"
+            )
         if self.capacity_factor <= 0:
             raise ValueError(f"capacity_factor must be positive, got {self.capacity_factor}")
 
@@ -371,6 +433,9 @@ class HumanMoE(nn.Module):
             self.ray_pos_embed = nn.Parameter(torch.zeros(c.ray_grid * c.ray_grid, c.dim))
         elif c.camera_encoding == "box":
             self.box_embed = nn.Linear(encoded, c.dim)
+        if c.silhouette_grid:
+            self.silhouette_embed = nn.Linear(c.silhouette_patch**2, c.dim)
+            self.silhouette_pos_embed = nn.Parameter(torch.zeros(self.num_silhouette_tokens, c.dim))
         self.type_embed = nn.Parameter(torch.zeros(len(TOKEN_TYPES), c.dim))
         self.queries = nn.Parameter(torch.zeros(len(TASK_QUERIES), c.dim))
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.depth))
@@ -379,7 +444,8 @@ class HumanMoE(nn.Module):
         self.shape_head = FeedForward(c.dim, c.dim, len(PHENOTYPE_NAMES))
         self.position_head = FeedForward(c.dim, c.dim, 3)
         camera_tokens = {"rays": ["ray"] * c.ray_grid**2, "box": ["box"], "none": []}[c.camera_encoding]
-        layout = ["keypoint"] * _NUM_JOINTS + camera_tokens + ["query"] * len(TASK_QUERIES)
+        silhouette_tokens = ["silhouette"] * self.num_silhouette_tokens
+        layout = ["keypoint"] * _NUM_JOINTS + camera_tokens + silhouette_tokens + ["query"] * len(TASK_QUERIES)
         self.register_buffer("token_type", torch.tensor([TOKEN_TYPES.index(t) for t in layout]), persistent=False)
         self.apply(_init_weights)
         for p in self.parameters(recurse=False):  # embeddings and queries
@@ -388,6 +454,23 @@ class HumanMoE(nn.Module):
     @property
     def num_tokens(self) -> int:
         return self.token_type.numel()
+
+    @property
+    def num_silhouette_tokens(self) -> int:
+        return (self.config.silhouette_grid // self.config.silhouette_patch) ** 2
+
+    def _silhouette_tokens(self, inputs: HumanInputs, dtype: torch.dtype) -> list[torch.Tensor]:
+        """[(B, P, dim)] embedded silhouette patches (zeros read for a missing silhouette), or []."""
+        grid, patch = self.config.silhouette_grid, self.config.silhouette_patch
+        if not grid:
+            return []
+        silhouette = inputs.silhouette
+        if silhouette is None:
+            silhouette = inputs.bbox.new_zeros(len(inputs), grid, grid)
+        if silhouette.shape[-1] != grid:
+            raise ValueError(f"HumanInputs.silhouette must be (B, {grid}, {grid}) for this model, got {tuple(silhouette.shape)}")
+        patches = silhouette.unflatten(1, (-1, patch)).unflatten(3, (-1, patch)).transpose(2, 3).flatten(3).flatten(1, 2)
+        return [self.silhouette_embed(patches.to(dtype)) + self.silhouette_pos_embed]
 
     def _camera_tokens(self, inputs: HumanInputs, dtype: torch.dtype) -> list[torch.Tensor]:
         """Embedded camera tokens: [(B, G*G, dim)] ray map, [(B, 1, dim)] box token, or []."""
@@ -417,7 +500,12 @@ class HumanMoE(nn.Module):
         # Joints without a detection carry no position: zero them so arbitrary coordinates can't leak in.
         observed = (visibility > 0).to(uv.dtype)
         keypoints = self.keypoint_embed((torch.cat(features, dim=-1) * observed).to(dtype)) + self.joint_embed
-        tokens = [keypoints, *self._camera_tokens(inputs, dtype), self.queries.expand(len(inputs), -1, -1)]
+        tokens = [
+            keypoints,
+            *self._camera_tokens(inputs, dtype),
+            *self._silhouette_tokens(inputs, dtype),
+            self.queries.expand(len(inputs), -1, -1),
+        ]
         return torch.cat(tokens, dim=1) + self.type_embed[self.token_type]
 
     def forward_features(self, inputs: HumanInputs) -> tuple[torch.Tensor, dict]:
@@ -497,7 +585,11 @@ class HumanMoE(nn.Module):
         if checkpoint.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a HumanMoE checkpoint ({_FORMAT})")
         model = cls(HumanMoEConfig.from_dict(checkpoint["config"])).to(map_location)
-        model.load_state_dict(checkpoint["state_dict"])
+        state = checkpoint["state_dict"]
+        missing_types = len(TOKEN_TYPES) - state["type_embed"].shape[0]
+        if missing_types > 0:  # saved before the silhouette token type existed; it has none
+            state["type_embed"] = torch.cat((state["type_embed"], state["type_embed"].new_zeros(missing_types, model.config.dim)))
+        model.load_state_dict(state)
         return model.eval()
 
 

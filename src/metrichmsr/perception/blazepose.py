@@ -85,6 +85,7 @@ _SCAN_SIZE = 256  # pixels: side every scan tile is resampled to (the landmark n
 _MIN_FILL = 0.35  # smallest person height / tile side the detector finds reliably
 _BOX_PAD = 0.1  # landmark boxes grow by this fraction of their size on each side
 _REFINE_PAD = 0.25  # refinement crops add this fraction of the box's longer side on each side
+_SEGMENTATION_SIZE = 128  # pixels: segmentations kept per person are shrunk to at most this side
 _REFINE_SIZES = (256, 512)  # pixels: refinement crops keep their resolution within this range
 # The refinement crop may hold a neighbour too; a few poses let us pick the one on the box
 # instead of whichever the detector ranks first.
@@ -121,12 +122,19 @@ class PersonObservation:
     world_landmarks: (33, 3) float64 BlazePose world landmarks in metres, origin between the
         hips, x right, y down, z away from the camera (as mediapipe gives them; their scale
         comes from an average body, not from this person).
+    segmentation: (S, S) float32 person probability in [0, 1] from BlazePose's segmentation of
+        the refinement crop (S <= 128); None unless the detector keeps segmentations, and
+        where the pose came from the scan alone.
+    segmentation_box: (4,) float64 outer edges ``[x0, y0, x1, y1]`` of that crop in original
+        image pixels (pixel-centre coordinates: -0.5 is the image's left edge); None with it.
     """
 
     bbox: np.ndarray
     score: float
     landmarks2d: np.ndarray
     world_landmarks: np.ndarray
+    segmentation: np.ndarray | None = None
+    segmentation_box: np.ndarray | None = None
 
 
 @dataclass
@@ -138,6 +146,8 @@ class _Pose:
     extent: np.ndarray
     landmarks2d: np.ndarray
     world_landmarks: np.ndarray
+    segmentation: np.ndarray | None = None
+    segmentation_box: np.ndarray | None = None
 
     @property
     def score(self) -> float:
@@ -153,7 +163,9 @@ class _Pose:
         if bbox is None:
             visible = landmarks_box(self.landmarks2d[:, :2], self.landmarks2d[:, 2], _BOX_PAD)
             bbox = self.extent if visible is None else clip_box(visible, width, height)
-        return PersonObservation(bbox, self.score, self.landmarks2d, self.world_landmarks)
+        return PersonObservation(
+            bbox, self.score, self.landmarks2d, self.world_landmarks, self.segmentation, self.segmentation_box
+        )
 
 
 def _placeholder(box: np.ndarray) -> PersonObservation:
@@ -213,6 +225,8 @@ class PoseDetector:
         min_score: BlazePose's person-detection and pose-presence thresholds, in (0, 1).
         workers: BlazePose graphs run in parallel (mediapipe releases the GIL); default
             ``min(4, cpu count)``.
+        segmentation: also keep BlazePose's segmentation of each refined person
+            (``PersonObservation.segmentation``), for a HumanMoE with silhouette tokens.
     """
 
     def __init__(
@@ -223,6 +237,7 @@ class PoseDetector:
         min_score: float = 0.5,
         *,
         workers: int | None = None,
+        segmentation: bool = False,
     ):
         if not min_person_px > 0:
             raise InputError(f"min_person_px must be > 0, got {min_person_px}")
@@ -245,9 +260,10 @@ class PoseDetector:
         self._scan_graphs: queue.SimpleQueue = queue.SimpleQueue()
         self._refine_graphs: queue.SimpleQueue = queue.SimpleQueue()
         self._all_graphs = []
-        for graphs, num_poses in (
-            (self._scan_graphs, self.max_people),
-            (self._refine_graphs, _REFINE_POSES),
+        # Only the refinement crops segment: the scan's poses are refined or dropped.
+        for graphs, num_poses, segment in (
+            (self._scan_graphs, self.max_people, False),
+            (self._refine_graphs, _REFINE_POSES, segmentation),
         ):
             for _ in range(workers):
                 with native_output_silenced():
@@ -258,7 +274,7 @@ class PoseDetector:
                             num_poses=num_poses,
                             min_pose_detection_confidence=self.min_score,
                             min_pose_presence_confidence=self.min_score,
-                            output_segmentation_masks=False,
+                            output_segmentation_masks=segment,
                         )
                     )
                 graphs.put(graph)
@@ -374,8 +390,11 @@ class PoseDetector:
         window = crop.visible_window(image.shape[1], image.shape[0])
         width, height = original_size
         to_original = np.array(original_size, dtype=np.float64) / image.shape[1::-1]
+        # The crop's outer edges in original pixels, pixel-centre coordinates.
+        crop_box = np.array([crop.x0, crop.y0, crop.x0 + crop.side, crop.y0 + crop.side]) * np.tile(to_original, 2) - 0.5
+        masks = result.segmentation_masks or [None] * len(result.pose_landmarks)
         poses = []
-        for landmarks, world in zip(result.pose_landmarks, result.pose_world_landmarks):
+        for landmarks, world, mask in zip(result.pose_landmarks, result.pose_world_landmarks, masks):
             normalised = np.array([[lm.x, lm.y] for lm in landmarks], dtype=np.float64)
             edges = crop.to_source(normalised)
             inside = np.all((edges >= window[:2]) & (edges <= window[2:]), axis=1)
@@ -384,7 +403,8 @@ class PoseDetector:
             landmarks2d = np.column_stack([xy, np.where(inside, np.clip(seen, 0.0, 1.0), 0.0)])
             extent = clip_box(landmarks_box(xy, pad=_BOX_PAD), width, height)
             world_landmarks = np.array([[lm.x, lm.y, lm.z] for lm in world], dtype=np.float64)
-            poses.append(_Pose(extent, landmarks2d, world_landmarks))
+            segmentation = None if mask is None else _shrink(mask.numpy_view(), _SEGMENTATION_SIZE)
+            poses.append(_Pose(extent, landmarks2d, world_landmarks, segmentation, None if mask is None else crop_box))
         return poses
 
     def close(self) -> None:
@@ -402,6 +422,16 @@ class PoseDetector:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _shrink(mask: np.ndarray, size: int) -> np.ndarray:
+    """A (H, W) float mask area-averaged to at most ``size`` pixels a side, as float32."""
+    mask = np.asarray(mask, dtype=np.float32).squeeze()
+    if max(mask.shape) <= size:
+        return mask.copy()  # mediapipe reuses the buffer behind numpy_view
+    scale = size / max(mask.shape)
+    shape = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
+    return cv2.resize(mask, shape, interpolation=cv2.INTER_AREA)
 
 
 def _unique(poses: list[_Pose]) -> list[int]:

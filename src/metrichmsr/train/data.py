@@ -14,6 +14,13 @@ per call: 8 bodies cost about as much as 256). Orientation (yaw about the vertic
 drawn anew for every sample: they act on the canonical joints exactly (a rigid motion), so a
 pooled body seen again is a new sample everywhere but in its shape and articulation.
 
+With ``silhouette_grid``, each sample also gets the person's silhouette as BlazePose's
+segmentation would show it, drawn by splatting ``body.SURFACE_POINTS`` posed mesh vertices
+(kept in the pool beside the joints) on a grid twice as fine, closing the gaps between
+points (dilate, then erode, by one cell) and averaging down: a soft outline, cut where the
+image ends, with no one else in it. On 34 people of held-out renders its median IoU with
+BlazePose's own segmentation (both at 0.5) is 0.85; the BlazePose mask is ~20% thinner.
+
 Seeds are the training split's: below ``synth.HELD_OUT_SEED_START``.
 """
 
@@ -24,10 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.ndimage import grey_closing
 
 from metrichmsr.body import BodyModel
 from metrichmsr.fit import FitParams
-from metrichmsr.models.humanmoe import HumanInputs
+from metrichmsr.models.humanmoe import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, level_axes, sample_camera, sample_pose
 from metrichmsr.synth.scenes import sample_phenotypes
 from metrichmsr.train.noise import NoiseModel, inside_image, joint_box, project_points
@@ -38,6 +46,9 @@ SOLE_BELOW_JOINTS_M = 0.015
 RENEW_BLOCK = 256
 _PLACEMENT_TRIES = 8  # placements tried at once per candidate; those without a fit are redrawn
 _MIN_DEPTH_M = 0.2  # every joint at least this far in front of the camera
+#: Share of samples given no silhouette (all zeros), as for a person whose segmentation the
+#: pipeline could not get: the model must still work from keypoints alone.
+NO_SILHOUETTE_SHARE = 0.05
 
 
 @dataclass
@@ -70,6 +81,8 @@ class SyntheticPeople:
             sequence of batch sizes asked for.
         pool_size: bodies kept (see the module docstring), drawn at construction.
         fresh_per_batch: new bodies replacing the oldest per ``sample`` call, on average.
+        silhouette_grid: side of ``HumanInputs.silhouette``; 0: no silhouettes (``silhouette``
+            is None).
     """
 
     def __init__(
@@ -80,6 +93,7 @@ class SyntheticPeople:
         seed: int = 0,
         pool_size: int = 4096,
         fresh_per_batch: int = 8,
+        silhouette_grid: int = 0,
     ):
         if not 0 <= seed < HELD_OUT_SEED_START:
             raise ValueError(f"seed must be in [0, {HELD_OUT_SEED_START}) (the training split), got {seed}")
@@ -87,16 +101,18 @@ class SyntheticPeople:
             raise ValueError(f"need pool_size >= 1 and 0 <= fresh_per_batch <= pool_size, got {pool_size}, {fresh_per_batch}")
         self.body, self.noise, self.config = body, noise, scene_config
         self.fresh_per_batch = fresh_per_batch
+        self.silhouette_grid = silhouette_grid
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self._phenotype, self._bone_rotvec, self._joints = self._draw_bodies(pool_size)
+        self._phenotype, self._bone_rotvec, self._joints, self._surface = self._draw_bodies(pool_size)
         self._oldest, self._owed = 0, 0
 
     @torch.no_grad()
-    def _draw_bodies(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """n new bodies: phenotype (n, 6), bone_rotvec (n, 18, 3) and canonical joints (n, 23, 3):
-        upright, facing the camera, root at the origin (camera axes, metres)."""
-        phenotype, bone_rotvec, joints = [], [], []
+    def _draw_bodies(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """n new bodies: phenotype (n, 6), bone_rotvec (n, 18, 3), canonical joints (n, 23, 3)
+        and, with silhouettes, canonical surface points (n, SURFACE_POINTS, 3) float32 (else
+        None): upright, facing the camera, root at the origin (camera axes, metres)."""
+        phenotype, bone_rotvec, joints, surface = [], [], [], []
         for start in range(0, n, 512):  # chunks bound the memory of Anny's batched forward
             m = min(512, n - start)
             families = self.config.pose_families
@@ -104,10 +120,15 @@ class SyntheticPeople:
             ph = sample_phenotypes(self.body, m, self.generator)
             rv = torch.as_tensor(poses, dtype=torch.float32)
             eye = torch.eye(3).expand(m, 3, 3)
-            joints.append(self.body.joints(ph, rv, eye, torch.zeros(m, 3)).double().numpy())
+            if self.silhouette_grid:
+                j, points = self.body.joints_and_surface(ph, rv, eye, torch.zeros(m, 3))
+                surface.append(points.numpy())
+            else:
+                j = self.body.joints(ph, rv, eye, torch.zeros(m, 3))
+            joints.append(j.double().numpy())
             phenotype.append(ph.numpy())
             bone_rotvec.append(poses)
-        return np.concatenate(phenotype), np.concatenate(bone_rotvec), np.concatenate(joints)
+        return np.concatenate(phenotype), np.concatenate(bone_rotvec), np.concatenate(joints), np.concatenate(surface) if surface else None
 
     def _renew_pool(self) -> None:
         size = len(self._joints)
@@ -115,7 +136,10 @@ class SyntheticPeople:
         self._owed += self.fresh_per_batch
         while self._owed >= block:
             index = (self._oldest + np.arange(block)) % size
-            self._phenotype[index], self._bone_rotvec[index], self._joints[index] = self._draw_bodies(block)
+            phenotype, bone_rotvec, joints, surface = self._draw_bodies(block)
+            self._phenotype[index], self._bone_rotvec[index], self._joints[index] = phenotype, bone_rotvec, joints
+            if surface is not None:
+                self._surface[index] = surface
             self._oldest = (self._oldest + block) % size
             self._owed -= block
 
@@ -161,6 +185,9 @@ class SyntheticPeople:
         keep = placed & found
         return {
             "body": body[keep],
+            "yaw_rotation": yaw_rotation[keep],
+            "axes": axes[keep],
+            "root_level": roots[pick, first][keep],
             "global_rotation": (axes @ yaw_rotation)[keep],
             "translation": np.einsum("nij,nj->ni", axes, roots[pick, first])[keep],
             "joints": joints[pick, first][keep],
@@ -195,7 +222,18 @@ class SyntheticPeople:
         def f32(x: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(x, dtype=torch.float32)
 
-        inputs = HumanInputs(f32(seen["keypoints2d"]), f32(seen["world3d"]), f32(seen["bbox"]), f32(drawn["K"]))
+        silhouette = None
+        if self.silhouette_grid:
+            # The same rigid motion as the joints': yaw in the level frame, placement, camera axes.
+            level = np.einsum("bij,bsj->bsi", drawn["yaw_rotation"], self._surface[drawn["body"]]) + drawn["root_level"][:, None]
+            points = np.einsum("bij,bsj->bsi", drawn["axes"], level)
+            window = silhouette_window(torch.as_tensor(seen["bbox"])).numpy()
+            uv = project_points(drawn["K"], points)
+            uv[points[..., 2] <= 0] = -np.inf  # behind the camera: in no image
+            silhouette = splat_silhouettes(uv, drawn["image_size"], window, self.silhouette_grid)
+            silhouette[self.rng.random(len(silhouette)) < NO_SILHOUETTE_SHARE] = 0.0
+            silhouette = f32(silhouette)
+        inputs = HumanInputs(f32(seen["keypoints2d"]), f32(seen["world3d"]), f32(seen["bbox"]), f32(drawn["K"]), silhouette)
         params = FitParams(
             f32(self._phenotype[drawn["body"]]),
             f32(self._bone_rotvec[drawn["body"]]),
@@ -204,3 +242,24 @@ class SyntheticPeople:
         )
         return inputs, PeopleTargets(params, f32(drawn["joints"]), f32(drawn["image_size"]))
 
+
+
+def splat_silhouettes(uv: np.ndarray, image_size: np.ndarray, window: np.ndarray, grid: int) -> np.ndarray:
+    """(B, grid, grid) float32 soft silhouettes in [0, 1] from projected surface points.
+
+    uv: (B, S, 2) pixels (pixel-centre convention) of points spread over each body's surface;
+    image_size: (B, 2) [W, H]; window: (B, 4) outer edges [x0, y0, x1, y1] of the square the
+    grid covers (``models.humanmoe.silhouette_window``). Points outside the image are not seen.
+    A cell on a grid twice as fine is on when a point falls in it; a one-cell closing fills
+    the gaps between points without fattening the outline, and 2x2 averaging gives the coarse
+    grid a soft edge.
+    """
+    b = len(uv)
+    fine = 2 * grid
+    cell = np.floor((uv - window[:, None, :2]) / (window[:, None, 2:] - window[:, None, :2]) * fine).astype(np.int64)
+    seen = inside_image(uv, image_size) & np.all((cell >= 0) & (cell < fine), axis=-1)
+    person = np.broadcast_to(np.arange(b)[:, None], seen.shape)
+    flat = (person * fine + cell[..., 1]) * fine + cell[..., 0]
+    on = np.bincount(flat[seen], minlength=b * fine * fine).reshape(b, fine, fine) > 0
+    on = grey_closing(on, size=(1, 3, 3))
+    return on.reshape(b, grid, 2, grid, 2).mean(axis=(2, 4)).astype(np.float32)

@@ -185,9 +185,11 @@ def train(
     # The sampler draws bodies with numpy on the CPU; the losses run wherever the model does.
     data_body = body if torch.device(device).type == "cpu" else BodyModel()
     noise = NoiseModel.load()
-    model = HumanMoE(HumanMoEConfig.from_dict(config.model)).to(device)
+    model_config = HumanMoEConfig.from_dict(config.model)
+    model = HumanMoE(model_config).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    validation = SyntheticPeople(data_body, noise, seed=VALIDATION_SEED).sample(config.validation_size)
+    silhouette_grid = model_config.silhouette_grid
+    validation = SyntheticPeople(data_body, noise, seed=VALIDATION_SEED, silhouette_grid=silhouette_grid).sample(config.validation_size)
     validation = (validation[0].to(device), validation[1].to(device))
     step = 0
     checkpoint = out_dir / "last.pt"
@@ -201,7 +203,7 @@ def train(
         log_path.unlink()  # a fresh run starts a fresh log
     # A resumed run draws from a stream seeded by the step it resumes at: reproducible, and
     # never the batches it already saw.
-    sampler = SyntheticPeople(data_body, noise, seed=config.seed + step)
+    sampler = SyntheticPeople(data_body, noise, seed=config.seed + step, silhouette_grid=silhouette_grid)
 
     started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not progress)
