@@ -53,7 +53,7 @@ ADULT_AGE = 0.77
 #: 64 keep >= 98.6% of every joint's regression weight.
 FAST_JOINT_VERTICES = 64
 #: Mesh vertices (a fixed, random spread) that ``joints_and_surface`` also poses: enough to
-#: splat a person's silhouette at ~50 px tall without holes after a one-cell dilation.
+#: splat a person's silhouette whose gaps a small closing fills (``train.data.splat_silhouettes``).
 SURFACE_POINTS = 3000
 
 

@@ -219,19 +219,6 @@ def _camera_kwargs(args) -> dict:
     return {}
 
 
-def _check_weights(path: Path) -> Path:
-    """``path`` if it holds a HumanMoE network; InputError (one line) otherwise."""
-    if not path.is_file():
-        raise InputError(f"--weights {path}: no such file")
-    from metrichmsr.models import HumanMoE
-
-    try:
-        HumanMoE.load(path)
-    except Exception as error:  # torch.load's errors for a foreign file are of many kinds
-        raise InputError(f"--weights {path}: not a HumanMoE network ({_one_line(error)})") from None
-    return path
-
-
 def _recover(args) -> int:
     from metrichmsr._outputs import check_replaceable
     from metrichmsr.image_io import list_images, load_image
@@ -256,17 +243,16 @@ def _recover(args) -> int:
     from metrichmsr.scene.depth import depth_backend
 
     depth_backend(args.depth)  # a bad spec or a missing file fails here, before any model loads
-    network = {} if args.weights is None else {"weights": _check_weights(args.weights)}
 
     from tqdm import tqdm
 
     from metrichmsr.camera import resolve_intrinsics
-    from metrichmsr.pipeline import Recoverer, resolve_device
+    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer, resolve_device
 
     resolve_device(args.device)
 
     started = time.perf_counter()
-    with Recoverer(device=args.device, min_person_px=args.min_person_px, min_score=args.min_score, depth=args.depth, refine=args.refine, **network) as recoverer:
+    with Recoverer(device=args.device, min_person_px=args.min_person_px, min_score=args.min_score, depth=args.depth, refine=args.refine, weights=args.weights or HUMANMOE_WEIGHTS) as recoverer:
         load_s = time.perf_counter() - started
         failures = 0
         progress = tqdm(images, desc="recover", unit="image", disable=not folder, file=sys.stderr)

@@ -195,6 +195,18 @@ def silhouettes(observations: list[PersonObservation], grid: int) -> torch.Tenso
     return torch.stack([silhouette_from_segmentation(o.segmentation, o.segmentation_box, o.bbox, grid) for o in observations])
 
 
+def _load_network(weights: str | Path, device: torch.device) -> HumanMoE:
+    """The HumanMoE network in ``weights``; InputError (one line) for a missing or foreign file."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise InputError(f"weights {weights}: no such file")
+    try:
+        return HumanMoE.load(weights, map_location=device)
+    except Exception as error:  # torch.load's errors for a foreign file are of many kinds
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"weights {weights}: not a HumanMoE network ({reason})") from None
+
+
 class Recoverer:
     """Metric people from one image; load once, call ``infer`` per image.
 
@@ -231,7 +243,7 @@ class Recoverer:
         if not refine and init == "none":
             raise ValueError("init='none' needs refine=True: nothing would fit the people")
         self.device = resolve_device(device)
-        self.init_model = HumanMoE.load(weights, map_location=self.device) if init == "humanmoe" else None
+        self.init_model = _load_network(weights, self.device) if init == "humanmoe" else None
         self.refine = refine
         self.depth = depth_backend(depth, str(self.device)) if isinstance(depth, str) else depth
         if hasattr(self.depth, "load"):

@@ -44,7 +44,7 @@ def main() -> None:
     from metrichmsr.bench.report import markdown_table, median_rel_depth_err
     from metrichmsr.bench.score import score_image
     from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, router_statistics
-    from metrichmsr.pipeline import Recoverer, silhouettes
+    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer, silhouettes
     from metrichmsr.synth.dataset import list_samples, load_sample
 
     networks = dict(item.split("=", 1) for item in args.networks)
@@ -52,8 +52,8 @@ def main() -> None:
     rows, seconds, shares = [], {n: [] for n in networks}, {n: {} for n in networks}
     loaded = {name: HumanMoE.load(path) for name, path in networks.items()}
     # One detection for all networks: with segmentations if any network reads silhouettes.
-    segmenting = [networks[name] for name, model in loaded.items() if model.config.silhouette_grid]
-    with Recoverer(device="cpu", **({"weights": segmenting[0]} if segmenting else {})) as recoverer:
+    segmenting = (networks[name] for name, model in loaded.items() if model.config.silhouette_grid)
+    with Recoverer(device="cpu", weights=next(segmenting, HUMANMOE_WEIGHTS)) as recoverer:
         for path in samples:
             scene = load_sample(path)
             observations = [o for o in recoverer.detect(scene.image) if o.score > 0]
