@@ -202,9 +202,8 @@ def _load_network(weights: str | Path, device: torch.device) -> HumanMoE:
         raise InputError(f"weights {weights}: no such file")
     try:
         return HumanMoE.load(weights, map_location=device)
-    except Exception as error:  # torch.load's errors for a foreign file are of many kinds
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"weights {weights}: not a HumanMoE network ({reason})") from None
+    except Exception:  # torch.load's errors for a foreign file are of many kinds, and long
+        raise InputError(f"weights {weights}: not a HumanMoE network file (`metrichmsr train` writes them)") from None
 
 
 class Recoverer:
