@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
 from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES
 from metrichmsr.scene.floor import FloorPlane
@@ -43,3 +44,47 @@ def people_on_floor(
     R = camera_rotation(pitch_deg, roll_deg)
     to_camera = lambda points: (points + offset[:, None]) @ R.T  # noqa: E731
     return to_camera(joints), to_camera(vertices), FloorPlane(up=R @ np.array([0.0, -1.0, 0.0]), camera_height_m=camera_height_m)
+
+
+def tilted(up: np.ndarray, degrees: float, axis=(1.0, 0.0, 0.3)) -> np.ndarray:
+    """``up`` turned by ``degrees`` about an axis perpendicular to it."""
+    axis = np.cross(up, axis)
+    axis /= np.linalg.norm(axis)
+    angle = np.radians(degrees)
+    return up * np.cos(angle) + np.cross(axis, up) * np.sin(angle)
+
+
+ROOM_K = np.array([[700.0, 0.0, 330.0], [0.0, 700.0, 235.0], [0.0, 0.0, 1.0]])
+ROOM_SIZE = (640, 480)
+ROOM_CAMERA_HEIGHT_M = 1.6
+
+
+def room_image(
+    pitch_deg: float, roll_deg: float, parts=("floor_x", "floor_z", "wall"), yaw_deg: float = 20.0, K: np.ndarray = ROOM_K, scale: int = 1
+):
+    """A line drawing of a room seen by a camera pitched and rolled (``camera_rotation``):
+    floor lines along two horizontal directions and a wall's vertical edges; ``scale`` times
+    :data:`ROOM_SIZE` (K must match).
+
+    Returns the (H, W, 3) uint8 image and the true up direction (3,) in the camera frame."""
+    level_to_camera = camera_rotation(pitch_deg, roll_deg)
+    yaw = np.radians(yaw_deg)
+    turn = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    lines = []  # (start, end) in a floor frame: x, z horizontal, y down, floor at y = camera height
+    h = ROOM_CAMERA_HEIGHT_M
+    if "floor_x" in parts:
+        lines += [((x, h, 1.0), (x, h, 25.0)) for x in np.arange(-7.0, 8.0, 1.5)]
+    if "floor_z" in parts:
+        lines += [((-9.0, h, z), (9.0, h, z)) for z in (2.5, 3.5, 5.0, 7.0, 10.0, 14.0)]
+    if "wall" in parts:
+        lines += [((x, h, 16.0), (x, h - 4.0, 16.0)) for x in np.arange(-8.0, 9.0, 2.0)]
+    image = Image.new("RGB", (ROOM_SIZE[0] * scale, ROOM_SIZE[1] * scale), (205, 200, 190))
+    draw = ImageDraw.Draw(image)
+    for start, end in lines:
+        ends = np.array([start, end]) @ turn.T @ level_to_camera.T
+        if (ends[:, 2] < 0.2).any():
+            continue
+        pixels = ends @ K.T
+        pixels = pixels[:, :2] / pixels[:, 2:]
+        draw.line([tuple(pixels[0]), tuple(pixels[1])], fill=(60, 55, 50), width=3 * scale)
+    return np.asarray(image), level_to_camera @ np.array([0.0, -1.0, 0.0])

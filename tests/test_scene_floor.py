@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from _people_on_floor import camera_rotation, people_on_floor
+from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_K, camera_rotation, people_on_floor, room_image
 from metrichmsr.body import JOINT_NAMES
 from metrichmsr.scene.floor import body_up_directions, camera_pitch_roll_deg, floor_from_people, foot_contacts
 
@@ -164,3 +164,38 @@ def test_pipeline_floor_takes_ups_from_rotations_and_contacts_from_seen_feet(bod
     np.testing.assert_allclose(with_speck.up, people_floor(people[:2])[0].up)
     assert np.isnan(contacts[2]).all()
 
+
+
+def test_a_scene_up_sets_the_tilt_and_the_people_the_height(body_model):
+    joints, _, truth = people_on_floor(body_model, [(-1.0, 5.0), (1.5, 7.0)], 1.4, pitch_deg=10.0, pose_std_rad=0.25, seed=5)
+    bodies = floor_from_people(joints)
+    scene = floor_from_people(joints, scene_up=truth.up)
+    assert bodies.up_source == "people" and scene.up_source == "lines"
+    assert angle_deg(scene.up, truth.up) < 0.2 < angle_deg(bodies.up, truth.up)
+    assert scene.camera_height_m == pytest.approx(1.4, abs=0.03)
+    assert scene.to_dict()["up_source"] == "lines"
+
+
+def test_pipeline_floor_takes_its_tilt_from_the_image_lines(body_model):
+    """Bodies 5 degrees off in pitch; the room's lines put the floor's tilt right."""
+    from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES
+    from metrichmsr.pipeline import PersonResult, people_floor
+
+    pitch_deg, roll_deg = 12.0, 4.0
+    joints, vertices, truth = people_on_floor(body_model, [(-1.5, 5.0), (1.0, 7.0)], ROOM_CAMERA_HEIGHT_M, pitch_deg, roll_deg, seed=9)
+    image, true_up = room_image(pitch_deg, roll_deg)
+    np.testing.assert_allclose(true_up, truth.up, atol=1e-9)
+    people = [
+        PersonResult(id=i, bbox=np.array([0.0, 0.0, 50.0, 200.0]), score=0.9, translation=joints[i, 11:13].mean(0), height_m=1.7,
+                     joints3d=joints[i], keypoints2d=np.full((len(BLAZEPOSE_LANDMARK_NAMES), 3), 0.9), vertices=vertices[i],
+                     phenotype=np.full(6, 0.5), bone_rotvec=np.zeros((18, 3)), global_rotation=camera_rotation(pitch_deg + 5.0, roll_deg))
+        for i in range(2)
+    ]  # fmt: skip
+    from_bodies, _ = people_floor(people)
+    from_lines, _ = people_floor(people, image, ROOM_K)
+    assert from_bodies.up_source == "people" and angle_deg(from_bodies.up, truth.up) > 2.0
+    assert from_lines.up_source == "lines" and angle_deg(from_lines.up, truth.up) < 0.3
+    assert from_lines.camera_height_m == pytest.approx(ROOM_CAMERA_HEIGHT_M, abs=0.05)
+    # A blank image has no lines: the bodies' floor stands.
+    blank, _ = people_floor(people, np.full_like(image, 128), ROOM_K)
+    np.testing.assert_allclose(blank.up, from_bodies.up)

@@ -30,6 +30,7 @@ from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, silhouet
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, placing_people
+from metrichmsr.scene.horizon import up_from_lines
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
 SCHEMA = "metrichmsr.result/1"
@@ -162,13 +163,18 @@ RECOVERED_DEPTH_NOISE = 0.1
 MIN_FLOOR_PERSON_PX = 40.0
 
 
-def people_floor(people: list[PersonResult]) -> tuple[FloorPlane | None, np.ndarray | None]:
+def people_floor(
+    people: list[PersonResult], image: np.ndarray | None = None, K: np.ndarray | None = None
+) -> tuple[FloorPlane | None, np.ndarray | None]:
     """The floor under recovered people (``scene.floor.floor_from_people``) and their foot contacts.
 
     Each body's up direction is its global rotation's (HumanMoE learned it from upright
     bodies in every pose family, so sitting and crouching people give it too); only people
     whose feet BlazePose saw place the floor, unless nobody's were; people under
-    :data:`MIN_FLOOR_PERSON_PX` tall never do.
+    :data:`MIN_FLOOR_PERSON_PX` tall never do. Given the (H, W, 3) image and its K, the
+    floor's tilt is then taken from the image's vanishing points near the bodies' up
+    (``scene.horizon.up_from_lines``) where it has enough straight lines; the people still
+    give its height.
 
     Returns (the floor or None, (N, 3) camera-frame foot contacts in metres with NaN rows for
     people who did not place the floor, or None without a floor).
@@ -179,7 +185,11 @@ def people_floor(people: list[PersonResult]) -> tuple[FloorPlane | None, np.ndar
     joints = np.stack([p.joints3d for p in people])
     seen = feet_seen(np.stack([p.keypoints2d for p in people]))
     ups = up_directions(np.stack([p.global_rotation for p in people]))
-    floor = floor_from_people(joints[tall], ups=ups[tall], feet_seen=seen[tall], depth_noise=RECOVERED_DEPTH_NOISE)
+    place = dict(ups=ups[tall], feet_seen=seen[tall], depth_noise=RECOVERED_DEPTH_NOISE)
+    floor = floor_from_people(joints[tall], **place)
+    if floor is not None and image is not None:
+        lines = up_from_lines(image, K, floor.up, exclude_boxes=np.stack([p.bbox for p in people]))
+        floor = floor if lines is None else floor_from_people(joints[tall], **place, scene_up=lines.up)
     if floor is None:
         return None, None
     contacts = foot_contacts(joints, floor.up)
@@ -304,7 +314,7 @@ class Recoverer:
 
     def scene_depth(self, image: np.ndarray, K: np.ndarray, people: list[PersonResult], faces: np.ndarray) -> SceneResult | None:
         """The scene's metric depth from the backend, refined to agree with the people; None for ``none``."""
-        floor, contacts = people_floor(people)
+        floor, contacts = people_floor(people, image, K)
         # Without a floor the people give planar nothing: it would fit its own from every body,
         # the specks people_floor leaves out included.
         joints = np.stack([p.joints3d for p in people]) if floor is not None else None

@@ -112,6 +112,7 @@ def bench_scene(
             "planar_floor_absrel": planar_floor,
             "floor_up_err_deg": floor_up_err_deg,
             "camera_height_err": camera_height_err,
+            "floor_up_from_lines": floor is not None and floor.up_source == "lines",
         })  # fmt: skip
     return rows
 
@@ -175,7 +176,8 @@ def summary_line(rows: list[dict]) -> str:
         f"feet-to-floor {_format(_scaled(100, _median(rows, 'feet_to_floor_m')), '{:.1f} cm')}, "
         f"refine {_format(_scaled(1000, _median(rows, 'refine_s')), '{:.0f} ms')}, "
         f"planar floor AbsRel {pct(_median(plain, 'planar_floor_absrel'), 1)} (median; floor up off by "
-        f"{_format(_median(plain, 'floor_up_err_deg'), '{:.1f} deg')}, camera height by {pct(_median(plain, 'camera_height_err'), 1)}), "
+        f"{_format(_median(plain, 'floor_up_err_deg'), '{:.1f} deg')}, camera height by {pct(_median(plain, 'camera_height_err'), 1)}; "
+        f"up from lines in {pct(_mean(plain, 'floor_up_from_lines'), 0)} of scenes), "
         f"{len(plain)} scenes"
     )
 

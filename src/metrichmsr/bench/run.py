@@ -89,7 +89,7 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
                 if method == "full" and people:
                     vertices, joints = np.stack([p.vertices for p in people]), np.stack([p.joints3d for p in people])
                     rng = np.random.default_rng(int(path.stem) if path.stem.isdigit() else 0)
-                    scene_rows += bench_scene(scene, vertices, joints, faces, recoverer.renderer, rng, people_floor(people))
+                    scene_rows += bench_scene(scene, vertices, joints, faces, recoverer.renderer, rng, people_floor(people, scene.image, scene.K))
     return rows, {m: statistics.mean(s) for m, s in seconds.items()}, scene_rows
 
 

@@ -19,10 +19,13 @@ class FloorPlane:
     Attributes:
         up: (3,) unit vector against gravity, camera frame (a level camera has (0, -1, 0)).
         camera_height_m: height of the camera centre above the floor, metres (> 0).
+        up_source: what gave ``up``: ``"people"`` (their bodies and feet) or ``"lines"`` (the
+            image's vanishing points, ``scene.horizon``).
     """
 
     up: np.ndarray
     camera_height_m: float
+    up_source: str = "people"
 
     @classmethod
     def level(cls, camera_height_m: float) -> "FloorPlane":
@@ -45,7 +48,11 @@ class FloorPlane:
         return depth.astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"up": [round(float(v), 6) for v in self.up], "camera_height_m": round(float(self.camera_height_m), 4)}
+        return {
+            "up": [round(float(v), 6) for v in self.up],
+            "camera_height_m": round(float(self.camera_height_m), 4),
+            "up_source": self.up_source,
+        }
 
 
 # ---------------------------------------------------------------------------------------
@@ -102,6 +109,8 @@ def floor_from_people(
     contact_noise_m: float = 0.03,
     depth_noise: float = 0.0,
     up_noise_deg: float = 5.0,
+    scene_up: np.ndarray | None = None,
+    scene_up_noise_deg: float = 0.5,
     iterations: int = 3,
 ) -> FloorPlane | None:
     """The floor the recovered people stand on.
@@ -109,14 +118,16 @@ def floor_from_people(
     1. Up: the mean of the people's up directions (``ups``, else :func:`body_up_directions`)
        over the largest group within :data:`MAX_LEAN_DEG` of one another; the others (lying,
        bending, badly fitted) are left out. When no two agree, the mean of all, and then those
-       within that angle of it.
+       within that angle of it. With ``scene_up`` (the image's own, e.g. from its vanishing
+       points) that is the up instead, and the people within that angle of it stand.
     2. Contacts: the lowest sole point along that up (:func:`foot_contacts`) of each of them.
        Only people whose feet were seen (``feet_seen``) take part, unless nobody's were: a
        contact under a body cut off at the knees is a guess.
     3. Normal: the unit ``n`` minimising ``sum_i w_i (n . (c_i - c_mean))^2 + lam (1 - (n . up)^2)``,
        i.e. the plane through the contacts, pulled toward the mean up with
-       ``lam = N (sigma / up_noise)^2``: one person gives their up; two fix the tilt along the
-       line through their feet; three or more spread out fit the full normal. The contacts
+       ``lam = N (sigma / up_noise)^2`` (``(sigma / scene_up_noise)^2`` with a scene up): one
+       person gives their up; two fix the tilt along the line through their feet; three or
+       more spread out fit the full normal. The contacts
        are reweighted (Huber on the height residual) so a person on a step or a chair counts
        less.
     4. Height: the weighted median of the contacts' heights below the camera.
@@ -134,6 +145,8 @@ def floor_from_people(
         depth_noise: relative error of the people's distances (0 for true bodies; ~0.1 for
             bodies recovered from one photo).
         up_noise_deg: expected error of one person's up direction, degrees.
+        scene_up: optional (3,) up direction of the scene (``scene.horizon.up_from_lines``).
+        scene_up_noise_deg: its expected error, degrees.
 
     Returns:
         The floor, or None when no person is usable or the fit puts the camera on or below it.
@@ -149,22 +162,24 @@ def floor_from_people(
     usable &= placing_people(usable & feet_seen)
     if not usable.any():
         return None
-    # Consensus: the person whose up the most others agree with (within MAX_LEAN_DEG) picks the
-    # inliers; a plain mean first would let one lying person push upright ones out.
     ups, joints = ups[usable], joints[usable]
-    agree = ups @ ups.T > np.cos(np.radians(MAX_LEAN_DEG))
-    reference = np.argmax(agree.sum(axis=1) + 1e-3 * (ups @ ups.T).sum(axis=1))
-    # Nobody agreeing with anybody (crouching, bending people) singles no one out: average all.
-    mean_up = _unit(ups[agree[reference]].sum(axis=0) if agree[reference].sum() > 1 else ups.sum(axis=0))
-    standing = ups @ mean_up > np.cos(np.radians(MAX_LEAN_DEG))
-    if not standing.any():
-        return None
-    mean_up = _unit(ups[standing].sum(axis=0))
+    if scene_up is None:
+        mean_up = _consensus_up(ups)
+        standing = ups @ mean_up > np.cos(np.radians(MAX_LEAN_DEG))
+        if not standing.any():
+            return None
+        mean_up = _unit(ups[standing].sum(axis=0))
+        up_prior_noise = np.radians(up_noise_deg) / np.sqrt(standing.sum())
+    else:
+        mean_up = _unit(np.asarray(scene_up, dtype=np.float64).reshape(3))
+        standing = ups @ mean_up > np.cos(np.radians(MAX_LEAN_DEG))
+        standing = standing if standing.any() else np.ones_like(standing)  # sitting or crouching: feet still down
+        up_prior_noise = np.radians(scene_up_noise_deg)
 
     contacts = foot_contacts(joints[standing], mean_up)
     drop_m = float(np.median(-(contacts @ mean_up)))
     sigma_m = float(np.hypot(contact_noise_m, depth_noise * max(drop_m, 0.0)))
-    lam = len(contacts) * (sigma_m / np.radians(up_noise_deg)) ** 2
+    lam = (sigma_m / up_prior_noise) ** 2
     weights = np.ones(len(contacts))
     up = mean_up
     for _ in range(iterations):
@@ -178,7 +193,17 @@ def floor_from_people(
         weights = np.minimum(1.0, sigma_m / np.maximum(residual, 1e-9))
     if not camera_height_m > 0:
         return None
-    return FloorPlane(up=up, camera_height_m=float(camera_height_m))
+    return FloorPlane(up=up, camera_height_m=float(camera_height_m), up_source="people" if scene_up is None else "lines")
+
+
+def _consensus_up(ups: np.ndarray) -> np.ndarray:
+    """(3,) the mean up (N, 3) of the largest group of people within :data:`MAX_LEAN_DEG` of
+    one another. The person the most others agree with picks the group: a plain mean first
+    would let one lying person push upright ones out."""
+    agree = ups @ ups.T > np.cos(np.radians(MAX_LEAN_DEG))
+    reference = np.argmax(agree.sum(axis=1) + 1e-3 * (ups @ ups.T).sum(axis=1))
+    # Nobody agreeing with anybody (crouching, bending people) singles no one out: average all.
+    return _unit(ups[agree[reference]].sum(axis=0) if agree[reference].sum() > 1 else ups.sum(axis=0))
 
 
 def placing_people(feet_seen: np.ndarray) -> np.ndarray:

@@ -1,0 +1,338 @@
+"""The world's up direction from the image's straight lines (vanishing points).
+
+Bodies tell the floor's tilt only to a few degrees (a stance, a lean, the network's error),
+and a floor pixel's depth is ``camera height / sin(angle below the horizon)``: one degree
+of tilt is a 10% depth error 8 degrees below the horizon. Man-made scenes draw that angle
+far more precisely: their vertical edges (walls, door frames, poles) meet at the vertical
+vanishing point, and each family of parallel horizontal edges (floor tiles, planks, the
+foot of a wall, kerbs) meets at a point on the horizon. The up direction is the vertical
+vanishing point's ray, and is perpendicular to every horizontal family's ray.
+
+1. Straight segments: OpenCV's LSD on the grey image, shorter ones and those on the people
+   (their boxes) left out.
+2. Search, near the bodies' up (``prior_up``): for each candidate up, score the vertical
+   family and the horizontal directions around it; a segment supports a direction when it
+   points at that direction's vanishing point (within a tolerance, in the image). A
+   candidate's score is the vertical family's support plus its two best horizontal
+   families' (any angle apart: no Manhattan assumption). A coarse grid, then a fine one.
+3. Polish: the up that best fits the inlier segments, in closed form (least squares on
+   their interpretation planes), held to the prior only along directions the lines leave
+   free (one horizontal family fixes one tilt, not two).
+
+Outdoors without lines, or where people cover the scene, nothing is found (``None``) and
+the caller keeps the bodies' up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.optimize import minimize
+
+#: Segments shorter than this fraction of the image diagonal are too imprecise to vote.
+MIN_SEGMENT_FRACTION = 0.02
+#: LSD runs on the image shrunk to this long side (segments are reported in original pixels).
+DETECT_LONG_SIDE_PX = 1024
+#: How far the lines may move the up direction from the bodies', degrees.
+SEARCH_RADIUS_DEG = 16.0
+#: A family needs this many inlier segments, on as many different lines, and this much inlier length (fraction of the
+#: image diagonal) to count.
+MIN_FAMILY_SEGMENTS = 3
+MIN_FAMILY_LENGTH = 0.3
+
+#: Two horizontal vanishing points whose directions are closer than this are one family.
+MIN_FAMILY_SEPARATION_DEG = 10.0
+#: Two horizontal families propose an up only when their directions are this far apart.
+MIN_PROPOSING_SEPARATION_DEG = 30.0
+#: A family agrees with an up direction when its own vanishing direction is this close to
+#: where that up puts it (degrees).
+AGREEMENT_DEG = 1.0
+#: A segment points at a vanishing point when the image angle between them is under this.
+TOLERANCE_DEG = 1.0
+#: Vanishing points looked for, and how many of the longest segments propose them (pairwise).
+MAX_POINTS = 5
+PROPOSING_SEGMENTS = 60
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Straight image segments, in pixels of the original image.
+
+    Attributes:
+        midpoint: (S, 2) pixel coordinates of each segment's centre.
+        direction: (S, 2) unit image directions.
+        length: (S,) pixels.
+        normal: (S, 3) unit normals of the planes through the camera centre and each
+            segment (camera frame): a 3D line with direction d projects onto the segment
+            only if ``normal @ d == 0``.
+    """
+
+    midpoint: np.ndarray
+    direction: np.ndarray
+    length: np.ndarray
+    normal: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.length)
+
+    def subset(self, keep: np.ndarray) -> "Segments":
+        return Segments(self.midpoint[keep], self.direction[keep], self.length[keep], self.normal[keep])
+
+
+@dataclass(frozen=True)
+class LineUp:
+    """The up direction the lines give.
+
+    Attributes:
+        up: (3,) unit vector against gravity, camera frame (OpenCV axes).
+        vertical_segments: how many segments met at the vertical vanishing point.
+        horizontal_segments: per horizontal family found (0-2), how many met at its
+            vanishing point on the horizon.
+        determined: True when the lines fix both tilts (the vertical family, or two
+            horizontal ones); False when one horizontal family fixes one and the prior the other.
+    """
+
+    up: np.ndarray
+    vertical_segments: int
+    horizontal_segments: tuple[int, ...]
+    determined: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "up": [round(float(v), 6) for v in self.up],
+            "vertical_segments": self.vertical_segments,
+            "horizontal_segments": list(self.horizontal_segments),
+            "determined": self.determined,
+        }
+
+
+def detect_segments(image: np.ndarray, K: np.ndarray, exclude_boxes: np.ndarray | None = None) -> Segments:
+    """Straight segments of an (H, W, 3) uint8 RGB (or (H, W) grey) image, LSD.
+
+    exclude_boxes: optional (N, 4) pixel boxes (x0, y0, x1, y1), e.g. the people; segments
+    whose midpoint falls inside one (grown by 10%) are left out.
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else np.asarray(image)
+    height, width = grey.shape
+    shrink = min(1.0, DETECT_LONG_SIDE_PX / max(height, width))
+    if shrink < 1.0:
+        grey = cv2.resize(grey, (round(width * shrink), round(height * shrink)), interpolation=cv2.INTER_AREA)
+    found = cv2.createLineSegmentDetector().detect(grey)[0]
+    ends = np.zeros((0, 2, 2)) if found is None else found.reshape(-1, 2, 2).astype(np.float64) / shrink
+    ends += 0.5 * (1.0 / shrink - 1.0)  # pixel centres map to pixel centres, not corners to corners
+    delta = ends[:, 1] - ends[:, 0]
+    length = np.hypot(delta[:, 0], delta[:, 1])
+    midpoint = ends.mean(axis=1)
+    keep = length >= MIN_SEGMENT_FRACTION * np.hypot(width, height)
+    if exclude_boxes is not None and len(exclude_boxes):
+        boxes = np.asarray(exclude_boxes, dtype=np.float64).reshape(-1, 4)
+        grow = 0.05 * (boxes[:, 2:] - boxes[:, :2])
+        low, high = boxes[:, :2] - grow, boxes[:, 2:] + grow
+        inside = np.all((midpoint[:, None] >= low) & (midpoint[:, None] <= high), axis=2).any(axis=1)
+        keep &= ~inside
+    ends, delta, length, midpoint = ends[keep], delta[keep], length[keep], midpoint[keep]
+    K_inv = np.linalg.inv(K)
+    rays = np.concatenate([ends, np.ones((*ends.shape[:2], 1))], axis=2) @ K_inv.T  # (S, 2, 3)
+    normal = np.cross(rays[:, 0], rays[:, 1])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    return Segments(midpoint, delta / length[:, None], length, normal)
+
+
+def support(segments: Segments, directions: np.ndarray, K: np.ndarray, tolerance_deg: float) -> np.ndarray:
+    """(M, S) how much each segment supports each 3D direction (M, 3): its length, times a
+    kernel of the image angle between the segment and the line from its midpoint to the
+    direction's vanishing point (1 when aligned, 0 beyond ``tolerance_deg``)."""
+    vanishing = directions @ K.T  # (M, 3) homogeneous pixels; z = 0 is a point at infinity
+    toward_x = vanishing[:, None, 0] - segments.midpoint[None, :, 0] * vanishing[:, None, 2]
+    toward_y = vanishing[:, None, 1] - segments.midpoint[None, :, 1] * vanishing[:, None, 2]
+    cross = segments.direction[:, 0] * toward_y - segments.direction[:, 1] * toward_x
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sine = np.abs(cross) / np.hypot(toward_x, toward_y)
+    kernel = 1.0 - (sine / np.sin(np.radians(tolerance_deg))) ** 2
+    return np.nan_to_num(np.clip(kernel, 0.0, None)) * segments.length
+
+
+def up_from_lines(
+    image: np.ndarray, K: np.ndarray, prior_up: np.ndarray, exclude_boxes: np.ndarray | None = None
+) -> LineUp | None:
+    """The up direction (camera frame) the image's straight lines give, near ``prior_up``.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        K: (3, 3) intrinsics, pixels.
+        prior_up: (3,) the up direction to search around (the bodies'), camera frame.
+        exclude_boxes: optional (N, 4) pixel boxes whose lines are not the scene's (people).
+
+    Returns:
+        The up the lines give, or None when no vanishing point lies where a vertical or a
+        horizontal one can (within :data:`SEARCH_RADIUS_DEG` of the prior's).
+    """
+    K = np.asarray(K, dtype=np.float64)
+    segments = detect_segments(image, K, exclude_boxes)
+    points = vanishing_points(segments, K, np.hypot(image.shape[0], image.shape[1]))
+    return up_from_vanishing_points(segments, points, _unit(np.asarray(prior_up, dtype=np.float64)))
+
+
+def vanishing_points(segments: Segments, K: np.ndarray, diagonal_px: float, max_points: int = MAX_POINTS) -> list[np.ndarray]:
+    """The image's strongest vanishing points, greedily: (S,) bool inlier masks, strongest first.
+
+    Each round: every pair of the longest remaining segments proposes the direction both
+    could have (the cross product of their planes' normals); the proposal most remaining
+    segments point at wins, is refit to its inliers by least squares, and takes them. It
+    stops when the best has fewer than :data:`MIN_FAMILY_SEGMENTS` segments or less than
+    :data:`MIN_FAMILY_LENGTH` of inlier length. ``diagonal_px``: the image diagonal.
+    """
+    remaining = np.ones(len(segments), dtype=bool)
+    found = []
+    for _ in range(max_points):
+        pool = np.flatnonzero(remaining)
+        if len(pool) < MIN_FAMILY_SEGMENTS:
+            break
+        seeds = pool[np.argsort(-segments.length[pool])[:PROPOSING_SEGMENTS]]
+        first, second = np.triu_indices(len(seeds), k=1)
+        proposals = np.cross(segments.normal[seeds[first]], segments.normal[seeds[second]])
+        norm = np.linalg.norm(proposals, axis=1)
+        proposals = proposals[norm > 1e-3] / norm[norm > 1e-3, None]  # (nearly) one line twice proposes nothing
+        if not len(proposals):
+            break
+        candidates = segments.subset(pool)
+        direction = proposals[np.argmax(support(candidates, proposals, K, TOLERANCE_DEG).sum(axis=1))]
+        for _ in range(3):
+            inlier = support(candidates, direction[None], K, TOLERANCE_DEG)[0] > 0
+            if inlier.sum() < 2:
+                break
+            weighted = candidates.length[inlier, None] * candidates.normal[inlier]
+            direction = np.linalg.eigh(weighted.T @ candidates.normal[inlier])[1][:, 0]
+        inlier = support(candidates, direction[None], K, TOLERANCE_DEG)[0] > 0
+        if inlier.sum() < MIN_FAMILY_SEGMENTS or candidates.length[inlier].sum() < MIN_FAMILY_LENGTH * diagonal_px:
+            break
+        mask = np.zeros(len(segments), dtype=bool)
+        mask[pool[inlier]] = True
+        remaining &= ~mask
+        # Pieces of one or two image lines meet anywhere along them (a wall's edge and its
+        # foot): that is no vanishing point. Their segments are spent all the same.
+        if _distinct_lines(segments.normal[mask]) >= MIN_FAMILY_SEGMENTS:
+            found.append(mask)
+    return found
+
+
+@dataclass(frozen=True)
+class _Family:
+    """A vanishing point's segments: inlier mask (S,), length-squared-weighted scatter of
+    their plane normals (3, 3), its own least-squares direction (3,)."""
+
+    mask: np.ndarray
+    scatter: np.ndarray
+    direction: np.ndarray
+    vertical: bool
+
+    @property
+    def weight(self) -> float:
+        """Sum of squared segment lengths, px^2: a segment's direction is as precise as it is long."""
+        return float(np.trace(self.scatter))
+
+    def offset_deg(self, up: np.ndarray) -> float:
+        """How far (degrees) this family's own direction is from where ``up`` wants it: on
+        the up direction for the vertical family, on the horizon for a horizontal one."""
+        along = min(1.0, abs(float(self.direction @ up)))
+        return float(np.degrees(np.arccos(along) if self.vertical else np.arcsin(along)))
+
+    def misfit(self, up: np.ndarray, horizon: np.ndarray) -> float:
+        """Squared misfit of the segments if ``up`` (3,) is right; ``horizon``: (3, 2) basis
+        of the directions perpendicular to it."""
+        if self.vertical:
+            return float(up @ self.scatter @ up)
+        return float(np.linalg.eigvalsh(horizon.T @ self.scatter @ horizon)[0])
+
+
+def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior_up: np.ndarray) -> LineUp | None:
+    """The up direction the vanishing points (inlier masks, :func:`vanishing_points`) give.
+
+    1. Families: a point within :data:`SEARCH_RADIUS_DEG` of ``prior_up`` (either way) may be
+       the vertical one; one within that angle of the prior's horizon a horizontal one, unless
+       its direction is within :data:`MIN_FAMILY_SEPARATION_DEG` of a stronger one's (the same
+       family, split by noisy short segments).
+    2. Consensus: each vertical family alone, and each pair of horizontal ones, proposes an
+       up; the proposal whose agreeing families (own direction within
+       :data:`AGREEMENT_DEG`) weigh most wins (squared segment lengths). A few segments that only happen to
+       meet (a wall's foot, a plank and a box edge) are outvoted.
+    3. The up minimising the agreeing families' squared misfit (segment lengths L, plane
+       normals n): a vertical family's ``sum L^2 (n . up)^2``, each horizontal family's least
+       ``sum L^2 (n . d)^2`` over the directions d on the horizon. A family of short, nearly
+       collinear segments fixes its own direction poorly and so pulls little; a faint pull
+       to the prior fills directions nothing fixes (one horizontal family fixes one tilt).
+    """
+    families = []
+    for mask in points:
+        weighted = segments.length[mask, None] ** 2 * segments.normal[mask]
+        scatter = weighted.T @ segments.normal[mask]
+        direction = np.linalg.eigh(scatter)[1][:, 0]
+        along = abs(direction @ prior_up)
+        vertical = along > np.cos(np.radians(SEARCH_RADIUS_DEG))
+        duplicate = any(
+            not other.vertical and abs(direction @ other.direction) > np.cos(np.radians(MIN_FAMILY_SEPARATION_DEG))
+            for other in families
+        )
+        if vertical or (along < np.sin(np.radians(SEARCH_RADIUS_DEG)) and not duplicate):
+            families.append(_Family(mask, scatter, direction, bool(vertical)))
+    if not families:
+        return None
+    proposals = [f.direction * np.sign(f.direction @ prior_up) for f in families if f.vertical]
+    horizontal = [f for f in families if not f.vertical]
+    for i, first in enumerate(horizontal):
+        for second in horizontal[i + 1 :]:
+            if abs(first.direction @ second.direction) > np.cos(np.radians(MIN_PROPOSING_SEPARATION_DEG)):
+                continue  # nearly parallel directions tilt their cross product wildly
+            up = _unit(np.cross(first.direction, second.direction))
+            proposals.append(up * np.sign(up @ prior_up))
+    proposals = [up for up in proposals if up @ prior_up > np.cos(np.radians(SEARCH_RADIUS_DEG))] or [prior_up]
+    agreeing = max(
+        ([f for f in families if f.offset_deg(up) <= AGREEMENT_DEG] for up in proposals),
+        key=lambda group: sum(f.weight for f in group),
+    )
+    if not agreeing:  # a lone horizontal family, the prior its only proposal
+        agreeing = [max(families, key=lambda f: f.weight)]
+
+    e1, e2 = _basis(prior_up)
+    prior_weight = 1e-6 * sum(f.weight for f in agreeing)
+
+    def misfit(tilt: np.ndarray) -> float:
+        up = _unit(prior_up + tilt[0] * e1 + tilt[1] * e2)
+        horizon = np.stack(_basis(up), axis=1)
+        return prior_weight * float(tilt @ tilt) + sum(f.misfit(up, horizon) for f in agreeing)
+
+    start = max(proposals, key=lambda up: sum(f.offset_deg(up) <= AGREEMENT_DEG for f in agreeing))
+    start_tilt = np.array([start @ e1, start @ e2]) / (start @ prior_up)
+    simplex = start_tilt + np.radians([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])  # a few degrees across
+    tilt = minimize(misfit, start_tilt, method="Nelder-Mead", options=dict(initial_simplex=simplex, xatol=1e-6, fatol=1e-12)).x
+    vertical = [f for f in agreeing if f.vertical]
+    horizontal = [f for f in agreeing if not f.vertical]
+    return LineUp(
+        up=_unit(prior_up + tilt[0] * e1 + tilt[1] * e2),
+        vertical_segments=sum(int(f.mask.sum()) for f in vertical),
+        horizontal_segments=tuple(int(f.mask.sum()) for f in horizontal),
+        determined=bool(vertical) or len(horizontal) >= 2,
+    )
+
+
+def _distinct_lines(normals: np.ndarray) -> int:
+    """How many different image lines segments with these plane normals (S, 3) lie on
+    (normals within :data:`TOLERANCE_DEG` are one line)."""
+    lines: list[np.ndarray] = []
+    for normal in normals:
+        if all(abs(normal @ line) < np.cos(np.radians(TOLERANCE_DEG)) for line in lines):
+            lines.append(normal)
+    return len(lines)
+
+
+def _basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors (3,) perpendicular to ``up`` (3,) and to each other."""
+    helper = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    e1 = _unit(np.cross(up, helper))
+    return e1, np.cross(up, e1)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from _people_on_floor import ROOM_K as K
+from _people_on_floor import ROOM_SIZE as SIZE
+from _people_on_floor import camera_rotation, room_image, tilted
+from metrichmsr.scene.horizon import detect_segments, up_from_lines
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
+@pytest.mark.parametrize("parts", [("floor_x", "floor_z", "wall"), ("wall",), ("floor_x", "floor_z")])
+@pytest.mark.parametrize("pitch_deg, roll_deg", [(12.0, 4.0), (-3.0, -7.0)])
+def test_lines_give_the_up_direction_from_a_prior_degrees_off(parts, pitch_deg, roll_deg):
+    """The vertical vanishing point alone, two horizontal ones alone, or all of them fix the up."""
+    image, true_up = room_image(pitch_deg, roll_deg, parts)
+    prior = tilted(true_up, 6.0)
+    lines = up_from_lines(image, K, prior)
+    assert lines is not None and lines.determined
+    assert angle_deg(lines.up, true_up) < 0.3
+    assert (lines.vertical_segments > 0) == ("wall" in parts)
+
+
+def test_one_horizontal_family_fixes_one_tilt_and_keeps_the_prior_s_other():
+    image, true_up = room_image(15.0, 3.0, parts=("floor_z",), yaw_deg=0.0)
+    prior = tilted(true_up, 5.0)  # wrong in roll and pitch both
+    lines = up_from_lines(image, K, prior)
+    assert lines is not None and not lines.determined and lines.vertical_segments == 0
+    # The lines run along the camera's x axis: the up must be perpendicular to it again...
+    direction = camera_rotation(15.0, 3.0) @ np.array([1.0, 0.0, 0.0])
+    assert abs(lines.up @ direction) < np.sin(np.radians(0.3)) < abs(prior @ direction)
+    # ...and the tilt they cannot see stays the prior's.
+    assert angle_deg(lines.up, prior) < angle_deg(prior, true_up)
+
+
+def test_no_lines_give_none():
+    rng = np.random.default_rng(0)
+    blank = np.full((*SIZE[::-1], 3), 128, np.uint8)
+    noise = rng.integers(0, 255, (*SIZE[::-1], 3), dtype=np.uint8)
+    up = np.array([0.0, -1.0, 0.0])
+    assert up_from_lines(blank, K, up) is None
+    assert up_from_lines(noise, K, up) is None
+
+
+def test_lines_inside_the_people_s_boxes_are_left_out():
+    image, _ = room_image(10.0, 0.0)
+    everything = detect_segments(image, K)
+    left_half = np.array([[0.0, 0.0, SIZE[0] / 2, SIZE[1]]])
+    outside = detect_segments(image, K, exclude_boxes=left_half)
+    assert 0 < len(outside) < len(everything)
+    assert (outside.midpoint[:, 0] > SIZE[0] / 2).all()
+    # Normals are of the planes through the camera and each segment: both ends' rays lie in them.
+    ends = outside.midpoint[:, None] + np.array([-0.5, 0.5])[:, None] * outside.length[:, None, None] * outside.direction[:, None]
+    rays = np.concatenate([ends, np.ones((*ends.shape[:2], 1))], axis=2) @ np.linalg.inv(K).T
+    np.testing.assert_allclose(np.einsum("sk,sek->se", outside.normal, rays), 0.0, atol=1e-9)
+
+
+def test_a_big_image_is_searched_shrunk_and_answers_in_its_own_pixels():
+    K_big = K * np.array([[3.0], [3.0], [1.0]])
+    big, true_up = room_image(8.0, -5.0, K=K_big, scale=3)
+    lines = up_from_lines(big, K_big, tilted(true_up, 6.0))
+    assert angle_deg(lines.up, true_up) < 0.3
