@@ -314,14 +314,14 @@ class Recoverer:
 
     def scene_depth(self, image: np.ndarray, K: np.ndarray, people: list[PersonResult], faces: np.ndarray) -> SceneResult | None:
         """The scene's metric depth from the backend, refined to agree with the people; None for ``none``."""
+        if self.depth.spec == "none":
+            return None
         floor, contacts = people_floor(people, image, K)
         # Without a floor the people give planar nothing: it would fit its own from every body,
         # the specks people_floor leaves out included.
         joints = np.stack([p.joints3d for p in people]) if floor is not None else None
         estimate = self.depth.estimate(image, K, joints, floor=floor)
         if estimate is None:
-            if self.depth.spec == "none":
-                return None
             why = "the planar layout is built from people, and nobody was found" if not people else "the backend gave none"
             return SceneResult(None, floor, {**scene_summary(None, None, floor), "backend": self.depth.spec, "no_depth": why})
         refinement = None
