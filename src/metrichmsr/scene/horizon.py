@@ -8,16 +8,18 @@ vanishing point, and each family of parallel horizontal edges (floor tiles, plan
 foot of a wall, kerbs) meets at a point on the horizon. The up direction is the vertical
 vanishing point's ray, and is perpendicular to every horizontal family's ray.
 
-1. Straight segments: OpenCV's LSD on the grey image, shorter ones and those on the people
-   (their boxes) left out.
-2. Search, near the bodies' up (``prior_up``): for each candidate up, score the vertical
-   family and the horizontal directions around it; a segment supports a direction when it
-   points at that direction's vanishing point (within a tolerance, in the image). A
-   candidate's score is the vertical family's support plus its two best horizontal
-   families' (any angle apart: no Manhattan assumption). A coarse grid, then a fine one.
-3. Polish: the up that best fits the inlier segments, in closed form (least squares on
-   their interpretation planes), held to the prior only along directions the lines leave
-   free (one horizontal family fixes one tilt, not two).
+1. Straight segments (:func:`detect_segments`): OpenCV's LSD on the grey image; short ones
+   and those on the people (their boxes) left out.
+2. Vanishing points (:func:`vanishing_points`), greedily: pairs of the longest segments
+   propose directions; a segment supports one when it points at its vanishing point
+   (within :data:`TOLERANCE_DEG`, in the image); the best is refit to its inliers, which it
+   then keeps. Pieces of only one or two image lines are no vanishing point.
+3. The up (:func:`up_from_vanishing_points`), near the bodies' (``prior_up``): the vertical
+   family alone, or two horizontal ones (30° apart or more, not necessarily 90°: no
+   Manhattan assumption), propose it; the proposal whose agreeing families weigh most wins,
+   and the up is fitted to them by least
+   squares on their segments' interpretation planes, held to the prior only along the tilt
+   the lines leave free (one horizontal family fixes one tilt, not two).
 
 Outdoors without lines, or where people cover the scene, nothing is found (``None``) and
 the caller keeps the bodies' up.
@@ -37,11 +39,10 @@ MIN_SEGMENT_FRACTION = 0.02
 DETECT_LONG_SIDE_PX = 1024
 #: How far the lines may move the up direction from the bodies', degrees.
 SEARCH_RADIUS_DEG = 16.0
-#: A family needs this many inlier segments, on as many different lines, and this much inlier length (fraction of the
-#: image diagonal) to count.
+#: A family needs this many inlier segments, on as many different lines, and this much
+#: inlier length (fraction of the image diagonal) to count.
 MIN_FAMILY_SEGMENTS = 3
 MIN_FAMILY_LENGTH = 0.3
-
 #: Two horizontal vanishing points whose directions are closer than this are one family.
 MIN_FAMILY_SEPARATION_DEG = 10.0
 #: Two horizontal families propose an up only when their directions are this far apart.
