@@ -17,9 +17,9 @@ vanishing point's ray, and is perpendicular to every horizontal family's ray.
 3. The up (:func:`up_from_vanishing_points`), near the bodies' (``prior_up``): the vertical
    family alone, or two horizontal ones (30° apart or more, not necessarily 90°: no
    Manhattan assumption), propose it; the proposal whose agreeing families weigh most wins,
-   and the up is fitted to them by least
-   squares on their segments' interpretation planes, held to the prior only along the tilt
-   the lines leave free (one horizontal family fixes one tilt, not two).
+   and the up is fitted to them by least squares on their segments' interpretation planes,
+   held to the prior only along the tilt the lines leave free (one horizontal family fixes
+   one tilt, not two).
 
 Outdoors without lines, or where people cover the scene, nothing is found (``None``) and
 the caller keeps the bodies' up.
