@@ -84,7 +84,7 @@ def body_up_directions(joints: np.ndarray) -> np.ndarray:
     joints = np.asarray(joints, dtype=np.float64)
     ankle, hip, shoulder = (joints[:, idx].mean(axis=1) for idx in (_ANKLES, _HIPS, _SHOULDERS))
     # Two unit directions, not one long one: a bent knee or a slouch tilts only half of it.
-    up = _unit(_unit(hip - ankle) + _unit(shoulder - hip))
+    up = unit(unit(hip - ankle) + unit(shoulder - hip))
     return up
 
 
@@ -154,7 +154,7 @@ def floor_from_people(
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (len(JOINT_NAMES), 3):
         raise ValueError(f"joints must be (N, {len(JOINT_NAMES)}, 3), got shape {joints.shape}")
-    ups = body_up_directions(joints) if ups is None else _unit(np.asarray(ups, dtype=np.float64).reshape(-1, 3))
+    ups = body_up_directions(joints) if ups is None else unit(np.asarray(ups, dtype=np.float64).reshape(-1, 3))
     feet_seen = np.ones(len(joints), bool) if feet_seen is None else np.asarray(feet_seen, dtype=bool).reshape(-1)
     if len(ups) != len(joints) or len(feet_seen) != len(joints):
         raise ValueError(f"ups and feet_seen must have one row per person ({len(joints)})")
@@ -168,10 +168,10 @@ def floor_from_people(
         standing = ups @ mean_up > np.cos(np.radians(MAX_LEAN_DEG))
         if not standing.any():
             return None
-        mean_up = _unit(ups[standing].sum(axis=0))
+        mean_up = unit(ups[standing].sum(axis=0))
         up_prior_noise = np.radians(up_noise_deg) / np.sqrt(standing.sum())
     else:
-        mean_up = _unit(np.asarray(scene_up, dtype=np.float64).reshape(3))
+        mean_up = unit(np.asarray(scene_up, dtype=np.float64).reshape(3))
         standing = ups @ mean_up > np.cos(np.radians(MAX_LEAN_DEG))
         standing = standing if standing.any() else np.ones_like(standing)  # sitting or crouching: feet still down
         up_prior_noise = np.radians(scene_up_noise_deg)
@@ -203,7 +203,7 @@ def _consensus_up(ups: np.ndarray) -> np.ndarray:
     agree = ups @ ups.T > np.cos(np.radians(MAX_LEAN_DEG))
     reference = np.argmax(agree.sum(axis=1) + 1e-3 * (ups @ ups.T).sum(axis=1))
     # Nobody agreeing with anybody (crouching, bending people) singles no one out: average all.
-    return _unit(ups[agree[reference]].sum(axis=0) if agree[reference].sum() > 1 else ups.sum(axis=0))
+    return unit(ups[agree[reference]].sum(axis=0) if agree[reference].sum() > 1 else ups.sum(axis=0))
 
 
 def placing_people(feet_seen: np.ndarray) -> np.ndarray:
@@ -221,7 +221,7 @@ def camera_pitch_roll_deg(up: np.ndarray) -> tuple[float, float]:
     horizon; roll > 0 when the world's up leans toward the image's right (+x), i.e. the
     camera is turned counter-clockwise about its optical axis as seen from behind.
     """
-    x, y, z = _unit(np.asarray(up, dtype=np.float64))
+    x, y, z = unit(np.asarray(up, dtype=np.float64))
     return float(np.degrees(np.arcsin(np.clip(-z, -1.0, 1.0)))), float(np.degrees(np.arctan2(x, -y)))
 
 
@@ -237,6 +237,7 @@ def image_rays(K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return pixel_rays(K, u, v)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def unit(v: np.ndarray) -> np.ndarray:
+    """``v`` (..., 3) scaled to unit length along its last axis (NaN for zero vectors)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return v / np.linalg.norm(v, axis=-1, keepdims=True)

@@ -33,6 +33,8 @@ import cv2
 import numpy as np
 from scipy.optimize import minimize
 
+from metrichmsr.scene.floor import pixel_rays, unit
+
 #: Segments shorter than this fraction of the image diagonal are too imprecise to vote.
 MIN_SEGMENT_FRACTION = 0.02
 #: LSD runs on the image shrunk to this long side (segments are reported in original pixels).
@@ -100,20 +102,12 @@ class LineUp:
     horizontal_segments: tuple[int, ...]
     determined: bool
 
-    def to_dict(self) -> dict:
-        return {
-            "up": [round(float(v), 6) for v in self.up],
-            "vertical_segments": self.vertical_segments,
-            "horizontal_segments": list(self.horizontal_segments),
-            "determined": self.determined,
-        }
-
 
 def detect_segments(image: np.ndarray, K: np.ndarray, exclude_boxes: np.ndarray | None = None) -> Segments:
     """Straight segments of an (H, W, 3) uint8 RGB (or (H, W) grey) image, LSD.
 
     exclude_boxes: optional (N, 4) pixel boxes (x0, y0, x1, y1), e.g. the people; segments
-    whose midpoint falls inside one (grown by 10%) are left out.
+    whose midpoint falls inside one (grown by 5% of its size on each side) are left out.
     """
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else np.asarray(image)
     height, width = grey.shape
@@ -134,11 +128,8 @@ def detect_segments(image: np.ndarray, K: np.ndarray, exclude_boxes: np.ndarray 
         inside = np.all((midpoint[:, None] >= low) & (midpoint[:, None] <= high), axis=2).any(axis=1)
         keep &= ~inside
     ends, delta, length, midpoint = ends[keep], delta[keep], length[keep], midpoint[keep]
-    K_inv = np.linalg.inv(K)
-    rays = np.concatenate([ends, np.ones((*ends.shape[:2], 1))], axis=2) @ K_inv.T  # (S, 2, 3)
-    normal = np.cross(rays[:, 0], rays[:, 1])
-    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
-    return Segments(midpoint, delta / length[:, None], length, normal)
+    rays = pixel_rays(K, ends[..., 0], ends[..., 1])  # (S, 2, 3)
+    return Segments(midpoint, delta / length[:, None], length, unit(np.cross(rays[:, 0], rays[:, 1])))
 
 
 def support(segments: Segments, directions: np.ndarray, K: np.ndarray, tolerance_deg: float) -> np.ndarray:
@@ -173,7 +164,7 @@ def up_from_lines(
     K = np.asarray(K, dtype=np.float64)
     segments = detect_segments(image, K, exclude_boxes)
     points = vanishing_points(segments, K, np.hypot(image.shape[0], image.shape[1]))
-    return up_from_vanishing_points(segments, points, _unit(np.asarray(prior_up, dtype=np.float64)))
+    return up_from_vanishing_points(segments, points, unit(np.asarray(prior_up, dtype=np.float64)))
 
 
 def vanishing_points(segments: Segments, K: np.ndarray, diagonal_px: float, max_points: int = MAX_POINTS) -> list[np.ndarray]:
@@ -257,8 +248,8 @@ def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior
        family, split by noisy short segments).
     2. Consensus: each vertical family alone, and each pair of horizontal ones, proposes an
        up; the proposal whose agreeing families (own direction within
-       :data:`AGREEMENT_DEG`) weigh most wins (squared segment lengths). A few segments that only happen to
-       meet (a wall's foot, a plank and a box edge) are outvoted.
+       :data:`AGREEMENT_DEG`) weigh most wins (squared segment lengths). A few segments that
+       only happen to meet (a wall's foot, a plank and a box edge) are outvoted.
     3. The up minimising the agreeing families' squared misfit (segment lengths L, plane
        normals n): a vertical family's ``sum L^2 (n . up)^2``, each horizontal family's least
        ``sum L^2 (n . d)^2`` over the directions d on the horizon. A family of short, nearly
@@ -286,12 +277,12 @@ def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior
         for second in horizontal[i + 1 :]:
             if abs(first.direction @ second.direction) > np.cos(np.radians(MIN_PROPOSING_SEPARATION_DEG)):
                 continue  # nearly parallel directions tilt their cross product wildly
-            up = _unit(np.cross(first.direction, second.direction))
+            up = unit(np.cross(first.direction, second.direction))
             proposals.append(up * np.sign(up @ prior_up))
     proposals = [up for up in proposals if up @ prior_up > np.cos(np.radians(SEARCH_RADIUS_DEG))] or [prior_up]
-    agreeing = max(
-        ([f for f in families if f.offset_deg(up) <= AGREEMENT_DEG] for up in proposals),
-        key=lambda group: sum(f.weight for f in group),
+    start, agreeing = max(
+        ((up, [f for f in families if f.offset_deg(up) <= AGREEMENT_DEG]) for up in proposals),
+        key=lambda proposal: sum(f.weight for f in proposal[1]),
     )
     if not agreeing:  # a lone horizontal family, the prior its only proposal
         agreeing = [max(families, key=lambda f: f.weight)]
@@ -300,18 +291,17 @@ def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior
     prior_weight = 1e-6 * sum(f.weight for f in agreeing)
 
     def misfit(tilt: np.ndarray) -> float:
-        up = _unit(prior_up + tilt[0] * e1 + tilt[1] * e2)
+        up = unit(prior_up + tilt[0] * e1 + tilt[1] * e2)
         horizon = np.stack(_basis(up), axis=1)
         return prior_weight * float(tilt @ tilt) + sum(f.misfit(up, horizon) for f in agreeing)
 
-    start = max(proposals, key=lambda up: sum(f.offset_deg(up) <= AGREEMENT_DEG for f in agreeing))
     start_tilt = np.array([start @ e1, start @ e2]) / (start @ prior_up)
     simplex = start_tilt + np.radians([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])  # a few degrees across
     tilt = minimize(misfit, start_tilt, method="Nelder-Mead", options=dict(initial_simplex=simplex, xatol=1e-6, fatol=1e-12)).x
     vertical = [f for f in agreeing if f.vertical]
     horizontal = [f for f in agreeing if not f.vertical]
     return LineUp(
-        up=_unit(prior_up + tilt[0] * e1 + tilt[1] * e2),
+        up=unit(prior_up + tilt[0] * e1 + tilt[1] * e2),
         vertical_segments=sum(int(f.mask.sum()) for f in vertical),
         horizontal_segments=tuple(int(f.mask.sum()) for f in horizontal),
         determined=bool(vertical) or len(horizontal) >= 2,
@@ -331,9 +321,5 @@ def _distinct_lines(normals: np.ndarray) -> int:
 def _basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two unit vectors (3,) perpendicular to ``up`` (3,) and to each other."""
     helper = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-    e1 = _unit(np.cross(up, helper))
+    e1 = unit(np.cross(up, helper))
     return e1, np.cross(up, e1)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
