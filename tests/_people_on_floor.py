@@ -57,27 +57,48 @@ def tilted(up: np.ndarray, degrees: float, axis=(1.0, 0.0, 0.3)) -> np.ndarray:
 ROOM_K = np.array([[700.0, 0.0, 330.0], [0.0, 700.0, 235.0], [0.0, 0.0, 1.0]])
 ROOM_SIZE = (640, 480)
 ROOM_CAMERA_HEIGHT_M = 1.6
+#: The room's wall: this far ahead before its yaw turn, vertical edges at these x (metres).
+ROOM_WALL_M = 16.0
+ROOM_WALL_EDGES_X_M = np.arange(-8.0, 9.0, 2.0)
+
+
+def _room_turn(yaw_deg: float) -> np.ndarray:
+    """(3, 3) the room's turn about the vertical (y) axis, from its own frame to the level frame."""
+    yaw = np.radians(yaw_deg)
+    return np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+
+
+def room_wall_feet_ahead_m(pitch_deg: float, roll_deg: float, yaw_deg: float = 20.0, K: np.ndarray = ROOM_K) -> np.ndarray:
+    """(E,) metres ahead (along the camera's forward axis made level) of the feet of the wall
+    edges of ``room_image`` whose foot is in the image."""
+    feet = np.stack([ROOM_WALL_EDGES_X_M, np.full_like(ROOM_WALL_EDGES_X_M, ROOM_CAMERA_HEIGHT_M), np.full_like(ROOM_WALL_EDGES_X_M, ROOM_WALL_M)], 1)
+    level = feet @ _room_turn(yaw_deg).T
+    pixels = level @ camera_rotation(pitch_deg, roll_deg).T @ K.T
+    u, v = pixels[:, 0] / pixels[:, 2], pixels[:, 1] / pixels[:, 2]
+    seen = (u >= 0) & (u < ROOM_SIZE[0]) & (v >= 0) & (v < ROOM_SIZE[1])
+    return level[seen, 2]
 
 
 def room_image(
     pitch_deg: float, roll_deg: float, parts=("floor_x", "floor_z", "wall"), yaw_deg: float = 20.0, K: np.ndarray = ROOM_K, scale: int = 1
 ):
     """A line drawing of a room seen by a camera pitched and rolled (``camera_rotation``):
-    floor lines along two horizontal directions and a wall's vertical edges; ``scale`` times
+    floor lines along two horizontal directions and a wall's vertical edges and foot; ``scale`` times
     :data:`ROOM_SIZE` (K must match).
 
-    Returns the (H, W, 3) uint8 image and the true up direction (3,) in the camera frame."""
+    Returns the (H, W, 3) uint8 image and the true up direction (3,) in the camera frame.
+    ``room_wall_feet_ahead_m`` says how far ahead the wall's edges seen in it stand."""
     level_to_camera = camera_rotation(pitch_deg, roll_deg)
-    yaw = np.radians(yaw_deg)
-    turn = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    turn = _room_turn(yaw_deg)
     lines = []  # (start, end) in a floor frame: x, z horizontal, y down, floor at y = camera height
     h = ROOM_CAMERA_HEIGHT_M
     if "floor_x" in parts:
-        lines += [((x, h, 1.0), (x, h, 25.0)) for x in np.arange(-7.0, 8.0, 1.5)]
+        lines += [((x, h, 1.0), (x, h, ROOM_WALL_M)) for x in np.arange(-7.0, 8.0, 1.5)]  # up to the wall
     if "floor_z" in parts:
         lines += [((-9.0, h, z), (9.0, h, z)) for z in (2.5, 3.5, 5.0, 7.0, 10.0, 14.0)]
     if "wall" in parts:
-        lines += [((x, h, 16.0), (x, h - 4.0, 16.0)) for x in np.arange(-8.0, 9.0, 2.0)]
+        lines += [((x, h, ROOM_WALL_M), (x, h - 4.0, ROOM_WALL_M)) for x in ROOM_WALL_EDGES_X_M]
+        lines += [((-9.0, h, ROOM_WALL_M), (9.0, h, ROOM_WALL_M))]  # its foot
     image = Image.new("RGB", (ROOM_SIZE[0] * scale, ROOM_SIZE[1] * scale), (205, 200, 190))
     draw = ImageDraw.Draw(image)
     for start, end in lines:

@@ -123,6 +123,27 @@ def test_planar_floor_depth_from_people(body_model):
     assert 0.1 < estimate.confidence.max() <= 1.0 and estimate.confidence[floor].min() >= 0.3
 
 
+def test_planar_backdrop_stands_at_the_wall_the_lines_found_unless_people_are_behind_it(body_model):
+    from dataclasses import replace
+
+    from _people_on_floor import people_on_floor
+    from metrichmsr.scene.floor import image_rays
+
+    joints, _, truth = people_on_floor(body_model, [(-1.5, 5.0), (0.5, 8.0)], 1.4, pitch_deg=8.0)
+    true_floor_m = truth.depth_map(K, SIZE)
+    ahead_per_depth = image_rays(K, SIZE) @ truth.forward  # metres ahead per metre of depth
+
+    walled = PlanarDepth().estimate(IMAGE, K, joints, floor=replace(truth, wall_distance_m=20.0))
+    on_floor = true_floor_m * ahead_per_depth < 20.0
+    np.testing.assert_allclose(walled.depth_m[on_floor], true_floor_m[on_floor], rtol=1e-4)
+    np.testing.assert_allclose((walled.depth_m * ahead_per_depth)[~on_floor], 20.0, rtol=1e-4)
+    # A wall in front of the farthest person is not believed: the backdrop goes behind them.
+    fallback = PlanarDepth().estimate(IMAGE, K, joints, floor=replace(truth, wall_distance_m=6.0))
+    plain = PlanarDepth().estimate(IMAGE, K, joints, floor=truth)
+    np.testing.assert_array_equal(fallback.depth_m, plain.depth_m)
+    assert (plain.depth_m * ahead_per_depth).max() == pytest.approx(np.nanmax(joints @ truth.forward) + 2.0, rel=1e-4)
+
+
 def test_planar_without_people_gives_none():
     planar = PlanarDepth()
     assert planar.estimate(IMAGE, K) is None

@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_K, camera_rotation, people_on_floor, room_image
+from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_K, camera_rotation, people_on_floor, room_image, room_wall_feet_ahead_m
 from metrichmsr.body import JOINT_NAMES
 from metrichmsr.scene.floor import body_up_directions, camera_pitch_roll_deg, floor_from_people, foot_contacts
 
@@ -196,6 +196,12 @@ def test_pipeline_floor_takes_its_tilt_from_the_image_lines(body_model):
     assert from_bodies.up_source == "people" and angle_deg(from_bodies.up, truth.up) > 2.0
     assert from_lines.up_source == "lines" and angle_deg(from_lines.up, truth.up) < 0.3
     assert from_lines.camera_height_m == pytest.approx(ROOM_CAMERA_HEIGHT_M, abs=0.05)
+    # The room's wall is turned 20 degrees: its edges seen stand at several distances, and
+    # the floor ends at their nearer part.
+    feet_m = room_wall_feet_ahead_m(pitch_deg, roll_deg)
+    assert from_bodies.wall_distance_m is None
+    assert 0.98 * feet_m.min() < from_lines.wall_distance_m < np.median(feet_m)
+    assert from_lines.to_dict()["wall_distance_m"] == pytest.approx(from_lines.wall_distance_m, abs=1e-3)
     # A blank image has no lines: the bodies' floor stands.
     blank, _ = people_floor(people, np.full_like(image, 128), ROOM_K)
     np.testing.assert_allclose(blank.up, from_bodies.up)

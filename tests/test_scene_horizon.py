@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
+from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_WALL_M, camera_rotation, room_image, tilted
 from _people_on_floor import ROOM_K as K
 from _people_on_floor import ROOM_SIZE as SIZE
-from _people_on_floor import camera_rotation, room_image, tilted
-from metrichmsr.scene.horizon import detect_segments, up_from_lines
+from metrichmsr.scene.floor import FloorPlane
+from metrichmsr.scene.horizon import detect_segments, up_from_lines, wall_distance_m
 
 
 def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -20,14 +21,14 @@ def test_lines_give_the_up_direction_from_a_prior_degrees_off(parts, pitch_deg, 
     lines = up_from_lines(image, K, prior)
     assert lines is not None and lines.determined
     assert angle_deg(lines.up, true_up) < 0.3
-    assert (lines.vertical_segments > 0) == ("wall" in parts)
+    assert (len(lines.vertical) > 0) == ("wall" in parts)
 
 
 def test_one_horizontal_family_fixes_one_tilt_and_keeps_the_prior_s_other():
     image, true_up = room_image(15.0, 3.0, parts=("floor_z",), yaw_deg=0.0)
     prior = tilted(true_up, 5.0)  # wrong in roll and pitch both
     lines = up_from_lines(image, K, prior)
-    assert lines is not None and not lines.determined and lines.vertical_segments == 0
+    assert lines is not None and not lines.determined and len(lines.vertical) == 0
     # The lines run along the camera's x axis: the up must be perpendicular to it again...
     direction = camera_rotation(15.0, 3.0) @ np.array([1.0, 0.0, 0.0])
     assert abs(lines.up @ direction) < np.sin(np.radians(0.3)) < abs(prior @ direction)
@@ -62,3 +63,19 @@ def test_a_big_image_is_searched_shrunk_and_answers_in_its_own_pixels():
     big, true_up = room_image(8.0, -5.0, K=K_big, scale=3)
     lines = up_from_lines(big, K_big, tilted(true_up, 6.0))
     assert angle_deg(lines.up, true_up) < 0.3
+
+
+@pytest.mark.parametrize("pitch_deg, roll_deg", [(12.0, 4.0), (-3.0, -7.0)])
+def test_the_wall_stands_where_the_vertical_lines_meet_the_floor(pitch_deg, roll_deg):
+    """The room's wall faces the camera; the floor's planks run to it from 1 m ahead, some nearly vertical in the image."""
+    image, true_up = room_image(pitch_deg, roll_deg, yaw_deg=0.0)
+    lines = up_from_lines(image, K, tilted(true_up, 6.0))
+    floor = FloorPlane(lines.up, ROOM_CAMERA_HEIGHT_M)
+    # 16 m ahead of a camera 1.6 m up, a metre is 4 image pixels: the drawing's 3 px wide
+    # lines (an edge on each side) leave the feet a few pixels, i.e. a few percent, off.
+    assert wall_distance_m(lines, floor, K, beyond_m=6.0) == pytest.approx(ROOM_WALL_M, rel=0.08)
+    # Nothing stands behind someone further away than the wall.
+    assert wall_distance_m(lines, floor, K, beyond_m=17.0) is None
+    # Without a wall, nothing stands anywhere.
+    floor_only, _ = room_image(pitch_deg, roll_deg, parts=("floor_x", "floor_z"), yaw_deg=0.0)
+    assert wall_distance_m(up_from_lines(floor_only, K, tilted(true_up, 6.0)), floor, K, beyond_m=6.0) is None

@@ -11,7 +11,7 @@ output contract in DESIGN.md).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Mapping
 
@@ -30,7 +30,7 @@ from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, silhouet
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, placing_people
-from metrichmsr.scene.horizon import up_from_lines
+from metrichmsr.scene.horizon import up_from_lines, wall_distance_m
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
 SCHEMA = "metrichmsr.result/1"
@@ -174,7 +174,8 @@ def people_floor(
     :data:`MIN_FLOOR_PERSON_PX` tall never do. Given the (H, W, 3) image and its K, the
     floor's tilt is then taken from the image's vanishing points near the bodies' up
     (``scene.horizon.up_from_lines``) where it has enough straight lines; the people still
-    give its height.
+    give its height. The vertical lines' feet behind the people also say where the floor
+    ends (``FloorPlane.wall_distance_m``, the planar layout's backdrop).
 
     Returns (the floor or None, (N, 3) camera-frame foot contacts in metres with NaN rows for
     people who did not place the floor, or None without a floor).
@@ -190,6 +191,9 @@ def people_floor(
     if floor is not None and image is not None:
         lines = up_from_lines(image, K, floor.up, exclude_boxes=np.stack([p.bbox for p in people]))
         floor = floor if lines is None else floor_from_people(joints[tall], **place, scene_up=lines.up)
+        if lines is not None and floor is not None:
+            farthest_m = float(np.nanmax(joints @ floor.forward))
+            floor = replace(floor, wall_distance_m=wall_distance_m(lines, floor, K, beyond_m=farthest_m))
     if floor is None:
         return None, None
     contacts = foot_contacts(joints, floor.up)

@@ -85,6 +85,9 @@ def bench_scene(
     planar = PlanarDepth().estimate(scene.image, scene.K, people_joints, floor=floor) if floor is not None else None
     on_floor = floor_pixels(scene)
     planar_floor = abs_rel(planar.depth_m[on_floor], true_m[on_floor]) if planar is not None and on_floor.any() else None
+    # The floor alone rewards a backdrop pushed far away; the whole scene (people left out) does not.
+    in_scene = np.isfinite(true_m) & (scene.instance_ids < 0)
+    planar_scene = abs_rel(planar.depth_m[in_scene], true_m[in_scene]) if planar is not None and in_scene.any() else None
     # How far the fitted floor is off: its up direction, and the camera height above it.
     floor_up_err_deg = float(np.degrees(np.arccos(np.clip(floor.up @ scene.floor.up, -1.0, 1.0)))) if floor is not None else None
     camera_height_err = abs(floor.camera_height_m / scene.floor.camera_height_m - 1) if floor is not None else None
@@ -110,6 +113,8 @@ def bench_scene(
             "feet_to_floor_m": refined.feet_to_floor_m,
             "refine_s": refine_s,
             "planar_floor_absrel": planar_floor,
+            "planar_scene_absrel": planar_scene,
+            "wall_from_lines": floor is not None and floor.wall_distance_m is not None,
             "floor_up_err_deg": floor_up_err_deg,
             "camera_height_err": camera_height_err,
             "floor_up_from_lines": floor is not None and floor.up_source == "lines",
@@ -162,7 +167,8 @@ def markdown_table(rows: list[dict]) -> str:
 
 def summary_line(rows: list[dict]) -> str:
     """One line: refined AbsRel (scale+shift; drift, global vs refined), δ<1.25, feet-to-floor, time,
-    planar floor AbsRel and how far the fitted floor's up and camera height are off (medians)."""
+    planar floor AbsRel and how far the fitted floor's up and camera height are off (medians), and
+    the planar map's AbsRel over the whole scene (median)."""
     plain = [r for r in rows if r["case"] == "scale+shift"]
     drift = [r for r in rows if r["case"] == "scale+shift+drift"]
 
@@ -178,6 +184,8 @@ def summary_line(rows: list[dict]) -> str:
         f"planar floor AbsRel {pct(_median(plain, 'planar_floor_absrel'), 1)} (median; floor up off by "
         f"{_format(_median(plain, 'floor_up_err_deg'), '{:.1f} deg')}, camera height by {pct(_median(plain, 'camera_height_err'), 1)}; "
         f"up from lines in {pct(_mean(plain, 'floor_up_from_lines'), 0)} of scenes), "
+        f"planar scene AbsRel {pct(_median(plain, 'planar_scene_absrel'), 1)} (median, people left out; "
+        f"backdrop at the lines' wall in {pct(_mean(plain, 'wall_from_lines'), 0)} of scenes), "
         f"{len(plain)} scenes"
     )
 

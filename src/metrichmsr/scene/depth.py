@@ -155,8 +155,10 @@ class PlanarDepth:
       directions), else :func:`floor_from_people` of their joints; a floor pixel's depth is
       where its ray meets the plane;
     - backdrop: a vertical plane facing the camera (its normal the camera's forward axis made
-      horizontal), ``backdrop_margin_m`` behind the farthest person; it takes every pixel
-      whose ray meets it before the floor, which includes everything above the horizon.
+      horizontal, ``FloorPlane.forward``) where the image's vertical lines stand on the floor
+      (``floor.wall_distance_m``, from ``scene.horizon``) when that is behind the people,
+      else ``backdrop_margin_m`` behind the farthest person; it takes every pixel whose ray
+      meets it before the floor, which includes everything above the horizon.
 
     Confidence: on the floor ``0.3 + 0.6 exp(-(d / 3 m)^2)`` with ``d`` the distance along the
     floor to the nearest person's feet (a floor is rarely flat and level far from where it was
@@ -181,21 +183,12 @@ class PlanarDepth:
         if floor is None:
             return None
         joints = np.asarray(people_joints, dtype=np.float64)
-        forward = horizontal_forward(floor.up)
-        backdrop_m = float(np.nanmax(joints @ forward)) + self.backdrop_margin_m
+        farthest_m = float(np.nanmax(joints @ floor.forward))
+        wall_m = floor.wall_distance_m
+        backdrop_m = wall_m if wall_m is not None and wall_m > farthest_m else farthest_m + self.backdrop_margin_m
         depth_m, on_floor = planar_layout_depth(floor, backdrop_m, K, size)
         confidence = np.where(on_floor, _floor_confidence(floor, K, size, depth_m, foot_contacts(joints, floor.up)), 0.1)
         return DepthEstimate(depth_m, confidence.astype(np.float32), self.spec, floor, from_people=True)
-
-
-def horizontal_forward(up: np.ndarray) -> np.ndarray:
-    """(3,) unit: the camera's optical axis (0, 0, 1) with its component along ``up`` removed.
-
-    Undefined (NaN) for a camera looking straight up or down.
-    """
-    up = np.asarray(up, dtype=np.float64)
-    forward = np.array([0.0, 0.0, 1.0]) - up[2] * up
-    return forward / np.linalg.norm(forward)
 
 
 def planar_layout_depth(
@@ -214,7 +207,7 @@ def planar_layout_depth(
     """
     rays = image_rays(K, size)
     floor_m = floor.depth_map(K, size).astype(np.float64)
-    toward_backdrop = rays @ horizontal_forward(floor.up)
+    toward_backdrop = rays @ floor.forward
     with np.errstate(divide="ignore"):
         backdrop_depth_m = np.where(toward_backdrop > 1e-9, backdrop_m / toward_backdrop, np.inf)
     on_floor = floor_m < backdrop_depth_m

@@ -21,16 +21,27 @@ class FloorPlane:
         camera_height_m: height of the camera centre above the floor, metres (> 0).
         up_source: what gave ``up``: ``"people"`` (their bodies and feet) or ``"lines"`` (the
             image's vanishing points, ``scene.horizon``).
+        wall_distance_m: how far ahead (metres along :attr:`forward`) vertical lines stand on
+            the floor behind the people, where a far wall or building begins
+            (``scene.horizon.wall_distance_m``); None when unknown.
     """
 
     up: np.ndarray
     camera_height_m: float
     up_source: str = "people"
+    wall_distance_m: float | None = None
 
     @classmethod
     def level(cls, camera_height_m: float) -> "FloorPlane":
         """The floor under a level camera (no pitch, no roll)."""
         return cls(np.array([0.0, -1.0, 0.0]), float(camera_height_m))
+
+    @property
+    def forward(self) -> np.ndarray:
+        """(3,) unit: the camera's optical axis (0, 0, 1) made horizontal (its component
+        along ``up`` removed). Undefined (NaN) for a camera looking straight up or down."""
+        up = np.asarray(self.up, dtype=np.float64)
+        return unit(np.array([0.0, 0.0, 1.0]) - up[2] * up)
 
     def height_above(self, points: np.ndarray) -> np.ndarray:
         """Signed height (...,) metres of camera-frame points (..., 3) above the floor."""
@@ -52,6 +63,7 @@ class FloorPlane:
             "up": [round(float(v), 6) for v in self.up],
             "camera_height_m": round(float(self.camera_height_m), 4),
             "up_source": self.up_source,
+            "wall_distance_m": None if self.wall_distance_m is None else round(float(self.wall_distance_m), 3),
         }
 
 

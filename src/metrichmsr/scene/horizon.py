@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from scipy.optimize import minimize
 
-from metrichmsr.scene.floor import pixel_rays, unit
+from metrichmsr.scene.floor import FloorPlane, pixel_rays, unit
 
 #: Segments shorter than this fraction of the image diagonal are too imprecise to vote.
 MIN_SEGMENT_FRACTION = 0.02
@@ -57,6 +57,16 @@ TOLERANCE_DEG = 1.0
 #: Vanishing points looked for, and how many of the longest segments propose them (pairwise).
 MAX_POINTS = 5
 PROPOSING_SEGMENTS = 60
+#: A wall's foot (:func:`wall_distance_m`) needs this many vertical segments standing on the
+#: floor behind the people.
+MIN_WALL_FEET = 3
+WALL_FEET_QUANTILE = 0.25
+#: Feet nearer the horizon than this (pixels) say too little about their distance.
+MIN_FOOT_BELOW_HORIZON_PX = 10.0
+#: A vertical line carried down stops at an edge it crosses at more than this angle, or at
+#: one that crosses it this close above its end (LSD's ends are a pixel or two off).
+MIN_CROSSING_DEG = 20.0
+END_SLACK_PX = 3.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,8 @@ class LineUp:
 
     Attributes:
         up: (3,) unit vector against gravity, camera frame (OpenCV axes).
-        vertical_segments: how many segments met at the vertical vanishing point.
+        vertical: the segments that met at the vertical vanishing point (none without one).
+        others: every other segment found (floor edges, the foot of a wall, ...).
         horizontal_segments: per horizontal family found (0-2), how many met at its
             vanishing point on the horizon.
         determined: True when the lines fix both tilts (the vertical family, or two
@@ -98,7 +109,8 @@ class LineUp:
     """
 
     up: np.ndarray
-    vertical_segments: int
+    vertical: Segments
+    others: Segments
     horizontal_segments: tuple[int, ...]
     determined: bool
 
@@ -165,6 +177,53 @@ def up_from_lines(
     segments = detect_segments(image, K, exclude_boxes)
     points = vanishing_points(segments, K, np.hypot(image.shape[0], image.shape[1]))
     return up_from_vanishing_points(segments, points, unit(np.asarray(prior_up, dtype=np.float64)))
+
+
+def wall_distance_m(lines: LineUp, floor: FloorPlane, K: np.ndarray, beyond_m: float) -> float | None:
+    """How far ahead (metres along ``floor.forward``) vertical lines stand on the floor
+    beyond ``beyond_m``: where a room's far wall, a building or a row of poles begins.
+
+    A vertical segment's foot is where it meets the floor: its ray meets the floor plane
+    there. Its lower end often stops short (an edge fades toward the floor, a skirting board
+    or someone in front hides it), so the segment is carried down to the first other edge
+    it meets within its own length (the wall's foot, most often); one that meets none keeps
+    its end. Feet still short of the floor lie too far, so the answer is the lower quartile
+    (:data:`WALL_FEET_QUANTILE`) of the feet beyond ``beyond_m`` (of an oblique wall, its
+    nearer part), counting only feet at least :data:`MIN_FOOT_BELOW_HORIZON_PX` below the
+    horizon. None with fewer than :data:`MIN_WALL_FEET` such feet.
+    """
+    vertical, up = lines.vertical, np.asarray(floor.up, dtype=np.float64)
+    vanishing = np.asarray(K, dtype=np.float64) @ up
+    upward = vanishing[:2] - vertical.midpoint * vanishing[2]  # (V, 2) image direction of up at each midpoint
+    toward_foot = -np.sign(np.sum(vertical.direction * upward, axis=1))
+    down = toward_foot[:, None] * vertical.direction
+    feet = _carried_down(vertical.midpoint + 0.5 * vertical.length[:, None] * down, down, vertical.length, lines.others)
+    rays = pixel_rays(K, feet[:, 0], feet[:, 1])
+    descent = -(rays @ up)  # a ray meets the floor only if it goes down
+    # A foot a pixel or two off moves its distance by more than a fifth this close to the horizon.
+    below_horizon_px = K[1, 1] * np.tan(np.arcsin(np.clip(descent / np.linalg.norm(rays, axis=1), -1.0, 1.0)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ahead = np.where(below_horizon_px >= MIN_FOOT_BELOW_HORIZON_PX, floor.camera_height_m / descent, np.nan) * (rays @ floor.forward)
+    ahead = ahead[np.isfinite(ahead) & (ahead > beyond_m)]
+    return float(np.quantile(ahead, WALL_FEET_QUANTILE)) if len(ahead) >= MIN_WALL_FEET else None
+
+
+def _carried_down(ends: np.ndarray, down: np.ndarray, reach: np.ndarray, edges: Segments) -> np.ndarray:
+    """(V, 2) pixels: each end (V, 2) moved along its unit image direction ``down`` (V, 2) to
+    the first of ``edges`` it crosses within ``reach`` (V,) pixels (or :data:`END_SLACK_PX`
+    above the end), at more than :data:`MIN_CROSSING_DEG` to it; ends that cross none stay."""
+    a = edges.midpoint - 0.5 * edges.length[:, None] * edges.direction  # (E, 2) each edge's first end
+    span = edges.length[:, None] * edges.direction  # (E, 2) first end -> second end
+    offset = a[None] - ends[:, None]  # (V, E, 2)
+    # ends + t down = a + s span: Cramer's rule for (t, s).
+    det = span[None, :, 0] * down[:, None, 1] - span[None, :, 1] * down[:, None, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (span[None, :, 0] * offset[..., 1] - span[None, :, 1] * offset[..., 0]) / det
+        s = (down[:, None, 0] * offset[..., 1] - down[:, None, 1] * offset[..., 0]) / det
+    crossing = np.abs(det) > np.sin(np.radians(MIN_CROSSING_DEG)) * edges.length[None]
+    hit = crossing & (s >= 0) & (s <= 1) & (t >= -END_SLACK_PX) & (t <= reach[:, None])
+    first = np.where(hit, t, np.inf).min(axis=1, initial=np.inf)
+    return ends + np.where(np.isfinite(first), first, 0.0)[:, None] * down
 
 
 def vanishing_points(segments: Segments, K: np.ndarray, diagonal_px: float, max_points: int = MAX_POINTS) -> list[np.ndarray]:
@@ -300,9 +359,11 @@ def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior
     tilt = minimize(misfit, start_tilt, method="Nelder-Mead", options=dict(initial_simplex=simplex, xatol=1e-6, fatol=1e-12)).x
     vertical = [f for f in agreeing if f.vertical]
     horizontal = [f for f in agreeing if not f.vertical]
+    in_vertical = np.any([f.mask for f in vertical], axis=0) if vertical else np.zeros(len(segments), dtype=bool)
     return LineUp(
         up=unit(prior_up + tilt[0] * e1 + tilt[1] * e2),
-        vertical_segments=sum(int(f.mask.sum()) for f in vertical),
+        vertical=segments.subset(in_vertical),
+        others=segments.subset(~in_vertical),
         horizontal_segments=tuple(int(f.mask.sum()) for f in horizontal),
         determined=bool(vertical) or len(horizontal) >= 2,
     )
