@@ -21,6 +21,11 @@ vanishing point's ray, and is perpendicular to every horizontal family's ray.
    held to the prior only along the tilt the lines leave free (one horizontal family fixes
    one tilt, not two).
 
+4. Where the floor ends (:func:`wall_distance_m`): the vertical family's segments, carried
+   down to the edge they stand on, meet the floor plane at their feet; the nearer feet
+   behind the people give the distance of the wall (or building) the planar layout closes
+   the floor with.
+
 Outdoors without lines, or where people cover the scene, nothing is found (``None``) and
 the caller keeps the bodies' up.
 """
@@ -58,7 +63,7 @@ TOLERANCE_DEG = 1.0
 MAX_POINTS = 5
 PROPOSING_SEGMENTS = 60
 #: A wall's foot (:func:`wall_distance_m`) needs this many vertical segments standing on the
-#: floor behind the people.
+#: floor behind the people, and lies at this quantile of their distances.
 MIN_WALL_FEET = 3
 WALL_FEET_QUANTILE = 0.25
 #: Feet nearer the horizon than this (pixels) say too little about their distance.
