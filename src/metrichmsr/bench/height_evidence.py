@@ -43,9 +43,9 @@ def adult_bodies(body: BodyModel, n: int, seed: int) -> tuple[np.ndarray, np.nda
         for start in range(0, n, 512):
             m = min(512, n - start)
             phenotype = sample_phenotypes(body, m, generator)
-            pose = (phenotype, torch.zeros(m, len(POSE_BONES), 3), torch.eye(3).expand(m, 3, 3), torch.zeros(m, 3))
-            joints.append(body.joints(*pose)[..., :2].double().numpy())  # camera x right, y down: the frontal view
-            heights.append(body.standing_height(body(*pose).rest_vertices).double().numpy())
+            rest = body(phenotype, torch.zeros(m, len(POSE_BONES), 3), torch.eye(3).expand(m, 3, 3), torch.zeros(m, 3))
+            joints.append(rest.joints[..., :2].double().numpy())  # camera x right, y down: the frontal view
+            heights.append(body.standing_height(rest.rest_vertices).double().numpy())
             phenotypes.append(phenotype.double().numpy())
     phenotype = np.concatenate(phenotypes)
     adult = phenotype[:, PHENOTYPE_NAMES.index("age")] >= ADULT_AGE

@@ -52,11 +52,13 @@ class FloorPlane:
 
         size: (W, H) pixels.
         """
-        rays = image_rays(K, size)
-        down = -(rays @ np.asarray(self.up, dtype=np.float64))  # how fast each ray descends per metre of depth
+        return self.ray_depth(image_rays(K, size)).astype(np.float32)
+
+    def ray_depth(self, rays: np.ndarray) -> np.ndarray:
+        """(...) float64 depth (z, metres) where camera rays (..., 3) with z = 1 meet the floor; inf where they miss it."""
+        down = -(np.asarray(rays) @ np.asarray(self.up, dtype=np.float64))  # how fast each ray descends per metre of depth
         with np.errstate(divide="ignore"):
-            depth = np.where(down > 1e-9, self.camera_height_m / down, np.inf)
-        return depth.astype(np.float32)
+            return np.where(down > 1e-9, self.camera_height_m / down, np.inf)
 
     def to_dict(self) -> dict:
         return {

@@ -204,11 +204,10 @@ def wall_distance_m(lines: LineUp, floor: FloorPlane, K: np.ndarray, beyond_m: f
     down = toward_foot[:, None] * vertical.direction
     feet = _carried_down(vertical.midpoint + 0.5 * vertical.length[:, None] * down, down, vertical.length, lines.others)
     rays = pixel_rays(K, feet[:, 0], feet[:, 1])
-    descent = -(rays @ up)  # a ray meets the floor only if it goes down
     # A foot a pixel or two off moves its distance by more than a fifth this close to the horizon.
-    below_horizon_px = K[1, 1] * np.tan(np.arcsin(np.clip(descent / np.linalg.norm(rays, axis=1), -1.0, 1.0)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ahead = np.where(below_horizon_px >= MIN_FOOT_BELOW_HORIZON_PX, floor.camera_height_m / descent, np.nan) * (rays @ floor.forward)
+    sine_below_horizon = np.clip(-(rays @ up) / np.linalg.norm(rays, axis=1), -1.0, 1.0)
+    below_horizon_px = K[1, 1] * np.tan(np.arcsin(sine_below_horizon))
+    ahead = np.where(below_horizon_px >= MIN_FOOT_BELOW_HORIZON_PX, floor.ray_depth(rays), np.nan) * (rays @ floor.forward)
     ahead = ahead[np.isfinite(ahead) & (ahead > beyond_m)]
     return float(np.quantile(ahead, WALL_FEET_QUANTILE)) if len(ahead) >= MIN_WALL_FEET else None
 

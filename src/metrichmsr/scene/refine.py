@@ -158,8 +158,8 @@ def human_anchors(
         if floor is None:
             depth[v, u] = contact[2]
         else:
-            down = -(pixel_rays(K, u, v) @ floor.up)
-            depth[v, u] = np.where(down > 1e-9, floor.camera_height_m / np.maximum(down, 1e-9), np.nan)
+            on_floor_m = floor.ray_depth(pixel_rays(K, u, v))
+            depth[v, u] = np.where(np.isfinite(on_floor_m), on_floor_m, np.nan)
         group[v, u] = person
         is_contact[v, u] = True
     group[~np.isfinite(depth)] = -1
