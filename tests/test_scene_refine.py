@@ -95,12 +95,33 @@ def test_a_person_the_estimator_got_wrong_counts_little(scene):
 def test_one_person_close_together_fits_a_scale_only():
     gt, people_depth_m, ids, contacts = cutout_scene([(0.5, 5.0)])
     anchors = human_anchors(K, people_depth_m, ids, contacts, FLOOR)
-    result = refine_depth(corrupt(gt, 0.7, 0.3), anchors)
+    result = refine_depth(corrupt(gt, 0.7, 0.3), anchors, floor_reach=None)
     # A single person spans too little depth to tell a shift from a scale: no shift is fitted,
     # and the scale makes that person right.
     assert result.shift_m == 0.0
     assert result.mode == "global"
+    assert result.floor_anchors == 0
     assert np.nanmedian(np.abs(result.depth_m - gt)[anchors.group >= 0]) < 0.02
+
+
+def test_the_open_floor_tells_a_shift_from_a_scale_with_one_person():
+    gt, people_depth_m, ids, contacts = cutout_scene([(0.5, 5.0)])
+    anchors = human_anchors(K, people_depth_m, ids, contacts, FLOOR)
+    result = refine_depth(corrupt(gt, 0.7, 0.3), anchors)
+    assert result.floor_anchors > 1000
+    assert result.scale == pytest.approx(1 / 0.7, rel=0.01)
+    assert result.shift_m == pytest.approx(-0.3 / 0.7, abs=0.02)
+    assert abs_rel(result.depth_m, gt) < 0.005
+
+
+def test_a_wall_close_behind_one_person_is_not_taken_for_the_floor():
+    gt, people_depth_m, ids, contacts = cutout_scene([(0.5, 5.0)])
+    gt = np.fmin(np.full_like(gt, 6.0), people_depth_m)  # a fronto-parallel wall hides the floor
+    anchors = human_anchors(K, people_depth_m, ids, contacts, FLOOR)
+    result = refine_depth(corrupt(gt, 0.7, 0.3), anchors)
+    # Only the wall's foot matches the floor's depth: it spans too little depth for a shift.
+    assert result.shift_m == 0.0
+    assert result.scale == pytest.approx(refine_depth(corrupt(gt, 0.7, 0.3), anchors, floor_reach=None).scale, rel=0.02)
 
 
 def test_too_few_anchors_leave_the_depth_unchanged():

@@ -110,6 +110,7 @@ def bench_scene(
             "refined_absrel": abs_rel(refined.depth_m, true_m),
             "refined_delta1": delta1(refined.depth_m, true_m),
             "spatial": refined.mode == "spatial",
+            "floor_anchored": refined.floor_anchors > 0,
             "feet_to_floor_m": refined.feet_to_floor_m,
             "refine_s": refine_s,
             "planar_floor_absrel": planar_floor,
@@ -166,7 +167,8 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def summary_line(rows: list[dict]) -> str:
-    """One line: refined AbsRel (scale+shift; drift, global vs refined), δ<1.25, feet-to-floor, time,
+    """One line: refined AbsRel (scale+shift; drift, global vs refined), δ<1.25, how often the
+    open floor was anchored, feet-to-floor, time,
     planar floor AbsRel and how far the fitted floor's up and camera height are off (medians), and
     the planar map's AbsRel over the whole scene (median)."""
     plain = [r for r in rows if r["case"] == "scale+shift"]
@@ -179,6 +181,7 @@ def summary_line(rows: list[dict]) -> str:
         f"summary: scale+shift AbsRel {pct(_mean(plain, 'refined_absrel'))}, "
         f"drift AbsRel global {pct(_mean(drift, 'global_absrel'))} -> refined {pct(_mean(drift, 'refined_absrel'))}, "
         f"δ<1.25 {_format(_mean(rows, 'refined_delta1'), '{:.3f}')}, "
+        f"open floor anchored in {pct(_mean(rows, 'floor_anchored'), 0)} of fits, "
         f"feet-to-floor {_format(_scaled(100, _median(rows, 'feet_to_floor_m')), '{:.1f} cm')}, "
         f"refine {_format(_scaled(1000, _median(rows, 'refine_s')), '{:.0f} ms')}, "
         f"planar floor AbsRel {pct(_median(plain, 'planar_floor_absrel'), 1)} (median; floor up off by "

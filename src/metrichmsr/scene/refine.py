@@ -2,7 +2,11 @@
 
 The people are metric rulers standing in the scene (MetricHMSR's third idea). Their rendered
 z-buffer on their visible pixels, and the floor under their feet, are *anchors*: pixels whose
-metric depth is known. A monocular depth map ``d`` is corrected to ``s(u, v) d + t(u, v)``:
+metric depth is known. So is the open floor, once the people have placed the floor plane
+(``scene.floor``): the pixels where the depth map, under the people's scale, shows that
+plane are anchors too. They run from near the camera to beyond the people, so even one
+person and the floor tell a shift from a scale, which a person alone (all at one depth)
+cannot. A monocular depth map ``d`` is corrected to ``s(u, v) d + t(u, v)``:
 
 1. **Global fit.** One scale ``s`` (and a shift ``t`` when the anchors span enough depth to
    tell the two apart), by iteratively reweighted least squares on the relative residual
@@ -16,8 +20,8 @@ metric depth is known. A monocular depth map ``d`` is corrected to ``s(u, v) d +
    linearly) and a pull toward the global fit (which keeps nodes no anchor reaches
    determined).
 3. **Held-out check.** The field is kept only if it predicts held-out anchors (whole people
-   with their feet, or, with fewer than three people, blocks of pixels) better than the
-   global fit does; the smoothness and pull weights are chosen by the same check.
+   with their feet, or the open floor) better than the global fit does; the smoothness and
+   pull weights are chosen by the same check. It is tried with three people or more.
 
 All depths are camera-frame z (OpenCV axes) in metres; images are (H, W); K is (3, 3).
 """
@@ -54,6 +58,19 @@ SPATIAL_GAIN = 0.9
 SPATIAL_MARGIN = 0.005
 #: The field may not stray further than this factor from the global fit (safety far from anchors).
 MAX_FIELD_RATIO = 2.0
+#: Open-floor anchors (:func:`_floor_samples`): at most this many pixels, kept within these
+#: relative distances of the plane in turn; the floor must be this share of the candidates
+#: and this many pixels, spreading in depth by this much (a wall or a table top matches the
+#: plane along one band of depths: 0.19 for a wall 1 m behind a person; the synthetic rooms'
+#: floors spread by 0.34 or more in 95% of images). For the shift it counts as two people: its depths run from the
+#: camera's feet to beyond the people, which is what tells a shift from a scale.
+FLOOR_SAMPLES = 4000
+FLOOR_TOLERANCES = (0.25, 0.12)
+MIN_FLOOR_SHARE = 0.1
+MIN_FLOOR_SAMPLES = 200
+MIN_FLOOR_SPREAD = 0.3
+FLOOR_COUNTS_AS = 2
+FLOOR_WEIGHT = 1.0
 #: Candidate (smoothness, pull) weights per person-group, tried on held-out anchors.
 _REGULARISATION = tuple((smooth, pull) for smooth in (0.03, 0.3, 3.0) for pull in (1e-3, 1e-1))
 
@@ -194,7 +211,8 @@ class DepthRefinement:
         feet_to_floor_m: median over the people of |:func:`feet_to_floor_m`| on the refined
             depth (feet height above the scene surface around them, metres); None without
             contacts or a floor.
-        anchors: number of anchor pixels used.
+        anchors: number of anchor pixels used (the open floor's included).
+        floor_anchors: how many of them lie on the open floor (:func:`_floor_samples`).
     """
 
     depth_m: np.ndarray
@@ -209,6 +227,7 @@ class DepthRefinement:
     scale_field: np.ndarray | None = field(default=None, repr=False)
     shift_field_m: np.ndarray | None = field(default=None, repr=False)
     feet_to_floor_m: float | None = None
+    floor_anchors: int = 0
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no arrays): what ``result.json``'s ``scene`` records."""
@@ -219,6 +238,7 @@ class DepthRefinement:
             "residual_before_m": _round(self.residual_before_m, 4),
             "residual_after_m": _round(self.residual_after_m, 4),
             "anchors": self.anchors,
+            "floor_anchors": self.floor_anchors,
             "holdout_error_global": _round(self.holdout_error_global, 5),
             "holdout_error_spatial": _round(self.holdout_error_spatial, 5),
             "feet_to_floor_m": _round(self.feet_to_floor_m, 4),
@@ -238,6 +258,7 @@ def refine_depth(
     grid_nodes: int = 9,
     max_anchors: int = 20_000,
     min_anchors: int = 50,
+    floor_reach: float | None = 2.0,
 ) -> DepthRefinement:
     """Calibrate a depth map against human anchors (see the module docstring).
 
@@ -252,6 +273,9 @@ def refine_depth(
         grid_nodes: control nodes along the image's longer side (the shorter side in proportion).
         max_anchors: anchors used at most (a seeded subsample keeps each person's weight).
         min_anchors: with fewer usable anchors nothing is fitted (mode ``none``).
+        floor_reach: also anchor on the open floor the depth map shows, out to this many times
+            the farthest foot contact's depth (:func:`_floor_samples`); None: only the people
+            and the floor under their feet.
     """
     depth_m = np.asarray(depth_m, dtype=np.float32)
     if depth_m.shape != anchors.depth_m.shape:
@@ -263,10 +287,15 @@ def refine_depth(
         refined = np.where(depth_m > 0, depth_m, np.nan).astype(np.float32)
         return DepthRefinement(refined, "none", 1.0, 0.0, before, before, len(data.target),
                                feet_to_floor_m=_median_feet_to_floor(refined, anchors))  # fmt: skip
-    if fit_shift is None:
-        p10, p50, p90 = weighted_quantiles(data.target, data.weight, (0.1, 0.5, 0.9))
-        fit_shift = len(np.unique(data.group)) >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD and (p90 - p10) / p50 >= MIN_SHIFT_SPREAD
     unit_m = float(np.median(data.target))  # shifts are solved in units of this, for conditioning
+    people = len(np.unique(data.group))
+    on_people = data
+    floor = _floor_samples(depth_m, anchors, data, floor_reach, unit_m) if floor_reach else None
+    if floor is not None:
+        data = _concat(data, floor)
+    if fit_shift is None:
+        witnesses = people + (FLOOR_COUNTS_AS if floor is not None else 0)
+        fit_shift = witnesses >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD and any(_spread(a) >= MIN_SHIFT_SPREAD for a in (data, floor) if a is not None)
 
     # 1. Global fit: the same solver on a single node.
     one_node = _Grid(1, 1, width, height)
@@ -277,9 +306,9 @@ def refine_depth(
     mode: RefineMode = "global"
     holdout_global = holdout_spatial = None
     scale_field = shift_field = None
-    if spatial and len(np.unique(data.group)) >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD:
+    if spatial and people >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD:
         grid = _Grid.for_image(width, height, grid_nodes)
-        folds = np.unique(data.group, return_inverse=True)[1]  # leave one person out
+        folds = np.unique(data.group, return_inverse=True)[1]  # leave one person (or the open floor) out
         fields = _FieldModel(data, grid, fit_shift, unit_m, folds)
         holdout_global, scores = _holdout_errors(_FieldModel(data, one_node, fit_shift, unit_m, folds), fields)
         best = int(np.argmin(scores))
@@ -297,11 +326,11 @@ def refine_depth(
         refined = scale_map * depth_m + shift_map
     refined = np.where(refined > 0, refined, np.nan).astype(np.float32)
 
-    rows, cols = data.pixels
-    after = weighted_median(np.abs(np.nan_to_num(refined[rows, cols], nan=np.inf) - data.target), data.weight)
+    rows, cols = on_people.pixels  # the residuals compare like with like: the people's anchors
+    after = weighted_median(np.abs(np.nan_to_num(refined[rows, cols], nan=np.inf) - on_people.target), on_people.weight)
     return DepthRefinement(
         refined, mode, scale, shift_m, before, after, len(data.target), holdout_global, holdout_spatial,
-        scale_field, shift_field, _median_feet_to_floor(refined, anchors),
+        scale_field, shift_field, _median_feet_to_floor(refined, anchors), 0 if floor is None else len(floor.target),
     )  # fmt: skip
 
 
@@ -333,6 +362,58 @@ def _anchor_samples(depth_m: np.ndarray, anchors: Anchors, max_anchors: int) -> 
         weight *= full[group] / kept[group]
     return _Samples(depth_m[rows, cols].astype(np.float64), anchors.depth_m[rows, cols].astype(np.float64),
                     weight, group, (rows, cols))  # fmt: skip
+
+
+def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reach: float, unit_m: float) -> _Samples | None:
+    """Anchors on the open floor: pixels whose depth, under the people's fit, is the floor plane's.
+
+    Candidates are pixels off the people whose floor ray meets the plane within ``reach`` times
+    the farthest foot contact's depth (beyond it a small error in the floor's tilt grows
+    large). Which of them show the floor, and not a table or a wall in front of it, is decided
+    from the depth map itself: starting from the people's median scale, the pixels within
+    each of :data:`FLOOR_TOLERANCES` of the plane are kept and scale and shift refitted on
+    the people and them together. None when the floor is not a large part of what the depth
+    map shows (:data:`MIN_FLOOR_SHARE`), when what matches it spans little depth
+    (:data:`MIN_FLOOR_SPREAD`), or without contacts.
+    """
+    contacts = anchors.contacts_m[np.all(np.isfinite(anchors.contacts_m), axis=1)] if len(anchors.contacts_m) else anchors.contacts_m
+    if anchors.floor is None or not len(contacts):
+        return None
+    rows, cols = np.nonzero(np.isfinite(depth_m) & (depth_m > 0) & ~anchors.on_people & (anchors.group < 0))
+    rng = np.random.default_rng(1)
+    picked = rng.choice(len(rows), min(len(rows), 4 * FLOOR_SAMPLES), replace=False)
+    rows, cols = rows[picked], cols[picked]
+    floor_m = anchors.floor.ray_depth(pixel_rays(anchors.K, cols, rows))
+    near = np.isfinite(floor_m) & (floor_m <= reach * float(np.max(contacts[:, 2])))
+    picked = rng.permutation(np.flatnonzero(near))[:FLOOR_SAMPLES]
+    rows, cols, floor_m = rows[picked], cols[picked], floor_m[picked]
+    source_m = depth_m[rows, cols].astype(np.float64)
+    one_node = _Grid(1, 1, *depth_m.shape[::-1])
+    scale, shift_m = weighted_median(people.target / people.depth, people.weight), 0.0
+    group = int(people.group.max()) + 1
+    for tolerance in FLOOR_TOLERANCES:
+        on_floor = np.abs((scale * source_m + shift_m) / floor_m - 1) < tolerance
+        count = int(on_floor.sum())
+        if count < MIN_FLOOR_SHARE * len(floor_m) or count < MIN_FLOOR_SAMPLES:
+            return None
+        floor = _Samples(source_m[on_floor], floor_m[on_floor], np.full(count, FLOOR_WEIGHT / count), np.full(count, group),
+                         (rows[on_floor], cols[on_floor]))  # fmt: skip
+        _, nodes = _fit_global(_concat(people, floor), one_node, True, unit_m)
+        scale, shift_m = float(nodes[0]), float(nodes[1] * unit_m)
+    return floor if _spread(floor) >= MIN_FLOOR_SPREAD else None
+
+
+def _spread(samples: _Samples) -> float:
+    """How far the anchors' depths spread: (90th - 10th percentile) / median."""
+    p10, p50, p90 = weighted_quantiles(samples.target, samples.weight, (0.1, 0.5, 0.9))
+    return (p90 - p10) / p50
+
+
+def _concat(first: _Samples, second: _Samples) -> _Samples:
+    """The anchors of both (robust weights dropped: they are the global fit's, made afterwards)."""
+    arrays = [np.concatenate([x, y]) for x, y in zip((first.depth, first.target, first.weight, first.group),
+                                                     (second.depth, second.target, second.weight, second.group))]  # fmt: skip
+    return _Samples(*arrays, tuple(np.concatenate([x, y]) for x, y in zip(first.pixels, second.pixels)))
 
 
 @dataclass(frozen=True)
