@@ -114,6 +114,18 @@ def test_the_open_floor_tells_a_shift_from_a_scale_with_one_person():
     assert abs_rel(result.depth_m, gt) < 0.005
 
 
+def test_two_people_and_the_open_floor_fit_a_drift():
+    gt, people_depth_m, ids, contacts = cutout_scene([(0.2, 4.0), (0.8, 6.0)])
+    anchors = human_anchors(K, people_depth_m, ids, contacts, FLOOR)
+    corrupted = corrupt(gt, 1.3, 0.2, drift=0.2)
+    spatial = refine_depth(corrupted, anchors)
+    only_global = refine_depth(corrupted, anchors, spatial=False)
+    assert spatial.mode == "spatial" and spatial.floor_anchors > 1000
+    assert abs_rel(spatial.depth_m, gt) < 0.5 * abs_rel(only_global.depth_m, gt)
+    # Two people alone are too few for a field.
+    assert refine_depth(corrupted, anchors, floor_reach=None).mode == "global"
+
+
 def test_a_wall_close_behind_one_person_is_not_taken_for_the_floor():
     gt, people_depth_m, ids, contacts = cutout_scene([(0.5, 5.0)])
     gt = np.fmin(np.full_like(gt, 6.0), people_depth_m)  # a fronto-parallel wall hides the floor

@@ -67,10 +67,12 @@ def bench_scene(
     vertices (N, V, 3) and joints (N, 23, 3), camera frame (the true ones, or recovered ones).
 
     ``floor_and_contacts``: the (floor, (N, 3) contacts) the pipeline found for recovered
-    people (``pipeline.people_floor``); default: fitted from the joints alone, as for true bodies.
+    people (``pipeline.people_floor``); default: fitted from the joints, tilted by the image's
+    lines where they say (``scene.horizon.up_from_lines``), as for true bodies.
     """
     from metrichmsr.scene.depth import PlanarDepth
     from metrichmsr.scene.floor import floor_from_people, foot_contacts
+    from metrichmsr.scene.horizon import up_from_lines
     from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth
 
     true_m = np.where(np.isfinite(scene.depth_m), scene.depth_m, np.nan).astype(np.float32)
@@ -80,6 +82,9 @@ def bench_scene(
 
     if floor_and_contacts is None:
         floor = floor_from_people(people_joints)
+        # Tilted by the image's lines where they say, as the pipeline does (pipeline.people_floor).
+        lines = up_from_lines(scene.image, scene.K, floor.up, exclude_boxes=scene.boxes) if floor is not None else None
+        floor = floor if lines is None else floor_from_people(people_joints, scene_up=lines.up)
         floor_and_contacts = (floor, foot_contacts(people_joints, floor.up) if floor is not None else None)
     floor, contacts = floor_and_contacts
     planar = PlanarDepth().estimate(scene.image, scene.K, people_joints, floor=floor) if floor is not None else None

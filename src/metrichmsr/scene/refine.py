@@ -50,8 +50,9 @@ ROBUST_SCALE = 0.05
 #: Fit a shift only when the anchors' depths spread by at least this fraction of their median
 #: (10th to 90th percentile); closer anchors cannot tell a shift from a scale.
 MIN_SHIFT_SPREAD = 0.5
-#: A shift and a spatial field need anchors from this many people: with two, each person's own
-#: depth error (5-10% for recovered people) is fitted exactly and amplified away from them.
+#: A shift and a spatial field need anchors from this many people (or fewer and the open
+#: floor, below): with two, each person's own depth error (5-10% for recovered people) is
+#: fitted exactly and amplified away from them.
 MIN_PEOPLE_FOR_SHIFT_OR_FIELD = 3
 #: The spatial field must beat the global fit on held-out anchors by this factor and margin.
 SPATIAL_GAIN = 0.9
@@ -62,14 +63,17 @@ MAX_FIELD_RATIO = 2.0
 #: relative distances of the plane in turn; the floor must be this share of the candidates
 #: and this many pixels, spreading in depth by this much (a wall or a table top matches the
 #: plane along one band of depths: 0.19 for a wall 1 m behind a person; the synthetic rooms'
-#: floors spread by 0.34 or more in 95% of images). For the shift it counts as two people: its depths run from the
-#: camera's feet to beyond the people, which is what tells a shift from a scale.
+#: floors spread by 0.34 or more in 95% of images). For the shift it counts as two people:
+#: its depths run from the camera's feet to beyond the people, which is what tells a shift
+#: from a scale. For the spatial field it counts as one: one person and the floor would let
+#: the field bend wherever that person is off.
 FLOOR_SAMPLES = 4000
 FLOOR_TOLERANCES = (0.25, 0.12)
 MIN_FLOOR_SHARE = 0.1
 MIN_FLOOR_SAMPLES = 200
 MIN_FLOOR_SPREAD = 0.3
 FLOOR_COUNTS_AS = 2
+#: The open floor's pixels share this weight in the fits (each person's share 2: body and feet).
 FLOOR_WEIGHT = 1.0
 #: Candidate (smoothness, pull) weights per person-group, tried on held-out anchors.
 _REGULARISATION = tuple((smooth, pull) for smooth in (0.03, 0.3, 3.0) for pull in (1e-3, 1e-1))
@@ -267,9 +271,12 @@ def refine_depth(
             non-positive = unknown.
         anchors: from :func:`human_anchors`, same (H, W).
         spatial: try the spatially varying fit (with anchors from :data:`MIN_PEOPLE_FOR_SHIFT_OR_FIELD`
-            people or more; kept only if it wins on held-out people).
+            people or more, the open floor counting as one; kept only if it wins on held-out
+            people and floor).
         fit_shift: fit a shift as well as a scale; None decides from the anchors' depth
-            spread (:data:`MIN_SHIFT_SPREAD`) and the number of people (:data:`MIN_PEOPLE_FOR_SHIFT_OR_FIELD`).
+            spread (:data:`MIN_SHIFT_SPREAD`, the people's or the open floor's) and the number
+            of people (:data:`MIN_PEOPLE_FOR_SHIFT_OR_FIELD`, the open floor counting as
+            :data:`FLOOR_COUNTS_AS`).
         grid_nodes: control nodes along the image's longer side (the shorter side in proportion).
         max_anchors: anchors used at most (a seeded subsample keeps each person's weight).
         min_anchors: with fewer usable anchors nothing is fitted (mode ``none``).
@@ -306,7 +313,7 @@ def refine_depth(
     mode: RefineMode = "global"
     holdout_global = holdout_spatial = None
     scale_field = shift_field = None
-    if spatial and people >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD:
+    if spatial and people + (floor is not None) >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD:
         grid = _Grid.for_image(width, height, grid_nodes)
         folds = np.unique(data.group, return_inverse=True)[1]  # leave one person (or the open floor) out
         fields = _FieldModel(data, grid, fit_shift, unit_m, folds)
