@@ -113,6 +113,7 @@ def test_a_wrongly_scaled_depth_map_is_corrected_by_the_people(recoverer, scene,
     refinement = result.scene.summary["refinement"]
     assert refinement["mode"] in ("global", "spatial")
     assert refinement["residual_after_m"] < refinement["residual_before_m"]
+    assert refinement["floor_anchors"] > 0  # the room's floor, seen between the people
     abs_rel = np.nanmean(np.abs(result.scene.depth_m / scene.depth_m - 1))
     assert abs_rel < 0.06  # from ~45% before
     recoverer.save(result, tmp_path / "out")
