@@ -199,6 +199,29 @@ class BodyModel(torch.nn.Module):
         )
         return to_camera(joints), to_camera(out["vertices"][:, self._surface_index])
 
+    @torch.no_grad()
+    def younger_for_height(self, phenotype: torch.Tensor, height_m: torch.Tensor, steps: int = 33) -> torch.Tensor:
+        """The phenotypes (N, 6), each with only its age lowered, whose standing heights are
+        ``height_m`` (N,) metres: what a body shorter than recovered is taken to be (a child
+        read as an adult). Ages are searched on a grid of ``steps`` from 0 to the given age
+        and interpolated; a height above the given body's keeps it, one below the youngest
+        body's gets age 0."""
+        n = len(phenotype)
+        age = phenotype[:, PHENOTYPE_NAMES.index("age")]
+        grid = age[:, None] * torch.linspace(0.0, 1.0, steps, device=phenotype.device)  # (N, S)
+        candidates = phenotype[:, None].repeat(1, steps, 1)
+        candidates[..., PHENOTYPE_NAMES.index("age")] = grid
+        flat = candidates.reshape(n * steps, -1)
+        rest = self(flat, torch.zeros(n * steps, len(POSE_BONES), 3, device=flat.device),
+                    torch.eye(3, device=flat.device).expand(n * steps, 3, 3), torch.zeros(n * steps, 3, device=flat.device))  # fmt: skip
+        # Bodies grow with age and shrink a little when old: the tallest so far, made strictly increasing.
+        heights = torch.cummax(self.standing_height(rest.rest_vertices).reshape(n, steps), dim=1).values.cpu().numpy()
+        heights = heights + 1e-6 * np.arange(steps)
+        out = phenotype.clone()
+        for i in range(n):
+            out[i, PHENOTYPE_NAMES.index("age")] = float(np.interp(float(height_m[i]), heights[i], grid[i].cpu().numpy()))
+        return out
+
     @staticmethod
     def standing_height(rest_vertices: torch.Tensor) -> torch.Tensor:
         """Standing height (B,) metres: vertical extent of the rest-pose mesh (B, V, 3), z-up."""

@@ -29,7 +29,7 @@ from metrichmsr.image_io import load_image
 from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, silhouette_from_segmentation, to_fit_params
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.scene.depth import DepthBackend, depth_backend
-from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, placing_people
+from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, placing_people, sunken_scales
 from metrichmsr.scene.horizon import up_from_lines, wall_distance_m
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
@@ -54,6 +54,9 @@ class PersonResult:
     phenotype: np.ndarray  # (6,) PHENOTYPE_NAMES order, in [0, 1]
     bone_rotvec: np.ndarray  # (P, 3) POSE_BONES axis-angle, rad
     global_rotation: np.ndarray  # (3, 3)
+    # Nearer and smaller by this factor than the network read them, to stand on the floor the
+    # others place (their feet were sunk below it: a child read as an adult further away); 1: as read.
+    floor_scale: float = 1.0
 
     def to_json(self) -> dict:
         return {
@@ -62,6 +65,7 @@ class PersonResult:
             "score": round(float(self.score), 4),
             "translation": _floats(self.translation),
             "height_m": round(float(self.height_m), 4),
+            "floor_scale": round(float(self.floor_scale), 4),
             "joints3d": {name: _floats(p) for name, p in zip(JOINT_NAMES, self.joints3d)},
             "keypoints2d": {name: _floats(p) for name, p in zip(BLAZEPOSE_LANDMARK_NAMES, self.keypoints2d)},
             "body": {
@@ -312,15 +316,51 @@ class Recoverer:
         result = RecoveryResult(image, image_path, intrinsics, faces=self.body.faces.cpu().numpy())
         if boxes is not None:
             result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]
-        result.people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K)
-        result.scene = self.scene_depth(image, intrinsics.K, result.people, result.faces)
+        people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K)
+        result.people, floor, contacts = self.stand_on_floor(people, image, intrinsics.K)
+        result.scene = self.scene_depth(image, intrinsics.K, result.people, result.faces, floor, contacts)
         return result
 
-    def scene_depth(self, image: np.ndarray, K: np.ndarray, people: list[PersonResult], faces: np.ndarray) -> SceneResult | None:
-        """The scene's metric depth from the backend, refined to agree with the people; None for ``none``."""
+    def stand_on_floor(
+        self, people: list[PersonResult], image: np.ndarray, K: np.ndarray
+    ) -> tuple[list[PersonResult], FloorPlane | None, np.ndarray | None]:
+        """The floor under the people (:func:`people_floor`), with anyone whose feet sink below
+        it brought nearer and made younger to stand on it (``scene.floor.sunken_scales``,
+        ``BodyModel.younger_for_height``). Returns (people, floor, (N, 3) contacts)."""
+        floor, contacts = people_floor(people, image, K)
+        if floor is None:
+            return people, floor, contacts
+        scales = sunken_scales(floor, contacts)
+        sunk = np.flatnonzero(scales < 1.0)
+        if not len(sunk):
+            return people, floor, contacts
+        def tensor(values: list) -> torch.Tensor:
+            return torch.as_tensor(np.stack(values), dtype=torch.float32, device=self.device)
+
+        params = FitParams(
+            tensor([people[i].phenotype for i in sunk]),
+            tensor([people[i].bone_rotvec for i in sunk]),
+            tensor([people[i].global_rotation for i in sunk]),
+            tensor([people[i].translation * scales[i] for i in sunk]),
+        )
+        params.phenotype = self.body.younger_for_height(params.phenotype, tensor([people[i].height_m * scales[i] for i in sunk]))
+        people = list(people)
+        for i, moved in zip(sunk, self._posed(params)):
+            people[i] = replace(people[i], **moved, floor_scale=float(scales[i]))
+        contacts = contacts.copy()
+        contacts[sunk] = foot_contacts(np.stack([people[i].joints3d for i in sunk]), floor.up)
+        return people, floor, contacts
+
+    def scene_depth(
+        self, image: np.ndarray, K: np.ndarray, people: list[PersonResult], faces: np.ndarray,
+        floor: FloorPlane | None, contacts: np.ndarray | None,
+    ) -> SceneResult | None:  # fmt: skip
+        """The scene's metric depth from the backend, refined to agree with the people; None for ``none``.
+
+        ``floor`` and ``contacts``: from :meth:`stand_on_floor`.
+        """
         if self.depth.spec == "none":
             return None
-        floor, contacts = people_floor(people, image, K)
         # Without a floor the people give planar nothing: it would fit its own from every body,
         # the specks people_floor leaves out included.
         joints = np.stack([p.joints3d for p in people]) if floor is not None else None
@@ -410,25 +450,28 @@ class Recoverer:
             person.id = i % n  # ids count the people of one variant
         return [people[i * n : (i + 1) * n] for i in range(len(variants))]
 
-    @torch.inference_mode()
     def _people(self, observations, params: FitParams) -> list[PersonResult]:
+        return [
+            PersonResult(id=i, bbox=obs.bbox, score=obs.score, keypoints2d=obs.landmarks2d, **body)
+            for i, (obs, body) in enumerate(zip(observations, self._posed(params)))
+        ]
+
+    @torch.inference_mode()
+    def _posed(self, params: FitParams) -> list[dict]:
+        """Per person, the PersonResult fields of the body ``params`` describe (numpy)."""
         out = self.body(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation)
         heights = self.body.standing_height(out.rest_vertices)
         return [
-            PersonResult(
-                id=i,
-                bbox=obs.bbox,
-                score=obs.score,
+            dict(
                 translation=params.translation[i].cpu().numpy(),
                 height_m=float(heights[i]),
                 joints3d=out.joints[i].cpu().numpy(),
-                keypoints2d=obs.landmarks2d,
                 vertices=out.vertices[i].cpu().numpy(),
                 phenotype=params.phenotype[i].cpu().numpy(),
                 bone_rotvec=params.bone_rotvec[i].cpu().numpy(),
                 global_rotation=params.global_rotation[i].cpu().numpy(),
             )
-            for i, obs in enumerate(observations)
+            for i in range(len(params.translation))
         ]
 
     def save(self, result: RecoveryResult, out_dir: str | Path) -> Path:

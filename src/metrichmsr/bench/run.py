@@ -55,7 +55,8 @@ def method_camera(method: str, K: np.ndarray, size: tuple[int, int]) -> tuple[np
 
 
 def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config: ScoreConfig = ScoreConfig(), progress=True):
-    """Score every method on every sample.
+    """Score every method on every sample, each method's people standing on the floor they
+    place (``Recoverer.stand_on_floor``), as ``recover`` gives them.
 
     Returns (rows, mean seconds per image by method, scene rows): the scene rows
     (``bench.depth_bench.bench_scene``) measure the scene depth anchored on the people the
@@ -65,7 +66,6 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
     from tqdm import tqdm
 
     from metrichmsr.bench.depth_bench import bench_scene
-    from metrichmsr.pipeline import people_floor
     from metrichmsr.synth.dataset import load_sample
 
     faces = recoverer.body.faces.cpu().numpy()
@@ -83,13 +83,15 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
             variants = [method_camera(m, scene.K, size) for m in group]
             results = recoverer.fit_people_variants(observations, variants, humanmoe=stages[0], refine=stages[1])
             fit_s = (time.perf_counter() - started) / len(group)
-            for method, people in zip(group, results):
-                seconds[method].append(detect_s + fit_s)
+            for (method, people), (K, _) in zip(zip(group, results), variants):
+                started = time.perf_counter()
+                people, floor, contacts = recoverer.stand_on_floor(people, scene.image, K)
+                seconds[method].append(detect_s + fit_s + time.perf_counter() - started)
                 rows += score_image(scene, people, config, method=method, image=path.stem)
                 if method == "full" and people:
                     vertices, joints = np.stack([p.vertices for p in people]), np.stack([p.joints3d for p in people])
                     rng = np.random.default_rng(int(path.stem) if path.stem.isdigit() else 0)
-                    scene_rows += bench_scene(scene, vertices, joints, faces, recoverer.renderer, rng, people_floor(people, scene.image, scene.K))
+                    scene_rows += bench_scene(scene, vertices, joints, faces, recoverer.renderer, rng, (floor, contacts))
     return rows, {m: statistics.mean(s) for m, s in seconds.items()}, scene_rows
 
 

@@ -228,6 +228,37 @@ def placing_people(feet_seen: np.ndarray) -> np.ndarray:
     return feet_seen if feet_seen.any() else np.ones_like(feet_seen)
 
 
+#: Feet this many times further below the camera than the floor are sunk into it: the body
+#: is nearer and smaller than recovered (:func:`sunken_scales`). Physically anything past 1 is
+#: impossible; the margin covers the people's own distance errors (on the held-out renders
+#: no adult was moved at 1.5, several were at 1.2-1.35, children mostly at 1.6-2.2).
+MAX_SUNKEN_RATIO = 1.5
+
+
+def sunken_scales(floor: FloorPlane, contacts_m: np.ndarray, max_ratio: float = MAX_SUNKEN_RATIO) -> np.ndarray:
+    """How much nearer each person must be for their feet to meet the floor, where they sink.
+
+    One image cannot tell a child nearby from an adult further away: the two project alike,
+    and a network reading keypoints leans toward the commoner adult. The floor the others
+    stand on can: the far adult's feet would lie below it. A person's contact ``c`` lies
+    ``-up . c`` below the camera; when that is more than ``max_ratio`` times the camera
+    height, the person is scaled about the camera by ``camera_height / (-up . c)``, which
+    puts the contact on the floor and leaves the image unchanged.
+    People whose feet are above the floor are left alone (a step, a chair, a jump).
+
+    Args:
+        floor: the floor, placed by the people (:func:`floor_from_people`).
+        contacts_m: (N, 3) camera-frame foot contacts, metres (NaN rows: not known).
+
+    Returns:
+        (N,) factors in (0, 1] (1 for people left where they are).
+    """
+    below_m = -(np.asarray(contacts_m, dtype=np.float64) @ np.asarray(floor.up, dtype=np.float64))
+    ratio = below_m / floor.camera_height_m
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isfinite(ratio) & (ratio > max_ratio), 1.0 / ratio, 1.0)
+
+
 def camera_pitch_roll_deg(up: np.ndarray) -> tuple[float, float]:
     """Camera attitude from the up direction (3,) in its frame (OpenCV axes).
 
