@@ -266,3 +266,36 @@ def test_a_network_with_silhouette_tokens_sees_the_segmentation(scene, tmp_path)
     assert seen[0].shape == (2, 16, 16)
     occupied = seen[0].flatten(1).mean(1)
     assert torch.all((occupied > 0.05) & (occupied < 0.6))  # a person in the window, not the whole of it
+
+
+def test_a_person_sunk_below_the_others_floor_is_a_nearer_child(recoverer):
+    """Two adults on a floor 1.5 m below the camera, and an adult body twice too far away (its
+    feet 3 m below the camera): what a child half as far, read as an adult, looks like."""
+    from types import SimpleNamespace
+
+    from metrichmsr.body import ADULT_AGE
+
+    n = 3
+    params = FitParams(torch.tensor([[0.5, 0.85, 0.5, 0.5, 0.5, 0.5]]).repeat(n, 1), torch.zeros(n, len(POSE_BONES), 3),
+                       torch.eye(3).repeat(n, 1, 1), torch.zeros(n, 3))  # fmt: skip
+    sole_below_hip_m = np.array([body["joints3d"][:, 1].max() for body in recoverer._posed(params)]) + 0.03
+    feet_below_camera_m = np.array([1.5, 1.5, 3.0])
+    params.translation = torch.tensor(np.stack([[-1.0, 1.0, 4.0], [1.0, 1.0, 6.0], [0.0, 1.0, 10.0]]), dtype=torch.float32)
+    params.translation[:, 1] = torch.tensor(feet_below_camera_m - sole_below_hip_m, dtype=torch.float32)
+    seen = SimpleNamespace(bbox=np.array([0.0, 0.0, 50.0, 200.0]), score=0.9, landmarks2d=np.full((33, 3), 0.9))
+    people = recoverer._people([seen] * n, params)
+    K = np.array([[800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]])
+
+    placed, floor, contacts = recoverer.stand_on_floor(people, np.full((480, 640, 3), 128, np.uint8), K)
+    assert floor.camera_height_m == pytest.approx(1.5, abs=0.05)
+    assert [p.floor_scale for p in placed[:2]] == [1.0, 1.0] and placed[:2] == people[:2]
+    child = placed[2]
+    # Judged against the floor its own feet had tilted (a blank image gives no lines), so a
+    # little short of half.
+    assert child.floor_scale == pytest.approx(0.5, abs=0.06)
+    np.testing.assert_allclose(child.translation, child.floor_scale * people[2].translation, rtol=1e-5)
+    assert child.height_m == pytest.approx(child.floor_scale * people[2].height_m, abs=0.02)
+    assert child.phenotype[PHENOTYPE_NAMES.index("age")] < ADULT_AGE
+    assert abs(floor.height_above(contacts[2])) < 0.15  # now (nearly) standing on it
+    assert json.loads(json.dumps(child.to_json()))["floor_scale"] == pytest.approx(child.floor_scale, abs=1e-4)
+

@@ -5,7 +5,14 @@ import pytest
 
 from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_K, camera_rotation, people_on_floor, room_image, room_wall_feet_ahead_m
 from metrichmsr.body import JOINT_NAMES
-from metrichmsr.scene.floor import body_up_directions, camera_pitch_roll_deg, floor_from_people, foot_contacts
+from metrichmsr.scene.floor import (
+    FloorPlane,
+    body_up_directions,
+    camera_pitch_roll_deg,
+    floor_from_people,
+    foot_contacts,
+    sunken_scales,
+)
 
 
 def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -205,3 +212,17 @@ def test_pipeline_floor_takes_its_tilt_from_the_image_lines(body_model):
     # A blank image has no lines: the bodies' floor stands.
     blank, _ = people_floor(people, np.full_like(image, 128), ROOM_K)
     np.testing.assert_allclose(blank.up, from_bodies.up)
+
+
+def test_only_feet_sunk_well_below_the_floor_bring_a_person_nearer():
+    floor = FloorPlane(up=camera_rotation(10.0, 3.0) @ np.array([0.0, -1.0, 0.0]), camera_height_m=1.5)
+    down = -np.asarray(floor.up)
+    ahead = np.cross(np.array([1.0, 0.0, 0.0]), floor.up)  # horizontal, away from the camera
+    contact = lambda below_m: 5.0 * ahead + below_m * down  # noqa: E731
+    contacts = np.stack([contact(1.5), contact(3.0), contact(2.0), contact(0.9), np.full(3, np.nan)])
+    # On the floor; twice as far below (a child read as an adult twice as far away); a third
+    # further (within the people's own depth errors); above it (on a step); unknown.
+    np.testing.assert_allclose(sunken_scales(floor, contacts), [1.0, 0.5, 1.0, 1.0, 1.0])
+    assert sunken_scales(floor, contacts, max_ratio=1.2)[2] == pytest.approx(0.75)
+    assert floor.height_above(contacts[1] * sunken_scales(floor, contacts)[1]) == pytest.approx(0.0, abs=1e-9)
+

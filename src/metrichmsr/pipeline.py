@@ -326,7 +326,10 @@ class Recoverer:
     ) -> tuple[list[PersonResult], FloorPlane | None, np.ndarray | None]:
         """The floor under the people (:func:`people_floor`), with anyone whose feet sink below
         it brought nearer and made younger to stand on it (``scene.floor.sunken_scales``,
-        ``BodyModel.younger_for_height``). Returns (people, floor, (N, 3) contacts)."""
+        ``BodyModel.younger_for_height``), and then placed again from them all.
+
+        Returns (people, floor or None, (N, 3) contacts or None) as :func:`people_floor`.
+        """
         floor, contacts = people_floor(people, image, K)
         if floor is None:
             return people, floor, contacts
@@ -347,8 +350,8 @@ class Recoverer:
         people = list(people)
         for i, moved in zip(sunk, self._posed(params)):
             people[i] = replace(people[i], **moved, floor_scale=float(scales[i]))
-        contacts = contacts.copy()
-        contacts[sunk] = foot_contacts(np.stack([people[i].joints3d for i in sunk]), floor.up)
+        # Their sunken feet had tilted the floor (without lines to set its tilt): place it again.
+        floor, contacts = people_floor(people, image, K)
         return people, floor, contacts
 
     def scene_depth(
