@@ -337,6 +337,7 @@ class Recoverer:
         sunk = np.flatnonzero(scales < 1.0)
         if not len(sunk):
             return people, floor, contacts
+
         def tensor(values: list) -> torch.Tensor:
             return torch.as_tensor(np.stack(values), dtype=torch.float32, device=self.device)
 

@@ -21,7 +21,8 @@ cannot. A monocular depth map ``d`` is corrected to ``s(u, v) d + t(u, v)``:
    determined).
 3. **Held-out check.** The field is kept only if it predicts held-out anchors (whole people
    with their feet, or the open floor) better than the global fit does; the smoothness and
-   pull weights are chosen by the same check. It is tried with three people or more.
+   pull weights are chosen by the same check. It is tried with three people, or two and the
+   open floor.
 
 All depths are camera-frame z (OpenCV axes) in metres; images are (H, W); K is (3, 3).
 """
