@@ -219,10 +219,11 @@ def test_only_feet_sunk_well_below_the_floor_bring_a_person_nearer():
     down = -np.asarray(floor.up)
     ahead = np.cross(np.array([1.0, 0.0, 0.0]), floor.up)  # horizontal, away from the camera
     contact = lambda below_m: 5.0 * ahead + below_m * down  # noqa: E731
-    contacts = np.stack([contact(1.5), contact(3.0), contact(2.0), contact(0.9), np.full(3, np.nan)])
+    contacts = np.stack([contact(1.5), contact(3.0), contact(2.0), contact(0.9), contact(4.5), np.full(3, np.nan)])
     # On the floor; twice as far below (a child read as an adult twice as far away); a third
-    # further (within the people's own depth errors); above it (on a step); unknown.
-    np.testing.assert_allclose(sunken_scales(floor, contacts), [1.0, 0.5, 1.0, 1.0, 1.0])
+    # further (within the people's own depth errors); above it (on a step); three times as
+    # far (a street below a terrace: no child is a third of an adult); unknown.
+    np.testing.assert_allclose(sunken_scales(floor, contacts), [1.0, 0.5, 1.0, 1.0, 1.0, 1.0])
     assert sunken_scales(floor, contacts, max_ratio=1.2)[2] == pytest.approx(0.75)
     assert floor.height_above(contacts[1] * sunken_scales(floor, contacts)[1]) == pytest.approx(0.0, abs=1e-9)
 

@@ -233,9 +233,16 @@ def placing_people(feet_seen: np.ndarray) -> np.ndarray:
 #: impossible; the margin covers the people's own distance errors (on the held-out renders
 #: no adult was moved at 1.5, several were at 1.2-1.35, children mostly at 1.6-2.2).
 MAX_SUNKEN_RATIO = 1.5
+#: Feet further down than this many times the camera height stand on another level (a street
+#: seen from a terrace, the foot of a stair) or on nothing a child explains: an adult
+#: (1.7-1.9 m) is about 2.2 times as tall as a toddler who can stand (0.8 m), and the
+#: held-out children sank by 1.5-2.2 (:func:`sunken_scales` leaves them be).
+LOWER_LEVEL_RATIO = 2.5
 
 
-def sunken_scales(floor: FloorPlane, contacts_m: np.ndarray, max_ratio: float = MAX_SUNKEN_RATIO) -> np.ndarray:
+def sunken_scales(
+    floor: FloorPlane, contacts_m: np.ndarray, max_ratio: float = MAX_SUNKEN_RATIO, lower_level_ratio: float = LOWER_LEVEL_RATIO
+) -> np.ndarray:
     """How much nearer each person must be for their feet to meet the floor, where they sink.
 
     One image cannot tell a child nearby from an adult further away: the two project alike,
@@ -244,7 +251,8 @@ def sunken_scales(floor: FloorPlane, contacts_m: np.ndarray, max_ratio: float = 
     ``-up . c`` below the camera; when that is more than ``max_ratio`` times the camera
     height, the person is scaled about the camera by ``camera_height / (-up . c)``, which
     puts the contact on the floor and leaves the image unchanged.
-    People whose feet are above the floor are left alone (a step, a chair, a jump).
+    People whose feet are above the floor are left alone (a step, a chair, a jump), and so
+    are those further down than ``lower_level_ratio`` times the camera height (another level).
 
     Args:
         floor: the floor, placed by the people (:func:`floor_from_people`).
@@ -256,7 +264,7 @@ def sunken_scales(floor: FloorPlane, contacts_m: np.ndarray, max_ratio: float = 
     below_m = -(np.asarray(contacts_m, dtype=np.float64) @ np.asarray(floor.up, dtype=np.float64))
     ratio = below_m / floor.camera_height_m
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.isfinite(ratio) & (ratio > max_ratio), 1.0 / ratio, 1.0)
+        return np.where(np.isfinite(ratio) & (ratio > max_ratio) & (ratio <= lower_level_ratio), 1.0 / ratio, 1.0)
 
 
 def camera_pitch_roll_deg(up: np.ndarray) -> tuple[float, float]:
