@@ -276,6 +276,9 @@ def _recover(args) -> int:
             message = f"{path.name}: {people} {'person' if people == 1 else 'people'} -> {out_dir}"
             if people == 0:
                 message += " (nobody found)"
+            moved = [str(p.id) for p in result.people if p.floor_scale < 1.0]
+            if moved:
+                message += f" (brought nearer onto the others' floor, as children: person {', '.join(moved)})"
             if result.boxes_without_person:
                 message += f" (no person found in box {', '.join(map(str, result.boxes_without_person))} of --boxes)"
             tqdm.write(message, file=sys.stdout)
