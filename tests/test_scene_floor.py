@@ -225,5 +225,6 @@ def test_only_feet_sunk_well_below_the_floor_bring_a_person_nearer():
     # far (a street below a terrace: no child is a third of an adult); unknown.
     np.testing.assert_allclose(sunken_scales(floor, contacts), [1.0, 0.5, 1.0, 1.0, 1.0, 1.0])
     assert sunken_scales(floor, contacts, max_ratio=1.2)[2] == pytest.approx(0.75)
+    np.testing.assert_allclose(floor.below_ratio(contacts[:3]), [1.0, 2.0, 4 / 3])
     assert floor.height_above(contacts[1] * sunken_scales(floor, contacts)[1]) == pytest.approx(0.0, abs=1e-9)
 

@@ -326,7 +326,8 @@ class Recoverer:
     ) -> tuple[list[PersonResult], FloorPlane | None, np.ndarray | None]:
         """The floor under the people (:func:`people_floor`), with anyone whose feet sink below
         it brought nearer and made younger to stand on it (``scene.floor.sunken_scales``,
-        ``BodyModel.younger_for_height``), and then placed again from them all.
+        ``BodyModel.younger_for_height``). Their sunken feet had tilted the floor where no
+        lines set its tilt, so it is then placed again and they are brought onto that one.
 
         Returns (people, floor or None, (N, 3) contacts or None) as :func:`people_floor`.
         """
@@ -337,23 +338,32 @@ class Recoverer:
         sunk = np.flatnonzero(scales < 1.0)
         if not len(sunk):
             return people, floor, contacts
+        moved = self._scaled(people, sunk, scales[sunk])
+        floor, contacts = people_floor(moved, image, K)
+        ratio = floor.below_ratio(contacts[sunk]) if floor is not None else np.nan
+        if np.isfinite(ratio).all():  # onto the floor placed again
+            moved = self._scaled(people, sunk, np.minimum(scales[sunk] / ratio, 1.0))
+            floor, contacts = people_floor(moved, image, K)
+        return moved, floor, contacts
+
+    def _scaled(self, people: list[PersonResult], which: np.ndarray, scales: np.ndarray) -> list[PersonResult]:
+        """``people`` with those at indices ``which`` scaled about the camera by ``scales`` (< 1)
+        and given the younger body of their new height (``BodyModel.younger_for_height``)."""
 
         def tensor(values: list) -> torch.Tensor:
             return torch.as_tensor(np.stack(values), dtype=torch.float32, device=self.device)
 
         params = FitParams(
-            tensor([people[i].phenotype for i in sunk]),
-            tensor([people[i].bone_rotvec for i in sunk]),
-            tensor([people[i].global_rotation for i in sunk]),
-            tensor([people[i].translation * scales[i] for i in sunk]),
+            tensor([people[i].phenotype for i in which]),
+            tensor([people[i].bone_rotvec for i in which]),
+            tensor([people[i].global_rotation for i in which]),
+            tensor([people[i].translation * scale for i, scale in zip(which, scales)]),
         )
-        params.phenotype = self.body.younger_for_height(params.phenotype, tensor([people[i].height_m * scales[i] for i in sunk]))
-        people = list(people)
-        for i, moved in zip(sunk, self._posed(params)):
-            people[i] = replace(people[i], **moved, floor_scale=float(scales[i]))
-        # Their sunken feet had tilted the floor (without lines to set its tilt): place it again.
-        floor, contacts = people_floor(people, image, K)
-        return people, floor, contacts
+        params.phenotype = self.body.younger_for_height(params.phenotype, tensor([people[i].height_m * scale for i, scale in zip(which, scales)]))
+        out = list(people)
+        for i, scale, body in zip(which, scales, self._posed(params)):
+            out[i] = replace(people[i], **body, floor_scale=float(scale))
+        return out
 
     def scene_depth(
         self, image: np.ndarray, K: np.ndarray, people: list[PersonResult], faces: np.ndarray,

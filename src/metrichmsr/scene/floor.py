@@ -60,6 +60,11 @@ class FloorPlane:
         with np.errstate(divide="ignore"):
             return np.where(down > 1e-9, self.camera_height_m / down, np.inf)
 
+    def below_ratio(self, points: np.ndarray) -> np.ndarray:
+        """(...) how far camera-frame points (..., 3) lie below the camera, in camera heights
+        (1 on the floor, more below it; NaN for NaN points)."""
+        return -(np.asarray(points, dtype=np.float64) @ np.asarray(self.up, dtype=np.float64)) / self.camera_height_m
+
     def to_dict(self) -> dict:
         return {
             "up": [round(float(v), 6) for v in self.up],
@@ -261,8 +266,7 @@ def sunken_scales(
     Returns:
         (N,) factors in (0, 1] (1 for people left where they are).
     """
-    below_m = -(np.asarray(contacts_m, dtype=np.float64) @ np.asarray(floor.up, dtype=np.float64))
-    ratio = below_m / floor.camera_height_m
+    ratio = floor.below_ratio(contacts_m)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(np.isfinite(ratio) & (ratio > max_ratio) & (ratio <= lower_level_ratio), 1.0 / ratio, 1.0)
 
