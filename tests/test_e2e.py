@@ -298,3 +298,24 @@ def test_a_person_sunk_below_the_others_floor_is_a_nearer_child(recoverer):
     assert abs(floor.height_above(contacts[2])) < 0.03  # now standing on it
     assert json.loads(json.dumps(child.to_json()))["floor_scale"] == pytest.approx(child.floor_scale, abs=1e-4)
 
+
+def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, capsys):
+    """The sample photo has nobody sunk below the floor; one person is marked as if they were."""
+    from dataclasses import replace
+
+    from metrichmsr import cli
+    from metrichmsr.pipeline import Recoverer
+
+    placed = Recoverer.stand_on_floor
+
+    def one_moved(self, people, image, K):
+        people, floor, contacts = placed(self, people, image, K)
+        return [replace(p, floor_scale=0.5) if p.id == 1 else p for p in people], floor, contacts
+
+    monkeypatch.setattr(Recoverer, "stand_on_floor", one_moved)
+    out = tmp_path / "out"
+    assert cli.main(["recover", str(REPO / "assets" / "sample.jpg"), "-o", str(out), "--depth", "none"]) == 0
+    assert "(brought nearer onto the others' floor, as children: person 1)" in capsys.readouterr().out
+    people = json.loads((out / "result.json").read_text())["people"]
+    assert [p["floor_scale"] for p in people[:3]] == [1.0, 0.5, 1.0]
+
