@@ -217,9 +217,9 @@ class BodyModel(torch.nn.Module):
         # Bodies grow with age and shrink a little when old: the tallest so far, made strictly increasing.
         heights = torch.cummax(self.standing_height(rest.rest_vertices).reshape(n, steps), dim=1).values.cpu().numpy()
         heights = heights + 1e-6 * np.arange(steps)
+        ages, targets = grid.cpu().numpy(), height_m.cpu().numpy()
         out = phenotype.clone()
-        for i in range(n):
-            out[i, PHENOTYPE_NAMES.index("age")] = float(np.interp(float(height_m[i]), heights[i], grid[i].cpu().numpy()))
+        out[:, PHENOTYPE_NAMES.index("age")] = torch.tensor([np.interp(t, h, a) for t, h, a in zip(targets, heights, ages)], dtype=out.dtype, device=out.device)
         return out
 
     @staticmethod

@@ -297,7 +297,7 @@ def refine_depth(
                                feet_to_floor_m=_median_feet_to_floor(refined, anchors))  # fmt: skip
     unit_m = float(np.median(data.target))  # shifts are solved in units of this, for conditioning
     people = len(np.unique(data.group))
-    on_people = data
+    people_samples = data
     floor = _floor_samples(depth_m, anchors, data, floor_reach, unit_m) if floor_reach else None
     if floor is not None:
         data = _concat(data, floor)
@@ -334,8 +334,8 @@ def refine_depth(
         refined = scale_map * depth_m + shift_map
     refined = np.where(refined > 0, refined, np.nan).astype(np.float32)
 
-    rows, cols = on_people.pixels  # the residuals compare like with like: the people's anchors
-    after = weighted_median(np.abs(np.nan_to_num(refined[rows, cols], nan=np.inf) - on_people.target), on_people.weight)
+    rows, cols = people_samples.pixels  # the residuals compare like with like: the people's anchors
+    after = weighted_median(np.abs(np.nan_to_num(refined[rows, cols], nan=np.inf) - people_samples.target), people_samples.weight)
     return DepthRefinement(
         refined, mode, scale, shift_m, before, after, len(data.target), holdout_global, holdout_spatial,
         scale_field, shift_field, _median_feet_to_floor(refined, anchors), 0 if floor is None else len(floor.target),
@@ -384,7 +384,7 @@ def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reac
     map shows (:data:`MIN_FLOOR_SHARE`), when what matches it spans little depth
     (:data:`MIN_FLOOR_SPREAD`), or without contacts.
     """
-    contacts = anchors.contacts_m[np.all(np.isfinite(anchors.contacts_m), axis=1)] if len(anchors.contacts_m) else anchors.contacts_m
+    contacts = anchors.contacts_m[np.isfinite(anchors.contacts_m).all(axis=1)]
     if anchors.floor is None or not len(contacts):
         return None
     rows, cols = np.nonzero(np.isfinite(depth_m) & (depth_m > 0) & ~anchors.on_people & (anchors.group < 0))
