@@ -26,7 +26,13 @@ from metrichmsr.devices import Device, resolve_device
 from metrichmsr.errors import InputError
 from metrichmsr.fit import BodyFitter, FitConfig, FitParams, evidence_from_blazepose
 from metrichmsr.image_io import load_image
-from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, silhouette_from_segmentation, to_fit_params
+from metrichmsr.models.humanmoe import (
+    HumanMoE,
+    crop_from_image,
+    inputs_from_blazepose,
+    silhouette_from_segmentation,
+    to_fit_params,
+)
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, placing_people, sunken_scales
@@ -224,6 +230,11 @@ def _load_network(weights: str | Path, device: torch.device) -> HumanMoE:
         raise InputError(f"weights {weights}: not a HumanMoE network file (`metrichmsr train` writes them)") from None
 
 
+#: BlazePose confidence a person needs in `recover` (lower than mediapipe's 0.5: small, distant
+#: people score low and are still worth recovering).
+MIN_SCORE = 0.4
+
+
 class Recoverer:
     """Metric people from one image; load once, call ``infer`` per image.
 
@@ -248,7 +259,7 @@ class Recoverer:
         self,
         device: Device = "auto",
         min_person_px: float = 60.0,
-        min_score: float = 0.4,
+        min_score: float = MIN_SCORE,
         fit_config: FitConfig = FitConfig(),
         depth: str | DepthBackend = "planar",
         init: Literal["humanmoe", "none"] = "humanmoe",
@@ -316,7 +327,7 @@ class Recoverer:
         result = RecoveryResult(image, image_path, intrinsics, faces=self.body.faces.cpu().numpy())
         if boxes is not None:
             result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]
-        people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K)
+        people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K, image=image)
         result.people, floor, contacts = self.stand_on_floor(people, image, intrinsics.K)
         result.scene = self.scene_depth(image, intrinsics.K, result.people, result.faces, floor, contacts)
         return result
@@ -394,7 +405,9 @@ class Recoverer:
         """People and their BlazePose landmarks in an (H, W, 3) uint8 image (``PoseDetector.detect``)."""
         return self.detector.detect(image, boxes=boxes)
 
-    def fit_people(self, observations: list, K: np.ndarray, camera_model: CameraModel = "rays") -> list[PersonResult]:
+    def fit_people(
+        self, observations: list, K: np.ndarray, camera_model: CameraModel = "rays", image: np.ndarray | None = None
+    ) -> list[PersonResult]:
         """Metric bodies for detected people (``PoseDetector.detect`` observations) under K (3, 3).
 
         ``camera_model`` says what the fit knows of where each person sits in the image:
@@ -403,11 +416,18 @@ class Recoverer:
         if their box were centred on the optical axis, then moved to the box's position by the
         box-centre offset at the fitted depth; it knows the box and the focal length, not the
         rays, so it misses the perspective of off-centre people.
+
+        ``image`` (H, W, 3) uint8: needed by a HumanMoE network with an image backbone (its crops).
         """
-        return self.fit_people_variants(observations, [(K, camera_model)])[0]
+        return self.fit_people_variants(observations, [(K, camera_model)], image=image)[0]
 
     def fit_people_variants(
-        self, observations: list, variants: list[tuple[np.ndarray, CameraModel]], humanmoe: bool | None = None, refine: bool | None = None
+        self,
+        observations: list,
+        variants: list[tuple[np.ndarray, CameraModel]],
+        humanmoe: bool | None = None,
+        refine: bool | None = None,
+        image: np.ndarray | None = None,
     ) -> list[list[PersonResult]]:
         """``fit_people`` for several (K, camera_model) variants of the same people, fitted as one batch.
 
@@ -449,6 +469,7 @@ class Recoverer:
                 if silhouette is not None:
                     silhouette = silhouette.repeat(len(variants), 1, 1)  # the box shift moves box and window alike
                 inputs = inputs_from_blazepose(landmarks2d, world, boxes, K_all, silhouette)
+                inputs.crop = self._crops(observations, image, len(variants))
                 init = to_fit_params(self.init_model(inputs.to(self.device)))
         if refine:
             evidence = evidence_from_blazepose(landmarks2d, world, boxes, K_all).to(self.device)
@@ -463,6 +484,16 @@ class Recoverer:
         for i, person in enumerate(people):
             person.id = i % n  # ids count the people of one variant
         return [people[i * n : (i + 1) * n] for i in range(len(variants))]
+
+    def _crops(self, observations: list, image: np.ndarray | None, repeats: int) -> torch.Tensor | None:
+        """HumanMoE's image crops of the people (``repeats`` times), None for a network without a backbone."""
+        config = self.init_model.config
+        if not config.backbone:
+            return None
+        if image is None:
+            raise ValueError("this HumanMoE network reads image crops: pass the image")
+        crops = crop_from_image(image, np.stack([o.bbox for o in observations]), config.backbone_image_size)
+        return crops.repeat(repeats, 1, 1, 1)  # the box shift moves box and window alike
 
     def _people(self, observations, params: FitParams) -> list[PersonResult]:
         return [

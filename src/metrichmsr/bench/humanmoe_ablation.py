@@ -60,7 +60,7 @@ def main() -> None:
             for name, model in loaded.items():
                 recoverer.init_model = model
                 started = time.perf_counter()
-                people = recoverer.fit_people(observations, scene.K)
+                people = recoverer.fit_people(observations, scene.K, image=scene.image)
                 seconds[name].append(time.perf_counter() - started)  # the network alone, detection excluded
                 rows += score_image(scene, people, method=name, image=path.stem)
                 if observations and model.config.ffn == "moe":

@@ -81,7 +81,7 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
             group = [m for m in methods if _STAGES.get(m, _DEFAULT_STAGES) == stages]
             started = time.perf_counter()
             variants = [method_camera(m, scene.K, size) for m in group]
-            results = recoverer.fit_people_variants(observations, variants, humanmoe=stages[0], refine=stages[1])
+            results = recoverer.fit_people_variants(observations, variants, humanmoe=stages[0], refine=stages[1], image=scene.image)
             fit_s = (time.perf_counter() - started) / len(group)
             for (method, people), (K, _) in zip(zip(group, results), variants):
                 started = time.perf_counter()

@@ -14,7 +14,9 @@ Per person, one sequence of tokens (B people = B sequences):
    (``silhouette_window``), cut into ``silhouette_patch``-sized patches as a ViT cuts an image.
    They carry what keypoints do not: the top of the head and the body's outline, the cues
    that tell a child from a small adult (a toddler's head is a quarter of its height).
-4. Three learnable task queries (pose, shape, position), which the heads read.
+4. With ``backbone`` set, image patch tokens: a pretrained ViT the user brings
+   (``models.backbone``) run on the person crop over the same window.
+5. Three learnable task queries (pose, shape, position), which the heads read.
 
 A learned token-type embedding lets the routers tell keypoint, ray, box and query tokens apart.
 The blocks are pre-norm transformer blocks whose feed-forward is a mixture of experts (top-k
@@ -29,7 +31,7 @@ person standing upright facing the camera; ``translation`` is the hip midpoint.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,7 +49,7 @@ CameraEncoding = Literal["rays", "box", "none"]
 FFNKind = Literal["moe", "dense"]
 
 #: Token types, the index of each in ``outputs["token_type"]``.
-TOKEN_TYPES = ("keypoint", "ray", "box", "query", "silhouette")
+TOKEN_TYPES = ("keypoint", "ray", "box", "query", "silhouette", "image")
 #: The task queries, appended in this order after all other tokens.
 TASK_QUERIES = ("pose", "shape", "position")
 
@@ -85,6 +87,8 @@ class HumanInputs:
     silhouette: optional (B, G, G) person probability in [0, 1] on a grid over
         ``silhouette_window(bbox)`` (row-major, top row first); all zero where no segmentation
         was had. None: nobody's segmentation (a model with silhouette tokens reads zeros).
+    crop: optional (B, 3, S, S) RGB in [0, 1] of the image over the same window
+        (``crop_from_image``); only a model with a ``backbone`` reads it, and needs it.
     """
 
     keypoints2d: torch.Tensor
@@ -92,13 +96,30 @@ class HumanInputs:
     bbox: torch.Tensor
     K: torch.Tensor
     silhouette: torch.Tensor | None = None
+    crop: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.keypoints2d.shape[0]
 
+    def _map(self, change) -> HumanInputs:
+        """A copy with ``change`` applied to every tensor (None stays None)."""
+        return HumanInputs(*(None if value is None else change(value) for value in (getattr(self, f.name) for f in fields(self))))
+
     def to(self, device: torch.device | str) -> HumanInputs:
-        silhouette = None if self.silhouette is None else self.silhouette.to(device)
-        return HumanInputs(self.keypoints2d.to(device), self.world3d.to(device), self.bbox.to(device), self.K.to(device), silhouette)
+        return self._map(lambda value: value.to(device))
+
+    def select(self, index: torch.Tensor) -> HumanInputs:
+        """The people at ``index`` (a (B',) index or (B,) bool tensor)."""
+        return self._map(lambda value: value[index])
+
+    @classmethod
+    def cat(cls, parts: list[HumanInputs]) -> HumanInputs:
+        """One batch of several; an optional field is kept only when every part has it."""
+        joined = []
+        for f in fields(cls):
+            values = [getattr(p, f.name) for p in parts]
+            joined.append(None if any(v is None for v in values) else torch.cat(values))
+        return cls(*joined)
 
     def validate(self) -> None:
         """Raise ValueError naming the first field whose shape is not as documented."""
@@ -112,6 +133,9 @@ class HumanInputs:
         if self.silhouette is not None:
             side = self.silhouette.shape[-1]
             expected["silhouette"] = (b, side, side)
+        if self.crop is not None:
+            side = self.crop.shape[-1]
+            expected["crop"] = (b, 3, side, side)
         for name, shape in expected.items():
             value = getattr(self, name)
             if tuple(value.shape) != shape:
@@ -202,6 +226,30 @@ def silhouette_from_segmentation(
     return F.grid_sample(mask, where, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
 
 
+def crop_from_image(image: np.ndarray, bbox: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
+    """(N, 3, size, size) float32 RGB in [0, 1] of an (H, W, 3) uint8 image over each of the
+    (N, 4) boxes' ``silhouette_window``, for ``HumanInputs.crop``. Bilinear; zero outside the image.
+    Only the pixels under each window are converted, so a huge photo costs no more than a small one."""
+    height, width = image.shape[:2]
+    windows = silhouette_window(torch.as_tensor(bbox, dtype=torch.float64).reshape(-1, 4))
+    cells = (torch.arange(size, dtype=torch.float64) + 0.5) / size
+    crops = []
+    for x0, y0, x1, y1 in windows.tolist():
+        # The window's pixels (one more on each side for the bilinear taps), inside the image.
+        left, top = max(0, math.floor(x0)), max(0, math.floor(y0))
+        right, bottom = min(width, math.ceil(x1) + 1), min(height, math.ceil(y1) + 1)
+        if right <= left or bottom <= top:
+            crops.append(torch.zeros(3, size, size))
+            continue
+        region = torch.as_tensor(np.ascontiguousarray(image[top:bottom, left:right])).permute(2, 0, 1)[None].float() / 255
+        # grid_sample's -1 and 1 are the region's outer edges (align_corners=False).
+        gx = 2 * (x0 + cells * (x1 - x0) - left + 0.5) / (right - left) - 1
+        gy = 2 * (y0 + cells * (y1 - y0) - top + 0.5) / (bottom - top) - 1
+        where = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None].float()
+        crops.append(F.grid_sample(region, where, mode="bilinear", padding_mode="zeros", align_corners=False)[0])
+    return torch.stack(crops) if crops else torch.zeros(0, 3, size, size)
+
+
 @dataclass(frozen=True)
 class HumanMoEConfig:
     """Architecture of HumanMoE; saved inside every checkpoint so it rebuilds its own model.
@@ -215,6 +263,10 @@ class HumanMoEConfig:
     fourier_bands: frequencies of the Fourier encoding of rays and of the box token.
     silhouette_grid: side of the silhouette grid (``HumanInputs.silhouette``); 0: no
         silhouette tokens. silhouette_patch: side of one patch token, in grid cells.
+    backbone: "" (none), or a pretrained ViT whose patch tokens of the person crop are read
+        (``models.backbone``: ``"hf:<folder>"`` or ``"timm:<model name>"``);
+        backbone_image_size: the crop's side in pixels; backbone_hf_config: filled in from an
+        ``hf:`` folder when the network is built, so a saved network rebuilds without it.
     camera_encoding: "rays" (keypoint rays + ray map), "box" (one CLIFF-style box token) or
         "none" (no camera or box-position information).
     ffn: "moe" (mixture of experts) or "dense" (same parameter count).
@@ -233,6 +285,9 @@ class HumanMoEConfig:
     ffn: FFNKind = "moe"
     silhouette_grid: int = 0
     silhouette_patch: int = 8
+    backbone: str = ""
+    backbone_image_size: int = 224
+    backbone_hf_config: dict | None = None
 
     def __post_init__(self):
         if self.camera_encoding not in ("rays", "box", "none"):
@@ -249,6 +304,8 @@ class HumanMoEConfig:
             )
         if self.capacity_factor <= 0:
             raise ValueError(f"capacity_factor must be positive, got {self.capacity_factor}")
+        if self.backbone and self.backbone_image_size < 16:
+            raise ValueError(f"backbone_image_size must be at least 16 pixels, got {self.backbone_image_size}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -436,6 +493,14 @@ class HumanMoE(nn.Module):
         if c.silhouette_grid:
             self.silhouette_embed = nn.Linear(c.silhouette_patch**2, c.dim)
             self.silhouette_pos_embed = nn.Parameter(torch.zeros(self.num_silhouette_tokens, c.dim))
+        self.backbone = None
+        if c.backbone:
+            from metrichmsr.models.backbone import PatchBackbone
+
+            self.backbone = PatchBackbone(c.backbone, c.backbone_image_size, c.backbone_hf_config)
+            self.config = c = replace(c, backbone_hf_config=self.backbone.hf_config)
+            self.image_embed = nn.Linear(self.backbone.width, c.dim)
+            self.image_pos_embed = nn.Parameter(torch.zeros(self.backbone.num_patches, c.dim))
         self.type_embed = nn.Parameter(torch.zeros(len(TOKEN_TYPES), c.dim))
         self.queries = nn.Parameter(torch.zeros(len(TASK_QUERIES), c.dim))
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.depth))
@@ -445,9 +510,12 @@ class HumanMoE(nn.Module):
         self.position_head = FeedForward(c.dim, c.dim, 3)
         camera_tokens = {"rays": ["ray"] * c.ray_grid**2, "box": ["box"], "none": []}[c.camera_encoding]
         silhouette_tokens = ["silhouette"] * self.num_silhouette_tokens
-        layout = ["keypoint"] * _NUM_JOINTS + camera_tokens + silhouette_tokens + ["query"] * len(TASK_QUERIES)
+        image_tokens = ["image"] * (self.backbone.num_patches if self.backbone else 0)
+        layout = ["keypoint"] * _NUM_JOINTS + camera_tokens + silhouette_tokens + image_tokens + ["query"] * len(TASK_QUERIES)
         self.register_buffer("token_type", torch.tensor([TOKEN_TYPES.index(t) for t in layout]), persistent=False)
-        self.apply(_init_weights)
+        for module in self.children():
+            if module is not self.backbone:  # the backbone keeps its own initialisation
+                module.apply(_init_weights)
         for p in self.parameters(recurse=False):  # embeddings and queries
             nn.init.trunc_normal_(p, std=0.02)
 
@@ -471,6 +539,16 @@ class HumanMoE(nn.Module):
             raise ValueError(f"HumanInputs.silhouette must be (B, {grid}, {grid}) for this model, got {tuple(silhouette.shape)}")
         patches = silhouette.unflatten(1, (-1, patch)).unflatten(3, (-1, patch)).transpose(2, 3).flatten(3).flatten(1, 2)
         return [self.silhouette_embed(patches.to(dtype)) + self.silhouette_pos_embed]
+
+    def _image_tokens(self, inputs: HumanInputs, dtype: torch.dtype) -> list[torch.Tensor]:
+        """[(B, N, dim)] embedded backbone patch tokens of the crops, or [] without a backbone."""
+        if self.backbone is None:
+            return []
+        size = self.config.backbone_image_size
+        if inputs.crop is None or tuple(inputs.crop.shape[1:]) != (3, size, size):
+            got = None if inputs.crop is None else tuple(inputs.crop.shape)
+            raise ValueError(f"this network reads image crops: HumanInputs.crop must be (B, 3, {size}, {size}), got {got}")
+        return [self.image_embed(self.backbone(inputs.crop.to(self.backbone.mean.dtype)).to(dtype)) + self.image_pos_embed]
 
     def _camera_tokens(self, inputs: HumanInputs, dtype: torch.dtype) -> list[torch.Tensor]:
         """Embedded camera tokens: [(B, G*G, dim)] ray map, [(B, 1, dim)] box token, or []."""
@@ -504,6 +582,7 @@ class HumanMoE(nn.Module):
             keypoints,
             *self._camera_tokens(inputs, dtype),
             *self._silhouette_tokens(inputs, dtype),
+            *self._image_tokens(inputs, dtype),
             self.queries.expand(len(inputs), -1, -1),
         ]
         return torch.cat(tokens, dim=1) + self.type_embed[self.token_type]

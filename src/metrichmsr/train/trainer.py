@@ -54,7 +54,28 @@ class TrainConfig:
     weight_phenotype: float = 0.5
     weight_orientation: float = 0.2
     weight_balance: float = 0.01
+    #: ``metrichmsr synth`` folders (training seeds) whose people BlazePose really saw
+    #: (``train.rendered``); from step ``rendered_from_step`` on, ``rendered_share`` of every
+    #: batch is drawn from them.
+    rendered_data: list[str] = field(default_factory=list)
+    rendered_share: float = 0.0
+    rendered_from_step: int = 0
+    #: A network file to start from (fine-tuning); its architecture must be ``model``'s.
+    init_weights: str = ""
+    #: With an image backbone in ``model``: its pretrained weights (``models.backbone``; an
+    #: ``hf:`` backbone defaults to its own folder). Backbone networks train on renders only,
+    #: and are validated on ``validation_size`` rendered people set aside.
+    backbone_weights: str = ""
     model: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not 0.0 <= self.rendered_share <= 1.0:
+            raise ValueError(f"rendered_share must be in [0, 1], got {self.rendered_share}")
+        if self.rendered_share > 0 and not self.rendered_data:
+            raise ValueError("rendered_share > 0 needs rendered_data (synth folders)")
+        if self.model.get("backbone") and (self.rendered_share < 1 or self.rendered_from_step > 0):
+            raise ValueError("a network with an image backbone reads crops, which only rendered people have: "
+                             "set rendered_share = 1.0 and rendered_from_step = 0")  # fmt: skip
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":
@@ -187,10 +208,14 @@ def train(
     noise = NoiseModel.load()
     model_config = HumanMoEConfig.from_dict(config.model)
     model = HumanMoE(model_config).to(device)
+    if config.init_weights:
+        start = HumanMoE.load(config.init_weights)
+        if start.config != model.config:
+            raise ValueError(f"init_weights {config.init_weights}: its architecture differs from the recipe's [model]")
+        model.load_state_dict(start.state_dict())
+        model.train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     silhouette_grid = model_config.silhouette_grid
-    validation = SyntheticPeople(data_body, noise, seed=VALIDATION_SEED, silhouette_grid=silhouette_grid).sample(config.validation_size)
-    validation = (validation[0].to(device), validation[1].to(device))
     step = 0
     checkpoint = out_dir / "last.pt"
     log_path = out_dir / "log.csv"
@@ -199,11 +224,28 @@ def train(
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         step = state["step"]
-    elif log_path.exists():
-        log_path.unlink()  # a fresh run starts a fresh log
+    else:
+        if model.backbone is not None and not config.init_weights:
+            model.backbone.load_pretrained(config.backbone_weights or None)
+        if log_path.exists():
+            log_path.unlink()  # a fresh run starts a fresh log
     # A resumed run draws from a stream seeded by the step it resumes at: reproducible, and
     # never the batches it already saw.
     sampler = SyntheticPeople(data_body, noise, seed=config.seed + step, silhouette_grid=silhouette_grid)
+    rendered_count = round(config.rendered_share * config.batch_size)
+    rendered = validation = None
+    if rendered_count:
+        from metrichmsr.train.rendered import RenderedPeople, training_scenes
+
+        for directory in config.rendered_data:
+            training_scenes(Path(directory))  # a wrong folder fails now, not when its turn comes
+        if model.backbone is not None:  # crops, and validation people set aside from the renders
+            rendered = RenderedPeople([Path(d) for d in config.rendered_data], silhouette_grid, seed=config.seed + step,
+                                      crop_size=model.config.backbone_image_size, holdout=config.validation_size, progress=progress)  # fmt: skip
+            validation = rendered.validation()
+    if validation is None:
+        validation = SyntheticPeople(data_body, noise, seed=VALIDATION_SEED, silhouette_grid=silhouette_grid).sample(config.validation_size)
+    validation = (validation[0].to(device), validation[1].to(device))
 
     started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not progress)
@@ -212,7 +254,10 @@ def train(
     while step < last_step:
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(step, config)
-        inputs, targets = sampler.sample(config.batch_size)
+        mixing = rendered_count and step >= config.rendered_from_step
+        if mixing and rendered is None:  # BlazePose runs over the renders once (cached) when first needed
+            rendered = RenderedPeople([Path(d) for d in config.rendered_data], silhouette_grid, seed=config.seed + step, progress=progress)
+        inputs, targets = _batch(sampler, rendered, config.batch_size, rendered_count if mixing else 0)
         inputs, targets = inputs.to(device), targets.to(device)
         terms = losses(model(inputs), inputs, targets, body, config)
         loss = sum(terms.values())
@@ -238,6 +283,19 @@ def train(
     exported = out_dir / "humanmoe.pt"
     model.save(exported)
     return exported
+
+
+def _batch(sampler, rendered, size: int, rendered_count: int):
+    """``size`` people: ``rendered_count`` of them from the renders, the rest simulated."""
+    if not rendered_count:
+        return sampler.sample(size)
+    if rendered_count == size:
+        return rendered.sample(size)
+    from metrichmsr.models.humanmoe import HumanInputs
+    from metrichmsr.train.data import PeopleTargets
+
+    (sim_inputs, sim_targets), (real_inputs, real_targets) = sampler.sample(size - rendered_count), rendered.sample(rendered_count)
+    return HumanInputs.cat([sim_inputs, real_inputs]), PeopleTargets.cat([sim_targets, real_targets])
 
 
 _LOG_FIELDS = ("step", "seconds", "loss", "joints", "depth", "offset", "reprojection", "phenotype", "orientation", "balance",
