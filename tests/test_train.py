@@ -50,6 +50,8 @@ def test_config_from_toml(tmp_path):
     assert config.steps == 12 and config.model == {"ffn": "dense"}
     shipped = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe.toml")
     assert HumanMoEConfig.from_dict(shipped.model).camera_encoding == "rays"
+    renders = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_renders.toml")
+    assert renders.rendered_share == 0.5 and renders.model == shipped.model  # fine-tunes the shipped network
     path.write_text("stepz = 12\n")
     with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_toml(path)

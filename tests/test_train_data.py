@@ -86,8 +86,8 @@ def test_seeds_stay_in_the_training_split(body_model, noise):
 
 def test_shapes_and_targets(body_model, batch):
     inputs, targets = batch
-    assert isinstance(inputs, HumanInputs) and {f.name for f in dataclasses.fields(inputs)} == INPUT_KEYS | {"silhouette"}
-    assert inputs.silhouette is None
+    assert isinstance(inputs, HumanInputs) and {f.name for f in dataclasses.fields(inputs)} == INPUT_KEYS | {"silhouette", "crop"}
+    assert inputs.silhouette is None and inputs.crop is None  # simulated people have no pixels
     inputs.validate()
     assert inputs.keypoints2d.shape == (512, 23, 3) and inputs.world3d.shape == (512, 23, 3)
     assert inputs.bbox.shape == (512, 4) and inputs.K.shape == (512, 3, 3)
