@@ -28,7 +28,7 @@ from metrichmsr.models.humanmoe import HumanInputs, inputs_from_blazepose
 from metrichmsr.synth import HELD_OUT_SEED_START
 from metrichmsr.train.data import PeopleTargets
 
-#: The cache of one folder's matched detections (an npz; keys: ``_FIELDS`` and ``index``).
+#: The cache of one folder's matched detections (an npz: ``_FIELDS``, and ``key``, what it was made from).
 DETECTIONS_FILE = "blazepose_people.npz"
 MATCH_IOU = 0.5
 _FIELDS = ("image", "landmarks2d", "world_landmarks", "bbox", "K", "silhouette", "phenotype", "bone_rotvec",
