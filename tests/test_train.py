@@ -31,6 +31,14 @@ def test_train_checkpoints_resumes_and_exports(tmp_path, body_model):
     assert steps == [2, 4, 6]
 
 
+def test_sampler_workers_feed_training(tmp_path, body_model):
+    config = dataclasses.replace(TINY, steps=2, sampler_workers=2)
+    model = HumanMoE.load(train(config, tmp_path / "run", progress=False))
+    assert model.config.dim == 32
+    with pytest.raises(ValueError, match="sampler_workers must be >= 0"):
+        dataclasses.replace(TINY, sampler_workers=-1)
+
+
 def test_seed_must_stay_in_the_training_split(tmp_path):
     with pytest.raises(ValueError, match="below the validation and held-out seeds"):
         train(dataclasses.replace(TINY, seed=2_000_000), tmp_path / "run", progress=False)
@@ -51,7 +59,11 @@ def test_config_from_toml(tmp_path):
     shipped = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe.toml")
     assert HumanMoEConfig.from_dict(shipped.model).camera_encoding == "rays"
     renders = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_renders.toml")
-    assert renders.rendered_share == 0.5 and renders.model == shipped.model  # fine-tunes the shipped network
+    assert renders.rendered_share == 0.5 and renders.model == shipped.model  # fine-tunes the CPU recipe's network
+    gpu = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_gpu.toml")
+    gpu_renders = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_gpu_renders.toml")
+    assert gpu.model == gpu_renders.model == shipped.model and gpu.sampler_workers > 0
+    assert HumanMoE.load(resources.files("metrichmsr.models") / "weights" / "humanmoe.pt").config == HumanMoEConfig.from_dict(gpu.model)
     path.write_text("stepz = 12\n")
     with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_toml(path)

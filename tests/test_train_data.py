@@ -15,7 +15,7 @@ from metrichmsr.camera import project
 from metrichmsr.fit import evidence_from_blazepose
 from metrichmsr.models.humanmoe import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START
-from metrichmsr.train.data import SyntheticPeople, splat_silhouettes
+from metrichmsr.train.data import ParallelPeople, SyntheticPeople, splat_silhouettes
 from metrichmsr.train.noise import (
     GROSS_THRESHOLD,
     PRESENT,
@@ -115,6 +115,27 @@ def test_deterministic_per_seed(body_model, noise):
         assert torch.equal(a_t.joints, b_t.joints)
     assert not torch.equal(first[0][0].keypoints2d, other[0][0].keypoints2d)
     assert not torch.equal(first[0][0].keypoints2d, first[1][0].keypoints2d)
+
+
+def test_parallel_streams_are_reproducible_and_their_own(body_model, noise):
+    def batches(seed):
+        people = ParallelPeople(2, 16, seed=seed, pool_size=32)
+        return [people.sample(16) for _ in range(3)] + [people.sample(5)]
+
+    first, again, other = batches(5), batches(5), batches(6)
+    for (a_in, a_t), (b_in, b_t) in zip(first, again):
+        assert all(torch.equal(getattr(a_in, k), getattr(b_in, k)) for k in INPUT_KEYS)
+        assert torch.equal(a_t.joints, b_t.joints)
+    assert len(first[-1][0]) == 5 and len(first[-1][1].joints) == 5
+    # Workers take turns, each with its own stream (not the seed's own, nor each other's).
+    own = SyntheticPeople(body_model, noise, seed=5, pool_size=32, fresh_per_batch=4).sample(16)
+    keypoints = [inputs.keypoints2d for inputs, _ in first[:3]] + [own[0].keypoints2d]
+    assert all(not torch.equal(a, b) for i, a in enumerate(keypoints) for b in keypoints[i + 1 :])
+    assert not torch.equal(first[0][0].keypoints2d, other[0][0].keypoints2d)
+    with pytest.raises(ValueError, match="batch_size must be in"):
+        ParallelPeople(1, 8, pool_size=8).sample(9)
+    with pytest.raises(ValueError, match="workers must be"):
+        ParallelPeople(0, 8)
 
 
 def test_noiseless_keypoints_are_the_projection(body_model):

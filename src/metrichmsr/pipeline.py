@@ -40,7 +40,8 @@ from metrichmsr.scene.horizon import up_from_lines, wall_distance_m
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
 SCHEMA = "metrichmsr.result/1"
-#: The shipped HumanMoE weights (recipe: metrichmsr/train/humanmoe.toml; see BENCHMARKS.md).
+#: The shipped HumanMoE weights (recipe: metrichmsr/train/humanmoe_gpu.toml, then
+#: humanmoe_gpu_renders.toml; see BENCHMARKS.md).
 HUMANMOE_WEIGHTS = Path(__file__).parent / "models" / "weights" / "humanmoe.pt"
 CameraModel = Literal["rays", "box"]
 

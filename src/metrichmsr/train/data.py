@@ -106,6 +106,8 @@ class SyntheticPeople:
         fresh_per_batch: new bodies replacing the oldest per ``sample`` call, on average.
         silhouette_grid: side of ``HumanInputs.silhouette``; 0: no silhouettes (``silhouette``
             is None).
+        stream: > 0: one of several independent streams of the same seed (``ParallelPeople``'s
+            workers); 0 is the seed's own stream.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class SyntheticPeople:
         pool_size: int = 4096,
         fresh_per_batch: int = 8,
         silhouette_grid: int = 0,
+        stream: int = 0,
     ):
         if not 0 <= seed < HELD_OUT_SEED_START:
             raise ValueError(f"seed must be in [0, {HELD_OUT_SEED_START}) (the training split), got {seed}")
@@ -125,8 +128,9 @@ class SyntheticPeople:
         self.body, self.noise, self.config = body, noise, scene_config
         self.fresh_per_batch = fresh_per_batch
         self.silhouette_grid = silhouette_grid
-        self.rng = np.random.default_rng(seed)
-        self.generator = torch.Generator().manual_seed(seed)
+        entropy = np.random.SeedSequence([seed, stream] if stream else seed)
+        self.rng = np.random.default_rng(entropy)
+        self.generator = torch.Generator().manual_seed(seed if not stream else int(entropy.generate_state(1, np.uint64)[0]))
         self._phenotype, self._bone_rotvec, self._joints, self._surface = self._draw_bodies(pool_size)
         self._oldest, self._owed = 0, 0
 
@@ -263,6 +267,58 @@ class SyntheticPeople:
         )
         return inputs, PeopleTargets(params, f32(drawn["joints"]), f32(drawn["image_size"]))
 
+
+
+class ParallelPeople:
+    """``SyntheticPeople`` batches drawn in ``workers`` processes at once, to keep a GPU busy.
+
+    One sampling process makes ~1,500 people a second, which leaves a GPU idle. Each worker
+    runs its own stream of ``seed`` (``SyntheticPeople(stream=worker + 1)``) and pool; batches
+    come round-robin from the workers (torch's DataLoader), so the whole stream is a function
+    of ``seed``, ``workers`` and ``batch_size``. Pools renew at the in-process default's rate
+    per person (8 bodies per 128 people); ``pool_size`` is each worker's.
+
+    ``sample(n)`` returns the first ``n`` people of a batch of ``batch_size`` (n <= batch_size).
+    """
+
+    def __init__(self, workers: int, batch_size: int, seed: int = 0, silhouette_grid: int = 0, pool_size: int = 4096):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if not 0 <= seed < HELD_OUT_SEED_START:
+            raise ValueError(f"seed must be in [0, {HELD_OUT_SEED_START}) (the training split), got {seed}")
+        self.batch_size = batch_size
+        streams = _WorkerStreams(batch_size, seed, silhouette_grid, pool_size)
+        loader = torch.utils.data.DataLoader(streams, batch_size=None, num_workers=workers, collate_fn=_as_is, prefetch_factor=4)
+        self._batches = iter(loader)
+
+    def sample(self, batch_size: int) -> tuple[HumanInputs, PeopleTargets]:
+        if not 1 <= batch_size <= self.batch_size:
+            raise ValueError(f"batch_size must be in [1, {self.batch_size}], got {batch_size}")
+        inputs, targets = next(self._batches)
+        if batch_size == self.batch_size:
+            return inputs, targets
+        first = torch.arange(batch_size)
+        return inputs.select(first), targets.select(first)
+
+
+class _WorkerStreams(torch.utils.data.IterableDataset):
+    """Endless batches of one ``SyntheticPeople`` stream per DataLoader worker."""
+
+    def __init__(self, batch_size: int, seed: int, silhouette_grid: int, pool_size: int):
+        self.batch_size, self.seed, self.silhouette_grid, self.pool_size = batch_size, seed, silhouette_grid, pool_size
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        stream = 1 + (worker.id if worker is not None else 0)
+        fresh = min(self.pool_size, max(1, round(8 * self.batch_size / 128)))
+        sampler = SyntheticPeople(BodyModel(), NoiseModel.load(), seed=self.seed, pool_size=self.pool_size, fresh_per_batch=fresh,
+                                  silhouette_grid=self.silhouette_grid, stream=stream)  # fmt: skip
+        while True:
+            yield sampler.sample(self.batch_size)
+
+
+def _as_is(batch):
+    return batch
 
 
 def splat_silhouettes(

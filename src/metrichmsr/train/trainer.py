@@ -66,9 +66,14 @@ class TrainConfig:
     #: ``hf:`` backbone defaults to its own folder). Backbone networks train on renders only,
     #: and are validated on ``validation_size`` rendered people set aside.
     backbone_weights: str = ""
+    #: > 0: simulated people are drawn in this many worker processes (``ParallelPeople``),
+    #: for a GPU, which one sampling process cannot keep busy; 0: in the training process.
+    sampler_workers: int = 0
     model: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.sampler_workers < 0:
+            raise ValueError(f"sampler_workers must be >= 0, got {self.sampler_workers}")
         if not 0.0 <= self.rendered_share <= 1.0:
             raise ValueError(f"rendered_share must be in [0, 1], got {self.rendered_share}")
         if self.rendered_share > 0 and not self.rendered_data:
@@ -195,7 +200,7 @@ def train(
 
     from metrichmsr.models.humanmoe import HumanMoE, HumanMoEConfig
     from metrichmsr.synth import HELD_OUT_SEED_START
-    from metrichmsr.train.data import SyntheticPeople
+    from metrichmsr.train.data import ParallelPeople, SyntheticPeople
     from metrichmsr.train.noise import NoiseModel
 
     if not 0 <= config.seed < VALIDATION_SEED < HELD_OUT_SEED_START:
@@ -231,7 +236,10 @@ def train(
             log_path.unlink()  # a fresh run starts a fresh log
     # A resumed run draws from a stream seeded by the step it resumes at: reproducible, and
     # never the batches it already saw.
-    sampler = SyntheticPeople(data_body, noise, seed=config.seed + step, silhouette_grid=silhouette_grid)
+    if config.sampler_workers:
+        sampler = ParallelPeople(config.sampler_workers, config.batch_size, seed=config.seed + step, silhouette_grid=silhouette_grid)
+    else:
+        sampler = SyntheticPeople(data_body, noise, seed=config.seed + step, silhouette_grid=silhouette_grid)
     rendered_count = round(config.rendered_share * config.batch_size)
     rendered = validation = None
     if rendered_count:
