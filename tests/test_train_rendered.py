@@ -74,7 +74,10 @@ def test_batches_select_and_join(renders):
     assert torch.equal(joined.silhouette, inputs.silhouette[[4, 0, 1]])
     assert HumanInputs.cat([inputs, dataclasses.replace(inputs, silhouette=None)]).silhouette is None
     both = PeopleTargets.cat([targets.select(index), targets])
-    assert torch.equal(both.params.translation, torch.cat((targets.params.translation[index], targets.params.translation)))
+    for name in ("phenotype", "bone_rotvec", "global_rotation", "translation"):
+        truth = getattr(targets.params, name)
+        assert torch.equal(getattr(both.params, name), torch.cat((truth[index], truth)))
+    assert torch.equal(both.joints, torch.cat((targets.joints[index], targets.joints)))
 
 
 def test_training_mixes_renders_and_starts_from_weights(tmp_path, renders, body_model):

@@ -33,7 +33,7 @@ alone (rest pose oriented by the 3D landmarks, translation by linear least squar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import roma
@@ -105,11 +105,23 @@ class FitParams:
     global_rotation: torch.Tensor
     translation: torch.Tensor
 
+    def _map(self, fn) -> "FitParams":
+        return FitParams(*(fn(getattr(self, f.name)) for f in fields(self)))
+
     def to(self, device: torch.device | str) -> "FitParams":
-        return FitParams(*(t.to(device) for t in (self.phenotype, self.bone_rotvec, self.global_rotation, self.translation)))
+        return self._map(lambda t: t.to(device))
 
     def detach(self) -> "FitParams":
-        return FitParams(*(t.detach() for t in (self.phenotype, self.bone_rotvec, self.global_rotation, self.translation)))
+        return self._map(torch.Tensor.detach)
+
+    def select(self, index: torch.Tensor) -> "FitParams":
+        """The people at ``index`` (an (N',) index or (N,) bool tensor)."""
+        return self._map(lambda t: t[index])
+
+    @classmethod
+    def cat(cls, parts: list["FitParams"]) -> "FitParams":
+        """The people of several, in order."""
+        return cls(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 @dataclass(frozen=True)

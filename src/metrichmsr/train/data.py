@@ -77,18 +77,12 @@ class PeopleTargets:
 
     def select(self, index: torch.Tensor) -> "PeopleTargets":
         """The people at ``index`` (a (B',) index or (B,) bool tensor)."""
-        p = self.params
-        params = FitParams(p.phenotype[index], p.bone_rotvec[index], p.global_rotation[index], p.translation[index])
-        return PeopleTargets(params, self.joints[index], self.image_size[index])
+        return PeopleTargets(self.params.select(index), self.joints[index], self.image_size[index])
 
     @classmethod
     def cat(cls, parts: list["PeopleTargets"]) -> "PeopleTargets":
         """One batch of several."""
-
-        def joined(name: str) -> torch.Tensor:
-            return torch.cat([getattr(p.params, name) for p in parts])
-
-        params = FitParams(joined("phenotype"), joined("bone_rotvec"), joined("global_rotation"), joined("translation"))
+        params = FitParams.cat([p.params for p in parts])
         return cls(params, torch.cat([p.joints for p in parts]), torch.cat([p.image_size for p in parts]))
 
 
