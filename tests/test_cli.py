@@ -2,6 +2,7 @@
 line on stderr and touches nothing; a blank image or a folder with a bad file still gives
 result folders by the output contract; reruns replace results; foreign folders are refused."""
 
+import hashlib
 import json
 import math
 import os
@@ -177,6 +178,15 @@ def test_synth_then_bench(tmp_path):
     ]  # fmt: skip
     table = (report_dir / "table.md").read_text()
     assert "| full | all |" in table and "| box-only | all |" in table and "fixed-fov" not in table
+    from metrichmsr.pipeline import HUMANMOE_WEIGHTS
+
+    shipped_md5 = hashlib.md5(HUMANMOE_WEIGHTS.read_bytes()).hexdigest()[:8]
+    assert f"HumanMoE humanmoe.pt (md5 {shipped_md5})" in table.splitlines()[0]
+    # Another network: a missing file is one line, and the report folder stays as it was.
+    report_before = snapshot(report_dir)
+    done = run_cli("bench", synth_dir, "-o", report_dir, "--weights", tmp_path / "missing.pt")
+    assert done.returncode != 0 and done.stderr.strip().count("\n") == 0 and "missing.pt: no such file" in done.stderr
+    assert snapshot(report_dir) == report_before
     assert snapshot(synth_dir) == before
     assert not leftovers(tmp_path)
 

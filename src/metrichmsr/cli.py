@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--limit", type=_number("--limit", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
                        help="score only the first N images")  # fmt: skip
     bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    bench.add_argument("--weights", type=Path, metavar="FILE",
+                       help="HumanMoE network the methods use: a `metrichmsr train` run's humanmoe.pt (default: the shipped one)")
 
     train = commands.add_parser("train", help="train the HumanMoE network on synthetic people")
     train.add_argument("-o", "--output", type=Path, required=True, help="run folder (checkpoints, log, curves, weights)")
@@ -164,10 +166,11 @@ def _bench(args) -> int:
     check_replaceable(output, marker=MARKER)
 
     from metrichmsr.bench.run import run
-    from metrichmsr.pipeline import resolve_device
+    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, resolve_device
 
     resolve_device(args.device)
-    print(run(args.input, output, methods, device=args.device, limit=int(args.limit) if args.limit else None))
+    weights = args.weights or HUMANMOE_WEIGHTS
+    print(run(args.input, output, methods, device=args.device, limit=int(args.limit) if args.limit else None, weights=weights))
     print(f"report: {output / MARKER}, {output / 'results.csv'}, plots in {output}")
     return 0
 

@@ -17,6 +17,7 @@ import resource
 import statistics
 import time
 from dataclasses import replace
+from pathlib import Path
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
@@ -25,15 +26,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--distant", type=int, default=10)
+    parser.add_argument("--weights", type=Path, metavar="FILE", help="HumanMoE network file (default: the shipped one)")
     args = parser.parse_args()
 
-    from metrichmsr.bench.report import markdown_table
+    from metrichmsr.bench.report import markdown_table, weights_label
     from metrichmsr.bench.score import ScoreConfig, score_image
-    from metrichmsr.pipeline import Recoverer
+    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
     from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, sample_scene
 
     started = time.perf_counter()
-    recoverer = Recoverer(device="cpu")
+    weights = args.weights or HUMANMOE_WEIGHTS
+    if not weights.is_file():
+        parser.error(f"--weights {weights}: no such file")
+    print(f"HumanMoE {weights_label(weights)}")
+    recoverer = Recoverer(device="cpu", weights=weights)
     load_s = time.perf_counter() - started
     body, renderer = recoverer.body, recoverer.renderer
     upright = SceneConfig(

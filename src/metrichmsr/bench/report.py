@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import statistics
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,6 +23,11 @@ _COLUMNS: tuple[tuple[str, Callable[[dict], float | None], Callable, str], ...] 
     ("PA-MPJPE (mm)", lambda r: r["pa_mpjpe_mm"], statistics.mean, "{:.0f}"),
     ("PVE (mm)", lambda r: r["pve_mm"], statistics.mean, "{:.0f}"),
 )
+
+
+def weights_label(path: str | Path) -> str:
+    """Which network a report's numbers come from: file name and the start of its md5."""
+    return f"{Path(path).name} (md5 {hashlib.md5(Path(path).read_bytes()).hexdigest()[:8]})"
 
 
 def _aggregate(rows: Sequence[dict], value: Callable[[dict], float | None], reduce: Callable) -> float | None:

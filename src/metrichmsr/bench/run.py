@@ -28,7 +28,15 @@ from typing import Sequence
 
 import numpy as np
 
-from metrichmsr.bench.report import OFF_AXIS_BUCKETS_DEG, buckets, markdown_table, median_rel_depth_err, write_csv, write_plots
+from metrichmsr.bench.report import (
+    OFF_AXIS_BUCKETS_DEG,
+    buckets,
+    markdown_table,
+    median_rel_depth_err,
+    weights_label,
+    write_csv,
+    write_plots,
+)  # fmt: skip
 from metrichmsr.bench.score import ScoreConfig, score_image
 from metrichmsr.camera import focal_from_fov
 
@@ -113,18 +121,25 @@ def summary_line(rows: Sequence[dict], methods: Sequence[str]) -> str:
     return f"summary: median rel. root-depth error: {'; '.join(parts)}; recall {recall:.2f} over {len(found)} people"
 
 
-def run(directory: Path, out_dir: Path, methods: Sequence[str] = DEFAULT_METHODS, device: str = "auto", limit: int | None = None) -> str:
-    """Benchmark ``methods`` on the synth folder ``directory``; writes ``out_dir`` atomically, returns the report."""
+def run(
+    directory: Path, out_dir: Path, methods: Sequence[str] = DEFAULT_METHODS, device: str = "auto", limit: int | None = None,
+    weights: str | Path | None = None,
+) -> str:
+    """Benchmark ``methods`` on the synth folder ``directory``; writes ``out_dir`` atomically, returns the report.
+
+    ``weights``: the HumanMoE network file the methods use (default: the shipped one).
+    """
     from metrichmsr._outputs import staged_output
-    from metrichmsr.pipeline import Recoverer
+    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
     from metrichmsr.synth.dataset import list_samples
 
     samples = list_samples(directory)[:limit]
     from metrichmsr.bench import depth_bench
 
-    with Recoverer(device=device) as recoverer:
+    weights = Path(weights or HUMANMOE_WEIGHTS)
+    with Recoverer(device=device, weights=weights) as recoverer:
         rows, seconds, scene_rows = evaluate(recoverer, samples, methods)
-    heading = f"Benchmark on {len(samples)} images of {directory} ({time.strftime('%Y-%m-%d')})\n\n"
+    heading = f"Benchmark on {len(samples)} images of {directory}, HumanMoE {weights_label(weights)} ({time.strftime('%Y-%m-%d')})\n\n"
     report = heading + markdown_table(rows, methods, seconds) + "\n" + summary_line(rows, methods) + "\n"
     if scene_rows:
         report += (
