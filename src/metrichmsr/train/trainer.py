@@ -241,17 +241,17 @@ def train(
     else:
         sampler = SyntheticPeople(data_body, noise, seed=config.seed + step, silhouette_grid=silhouette_grid)
     rendered_count = round(config.rendered_share * config.batch_size)
-    rendered = validation = None
-    if rendered_count:
-        from metrichmsr.train.rendered import RenderedPeople, training_scenes
+    rendered = None
+    if rendered_count:  # BlazePose runs over the renders now, once (cached): a wrong folder fails before training
+        from metrichmsr.train.rendered import RenderedPeople
 
-        for directory in config.rendered_data:
-            training_scenes(Path(directory))  # a wrong folder fails now, not when its turn comes
-        if model.backbone is not None:  # crops, and validation people set aside from the renders
-            rendered = RenderedPeople([Path(d) for d in config.rendered_data], silhouette_grid, seed=config.seed + step,
-                                      crop_size=model.config.backbone_image_size, holdout=config.validation_size, progress=progress)  # fmt: skip
-            validation = rendered.validation()
-    if validation is None:
+        crops = model.backbone is not None  # crops, and validation people set aside from the renders
+        rendered = RenderedPeople([Path(d) for d in config.rendered_data], silhouette_grid, seed=config.seed + step,
+                                  crop_size=model.config.backbone_image_size if crops else 0,
+                                  holdout=config.validation_size if crops else 0, progress=progress)  # fmt: skip
+    if model.backbone is not None:
+        validation = rendered.validation()
+    else:
         validation = SyntheticPeople(data_body, noise, seed=VALIDATION_SEED, silhouette_grid=silhouette_grid).sample(config.validation_size)
     validation = (validation[0].to(device), validation[1].to(device))
 
@@ -263,8 +263,6 @@ def train(
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(step, config)
         mixing = rendered_count and step >= config.rendered_from_step
-        if mixing and rendered is None:  # BlazePose runs over the renders once (cached) when first needed
-            rendered = RenderedPeople([Path(d) for d in config.rendered_data], silhouette_grid, seed=config.seed + step, progress=progress)
         inputs, targets = _batch(sampler, rendered, config.batch_size, rendered_count if mixing else 0)
         inputs, targets = inputs.to(device), targets.to(device)
         terms = losses(model(inputs), inputs, targets, body, config)
