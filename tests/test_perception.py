@@ -229,6 +229,16 @@ def test_detector_is_closed_by_context_manager():
 
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason="assets/sample.jpg not added yet")
+def test_specks_far_shorter_than_the_smallest_person_sought_are_dropped(detector, two_people, monkeypatch):
+    from metrichmsr.perception import blazepose
+
+    image, true_boxes, _ = two_people
+    # The 90 px woman counts as a speck once specks are anything under 2 x min_person_px (120 px).
+    monkeypatch.setattr(blazepose, "_SPECK_FRACTION", 2.0)
+    people = detector.detect(image)
+    assert len(people) == 1 and box_iou(people[0].bbox, true_boxes[0]) > 0.5
+
+
 def test_sample_photo(detector):
     from PIL import Image, ImageOps
 

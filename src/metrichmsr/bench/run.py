@@ -64,7 +64,8 @@ def method_camera(method: str, K: np.ndarray, size: tuple[int, int]) -> tuple[np
 
 def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config: ScoreConfig = ScoreConfig(), progress=True):
     """Score every method on every sample, each method's people standing on the floor they
-    place (``Recoverer.stand_on_floor``), as ``recover`` gives them.
+    place (``Recoverer.stand_on_floor``) and parts read as far-away people dropped
+    (``pipeline.without_parts_read_as_far``), as ``recover`` gives them.
 
     Returns (rows, mean seconds per image by method, scene rows): the scene rows
     (``bench.depth_bench.bench_scene``) measure the scene depth anchored on the people the
@@ -74,6 +75,7 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
     from tqdm import tqdm
 
     from metrichmsr.bench.depth_bench import bench_scene
+    from metrichmsr.pipeline import without_parts_read_as_far
     from metrichmsr.synth.dataset import load_sample
 
     faces = recoverer.body.faces.cpu().numpy()
@@ -93,7 +95,7 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
             fit_s = (time.perf_counter() - started) / len(group)
             for (method, people), (K, _) in zip(zip(group, results), variants):
                 started = time.perf_counter()
-                people, floor, contacts = recoverer.stand_on_floor(people, scene.image, K)
+                people, floor, contacts = recoverer.stand_on_floor(without_parts_read_as_far(people), scene.image, K)
                 seconds[method].append(detect_s + fit_s + time.perf_counter() - started)
                 rows += score_image(scene, people, config, method=method, image=path.stem)
                 if method == "full" and people:

@@ -5,7 +5,7 @@ import warnings
 # mediapipe 0.10.14 calls a protobuf API deprecated in the protobuf it runs with.
 warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
 
-from metrichmsr.perception._tiles import box_iou
+from metrichmsr.perception._tiles import box_containment, box_iou
 from metrichmsr.perception.blazepose import (
     BLAZEPOSE_LANDMARK_NAMES,
     PersonObservation,
@@ -13,4 +13,4 @@ from metrichmsr.perception.blazepose import (
     feet_seen,
 )
 
-__all__ = ["BLAZEPOSE_LANDMARK_NAMES", "PersonObservation", "PoseDetector", "box_iou", "feet_seen"]
+__all__ = ["BLAZEPOSE_LANDMARK_NAMES", "PersonObservation", "PoseDetector", "box_containment", "box_iou", "feet_seen"]
