@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train the HumanMoE network on synthetic people")
     train.add_argument("-o", "--output", type=Path, required=True, help="run folder (checkpoints, log, curves, weights)")
-    train.add_argument("--config", type=Path, help="TOML recipe (default: the shipped weights' recipe)")
+    train.add_argument("--config", type=Path, help="TOML recipe (default: the CPU recipe, train/humanmoe.toml; the shipped weights' are train/humanmoe_gpu*.toml)")
     train.add_argument("--steps", type=_number("--steps", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
                        help="override the recipe's number of steps")  # fmt: skip
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
