@@ -33,7 +33,7 @@ from metrichmsr.models.humanmoe import (
     silhouette_from_segmentation,
     to_fit_params,
 )
-from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
+from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, box_containment, feet_seen
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, placing_people, sunken_scales
 from metrichmsr.scene.horizon import up_from_lines, wall_distance_m
@@ -176,7 +176,6 @@ PART_FARTHER = 1.5
 def without_parts_read_as_far(people: list[PersonResult]) -> list[PersonResult]:
     """``people`` less those that are a part of another read as a far-away person (see
     ``PART_INSIDE``); the rest keep their order and are numbered again from 0."""
-    from metrichmsr.perception import box_containment
 
     def height(person: PersonResult) -> float:
         return float(person.bbox[3] - person.bbox[1])
