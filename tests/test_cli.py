@@ -95,6 +95,8 @@ BAD_INPUT = {
     "device tpu": lambda w: ["recover", w.good, "-o", w.out, "--device", "tpu"],
     "min-score 1.5": lambda w: ["recover", w.good, "-o", w.out, "--min-score", "1.5"],
     "min-person-px 0": lambda w: ["recover", w.good, "-o", w.out, "--min-person-px", "0"],
+    "max-people 0": lambda w: ["recover", w.good, "-o", w.out, "--max-people", "0"],
+    "max-people 2.5": lambda w: ["recover", w.good, "-o", w.out, "--max-people", "2.5"],
     "boxes missing file": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.root / "nope.json"],
     "boxes bad json": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.bad_json],
     "boxes inverted": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.bad_box],

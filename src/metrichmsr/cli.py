@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf; needs `pip install transformers`)")  # fmt: skip
     recover.add_argument("--min-person-px", type=_positive_float("--min-person-px"), default=60.0,
                          help="smallest person height in pixels to look for (default 60)")  # fmt: skip
+    recover.add_argument("--max-people", type=_number("--max-people", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+                         default=60, help="most people to recover from one image, the most confident first (default 60)")  # fmt: skip
     recover.add_argument("--min-score", type=_number("--min-score", lambda value: 0 < value < 1, "between 0 and 1"), default=0.4,
                          help="detection confidence a person needs, 0-1 (default 0.4; raise it if "
                               "things that are not people are found, lower it to find more people)")  # fmt: skip
@@ -255,7 +257,7 @@ def _recover(args) -> int:
     resolve_device(args.device)
 
     started = time.perf_counter()
-    with Recoverer(device=args.device, min_person_px=args.min_person_px, min_score=args.min_score, depth=args.depth, refine=args.refine, weights=args.weights or HUMANMOE_WEIGHTS) as recoverer:
+    with Recoverer(device=args.device, min_person_px=args.min_person_px, max_people=int(args.max_people), min_score=args.min_score, depth=args.depth, refine=args.refine, weights=args.weights or HUMANMOE_WEIGHTS) as recoverer:
         load_s = time.perf_counter() - started
         failures = 0
         progress = tqdm(images, desc="recover", unit="image", disable=not folder, file=sys.stderr)

@@ -262,6 +262,8 @@ def _load_network(weights: str | Path, device: torch.device) -> HumanMoE:
 #: BlazePose confidence a person needs in `recover` (lower than mediapipe's 0.5: small, distant
 #: people score low and are still worth recovering).
 MIN_SCORE = 0.4
+#: A group photo holds dozens: the detector's own default (20) cut the sample photo's 24.
+MAX_PEOPLE = 60
 
 
 class Recoverer:
@@ -271,6 +273,7 @@ class Recoverer:
         device: where the body model and fit run ("auto": CUDA when available).
         min_person_px: smallest person height (pixels) the detector looks for.
         min_score: BlazePose detection and presence confidence a person needs, in [0, 1].
+        max_people: most people recovered from one image (the most confident ones).
         fit_config: iterations and loss weights of the metric fit.
         depth: scene depth backend, a ``--depth`` spec (``planar``, ``none``, ``file:PATH``,
             ``hf:MODEL``; see ``metrichmsr.scene.depth``) or a backend object.
@@ -289,6 +292,7 @@ class Recoverer:
         device: Device = "auto",
         min_person_px: float = 60.0,
         min_score: float = MIN_SCORE,
+        max_people: int = MAX_PEOPLE,
         fit_config: FitConfig = FitConfig(),
         depth: str | DepthBackend = "planar",
         init: Literal["humanmoe", "none"] = "humanmoe",
@@ -306,7 +310,7 @@ class Recoverer:
         if hasattr(self.depth, "load"):
             self.depth.load()  # a depth network: load it with the other models, not on the first image
         segmentation = self.init_model is not None and self.init_model.config.silhouette_grid > 0
-        self.detector = PoseDetector(min_person_px=min_person_px, min_score=min_score, segmentation=segmentation)
+        self.detector = PoseDetector(min_person_px=min_person_px, max_people=max_people, min_score=min_score, segmentation=segmentation)
         self.body = BodyModel().to(self.device)
         self.fitter = BodyFitter(self.body, fit_config)
         self._renderer = None
