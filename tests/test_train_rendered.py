@@ -99,8 +99,14 @@ def test_bad_rendered_settings_are_refused(tmp_path):
         TrainConfig(rendered_data=["x"], rendered_share=1.5)
     other = HumanMoE()
     other.save(tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="architecture differs"):
+    # Each is refused before the run folder is made.
+    with pytest.raises(InputError, match="architecture differs"):
         train(dataclasses.replace(TINY, init_weights=str(tmp_path / "other.pt")), tmp_path / "run", progress=False)
+    with pytest.raises(InputError, match="no such file"):
+        train(dataclasses.replace(TINY, init_weights=str(tmp_path / "missing.pt")), tmp_path / "run", progress=False)
+    with pytest.raises(InputError, match="not a synth folder"):
+        train(dataclasses.replace(TINY, rendered_data=[str(tmp_path)], rendered_share=0.5), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_backbone_network_trains_on_renders_and_recovers(tmp_path, renders):

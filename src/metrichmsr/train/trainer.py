@@ -29,6 +29,7 @@ import torch
 
 from metrichmsr.body import JOINT_NAMES, BodyModel
 from metrichmsr.camera import project
+from metrichmsr.errors import InputError
 
 _HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
 VALIDATION_SEED = 900_000
@@ -205,7 +206,14 @@ def train(
 
     if not 0 <= config.seed < VALIDATION_SEED < HELD_OUT_SEED_START:
         raise ValueError(f"seed must be in [0, {VALIDATION_SEED}), below the validation and held-out seeds")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # What the recipe names must be there before anything is written.
+    if config.init_weights and not Path(config.init_weights).is_file():
+        raise InputError(f"init_weights {config.init_weights}: no such file (train that network first)")
+    if config.rendered_share > 0:
+        from metrichmsr.train.rendered import training_scenes
+
+        for directory in config.rendered_data:
+            training_scenes(Path(directory))
     torch.manual_seed(config.seed)
     body = BodyModel().to(device)
     # The sampler draws bodies with numpy on the CPU; the losses run wherever the model does.
@@ -216,9 +224,10 @@ def train(
     if config.init_weights:
         start = HumanMoE.load(config.init_weights)
         if start.config != model.config:
-            raise ValueError(f"init_weights {config.init_weights}: its architecture differs from the recipe's [model]")
+            raise InputError(f"init_weights {config.init_weights}: its architecture differs from the recipe's [model]")
         model.load_state_dict(start.state_dict())
         model.train()
+    out_dir.mkdir(parents=True, exist_ok=True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     silhouette_grid = model_config.silhouette_grid
     step = 0
