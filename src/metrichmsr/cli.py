@@ -168,11 +168,10 @@ def _bench(args) -> int:
     check_replaceable(output, marker=MARKER)
 
     from metrichmsr.bench.run import run
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, resolve_device
+    from metrichmsr.pipeline import resolve_device
 
     resolve_device(args.device)
-    weights = args.weights or HUMANMOE_WEIGHTS
-    print(run(args.input, output, methods, device=args.device, limit=int(args.limit) if args.limit else None, weights=weights))
+    print(run(args.input, output, methods, device=args.device, limit=int(args.limit) if args.limit else None, weights=args.weights))
     print(f"report: {output / MARKER}, {output / 'results.csv'}, plots in {output}")
     return 0
 

@@ -206,14 +206,10 @@ def train(
 
     if not 0 <= config.seed < VALIDATION_SEED < HELD_OUT_SEED_START:
         raise ValueError(f"seed must be in [0, {VALIDATION_SEED}), below the validation and held-out seeds")
-    # What the recipe names must be there before anything is written.
+    # What the recipe names must be there before anything is written (the renders are checked
+    # where they are read, below; the run folder is made only after that).
     if config.init_weights and not Path(config.init_weights).is_file():
         raise InputError(f"init_weights {config.init_weights}: no such file (train that network first)")
-    if config.rendered_share > 0:
-        from metrichmsr.train.rendered import training_scenes
-
-        for directory in config.rendered_data:
-            training_scenes(Path(directory))
     torch.manual_seed(config.seed)
     body = BodyModel().to(device)
     # The sampler draws bodies with numpy on the CPU; the losses run wherever the model does.
@@ -227,7 +223,6 @@ def train(
             raise InputError(f"init_weights {config.init_weights}: its architecture differs from the recipe's [model]")
         model.load_state_dict(start.state_dict())
         model.train()
-    out_dir.mkdir(parents=True, exist_ok=True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     silhouette_grid = model_config.silhouette_grid
     step = 0
@@ -251,7 +246,7 @@ def train(
         sampler = SyntheticPeople(data_body, noise, seed=config.seed + step, silhouette_grid=silhouette_grid)
     rendered_count = round(config.rendered_share * config.batch_size)
     rendered = None
-    if rendered_count:  # BlazePose runs over the renders now, once (cached): a wrong folder fails before training
+    if rendered_count:  # BlazePose runs over the renders now, once (cached): a wrong folder fails here
         from metrichmsr.train.rendered import RenderedPeople
 
         crops = model.backbone is not None  # crops, and validation people set aside from the renders
@@ -263,6 +258,7 @@ def train(
     else:
         validation = SyntheticPeople(data_body, noise, seed=VALIDATION_SEED, silhouette_grid=silhouette_grid).sample(config.validation_size)
     validation = (validation[0].to(device), validation[1].to(device))
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not progress)
