@@ -1,4 +1,5 @@
 import math
+from functools import partial
 
 import pytest
 import roma
@@ -89,20 +90,34 @@ def test_joints_and_surface_are_the_full_model_s(body_model: BodyModel):
     torch.testing.assert_close(extent, vertices.amax(1) - vertices.amin(1), atol=0.03, rtol=0)
 
 
+def _standing_heights(body_model: BodyModel, phenotype: torch.Tensor) -> torch.Tensor:
+    n = len(phenotype)
+    rest = body_model(phenotype, torch.zeros(n, len(POSE_BONES), 3), torch.eye(3).expand(n, 3, 3), torch.zeros(n, 3))
+    return body_model.standing_height(rest.rest_vertices)
+
+
 def test_a_shorter_body_is_a_younger_one(body_model: BodyModel):
     adult = torch.tensor([[0.3, 0.85, 0.6, 0.4, 0.55, 0.5], [0.9, 0.8, 0.5, 0.5, 0.5, 0.5]])
-
-    def heights(phenotype):
-        n = len(phenotype)
-        rest = body_model(phenotype, torch.zeros(n, len(POSE_BONES), 3), torch.eye(3).expand(n, 3, 3), torch.zeros(n, 3))
-        return body_model.standing_height(rest.rest_vertices)
-
+    heights = partial(_standing_heights, body_model)
     own = heights(adult)
-    younger = body_model.younger_for_height(adult, torch.stack([0.6 * own[0], own[1] + 0.1]))
+    younger = body_model.for_height(adult, torch.stack([0.6 * own[0], own[1] + 0.1]), "age")
     age = PHENOTYPE_NAMES.index("age")
     assert younger[0, age] < 0.5 * adult[0, age]  # a child
     assert heights(younger)[0] == pytest.approx(0.6 * float(own[0]), abs=0.01)
     others = [i for i in range(len(PHENOTYPE_NAMES)) if i != age]
     torch.testing.assert_close(younger[:, others], adult[:, others])
     torch.testing.assert_close(younger[1], adult[1])  # taller than it can grow: unchanged
+
+
+def test_a_taller_or_shorter_adult_keeps_its_age(body_model: BodyModel):
+    adult = torch.tensor([[0.3, 0.85, 0.6, 0.4, 0.55, 0.5], [0.9, 0.8, 0.5, 0.5, 0.5, 0.5]])
+    own = _standing_heights(body_model, adult)
+    resized = body_model.for_height(adult, own * torch.tensor([1.06, 0.94]), "height")
+    torch.testing.assert_close(_standing_heights(body_model, resized), own * torch.tensor([1.06, 0.94]), atol=0.005, rtol=0)
+    height = PHENOTYPE_NAMES.index("height")
+    assert resized[0, height] > adult[0, height] and resized[1, height] < adult[1, height]
+    others = [i for i in range(len(PHENOTYPE_NAMES)) if i != height]
+    torch.testing.assert_close(resized[:, others], adult[:, others])
+    with pytest.raises(ValueError, match="parameter"):
+        body_model.for_height(adult, own, "weight")
 

@@ -269,35 +269,57 @@ def test_a_network_with_silhouette_tokens_sees_the_segmentation(scene, tmp_path)
     assert torch.all((occupied > 0.05) & (occupied < 0.6))  # a person in the window, not the whole of it
 
 
-def test_a_person_sunk_below_the_others_floor_is_a_nearer_child(recoverer):
-    """Two adults on a floor 1.5 m below the camera, and an adult body twice too far away (its
-    feet 3 m below the camera): what a child half as far, read as an adult, looks like."""
+def _adults_with_feet_below(recoverer, feet_below_camera_m: list[float], ahead_m: list[float]):
+    """Upright adults (PersonResult list), feet ``feet_below_camera_m`` below a level camera,
+    ``ahead_m`` metres ahead; then its K and a blank 640x480 image (no lines)."""
     from types import SimpleNamespace
 
-    from metrichmsr.body import ADULT_AGE
-
-    n = 3
+    n = len(feet_below_camera_m)
     params = FitParams(torch.tensor([[0.5, 0.85, 0.5, 0.5, 0.5, 0.5]]).repeat(n, 1), torch.zeros(n, len(POSE_BONES), 3),
                        torch.eye(3).repeat(n, 1, 1), torch.zeros(n, 3))  # fmt: skip
     sole_below_hip_m = np.array([body["joints3d"][:, 1].max() for body in recoverer._posed(params)]) + 0.03
-    feet_below_camera_m = np.array([1.5, 1.5, 3.0])
-    params.translation = torch.tensor(np.stack([[-1.0, 1.0, 4.0], [1.0, 1.0, 6.0], [0.0, 1.0, 10.0]]), dtype=torch.float32)
-    params.translation[:, 1] = torch.tensor(feet_below_camera_m - sole_below_hip_m, dtype=torch.float32)
+    params.translation = torch.tensor([[x, 0.0, z] for x, z in zip(np.linspace(-1.0, 1.0, n), ahead_m)], dtype=torch.float32)
+    params.translation[:, 1] = torch.tensor(np.array(feet_below_camera_m) - sole_below_hip_m, dtype=torch.float32)
     seen = SimpleNamespace(bbox=np.array([0.0, 0.0, 50.0, 200.0]), score=0.9, landmarks2d=np.full((33, 3), 0.9))
-    people = recoverer._people([seen] * n, params)
     K = np.array([[800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]])
+    return recoverer._people([seen] * n, params), K, np.full((480, 640, 3), 128, np.uint8)
 
-    placed, floor, contacts = recoverer.stand_on_floor(people, np.full((480, 640, 3), 128, np.uint8), K)
+
+def test_a_person_sunk_below_the_others_floor_is_a_nearer_child(recoverer):
+    """Two adults on a floor 1.5 m below the camera, and an adult body twice too far away (its
+    feet 3 m below the camera): what a child half as far, read as an adult, looks like."""
+    from metrichmsr.body import ADULT_AGE
+
+    people, K, image = _adults_with_feet_below(recoverer, [1.5, 1.5, 3.0], [4.0, 6.0, 10.0])
+    placed, floor, contacts = recoverer.stand_on_floor(people, image, K)
     assert floor.camera_height_m == pytest.approx(1.5, abs=0.05)
     assert [p.floor_scale for p in placed[:2]] == [1.0, 1.0] and placed[:2] == people[:2]
     child = placed[2]
     # Its feet tilt the first floor (a blank image gives no lines); the second one is level.
-    assert child.floor_scale == pytest.approx(0.5, abs=0.02)
+    assert child.floor_scale == pytest.approx(0.5, abs=0.02) and child.shared_floor_scale == 1.0
     np.testing.assert_allclose(child.translation, child.floor_scale * people[2].translation, rtol=1e-5)
     assert child.height_m == pytest.approx(child.floor_scale * people[2].height_m, abs=0.02)
     assert child.phenotype[PHENOTYPE_NAMES.index("age")] < ADULT_AGE
     assert abs(floor.height_above(contacts[2])) < 0.03  # now standing on it
     assert json.loads(json.dumps(child.to_json()))["floor_scale"] == pytest.approx(child.floor_scale, abs=1e-4)
+
+
+def test_people_on_one_floor_are_moved_toward_the_depth_their_feet_agree_on(recoverer):
+    """Three adults on one floor, read 10% too far, 8% too near and right: their feet lie 1.1,
+    0.92 and 1.0 times 1.5 m below the camera. The floor says how each is off against the others."""
+    people, K, image = _adults_with_feet_below(recoverer, [1.65, 1.38, 1.5], [6.6, 4.6, 5.0])
+    placed, floor, contacts = recoverer.stand_on_floor(people, image, K)
+    scales = np.array([p.shared_floor_scale for p in placed])
+    assert scales[0] < 0.95 and scales[1] > 1.05 and [p.floor_scale for p in placed] == [1.0] * 3
+    for before, after, scale in zip(people, placed, scales):
+        np.testing.assert_allclose(after.translation, scale * before.translation, rtol=1e-5)
+        # The same adult, taller or shorter: only Anny's height parameter changed.
+        assert after.height_m == pytest.approx(scale * before.height_m, abs=0.01)
+        changed = np.flatnonzero(~np.isclose(after.phenotype, before.phenotype))
+        assert set(changed) <= {PHENOTYPE_NAMES.index("height")}
+    below = -(contacts @ floor.up)
+    assert np.ptp(below) < 0.35 * np.ptp([1.65, 1.38, 1.5])  # their feet now nearly agree
+    assert json.loads(json.dumps(placed[0].to_json()))["shared_floor_scale"] == pytest.approx(scales[0], abs=1e-4)
 
 
 def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, capsys):

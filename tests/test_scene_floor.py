@@ -11,6 +11,7 @@ from metrichmsr.scene.floor import (
     camera_pitch_roll_deg,
     floor_from_people,
     foot_contacts,
+    shared_floor_scales,
     sunken_scales,
 )
 
@@ -228,3 +229,28 @@ def test_only_feet_sunk_well_below_the_floor_bring_a_person_nearer():
     np.testing.assert_allclose(floor.below_ratio(contacts[:3]), [1.0, 2.0, 4 / 3])
     assert floor.height_above(contacts[1] * sunken_scales(floor, contacts)[1]) == pytest.approx(0.0, abs=1e-9)
 
+
+
+def _contacts_below(floor: FloorPlane, ratios: list[float]) -> np.ndarray:
+    """(N, 3) contacts 5 m ahead whose feet lie ``ratios`` times the camera height below it (NaN: unknown)."""
+    ahead = np.cross(np.array([1.0, 0.0, 0.0]), floor.up)  # horizontal, away from the camera
+    return np.stack([5.0 * ahead - r * floor.camera_height_m * np.asarray(floor.up) for r in ratios])
+
+
+def test_people_on_one_floor_are_moved_toward_the_depth_their_feet_agree_on():
+    floor = FloorPlane(up=camera_rotation(12.0, -2.0) @ np.array([0.0, -1.0, 0.0]), camera_height_m=1.4)
+    # Read 10% too far, 8% too near, 3% too far; then on a step, sunk (a child), unknown.
+    contacts = _contacts_below(floor, [1.1, 0.92, 1.03, 0.7, 2.0, np.nan])
+    scales = shared_floor_scales(floor, contacts)
+    np.testing.assert_array_equal(scales[3:], 1.0)
+    assert scales[0] < 1.0 < scales[1]
+    before = np.log(floor.below_ratio(contacts[:3]))
+    after = np.log(floor.below_ratio(contacts[:3] * scales[:3, None]))
+    # Scaling about the camera moves each contact along its ray: the feet's depth below the
+    # camera scales with it, and their spread shrinks to (1 - pull) of what it was.
+    np.testing.assert_allclose(after - after.mean(), (1 - 0.8) * (before - before.mean()), atol=1e-9)
+    assert after.mean() == pytest.approx(before.mean(), abs=1e-9)
+    # Everyone exactly on it, or already agreeing to within 1%: nobody moves.
+    np.testing.assert_array_equal(shared_floor_scales(floor, _contacts_below(floor, [1.0, 1.0, 1.004])), 1.0)
+    # One person alone has nobody to agree with.
+    np.testing.assert_array_equal(shared_floor_scales(floor, _contacts_below(floor, [1.1, 0.7, np.nan])), 1.0)

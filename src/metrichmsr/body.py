@@ -200,26 +200,33 @@ class BodyModel(torch.nn.Module):
         return to_camera(joints), to_camera(out["vertices"][:, self._surface_index])
 
     @torch.no_grad()
-    def younger_for_height(self, phenotype: torch.Tensor, height_m: torch.Tensor, steps: int = 33) -> torch.Tensor:
-        """The phenotypes (N, 6), each with only its age lowered, whose standing heights are
-        ``height_m`` (N,) metres: what a body shorter than recovered is taken to be (a child
-        read as an adult). Ages are searched on a grid of ``steps`` from 0 to the given age
-        and interpolated; a height above the given body's keeps it, one below the youngest
-        body's gets age 0."""
-        n = len(phenotype)
-        age = phenotype[:, PHENOTYPE_NAMES.index("age")]
-        grid = age[:, None] * torch.linspace(0.0, 1.0, steps, device=phenotype.device)  # (N, S)
+    def for_height(self, phenotype: torch.Tensor, height_m: torch.Tensor, parameter: str = "age", steps: int = 33) -> torch.Tensor:
+        """The phenotypes (N, 6), each with only ``parameter`` changed, whose standing heights
+        are ``height_m`` (N,) metres.
+
+        ``"age"``: only lowered, searched from 0 to the given age; what a body shorter than
+        recovered is taken to be (a child read as an adult). A height above the given body's
+        keeps it, one below the newborn's gets age 0. ``"height"``: Anny's height parameter,
+        searched over its whole range [0, 1]; the same person a little taller or shorter.
+        Heights outside the range get its end. The values are searched on a grid of
+        ``steps`` and interpolated.
+        """
+        if parameter not in ("age", "height"):
+            raise ValueError(f"parameter must be 'age' or 'height', got {parameter!r}")
+        n, column = len(phenotype), PHENOTYPE_NAMES.index(parameter)
+        top = phenotype[:, column] if parameter == "age" else torch.ones(n, device=phenotype.device)
+        grid = top[:, None] * torch.linspace(0.0, 1.0, steps, device=phenotype.device)  # (N, S)
         candidates = phenotype[:, None].repeat(1, steps, 1)
-        candidates[..., PHENOTYPE_NAMES.index("age")] = grid
+        candidates[..., column] = grid
         flat = candidates.reshape(n * steps, -1)
         rest = self(flat, torch.zeros(n * steps, len(POSE_BONES), 3, device=flat.device),
                     torch.eye(3, device=flat.device).expand(n * steps, 3, 3), torch.zeros(n * steps, 3, device=flat.device))  # fmt: skip
         # Bodies grow with age and shrink a little when old: the tallest so far, made strictly increasing.
         heights = torch.cummax(self.standing_height(rest.rest_vertices).reshape(n, steps), dim=1).values.cpu().numpy()
         heights = heights + 1e-6 * np.arange(steps)
-        ages, targets = grid.cpu().numpy(), height_m.cpu().numpy()
+        values, targets = grid.cpu().numpy(), height_m.cpu().numpy()
         out = phenotype.clone()
-        out[:, PHENOTYPE_NAMES.index("age")] = torch.tensor([np.interp(t, h, a) for t, h, a in zip(targets, heights, ages)], dtype=out.dtype, device=out.device)
+        out[:, column] = torch.tensor([np.interp(t, h, v) for t, h, v in zip(targets, heights, values)], dtype=out.dtype, device=out.device)
         return out
 
     @staticmethod

@@ -35,7 +35,14 @@ from metrichmsr.models.humanmoe import (
 )
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, box_containment, feet_seen
 from metrichmsr.scene.depth import DepthBackend, depth_backend
-from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, placing_people, sunken_scales
+from metrichmsr.scene.floor import (
+    FloorPlane,
+    floor_from_people,
+    foot_contacts,
+    placing_people,
+    shared_floor_scales,
+    sunken_scales,
+)
 from metrichmsr.scene.horizon import up_from_lines, wall_distance_m
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
@@ -64,6 +71,9 @@ class PersonResult:
     # Nearer and smaller by this factor than the network read them, to stand on the floor the
     # others place (their feet were sunk below it: a child read as an adult further away); 1: as read.
     floor_scale: float = 1.0
+    # Then farther and taller (> 1) or nearer and shorter (< 1) by this factor, toward the
+    # floor the people share (scene.floor.shared_floor_scales); 1: left where they were.
+    shared_floor_scale: float = 1.0
 
     def to_json(self) -> dict:
         return {
@@ -73,6 +83,7 @@ class PersonResult:
             "translation": _floats(self.translation),
             "height_m": round(float(self.height_m), 4),
             "floor_scale": round(float(self.floor_scale), 4),
+            "shared_floor_scale": round(float(self.shared_floor_scale), 4),
             "joints3d": {name: _floats(p) for name, p in zip(JOINT_NAMES, self.joints3d)},
             "keypoints2d": {name: _floats(p) for name, p in zip(BLAZEPOSE_LANDMARK_NAMES, self.keypoints2d)},
             "body": {
@@ -370,10 +381,15 @@ class Recoverer:
     def stand_on_floor(
         self, people: list[PersonResult], image: np.ndarray, K: np.ndarray
     ) -> tuple[list[PersonResult], FloorPlane | None, np.ndarray | None]:
-        """The floor under the people (:func:`people_floor`), with anyone whose feet sink below
-        it brought nearer and made younger to stand on it (``scene.floor.sunken_scales``,
-        ``BodyModel.younger_for_height``). Their sunken feet had tilted the floor where no
-        lines set its tilt, so it is then placed again and they are brought onto that one.
+        """The floor under the people (:func:`people_floor`), and the people brought onto it.
+
+        1. Anyone whose feet sink below it is brought nearer and made younger to stand on it
+           (``scene.floor.sunken_scales``; ``floor_scale``). Their sunken feet had tilted the
+           floor where no lines set its tilt, so it is then placed again and they are brought
+           onto that one.
+        2. The people standing on it are moved toward the depth their feet agree on
+           (``scene.floor.shared_floor_scales``; ``shared_floor_scale``), each given Anny's
+           height parameter for their new height, and the floor is placed again.
 
         Returns (people, floor or None, (N, 3) contacts or None) as :func:`people_floor`.
         """
@@ -382,19 +398,28 @@ class Recoverer:
             return people, floor, contacts
         scales = sunken_scales(floor, contacts)
         sunk = np.flatnonzero(scales < 1.0)
-        if not len(sunk):
-            return people, floor, contacts
-        moved = self._scaled(people, sunk, scales[sunk])
-        floor, contacts = people_floor(moved, image, K)
-        ratio = floor.below_ratio(contacts[sunk]) if floor is not None else np.nan
-        if np.isfinite(ratio).all():  # onto the floor placed again
-            moved = self._scaled(people, sunk, np.minimum(scales[sunk] / ratio, 1.0))
+        if len(sunk):
+            moved = self._scaled(people, sunk, scales[sunk], sunk=True)
             floor, contacts = people_floor(moved, image, K)
-        return moved, floor, contacts
+            ratio = floor.below_ratio(contacts[sunk]) if floor is not None else np.nan
+            if np.isfinite(ratio).all():  # onto the floor placed again
+                moved = self._scaled(people, sunk, np.minimum(scales[sunk] / ratio, 1.0), sunk=True)
+                floor, contacts = people_floor(moved, image, K)
+            people = moved
+            if floor is None:
+                return people, floor, contacts
+        scales = shared_floor_scales(floor, contacts)
+        level = np.flatnonzero(scales != 1.0)
+        if len(level):
+            people = self._scaled(people, level, scales[level], sunk=False)
+            floor, contacts = people_floor(people, image, K)
+        return people, floor, contacts
 
-    def _scaled(self, people: list[PersonResult], which: np.ndarray, scales: np.ndarray) -> list[PersonResult]:
-        """``people`` with those at indices ``which`` scaled about the camera by ``scales`` (< 1)
-        and given the younger body of their new height (``BodyModel.younger_for_height``)."""
+    def _scaled(self, people: list[PersonResult], which: np.ndarray, scales: np.ndarray, sunk: bool) -> list[PersonResult]:
+        """``people`` with those at indices ``which`` scaled about the camera by ``scales`` and
+        given the body of their new height (``BodyModel.for_height``): the younger one when
+        ``sunk`` (their ``floor_scale``), else the same one taller or shorter (their
+        ``shared_floor_scale``)."""
 
         def tensor(values: list) -> torch.Tensor:
             return torch.as_tensor(np.stack(values), dtype=torch.float32, device=self.device)
@@ -405,10 +430,12 @@ class Recoverer:
             tensor([people[i].global_rotation for i in which]),
             tensor([people[i].translation * scale for i, scale in zip(which, scales)]),
         )
-        params.phenotype = self.body.younger_for_height(params.phenotype, tensor([people[i].height_m * scale for i, scale in zip(which, scales)]))
+        heights = tensor([people[i].height_m * scale for i, scale in zip(which, scales)])
+        params.phenotype = self.body.for_height(params.phenotype, heights, "age" if sunk else "height")
         out = list(people)
         for i, scale, body in zip(which, scales, self._posed(params)):
-            out[i] = replace(people[i], **body, floor_scale=float(scale))
+            factor = {"floor_scale": float(scale)} if sunk else {"shared_floor_scale": float(scale)}
+            out[i] = replace(people[i], **body, **factor)
         return out
 
     def scene_depth(
