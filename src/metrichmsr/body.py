@@ -200,7 +200,7 @@ class BodyModel(torch.nn.Module):
         return to_camera(joints), to_camera(out["vertices"][:, self._surface_index])
 
     @torch.no_grad()
-    def for_height(self, phenotype: torch.Tensor, height_m: torch.Tensor, parameter: str = "age", steps: int = 33) -> torch.Tensor:
+    def for_height(self, phenotype: torch.Tensor, height_m: torch.Tensor, parameter: str = "age", steps: int | None = None) -> torch.Tensor:
         """The phenotypes (N, 6), each with only ``parameter`` changed, whose standing heights
         are ``height_m`` (N,) metres.
 
@@ -209,10 +209,12 @@ class BodyModel(torch.nn.Module):
         keeps it, one below the newborn's gets age 0. ``"height"``: Anny's height parameter,
         searched over its whole range [0, 1]; the same person a little taller or shorter.
         Heights outside the range get its end. The values are searched on a grid of
-        ``steps`` and interpolated.
+        ``steps`` and interpolated (default 33 for age; 9 for height, which Anny's height
+        parameter changes almost linearly: within 1 mm).
         """
         if parameter not in ("age", "height"):
             raise ValueError(f"parameter must be 'age' or 'height', got {parameter!r}")
+        steps = steps or (33 if parameter == "age" else 9)
         n, column = len(phenotype), PHENOTYPE_NAMES.index(parameter)
         top = phenotype[:, column] if parameter == "age" else torch.ones(n, device=phenotype.device)
         grid = top[:, None] * torch.linspace(0.0, 1.0, steps, device=phenotype.device)  # (N, S)
