@@ -147,7 +147,8 @@ def _format(value, fmt: str) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """One row per corruption case (and per people count), means over scenes (and the refined AbsRel's median)."""
+    """One row per corruption case (and per people count), means over scenes (and the refined
+    AbsRel's median), with the planar map's floor AbsRel and camera height error (medians)."""
     columns = (
         ("scenes", len, "{}"),
         ("AbsRel corrupted (%)", lambda rs: _scaled(100, _mean(rs, "corrupted_absrel")), "{:.1f}"),
@@ -160,6 +161,9 @@ def markdown_table(rows: list[dict]) -> str:
         ("spatial kept", lambda rs: sum(r["spatial"] for r in rs), "{}"),
         ("median feet-to-floor (cm)", lambda rs: _scaled(100, _median(rs, "feet_to_floor_m")), "{:.1f}"),
         ("refine (ms, median)", lambda rs: _scaled(1000, _median(rs, "refine_s")), "{:.0f}"),
+        # The planar map does not depend on the corruption: repeated per case, split by people.
+        ("planar floor AbsRel, median (%)", lambda rs: _scaled(100, _median(rs, "planar_floor_absrel")), "{:.1f}"),
+        ("camera height off, median (%)", lambda rs: _scaled(100, _median(rs, "camera_height_err")), "{:.1f}"),
     )
     header = ["case", *(title for title, _, _ in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
