@@ -97,6 +97,8 @@ BAD_INPUT = {
     "min-person-px 0": lambda w: ["recover", w.good, "-o", w.out, "--min-person-px", "0"],
     "max-people 0": lambda w: ["recover", w.good, "-o", w.out, "--max-people", "0"],
     "max-people 2.5": lambda w: ["recover", w.good, "-o", w.out, "--max-people", "2.5"],
+    "camera-height 0": lambda w: ["recover", w.good, "-o", w.out, "--camera-height", "0"],
+    "camera-height nan": lambda w: ["recover", w.good, "-o", w.out, "--camera-height", "nan"],
     "boxes missing file": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.root / "nope.json"],
     "boxes bad json": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.bad_json],
     "boxes inverted": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.bad_box],

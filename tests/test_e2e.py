@@ -12,6 +12,7 @@ import roma
 import torch
 
 from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES
+from metrichmsr.errors import InputError
 from metrichmsr.fit import FitParams
 from metrichmsr.perception import box_iou
 from metrichmsr.scene.floor import FloorPlane
@@ -322,6 +323,22 @@ def test_people_on_one_floor_are_moved_toward_the_depth_their_feet_agree_on(reco
     assert json.loads(json.dumps(placed[0].to_json()))["shared_floor_scale"] == pytest.approx(scales[0], abs=1e-4)
 
 
+def test_a_known_camera_height_places_one_person(recoverer):
+    """One adult read 10% too far: their feet lie 1.65 m below a camera that is 1.5 m up.
+    Alone they have nobody to agree with; the camera's known height is enough."""
+    people, K, image = _adults_with_feet_below(recoverer, [1.65], [5.5])
+    placed, floor, _ = recoverer.stand_on_floor(people, image, K)
+    assert placed == people and floor.height_source == "people"
+    placed, floor, contacts = recoverer.stand_on_floor(people, image, K, camera_height_m=1.5)
+    assert floor.camera_height_m == 1.5 and floor.height_source == "user"
+    assert placed[0].shared_floor_scale == pytest.approx(1.1**-0.8, rel=0.02)
+    assert placed[0].height_m == pytest.approx(placed[0].shared_floor_scale * people[0].height_m, abs=0.01)
+    # 0.8 of the way onto it (1.1**0.2 = 1.019), give or take the re-posed legs' length
+    assert 1.0 < floor.below_ratio(contacts[0]) < 1.03
+    with pytest.raises(InputError, match="camera height"):
+        recoverer.infer(image, K=K, camera_height_m=-1.0)
+
+
 def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, capsys):
     """The sample photo has nobody sunk below the floor; one person is marked as if they were."""
     from dataclasses import replace
@@ -342,3 +359,14 @@ def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, cap
     people = json.loads((out / "result.json").read_text())["people"]
     assert [p["floor_scale"] for p in people[:3]] == [1.0, 0.5, 1.0]
 
+
+
+def test_recover_places_the_floor_at_the_given_camera_height(tmp_path):
+    from metrichmsr import cli
+
+    out = tmp_path / "out"
+    assert cli.main(["recover", str(REPO / "assets" / "sample.jpg"), "-o", str(out), "--camera-height", "1.25"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    floor = result["scene"]["floor"]
+    assert floor["camera_height_m"] == 1.25 and floor["camera_height_source"] == "user"
+    assert any(p["shared_floor_scale"] != 1.0 for p in result["people"])

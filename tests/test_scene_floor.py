@@ -254,3 +254,16 @@ def test_people_on_one_floor_are_moved_toward_the_depth_their_feet_agree_on():
     np.testing.assert_array_equal(shared_floor_scales(floor, _contacts_below(floor, [1.0, 1.0, 1.004])), 1.0)
     # One person alone has nobody to agree with.
     np.testing.assert_array_equal(shared_floor_scales(floor, _contacts_below(floor, [1.1, 0.7, np.nan])), 1.0)
+
+
+def test_a_known_camera_height_is_the_depth_to_agree_on():
+    floor = FloorPlane(up=camera_rotation(5.0, 1.0) @ np.array([0.0, -1.0, 0.0]), camera_height_m=1.2, height_source="user")
+    # One person read 10% too far is enough; one on a step and an unknown one stay.
+    contacts = _contacts_below(floor, [1.1, 0.7, np.nan])
+    scales = shared_floor_scales(floor, contacts)
+    assert scales[0] == pytest.approx(1.1**-0.8) and list(scales[1:]) == [1.0, 1.0]
+    # Two people 10% and 4% too far both come nearer: nobody's mean, the floor's own depth.
+    scales = shared_floor_scales(floor, _contacts_below(floor, [1.1, 1.04]))
+    np.testing.assert_allclose(scales, [1.1**-0.8, 1.04**-0.8])
+    assert floor.to_dict()["camera_height_source"] == "user"
+    assert dataclasses.replace(floor, height_source="people").to_dict()["camera_height_source"] == "people"

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--focal", type=_positive_float("--focal"), help="focal length in pixels")
     camera.add_argument("--fov", type=_number("--fov", lambda value: 0 < value < 180, "between 0 and 180 degrees"),
                         help="horizontal field of view in degrees")  # fmt: skip
+    recover.add_argument("--camera-height", type=_positive_float("--camera-height"), metavar="M",
+                         help="the camera's height above the floor in metres, if known (a mounted or tripod camera): "
+                              "the people standing on the floor are placed by it")  # fmt: skip
     recover.add_argument("--boxes", type=Path, help="JSON person boxes [[x0,y0,x1,y1], ...] (folder: {file name: boxes})")
     recover.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     recover.add_argument("--refine", action=argparse.BooleanOptionalAction, default=False,
@@ -267,7 +270,7 @@ def _recover(args) -> int:
                 height, width = pixels.shape[:2]
                 intrinsics = resolve_intrinsics(width, height, exif=exif, **camera)
                 image_boxes = boxes.get(path.name) if folder and boxes is not None else boxes
-                result = recoverer.infer(pixels, K=intrinsics, boxes=image_boxes)
+                result = recoverer.infer(pixels, K=intrinsics, boxes=image_boxes, camera_height_m=args.camera_height)
                 result.image_path = str(path)
                 recoverer.save(result, out_dir)
             except Exception as error:  # in a folder, one bad image must not stop the rest

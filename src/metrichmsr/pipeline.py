@@ -214,7 +214,7 @@ MIN_FLOOR_PERSON_PX = 40.0
 
 
 def people_floor(
-    people: list[PersonResult], image: np.ndarray | None = None, K: np.ndarray | None = None
+    people: list[PersonResult], image: np.ndarray | None = None, K: np.ndarray | None = None, camera_height_m: float | None = None
 ) -> tuple[FloorPlane | None, np.ndarray | None]:
     """The floor under recovered people (``scene.floor.floor_from_people``) and their foot contacts.
 
@@ -225,7 +225,9 @@ def people_floor(
     floor's tilt is then taken from the image's vanishing points near the bodies' up
     (``scene.horizon.up_from_lines``) where it has enough straight lines; the people still
     give its height. The vertical lines' feet behind the people also say where the floor
-    ends (``FloorPlane.wall_distance_m``, the planar layout's backdrop).
+    ends (``FloorPlane.wall_distance_m``, the planar layout's backdrop). With
+    ``camera_height_m`` (the camera's known height above the floor, metres) the floor takes
+    that height instead of the people's.
 
     Returns (the floor or None, (N, 3) camera-frame foot contacts in metres with NaN rows for
     people who did not place the floor, or None without a floor).
@@ -246,6 +248,8 @@ def people_floor(
             floor = replace(floor, wall_distance_m=wall_distance_m(lines, floor, K, beyond_m=farthest_m))
     if floor is None:
         return None, None
+    if camera_height_m is not None:
+        floor = replace(floor, camera_height_m=float(camera_height_m), height_source="user")
     contacts = foot_contacts(joints, floor.up)
     contacts[~(tall & placing_people(tall & seen))] = np.nan  # no anchor where no floor was placed
     return floor, contacts
@@ -340,6 +344,7 @@ class Recoverer:
         K: np.ndarray | Intrinsics | None = None,
         boxes: np.ndarray | None = None,
         exif: Mapping[int, object] | None = None,
+        camera_height_m: float | None = None,
     ) -> RecoveryResult:
         """Recover every person in ``image``.
 
@@ -348,7 +353,12 @@ class Recoverer:
             K: (3, 3) intrinsics in pixels or an ``Intrinsics``; None: EXIF, else the default FOV.
             boxes: optional (N, 4) person boxes [x0, y0, x1, y1] px; then exactly these people.
             exif: EXIF tags of an in-memory image, used for the focal length when K is None.
+            camera_height_m: the camera's height above the floor in metres, when known (a
+                mounted camera): the people standing on the floor are placed by it
+                (:meth:`stand_on_floor`).
         """
+        if camera_height_m is not None and not (np.isfinite(camera_height_m) and camera_height_m > 0):
+            raise InputError(f"camera height must be a positive number of metres, got {camera_height_m}")
         image_path = ""
         if isinstance(image, (str, Path)):
             image_path = str(image)
@@ -374,12 +384,12 @@ class Recoverer:
         people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K, image=image)
         if boxes is None:  # the user's boxes are people by definition
             people = without_parts_read_as_far(people)
-        result.people, floor, contacts = self.stand_on_floor(people, image, intrinsics.K)
+        result.people, floor, contacts = self.stand_on_floor(people, image, intrinsics.K, camera_height_m)
         result.scene = self.scene_depth(image, intrinsics.K, result.people, result.faces, floor, contacts)
         return result
 
     def stand_on_floor(
-        self, people: list[PersonResult], image: np.ndarray, K: np.ndarray
+        self, people: list[PersonResult], image: np.ndarray, K: np.ndarray, camera_height_m: float | None = None
     ) -> tuple[list[PersonResult], FloorPlane | None, np.ndarray | None]:
         """The floor under the people (:func:`people_floor`), and the people brought onto it.
 
@@ -389,22 +399,24 @@ class Recoverer:
            onto that one.
         2. The people standing on it are moved toward the depth their feet agree on
            (``scene.floor.shared_floor_scales``; ``shared_floor_scale``), each given Anny's
-           height parameter for their new height, and the floor is placed again.
+           height parameter for their new height, and the floor is placed again. With
+           ``camera_height_m`` (known, metres) the floor has that height and they are moved
+           toward it instead, one person being enough.
 
         Returns (people, floor or None, (N, 3) contacts or None) as :func:`people_floor`.
         """
-        floor, contacts = people_floor(people, image, K)
+        floor, contacts = people_floor(people, image, K, camera_height_m)
         if floor is None:
             return people, floor, contacts
         scales = sunken_scales(floor, contacts)
         sunk = np.flatnonzero(scales < 1.0)
         if len(sunk):
             moved = self._scaled(people, sunk, scales[sunk], sunk=True)
-            floor, contacts = people_floor(moved, image, K)
+            floor, contacts = people_floor(moved, image, K, camera_height_m)
             ratio = floor.below_ratio(contacts[sunk]) if floor is not None else np.nan
             if np.isfinite(ratio).all():  # onto the floor placed again
                 moved = self._scaled(people, sunk, np.minimum(scales[sunk] / ratio, 1.0), sunk=True)
-                floor, contacts = people_floor(moved, image, K)
+                floor, contacts = people_floor(moved, image, K, camera_height_m)
             people = moved
             if floor is None:
                 return people, floor, contacts
@@ -412,7 +424,7 @@ class Recoverer:
         level = np.flatnonzero(scales != 1.0)
         if len(level):
             people = self._scaled(people, level, scales[level], sunk=False)
-            floor, contacts = people_floor(people, image, K)
+            floor, contacts = people_floor(people, image, K, camera_height_m)
         return people, floor, contacts
 
     def _scaled(self, people: list[PersonResult], which: np.ndarray, scales: np.ndarray, sunk: bool) -> list[PersonResult]:

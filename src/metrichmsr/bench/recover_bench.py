@@ -2,7 +2,7 @@
 accuracy on rendered people standing or walking in front of a level camera (2-15 m, FOV
 35-100 deg, all ages) and on distant pedestrians (15-35 m, ~40-120 px tall).
 
-    python -m metrichmsr.bench.recover_bench [--images 100] [--distant 10]
+    python -m metrichmsr.bench.recover_bench [--images 100] [--distant 10] [--camera-height-known]
 
 Prints one table per part (and the planar floor's AbsRel: the offline scene depth `recover`
 gives, on the true floor pixels) and a final summary line. Scenes come from the held-out seeds
@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--distant", type=int, default=10)
     parser.add_argument("--weights", type=Path, metavar="FILE", help="HumanMoE network file (default: the shipped one)")
+    parser.add_argument("--camera-height-known", action="store_true",
+                        help="give `recover` each scene's true camera height (as `recover --camera-height` does)")
     args = parser.parse_args()
 
     from metrichmsr.bench.depth_bench import abs_rel, floor_pixels
@@ -71,7 +73,8 @@ def main() -> None:
         for seed in range(first_seed, first_seed + n):
             scene = sample_scene(body, renderer, seed, config)
             t = time.perf_counter()
-            result = recoverer.infer(scene.image, K=scene.K)
+            known_m = scene.floor.camera_height_m if args.camera_height_known else None
+            result = recoverer.infer(scene.image, K=scene.K, camera_height_m=known_m)
             seconds.append(time.perf_counter() - t)
             rows += [dict(r, true_height_m=float(scene.height_m[r["person"]])) for r in score_image(scene, result.people, score, method=name, image=seed)]
             on_floor = floor_pixels(scene)

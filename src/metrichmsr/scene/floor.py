@@ -21,6 +21,8 @@ class FloorPlane:
         camera_height_m: height of the camera centre above the floor, metres (> 0).
         up_source: what gave ``up``: ``"people"`` (their bodies and feet) or ``"lines"`` (the
             image's vanishing points, ``scene.horizon``).
+        height_source: what gave ``camera_height_m``: ``"people"`` (their feet) or ``"user"``
+            (the camera's known height, ``recover --camera-height``).
         wall_distance_m: how far ahead (metres along :attr:`forward`) vertical lines stand on
             the floor behind the people, where a far wall or building begins
             (``scene.horizon.wall_distance_m``); None when unknown.
@@ -30,6 +32,7 @@ class FloorPlane:
     camera_height_m: float
     up_source: str = "people"
     wall_distance_m: float | None = None
+    height_source: str = "people"
 
     @classmethod
     def level(cls, camera_height_m: float) -> "FloorPlane":
@@ -70,6 +73,7 @@ class FloorPlane:
             "up": [round(float(v), 6) for v in self.up],
             "camera_height_m": round(float(self.camera_height_m), 4),
             "up_source": self.up_source,
+            "camera_height_source": self.height_source,
             "wall_distance_m": None if self.wall_distance_m is None else round(float(self.wall_distance_m), 3),
         }
 
@@ -298,6 +302,9 @@ def shared_floor_scales(
     ``exp(-pull * (log r - mean log r))``: toward the depth they agree on. With N people the
     error that is left is about the mean of their errors, ``1/sqrt(N)`` of one.
 
+    A floor whose camera height the user gave (``height_source == "user"``) is itself the
+    depth to agree on: ``mean log r`` is then 0, and one person is enough.
+
     Args:
         floor: the floor, placed by the people (:func:`floor_from_people`).
         contacts_m: (N, 3) camera-frame foot contacts, metres (NaN rows: not known).
@@ -310,9 +317,10 @@ def shared_floor_scales(
         log_ratio = np.log(np.where(ratio > 0, ratio, np.nan))
     on_floor = np.abs(log_ratio) <= np.log(band)  # False for NaN
     scales = np.ones(len(ratio))
-    if on_floor.sum() < 2:
+    known = floor.height_source == "user"
+    if on_floor.sum() < (1 if known else 2):
         return scales
-    log_scale = -pull * (log_ratio[on_floor] - log_ratio[on_floor].mean())
+    log_scale = -pull * (log_ratio[on_floor] - (0.0 if known else log_ratio[on_floor].mean()))
     scales[on_floor] = np.where(np.abs(log_scale) >= MIN_SHARED_FLOOR_MOVE, np.exp(log_scale), 1.0)
     return scales
 
