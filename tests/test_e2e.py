@@ -348,8 +348,8 @@ def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, cap
 
     placed = Recoverer.stand_on_floor
 
-    def one_moved(self, people, image, K):
-        people, floor, contacts = placed(self, people, image, K)
+    def one_moved(self, people, image, K, camera_height_m=None):
+        people, floor, contacts = placed(self, people, image, K, camera_height_m)
         return [replace(p, floor_scale=0.5) if p.id == 1 else p for p in people], floor, contacts
 
     monkeypatch.setattr(Recoverer, "stand_on_floor", one_moved)
