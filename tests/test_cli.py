@@ -191,6 +191,10 @@ def test_synth_then_bench(tmp_path):
     done = run_cli("bench", synth_dir, "-o", report_dir, "--weights", tmp_path / "missing.pt")
     assert done.returncode != 0 and done.stderr.strip().count("\n") == 0 and "missing.pt: no such file" in done.stderr
     assert snapshot(report_dir) == report_before
+    # The scenes' true camera heights given to the floor step: the report says so.
+    done = run_cli("bench", synth_dir, "-o", tmp_path / "known", "--methods", "full", "--camera-height-known", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert ", camera height known (" in (tmp_path / "known" / "table.md").read_text().splitlines()[0]
     assert snapshot(synth_dir) == before
     assert not leftovers(tmp_path)
 

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--limit", type=_number("--limit", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
                        help="score only the first N images")  # fmt: skip
     bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    bench.add_argument("--camera-height-known", action="store_true",
+                       help="give the floor step each scene's true camera height (as `recover --camera-height` does)")
     bench.add_argument("--weights", type=Path, metavar="FILE",
                        help="HumanMoE network the methods use: a `metrichmsr train` run's humanmoe.pt (default: the shipped one)")
 
@@ -174,7 +176,7 @@ def _bench(args) -> int:
     from metrichmsr.pipeline import resolve_device
 
     resolve_device(args.device)
-    print(run(args.input, output, methods, device=args.device, limit=int(args.limit) if args.limit else None, weights=args.weights))
+    print(run(args.input, output, methods, device=args.device, limit=int(args.limit) if args.limit else None, weights=args.weights, camera_height_known=args.camera_height_known))
     print(f"report: {output / MARKER}, {output / 'results.csv'}, plots in {output}")
     return 0
 

@@ -62,7 +62,8 @@ def method_camera(method: str, K: np.ndarray, size: tuple[int, int]) -> tuple[np
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
-def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config: ScoreConfig = ScoreConfig(), progress=True):
+def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config: ScoreConfig = ScoreConfig(), progress=True,
+             camera_height_known: bool = False):  # fmt: skip
     """Score every method on every sample, each method's people standing on the floor they
     place (``Recoverer.stand_on_floor``) and parts read as far-away people dropped
     (``pipeline.without_parts_read_as_far``), as ``recover`` gives them.
@@ -71,6 +72,8 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
     (``bench.depth_bench.bench_scene``) measure the scene depth anchored on the people the
     ``full`` method recovered: the planar backend on the true floor, and the refinement of
     the true depth map corrupted in scale, shift and drift (seeded per image).
+    ``camera_height_known``: give the floor step each scene's true camera height, as
+    ``recover --camera-height`` does.
     """
     from tqdm import tqdm
 
@@ -95,7 +98,8 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
             fit_s = (time.perf_counter() - started) / len(group)
             for (method, people), (K, _) in zip(zip(group, results), variants):
                 started = time.perf_counter()
-                people, floor, contacts = recoverer.stand_on_floor(without_parts_read_as_far(people), scene.image, K)
+                known_m = scene.floor.camera_height_m if camera_height_known else None
+                people, floor, contacts = recoverer.stand_on_floor(without_parts_read_as_far(people), scene.image, K, known_m)
                 seconds[method].append(detect_s + fit_s + time.perf_counter() - started)
                 rows += score_image(scene, people, config, method=method, image=path.stem)
                 if method == "full" and people:
@@ -125,11 +129,12 @@ def summary_line(rows: Sequence[dict], methods: Sequence[str]) -> str:
 
 def run(
     directory: Path, out_dir: Path, methods: Sequence[str] = DEFAULT_METHODS, device: str = "auto", limit: int | None = None,
-    weights: str | Path | None = None,
+    weights: str | Path | None = None, camera_height_known: bool = False,
 ) -> str:
     """Benchmark ``methods`` on the synth folder ``directory``; writes ``out_dir`` atomically, returns the report.
 
     ``weights``: the HumanMoE network file the methods use (default: the shipped one).
+    ``camera_height_known``: the floor step is given each scene's true camera height.
     """
     from metrichmsr._outputs import staged_output
     from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
@@ -140,8 +145,9 @@ def run(
 
     weights = Path(weights or HUMANMOE_WEIGHTS)
     with Recoverer(device=device, weights=weights) as recoverer:
-        rows, seconds, scene_rows = evaluate(recoverer, samples, methods)
-    heading = f"Benchmark on {len(samples)} images of {directory}, HumanMoE {weights_label(weights)} ({time.strftime('%Y-%m-%d')})\n\n"
+        rows, seconds, scene_rows = evaluate(recoverer, samples, methods, camera_height_known=camera_height_known)
+    known = ", camera height known" if camera_height_known else ""
+    heading = f"Benchmark on {len(samples)} images of {directory}, HumanMoE {weights_label(weights)}{known} ({time.strftime('%Y-%m-%d')})\n\n"
     report = heading + markdown_table(rows, methods, seconds) + "\n" + summary_line(rows, methods) + "\n"
     if scene_rows:
         report += (
