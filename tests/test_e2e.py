@@ -361,12 +361,24 @@ def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, cap
 
 
 
-def test_recover_places_the_floor_at_the_given_camera_height(tmp_path):
+def test_recover_places_the_floor_at_the_given_camera_height(tmp_path, capsys):
     from metrichmsr import cli
 
     out = tmp_path / "out"
     assert cli.main(["recover", str(REPO / "assets" / "sample.jpg"), "-o", str(out), "--camera-height", "1.25"]) == 0
+    assert "unused" not in capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
     floor = result["scene"]["floor"]
     assert floor["camera_height_m"] == 1.25 and floor["camera_height_source"] == "user"
     assert any(p["shared_floor_scale"] != 1.0 for p in result["people"])
+
+
+def test_recover_says_when_the_camera_height_went_unused(tmp_path, monkeypatch, capsys):
+    """People found, but none the floor could be placed under (as if all were specks)."""
+    from metrichmsr import cli
+    from metrichmsr.pipeline import Recoverer
+
+    monkeypatch.setattr(Recoverer, "stand_on_floor", lambda self, people, image, K, camera_height_m=None: (people, None, None))
+    args = ["recover", str(REPO / "assets" / "sample.jpg"), "-o", str(tmp_path / "out"), "--depth", "none", "--camera-height", "1.5"]
+    assert cli.main(args) == 0
+    assert "(--camera-height unused: no floor could be placed under these people)" in capsys.readouterr().out

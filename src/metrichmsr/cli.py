@@ -288,6 +288,8 @@ def _recover(args) -> int:
             moved = [str(p.id) for p in result.people if p.floor_scale < 1.0]
             if moved:
                 message += f" (brought nearer onto the others' floor, as children: person {', '.join(moved)})"
+            if people and args.camera_height is not None and result.floor is None:
+                message += " (--camera-height unused: no floor could be placed under these people)"
             if result.boxes_without_person:
                 message += f" (no person found in box {', '.join(map(str, result.boxes_without_person))} of --boxes)"
             tqdm.write(message, file=sys.stdout)

@@ -124,6 +124,7 @@ class RecoveryResult:
     faces: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))  # (F, 3) shared mesh faces
     boxes_without_person: list[int] = field(default_factory=list)  # indices of given boxes where no pose was found
     scene: SceneResult | None = None
+    floor: FloorPlane | None = None  # the floor the people stand on (:meth:`Recoverer.stand_on_floor`); None: nobody placed one
 
     @property
     def width(self) -> int:
@@ -384,8 +385,8 @@ class Recoverer:
         people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K, image=image)
         if boxes is None:  # the user's boxes are people by definition
             people = without_parts_read_as_far(people)
-        result.people, floor, contacts = self.stand_on_floor(people, image, intrinsics.K, camera_height_m)
-        result.scene = self.scene_depth(image, intrinsics.K, result.people, result.faces, floor, contacts)
+        result.people, result.floor, contacts = self.stand_on_floor(people, image, intrinsics.K, camera_height_m)
+        result.scene = self.scene_depth(image, intrinsics.K, result.people, result.faces, result.floor, contacts)
         return result
 
     def stand_on_floor(
