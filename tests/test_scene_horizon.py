@@ -24,6 +24,14 @@ def test_lines_give_the_up_direction_from_a_prior_degrees_off(parts, pitch_deg, 
     assert (len(lines.vertical) > 0) == ("wall" in parts)
 
 
+@pytest.mark.parametrize("off_deg", [20.0, 26.0])
+def test_a_body_leaning_20_degrees_still_finds_the_walls_vertical(off_deg):
+    """One sitting or leaning body can give an up 15-20+ degrees off: the search reaches the true vertical."""
+    image, true_up = room_image(20.0, 3.0, ("floor_x", "floor_z", "wall"))
+    lines = up_from_lines(image, K, tilted(true_up, off_deg))
+    assert lines is not None and angle_deg(lines.up, true_up) < 0.3
+
+
 def test_one_horizontal_family_fixes_one_tilt_and_keeps_the_prior_s_other():
     image, true_up = room_image(15.0, 3.0, parts=("floor_z",), yaw_deg=0.0)
     prior = tilted(true_up, 5.0)  # wrong in roll and pitch both
