@@ -43,7 +43,7 @@ from metrichmsr.scene.floor import (
     shared_floor_scales,
     sunken_scales,
 )
-from metrichmsr.scene.horizon import up_from_lines, wall_distance_m
+from metrichmsr.scene.horizon import ImageLines, wall_distance_m
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
 SCHEMA = "metrichmsr.result/1"
@@ -105,11 +105,11 @@ class SceneResult:
 
     ``depth_m`` (H, W) float32 camera-frame z in metres, NaN where unknown: the backend's depth
     made to agree with the people (``scene.refine``), or the planar layout built from them.
-    ``summary`` is result.json's ``scene`` record (backend, refinement, floor).
+    ``summary`` is result.json's ``scene`` record (backend, refinement, floor). The floor
+    itself is :attr:`RecoveryResult.floor`.
     """
 
     depth_m: np.ndarray | None
-    floor: FloorPlane | None
     summary: dict
 
 
@@ -156,7 +156,7 @@ class RecoveryResult:
         from metrichmsr.scene.export import write_depth_png, write_scene_glb
 
         depth_m = self.scene.depth_m if self.scene is not None else None
-        floor = self.scene.floor if self.scene is not None else None
+        floor = self.floor if self.scene is not None else None  # no scene asked for: no floor drawn
         with staged_output(Path(out_dir)) as staging:
             meshes = [(p.vertices, self.faces) for p in self.people]
             (staging / "result.json").write_text(json.dumps(self.to_json(), indent=1))
@@ -215,8 +215,9 @@ MIN_FLOOR_PERSON_PX = 40.0
 
 
 def people_floor(
-    people: list[PersonResult], image: np.ndarray | None = None, K: np.ndarray | None = None, camera_height_m: float | None = None
-) -> tuple[FloorPlane | None, np.ndarray | None]:
+    people: list[PersonResult], image: np.ndarray | None = None, K: np.ndarray | None = None, camera_height_m: float | None = None,
+    lines: ImageLines | None = None,
+) -> tuple[FloorPlane | None, np.ndarray | None]:  # fmt: skip
     """The floor under recovered people (``scene.floor.floor_from_people``) and their foot contacts.
 
     Each body's up direction is its global rotation's (HumanMoE learned it from upright
@@ -228,7 +229,8 @@ def people_floor(
     give its height. The vertical lines' feet behind the people also say where the floor
     ends (``FloorPlane.wall_distance_m``, the planar layout's backdrop). With
     ``camera_height_m`` (the camera's known height above the floor, metres) the floor takes
-    that height instead of the people's.
+    that height instead of the people's. ``lines``: the image's lines, already looked for
+    with these people's boxes left out (default: looked for in ``image``).
 
     Returns (the floor or None, (N, 3) camera-frame foot contacts in metres with NaN rows for
     people who did not place the floor, or None without a floor).
@@ -241,12 +243,14 @@ def people_floor(
     ups = up_directions(np.stack([p.global_rotation for p in people]))
     place = dict(ups=ups[tall], feet_seen=seen[tall], depth_noise=RECOVERED_DEPTH_NOISE)
     floor = floor_from_people(joints[tall], **place)
-    if floor is not None and image is not None:
-        lines = up_from_lines(image, K, floor.up, exclude_boxes=np.stack([p.bbox for p in people]))
-        floor = floor if lines is None else floor_from_people(joints[tall], **place, scene_up=lines.up)
-        if lines is not None and floor is not None:
+    if lines is None and image is not None:
+        lines = ImageLines(image, K, exclude_boxes=np.stack([p.bbox for p in people]))
+    if floor is not None and lines is not None:
+        line_up = lines.up_near(floor.up)
+        floor = floor if line_up is None else floor_from_people(joints[tall], **place, scene_up=line_up.up)
+        if line_up is not None and floor is not None:
             farthest_m = float(np.nanmax(joints @ floor.forward))
-            floor = replace(floor, wall_distance_m=wall_distance_m(lines, floor, K, beyond_m=farthest_m))
+            floor = replace(floor, wall_distance_m=wall_distance_m(line_up, floor, lines.K, beyond_m=farthest_m))
     if floor is None:
         return None, None
     if camera_height_m is not None:
@@ -406,18 +410,20 @@ class Recoverer:
 
         Returns (people, floor or None, (N, 3) contacts or None) as :func:`people_floor`.
         """
-        floor, contacts = people_floor(people, image, K, camera_height_m)
+        # Moving people about the camera leaves their boxes, and so the image's lines, as they were.
+        lines = ImageLines(image, K, exclude_boxes=np.stack([p.bbox for p in people])) if people else None
+        floor, contacts = people_floor(people, image, K, camera_height_m, lines)
         if floor is None:
             return people, floor, contacts
         scales = sunken_scales(floor, contacts)
         sunk = np.flatnonzero(scales < 1.0)
         if len(sunk):
             moved = self._scaled(people, sunk, scales[sunk], sunk=True)
-            floor, contacts = people_floor(moved, image, K, camera_height_m)
+            floor, contacts = people_floor(moved, image, K, camera_height_m, lines)
             ratio = floor.below_ratio(contacts[sunk]) if floor is not None else np.nan
             if np.isfinite(ratio).all():  # onto the floor placed again
                 moved = self._scaled(people, sunk, np.minimum(scales[sunk] / ratio, 1.0), sunk=True)
-                floor, contacts = people_floor(moved, image, K, camera_height_m)
+                floor, contacts = people_floor(moved, image, K, camera_height_m, lines)
             people = moved
             if floor is None:
                 return people, floor, contacts
@@ -425,7 +431,7 @@ class Recoverer:
         level = np.flatnonzero(scales != 1.0)
         if len(level):
             people = self._scaled(people, level, scales[level], sunk=False)
-            floor, contacts = people_floor(people, image, K, camera_height_m)
+            floor, contacts = people_floor(people, image, K, camera_height_m, lines)
         return people, floor, contacts
 
     def _scaled(self, people: list[PersonResult], which: np.ndarray, scales: np.ndarray, sunk: bool) -> list[PersonResult]:
@@ -467,14 +473,14 @@ class Recoverer:
         estimate = self.depth.estimate(image, K, joints, floor=floor)
         if estimate is None:
             why = "the planar layout is built from people, and nobody was found" if not people else "the backend gave none"
-            return SceneResult(None, floor, {**scene_summary(None, None, floor), "backend": self.depth.spec, "no_depth": why})
+            return SceneResult(None, {**scene_summary(None, None, floor), "backend": self.depth.spec, "no_depth": why})
         refinement = None
         if people and not estimate.from_people:  # planar depth is built from the people already
             size = (image.shape[1], image.shape[0])
             people_depth_m, ids = people_depth(self.renderer, K, size, [(p.vertices, faces) for p in people])
             refinement = refine_depth(estimate.depth_m, human_anchors(K, people_depth_m, ids, contacts, floor))
         depth_m = refinement.depth_m if refinement is not None else estimate.depth_m
-        return SceneResult(depth_m, floor, scene_summary(estimate, refinement, floor))
+        return SceneResult(depth_m, scene_summary(estimate, refinement, floor))
 
     def detect(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list:
         """People and their BlazePose landmarks in an (H, W, 3) uint8 image (``PoseDetector.detect``)."""

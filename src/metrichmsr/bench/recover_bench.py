@@ -78,7 +78,7 @@ def main() -> None:
             seconds.append(time.perf_counter() - t)
             rows += [dict(r, true_height_m=float(scene.height_m[r["person"]])) for r in score_image(scene, result.people, score, method=name, image=seed)]
             on_floor = floor_pixels(scene)
-            if result.scene is not None and result.scene.floor is not None and on_floor.any():
+            if result.scene is not None and result.floor is not None and on_floor.any():
                 floor_absrel.append(abs_rel(result.scene.depth_m[on_floor], scene.depth_m[on_floor]))
         print(f"\n{name}: {n} rendered images, seeds {first_seed}..{first_seed + n - 1}\n")
         print(markdown_table(rows, [name], {name: statistics.mean(seconds)}))

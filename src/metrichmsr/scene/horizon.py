@@ -33,6 +33,7 @@ the caller keeps the bodies' up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -166,25 +167,38 @@ def support(segments: Segments, directions: np.ndarray, K: np.ndarray, tolerance
     return np.nan_to_num(np.clip(kernel, 0.0, None)) * segments.length
 
 
-def up_from_lines(
-    image: np.ndarray, K: np.ndarray, prior_up: np.ndarray, exclude_boxes: np.ndarray | None = None
-) -> LineUp | None:
-    """The up direction (camera frame) the image's straight lines give, near ``prior_up``.
+class ImageLines:
+    """An image's straight segments (:func:`detect_segments`) and vanishing points
+    (:func:`vanishing_points`), found on first use and then searched around any prior up:
+    one image's people are placed on the floor several times over, with the same boxes.
 
     Args:
         image: (H, W, 3) uint8 RGB.
         K: (3, 3) intrinsics, pixels.
-        prior_up: (3,) the up direction to search around (the bodies'), camera frame.
         exclude_boxes: optional (N, 4) pixel boxes whose lines are not the scene's (people).
-
-    Returns:
-        The up the lines give, or None when no vanishing point lies where a vertical or a
-        horizontal one can (within :data:`SEARCH_RADIUS_DEG` of the prior's).
     """
-    K = np.asarray(K, dtype=np.float64)
-    segments = detect_segments(image, K, exclude_boxes)
-    points = vanishing_points(segments, K, np.hypot(image.shape[0], image.shape[1]))
-    return up_from_vanishing_points(segments, points, unit(np.asarray(prior_up, dtype=np.float64)))
+
+    def __init__(self, image: np.ndarray, K: np.ndarray, exclude_boxes: np.ndarray | None = None):
+        self.image, self.K, self.exclude_boxes = image, np.asarray(K, dtype=np.float64), exclude_boxes
+
+    @cached_property
+    def _found(self) -> tuple[Segments, list[np.ndarray]]:
+        segments = detect_segments(self.image, self.K, self.exclude_boxes)
+        return segments, vanishing_points(segments, self.K, np.hypot(self.image.shape[0], self.image.shape[1]))
+
+    def up_near(self, prior_up: np.ndarray) -> LineUp | None:
+        """The up direction (camera frame) the lines give near ``prior_up`` (3,), the
+        bodies'; None when no vanishing point lies where a vertical or a horizontal one can
+        (within :data:`SEARCH_RADIUS_DEG` of the prior's)."""
+        return up_from_vanishing_points(*self._found, unit(np.asarray(prior_up, dtype=np.float64)))
+
+
+def up_from_lines(
+    image: np.ndarray, K: np.ndarray, prior_up: np.ndarray, exclude_boxes: np.ndarray | None = None
+) -> LineUp | None:
+    """The up direction (camera frame) the image's straight lines give, near ``prior_up``
+    (:meth:`ImageLines.up_near`, for one prior)."""
+    return ImageLines(image, K, exclude_boxes).up_near(prior_up)
 
 
 def wall_distance_m(lines: LineUp, floor: FloorPlane, K: np.ndarray, beyond_m: float) -> float | None:
