@@ -20,6 +20,7 @@ from metrichmsr.fit import FitParams
 from metrichmsr.models.humanmoe import silhouette_from_segmentation, silhouette_window
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.perception._tiles import (
+    REFINED_BOXES_DECIDE_IOU,
     Crop,
     box_iou,
     crop_square,
@@ -312,6 +313,27 @@ def test_duplicates_merge_but_nested_people_stay():
         [adult_box, upper_box, child_box], [adult, upper, child], [0.9, 0.5, 0.8]
     )
     assert kept == [0, 2]
+
+
+def test_one_box_read_as_two_skeletons_merges_but_people_side_by_side_stay():
+    rng = np.random.default_rng(1)
+    box = np.array([100.0, 0.0, 200.0, 300.0])
+
+    def skeleton(box: np.ndarray) -> np.ndarray:
+        return np.column_stack([rng.uniform(box[0], box[2], 33), rng.uniform(box[1], box[3], 33), np.ones(33)])
+
+    # Another tile's misreading of the same person: nearly the same box, landmarks elsewhere in it.
+    misread_box = box + [5.0, 10.0, 5.0, 10.0]
+    assert box_iou(box, misread_box) > 0.6
+    skeletons = [skeleton(box), skeleton(misread_box)]
+    assert suppress_duplicates([box, misread_box], skeletons, [0.9, 0.8], REFINED_BOXES_DECIDE_IOU) == [0]
+    # Before refinement the landmarks decide: each crop may refine to the better reading.
+    assert suppress_duplicates([box, misread_box], skeletons, [0.9, 0.8]) == [0, 1]
+    # Two people hugging: their boxes overlap by half, their landmarks differ.
+    neighbour_box = box + [50.0, 0.0, 50.0, 0.0]
+    assert 0.3 < box_iou(box, neighbour_box) < 0.6
+    kept = suppress_duplicates([box, neighbour_box], [skeleton(box), skeleton(neighbour_box)], [0.9, 0.8], REFINED_BOXES_DECIDE_IOU)
+    assert kept == [0, 1]
 
 
 def test_small_poor_poses_inside_a_person_are_nested():

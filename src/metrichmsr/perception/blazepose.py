@@ -35,6 +35,7 @@ from metrichmsr._quiet import native_output_silenced
 from metrichmsr.errors import InputError
 from metrichmsr.perception._model_bundle import build_pose_landmarker_bundle
 from metrichmsr.perception._tiles import (
+    REFINED_BOXES_DECIDE_IOU,
     Crop,
     box_iou,
     clip_box,
@@ -350,7 +351,7 @@ class PoseDetector:
         # Refinement can pull two candidates onto one person, so merge again; then drop
         # what is no person: a face alone (a tile that saw only someone's head) or a small
         # pose inside a bigger, better seen person (a limb read as a person).
-        poses = [poses[i] for i in _unique(poses)]
+        poses = [poses[i] for i in _unique(poses, boxes_decide_iou=REFINED_BOXES_DECIDE_IOU)]
         nested = nested_in_bigger([p.extent for p in poses], [p.score for p in poses])
         people = [p for p, inside in zip(poses, nested) if not inside and p.has_torso]
         observations = [pose.observation(None, width, height) for pose in people]
@@ -437,10 +438,11 @@ def _shrink(mask: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(mask, shape, interpolation=cv2.INTER_AREA)
 
 
-def _unique(poses: list[_Pose]) -> list[int]:
-    """Indices of ``poses`` left after merging duplicates, most visible first."""
+def _unique(poses: list[_Pose], boxes_decide_iou: float = 1.0) -> list[int]:
+    """Indices of ``poses`` left after merging duplicates (``_tiles.suppress_duplicates``), most visible first."""
     return suppress_duplicates(
         [pose.extent for pose in poses],
         [pose.landmarks2d for pose in poses],
         [pose.score for pose in poses],
+        boxes_decide_iou,
     )

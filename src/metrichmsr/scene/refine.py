@@ -20,9 +20,9 @@ cannot. A monocular depth map ``d`` is corrected to ``s(u, v) d + t(u, v)``:
    linearly) and a pull toward the global fit (which keeps nodes no anchor reaches
    determined).
 3. **Held-out check.** The field is kept only if it predicts held-out anchors (whole people
-   with their feet, or the open floor) better than the global fit does; the smoothness and
-   pull weights are chosen by the same check. It is tried with three people, or two and the
-   open floor.
+   with their feet, or a quarter of the open floor) better than the global fit does; the
+   smoothness and pull weights are chosen by the same check. It is tried with three people,
+   or one and the open floor.
 
 All depths are camera-frame z (OpenCV axes) in metres; images are (H, W); K is (3, 3).
 """
@@ -64,16 +64,21 @@ MAX_FIELD_RATIO = 2.0
 #: relative distances of the plane in turn; the floor must be this share of the candidates
 #: and this many pixels, spreading in depth by this much (a wall or a table top matches the
 #: plane along one band of depths: 0.19 for a wall 1 m behind a person; the synthetic rooms'
-#: floors spread by 0.34 or more in 95% of images). For the shift it counts as two people:
-#: its depths run from the camera's feet to beyond the people, which is what tells a shift
-#: from a scale. For the spatial field it counts as one: one person and the floor would let
-#: the field bend wherever that person is off.
+#: floors spread by 0.34 or more in 95% of images). For the shift and the spatial field it
+#: counts as two people: its depths run from the camera's feet to beyond the people, which
+#: is what tells a shift from a scale, and it spreads across the image, which is what shows a
+#: drifting scale. The field is then checked on it in four blocks (:func:`_folds`), so one
+#: person and the floor cannot bend it toward that person's own error unseen.
 FLOOR_SAMPLES = 4000
 FLOOR_TOLERANCES = (0.25, 0.12)
 MIN_FLOOR_SHARE = 0.1
 MIN_FLOOR_SAMPLES = 200
 MIN_FLOOR_SPREAD = 0.3
 FLOOR_COUNTS_AS = 2
+#: The open floor's scale is looked for this factor either side of the people's: a person 15%
+#: off, in a depth map whose shift is a third of that person's distance, puts the floor's own
+#: scale 1.3 times away from theirs.
+FLOOR_SCALE_SEARCH = 1.35
 #: The open floor's pixels share this weight in the fits (each person's share 2: body and feet).
 FLOOR_WEIGHT = 1.0
 #: Candidate (smoothness, pull) weights per person-group, tried on held-out anchors.
@@ -272,8 +277,8 @@ def refine_depth(
             non-positive = unknown.
         anchors: from :func:`human_anchors`, same (H, W).
         spatial: try the spatially varying fit (with anchors from :data:`MIN_PEOPLE_FOR_SHIFT_OR_FIELD`
-            people or more, the open floor counting as one; kept only if it wins on held-out
-            people and floor).
+            people or more, the open floor counting as :data:`FLOOR_COUNTS_AS`; kept only if
+            it wins on held-out people and blocks of floor).
         fit_shift: fit a shift as well as a scale; None decides from the anchors' depth
             spread (:data:`MIN_SHIFT_SPREAD`, the people's or the open floor's) and the number
             of people (:data:`MIN_PEOPLE_FOR_SHIFT_OR_FIELD`, the open floor counting as
@@ -301,8 +306,8 @@ def refine_depth(
     floor = _floor_samples(depth_m, anchors, data, floor_reach, unit_m) if floor_reach else None
     if floor is not None:
         data = _concat(data, floor)
+    witnesses = people + (FLOOR_COUNTS_AS if floor is not None else 0)
     if fit_shift is None:
-        witnesses = people + (FLOOR_COUNTS_AS if floor is not None else 0)
         fit_shift = witnesses >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD and any(_spread(a) >= MIN_SHIFT_SPREAD for a in (data, floor) if a is not None)
 
     # 1. Global fit: the same solver on a single node.
@@ -314,9 +319,9 @@ def refine_depth(
     mode: RefineMode = "global"
     holdout_global = holdout_spatial = None
     scale_field = shift_field = None
-    if spatial and people + (floor is not None) >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD:
+    if spatial and witnesses >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD:
         grid = _Grid.for_image(width, height, grid_nodes)
-        folds = np.unique(data.group, return_inverse=True)[1]  # leave one person (or the open floor) out
+        folds = _folds(data, None if floor is None else int(floor.group[0]))
         fields = _FieldModel(data, grid, fit_shift, unit_m, folds)
         holdout_global, scores = _holdout_errors(_FieldModel(data, one_node, fit_shift, unit_m, folds), fields)
         best = int(np.argmin(scores))
@@ -380,9 +385,12 @@ def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reac
     large). Which of them show the floor, and not a table or a wall in front of it, is decided
     from the depth map itself: starting from the people's median scale, the pixels within
     each of :data:`FLOOR_TOLERANCES` of the plane are kept and scale and shift refitted on
-    the people and them together. None when the floor is not a large part of what the depth
-    map shows (:data:`MIN_FLOOR_SHARE`), when what matches it spans little depth
-    (:data:`MIN_FLOOR_SPREAD`), or without contacts.
+    the people and them together. The start is the scale most candidates agree on
+    (:func:`_commonest_scale`) within :data:`FLOOR_SCALE_SEARCH` of the people's median: a
+    person a little off, or a shift in the depth map that moves a near person more than the
+    floor, can put the people's own scale out of the first tolerance. None when the floor is
+    not a large part of what the depth map shows (:data:`MIN_FLOOR_SHARE`), when what matches
+    it spans little depth (:data:`MIN_FLOOR_SPREAD`), or without contacts.
     """
     contacts = anchors.contacts_m[np.isfinite(anchors.contacts_m).all(axis=1)]
     if anchors.floor is None or not len(contacts):
@@ -397,7 +405,8 @@ def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reac
     rows, cols, floor_m = rows[picked], cols[picked], floor_m[picked]
     source_m = depth_m[rows, cols].astype(np.float64)
     one_node = _Grid(1, 1, *depth_m.shape[::-1])
-    scale, shift_m = weighted_median(people.target / people.depth, people.weight), 0.0
+    people_scale = weighted_median(people.target / people.depth, people.weight)
+    scale, shift_m = _commonest_scale(floor_m / source_m, people_scale, FLOOR_SCALE_SEARCH, FLOOR_TOLERANCES[0]), 0.0
     group = int(people.group.max()) + 1
     for tolerance in FLOOR_TOLERANCES:
         on_floor = np.abs((scale * source_m + shift_m) / floor_m - 1) < tolerance
@@ -409,6 +418,31 @@ def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reac
         _, nodes = _fit_global(_concat(people, floor), one_node, True, unit_m)
         scale, shift_m = float(nodes[0]), float(nodes[1] * unit_m)
     return floor if _spread(floor) >= MIN_FLOOR_SPREAD else None
+
+
+def _folds(data: _Samples, floor_group: int | None) -> np.ndarray:
+    """(M,) held-out fold of each anchor: one per person, and the open floor's (group
+    ``floor_group``) in four blocks, split at the median row and column of its pixels."""
+    folds = np.unique(data.group, return_inverse=True)[1]
+    if floor_group is None:
+        return folds
+    on_floor = data.group == floor_group
+    rows, cols = data.pixels[0][on_floor], data.pixels[1][on_floor]
+    block = (cols > np.median(cols)).astype(int) + 2 * (rows > np.median(rows))
+    folds = folds.copy()
+    folds[on_floor] = folds.max() + 1 + block
+    return np.unique(folds, return_inverse=True)[1]
+
+
+def _commonest_scale(scales: np.ndarray, around: float, search: float, tolerance: float) -> float:
+    """The scale within ``search`` times ``around`` that the most of ``scales`` (M,) lie
+    within ``tolerance`` (relative) of; ``around`` itself wins ties and when none lie there."""
+    logs = np.sort(np.log(scales[np.isfinite(scales) & (scales > 0)]))
+    centres = np.log(around) + np.linspace(-np.log(search), np.log(search), 41)
+    half = np.log1p(tolerance)
+    counts = np.searchsorted(logs, centres + half) - np.searchsorted(logs, centres - half)
+    nearest_first = np.argsort(np.abs(centres - np.log(around)), kind="stable")
+    return float(np.exp(centres[nearest_first[np.argmax(counts[nearest_first])]]))
 
 
 def _spread(samples: _Samples) -> float:
