@@ -173,9 +173,10 @@ def box_containment(inner: np.ndarray, outer: np.ndarray) -> float:
 
 #: Refined poses whose boxes overlap by more than this (IoU) are one person whatever their
 #: landmarks say: the second skeleton is BlazePose's misreading of that person on another
-#: crop (limbs swapped, a knee read as a hip), read by HumanMoE at another depth. On the
-#: held-out renders every such pair was one person; of the 486 pairs of true people there, 2
-#: overlap that much. Before refinement both are kept: each crop may refine to the better one.
+#: crop, which HumanMoE reads at another depth. On the held-out renders no such pair (13)
+#: was two true people; of the 486 pairs of true people there, 2 overlap that much. Before
+#: refinement both are kept: each crop may refine to the better reading (merging there too
+#: worsened the held-out median depth error 4.9 -> 5.2%).
 REFINED_BOXES_DECIDE_IOU = 0.6
 
 
