@@ -1,4 +1,4 @@
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench glb-check clean
 PY := .venv/bin/python
 export PYOPENGL_PLATFORM ?= egl
 
@@ -17,6 +17,14 @@ bench: setup
 	$(PY) -m metrichmsr synth --n 200 --seed 1000000 -o out/synth-heldout
 	$(PY) -m metrichmsr bench out/synth-heldout -o out/bench-heldout --methods full,fixed-fov,box-only,box-true-focal,fit-only,humanmoe+fit
 	$(PY) -m metrichmsr.bench.recover_bench
+
+# Open the demo's scene.glb in Blender (its Python module, ~0.5 GB, into .venv-bpy) and in
+# three.js's GLTFLoader (npm). Not part of test: it downloads both.
+glb-check: demo
+	[ -x .venv-bpy/bin/python ] || (python3.11 -m venv .venv-bpy && .venv-bpy/bin/pip install -q bpy==4.2.0)
+	.venv-bpy/bin/python scripts/glb_check/blender_check.py out/demo/scene.glb
+	cd scripts/glb_check && npm install --silent --no-audit --no-fund
+	node scripts/glb_check/threejs_check.mjs out/demo/scene.glb
 
 clean:
 	rm -rf out .pytest_cache
