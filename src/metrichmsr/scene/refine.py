@@ -12,9 +12,11 @@ cannot. A monocular depth map ``d`` is corrected to ``s(u, v) d + t(u, v)``:
    tell the two apart), by iteratively reweighted least squares on the relative residual
    ``(s d + t - a) / a`` with Cauchy weights, so a badly fitted person or a wrong pixel
    counts little.
-2. **Spatial fit.** Monocular errors drift across the image, so ``s`` and ``t`` become smooth
-   fields: values on a coarse grid of control nodes, bilinearly interpolated to the pixels,
-   solved as one sparse linear least-squares problem: the anchors' relative residuals
+2. **Spatial fit.** Monocular errors drift across the image, so ``s`` becomes a smooth
+   field (``t`` stays one value: with both free, what the anchors show of a drifting scale
+   near them can be taken up by the shift instead, which then extrapolates wrong): values
+   on a coarse grid of control nodes, bilinearly interpolated to the pixels, solved with
+   ``t`` as one sparse linear least-squares problem: the anchors' relative residuals
    (with the global fit's robust weights), a thin-plate smoothness term (second differences,
    whose null space is the affine fields, so a linear drift costs nothing and extrapolates
    linearly) and a pull toward the global fit (which keeps nodes no anchor reaches
@@ -210,14 +212,15 @@ class DepthRefinement:
     Attributes:
         depth_m: (H, W) float32 refined depth, metres (NaN where the input was, or where the
             correction would make it non-positive).
-        mode: ``spatial`` (scale and shift fields), ``global`` (one scale and shift) or
+        mode: ``spatial`` (a scale field and one shift), ``global`` (one scale and shift) or
             ``none`` (too few anchors: the input unchanged).
         scale, shift_m: the global fit ``s d + t`` (also reported in spatial mode).
         residual_before_m, residual_after_m: weighted median |depth - anchor| over the
             anchors, metres, before and after.
         holdout_error_global, holdout_error_spatial: mean over held-out folds of the median
             relative error on the held-out anchors (None when not evaluated).
-        scale_field, shift_field_m: (ny, nx) node values of the spatial fit, or None.
+        scale_field, shift_field_m: (ny, nx) node values of the spatial fit, or None (the
+            shift is one value, repeated on every node).
         feet_to_floor_m: median over the people of |:func:`feet_to_floor_m`| on the refined
             depth (feet height above the scene surface around them, metres); None without
             contacts or a floor.
@@ -328,9 +331,9 @@ def refine_depth(
         holdout_spatial = scores[best]
         if holdout_spatial < SPATIAL_GAIN * holdout_global - SPATIAL_MARGIN:
             mode = "spatial"
-            nodes = fields.solve(np.repeat(global_nodes, grid.size), _REGULARISATION[best])
+            nodes = fields.solve(_field_prior(global_nodes, grid), _REGULARISATION[best])
             scale_field = nodes[: grid.size].reshape(grid.shape)
-            shift_field = nodes[grid.size :].reshape(grid.shape) * unit_m if fit_shift else np.zeros(grid.shape)
+            shift_field = np.full(grid.shape, float(nodes[grid.size]) * unit_m if fit_shift else 0.0)
     if mode == "spatial":
         scale_map, shift_map = grid.upsample(scale_field), grid.upsample(shift_field)
     else:
@@ -418,6 +421,11 @@ def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reac
         _, nodes = _fit_global(_concat(people, floor), one_node, True, unit_m)
         scale, shift_m = float(nodes[0]), float(nodes[1] * unit_m)
     return floor if _spread(floor) >= MIN_FLOOR_SPREAD else None
+
+
+def _field_prior(global_nodes: np.ndarray, grid: _Grid) -> np.ndarray:
+    """The field's nodes (P,) that give the global fit ``[s, t / unit]``: ``s`` on every node, one ``t``."""
+    return np.concatenate([np.repeat(global_nodes[:1], grid.size), global_nodes[1:]])
 
 
 def _folds(data: _Samples, floor_group: int | None) -> np.ndarray:
@@ -552,18 +560,17 @@ def _second_difference(n: int) -> sp.csr_matrix:
 
 
 def _design(data: _Samples, grid: _Grid, fit_shift: bool, unit_m: float) -> sp.csr_matrix:
-    """(M, P) sparse: the relative prediction ``(s(x) d + t(x)) / a`` is ``design @ nodes``,
-    nodes = [scale nodes, shift nodes / unit_m]."""
-    bilinear = grid.interpolation(*data.pixels)
-    blocks = [sp.diags(data.depth / data.target) @ bilinear]
+    """(M, P) sparse: the relative prediction ``(s(x) d + t) / a`` is ``design @ nodes``,
+    nodes = [scale nodes, shift / unit_m]."""
+    blocks = [sp.diags(data.depth / data.target) @ grid.interpolation(*data.pixels)]
     if fit_shift:
-        blocks.append(sp.diags(unit_m / data.target) @ bilinear)
+        blocks.append(sp.csr_matrix((unit_m / data.target)[:, None]))
     return sp.hstack(blocks).tocsr()
 
 
 class _FieldModel:
-    """Scale (and shift) node values on one grid explaining the anchors: the design and, per
-    held-out fold, the weighted normal equations of the relative residual, built once."""
+    """Scale node values on one grid (and one shift) explaining the anchors: the design and,
+    per held-out fold, the weighted normal equations of the relative residual, built once."""
 
     def __init__(self, data: _Samples, grid: _Grid, fit_shift: bool, unit_m: float, folds: np.ndarray):
         self.grid, self.folds = grid, folds
@@ -574,7 +581,7 @@ class _FieldModel:
             part = self.design[folds == fold]
             weighted = sp.diags(self.weight[folds == fold]) @ part
             self.normal.append(((part.T @ weighted).toarray(), np.asarray(weighted.sum(axis=0)).ravel()))
-        self.stiffness = np.kron(np.eye(1 + fit_shift), grid.stiffness)  # the same smoothness for each field
+        self.stiffness = scipy.linalg.block_diag(grid.stiffness, np.zeros((int(fit_shift),) * 2))  # the shift is one value
 
     def solve(self, prior: np.ndarray, regularisation: tuple[float, float], leave_out: int | None = None) -> np.ndarray:
         """Nodes (P,) minimising data + smooth |L x|^2 + pull |x - prior|^2, without fold ``leave_out``.
@@ -628,7 +635,7 @@ def _holdout_errors(one_node: _FieldModel, fields: _FieldModel) -> tuple[float, 
             continue
         global_nodes = one_node.solve(np.zeros(len(one_node.normal[0][1])), (0.0, 0.0), leave_out=fold)
         global_errors.append(one_node.error(global_nodes, fold))
-        prior = np.repeat(global_nodes, fields.grid.size)
+        prior = _field_prior(global_nodes, fields.grid)
         field_errors.append([fields.error(fields.solve(prior, reg, leave_out=fold), fold) for reg in _REGULARISATION])
     return float(np.mean(global_errors)), list(np.mean(field_errors, axis=0))
 
