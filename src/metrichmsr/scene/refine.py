@@ -6,7 +6,7 @@ metric depth is known. So is the open floor, once the people have placed the flo
 (``scene.floor``): the pixels where the depth map, under the people's scale, shows that
 plane are anchors too. They run from near the camera to beyond the people, so even one
 person and the floor tell a shift from a scale, which a person alone (all at one depth)
-cannot. A monocular depth map ``d`` is corrected to ``s(u, v) d + t(u, v)``:
+cannot. A monocular depth map ``d`` is corrected to ``s(u, v) d + t``:
 
 1. **Global fit.** One scale ``s`` (and a shift ``t`` when the anchors span enough depth to
    tell the two apart), by iteratively reweighted least squares on the relative residual
@@ -386,9 +386,9 @@ def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reac
     Candidates are pixels off the people whose floor ray meets the plane within ``reach`` times
     the farthest foot contact's depth (beyond it a small error in the floor's tilt grows
     large). Which of them show the floor, and not a table or a wall in front of it, is decided
-    from the depth map itself: starting from the people's median scale, the pixels within
-    each of :data:`FLOOR_TOLERANCES` of the plane are kept and scale and shift refitted on
-    the people and them together. The start is the scale most candidates agree on
+    from the depth map itself: from a starting scale, the pixels within each of
+    :data:`FLOOR_TOLERANCES` of the plane are kept and scale and shift refitted on the people
+    and them together. The start is the scale most candidates agree on
     (:func:`_commonest_scale`) within :data:`FLOOR_SCALE_SEARCH` of the people's median: a
     person a little off, or a shift in the depth map that moves a near person more than the
     floor, can put the people's own scale out of the first tolerance. None when the floor is
