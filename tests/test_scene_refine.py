@@ -127,6 +127,16 @@ def test_one_person_and_the_open_floor_fit_a_drift():
     assert refine_depth(corrupted, anchors, floor_reach=None).mode == "global"
 
 
+def test_a_drift_seen_on_one_side_goes_on_across_the_image():
+    gt, people_depth_m, ids, contacts = cutout_scene([(0.7, 4.0), (0.9, 6.0)])  # anchors on the right only
+    anchors = human_anchors(K, people_depth_m, ids, contacts, FLOOR)
+    result = refine_depth(corrupt(gt, 1.3, 0.2, drift=0.2), anchors)
+    left = np.s_[:, : SIZE[0] // 3]  # a third of the image with no person, where the drift is strongest
+    assert result.mode == "spatial"
+    assert abs_rel(result.depth_m[left], gt[left]) < 0.06
+    assert abs_rel(result.depth_m, gt) < 0.025
+
+
 def test_the_open_floor_is_found_when_a_person_and_a_shift_put_it_off_their_scale():
     gt, people_depth_m, ids, contacts = cutout_scene([(0.5, 3.0)])
     # The person recovered 20% too far on a floor placed right (say from a known camera
