@@ -214,6 +214,11 @@ RECOVERED_DEPTH_NOISE = 0.1
 MIN_FLOOR_PERSON_PX = 40.0
 
 
+def _scene_lines(people: list[PersonResult], image: np.ndarray, K: np.ndarray) -> ImageLines:
+    """The image's straight lines, the people's boxes left out (their edges are not the scene's)."""
+    return ImageLines(image, K, exclude_boxes=np.stack([p.bbox for p in people]))
+
+
 def people_floor(
     people: list[PersonResult], image: np.ndarray | None = None, K: np.ndarray | None = None, camera_height_m: float | None = None,
     lines: ImageLines | None = None,
@@ -244,7 +249,7 @@ def people_floor(
     place = dict(ups=ups[tall], feet_seen=seen[tall], depth_noise=RECOVERED_DEPTH_NOISE)
     floor = floor_from_people(joints[tall], **place)
     if lines is None and image is not None:
-        lines = ImageLines(image, K, exclude_boxes=np.stack([p.bbox for p in people]))
+        lines = _scene_lines(people, image, K)
     if floor is not None and lines is not None:
         line_up = lines.up_near(floor.up)
         floor = floor if line_up is None else floor_from_people(joints[tall], **place, scene_up=line_up.up)
@@ -411,7 +416,7 @@ class Recoverer:
         Returns (people, floor or None, (N, 3) contacts or None) as :func:`people_floor`.
         """
         # Moving people about the camera leaves their boxes, and so the image's lines, as they were.
-        lines = ImageLines(image, K, exclude_boxes=np.stack([p.bbox for p in people])) if people else None
+        lines = _scene_lines(people, image, K) if people else None
         floor, contacts = people_floor(people, image, K, camera_height_m, lines)
         if floor is None:
             return people, floor, contacts

@@ -89,6 +89,7 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
         started = time.perf_counter()
         observations = [o for o in recoverer.detect(scene.image) if o.score > 0]
         detect_s = time.perf_counter() - started
+        known_m = scene.floor.camera_height_m if camera_height_known else None
         # Methods sharing stages run as one batched fit: each is charged the detection plus its share.
         for stages in dict.fromkeys(_STAGES.get(m, _DEFAULT_STAGES) for m in methods):
             group = [m for m in methods if _STAGES.get(m, _DEFAULT_STAGES) == stages]
@@ -98,7 +99,6 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
             fit_s = (time.perf_counter() - started) / len(group)
             for (method, people), (K, _) in zip(zip(group, results), variants):
                 started = time.perf_counter()
-                known_m = scene.floor.camera_height_m if camera_height_known else None
                 people, floor, contacts = recoverer.stand_on_floor(without_parts_read_as_far(people), scene.image, K, known_m)
                 seconds[method].append(detect_s + fit_s + time.perf_counter() - started)
                 rows += score_image(scene, people, config, method=method, image=path.stem)

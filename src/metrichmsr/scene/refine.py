@@ -324,6 +324,7 @@ def refine_depth(
     mode: RefineMode = "global"
     holdout_global = holdout_spatial = None
     scale_field = shift_field = None
+    scale_map, shift_map = scale, shift_m
     if spatial and witnesses >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD:
         grid = _Grid.for_image(width, height, grid_nodes)
         folds = _folds(data, None if floor is None else int(floor.group[0]))
@@ -335,11 +336,8 @@ def refine_depth(
             mode = "spatial"
             nodes = fields.solve(_field_prior(global_nodes, grid), _REGULARISATION[best])
             scale_field = nodes[: grid.size].reshape(grid.shape)
-            shift_field = np.full(grid.shape, float(nodes[grid.size]) * unit_m if fit_shift else 0.0)
-    if mode == "spatial":
-        scale_map, shift_map = grid.upsample(scale_field), grid.upsample(shift_field)
-    else:
-        scale_map, shift_map = scale, shift_m
+            shift_map = float(nodes[grid.size]) * unit_m if fit_shift else 0.0  # one shift: nothing to upsample
+            scale_map, shift_field = grid.upsample(scale_field), np.full(grid.shape, shift_map)
     with np.errstate(invalid="ignore"):
         refined = scale_map * depth_m + shift_map
     refined = np.where(refined > 0, refined, np.nan).astype(np.float32)
