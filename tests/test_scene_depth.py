@@ -142,6 +142,13 @@ def test_planar_backdrop_stands_at_the_wall_the_lines_found_unless_people_are_be
     plain = PlanarDepth().estimate(IMAGE, K, joints, floor=truth)
     np.testing.assert_array_equal(fallback.depth_m, plain.depth_m)
     assert (plain.depth_m * ahead_per_depth).max() == pytest.approx(np.nanmax(joints @ truth.forward) + 2.0, rel=1e-4)
+    # No wall stands nearer than the floor's own lines are seen, found or not.
+    seen = PlanarDepth().estimate(IMAGE, K, joints, floor=replace(truth, floor_seen_m=15.0))
+    assert (seen.depth_m * ahead_per_depth).max() == pytest.approx(15.0, rel=1e-4)
+    seen_past_wall = PlanarDepth().estimate(IMAGE, K, joints, floor=replace(truth, wall_distance_m=12.0, floor_seen_m=15.0))
+    np.testing.assert_array_equal(seen_past_wall.depth_m, seen.depth_m)
+    short = PlanarDepth().estimate(IMAGE, K, joints, floor=replace(truth, wall_distance_m=20.0, floor_seen_m=15.0))
+    np.testing.assert_array_equal(short.depth_m, walled.depth_m)
 
 
 def test_planar_without_people_gives_none():

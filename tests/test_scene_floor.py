@@ -210,6 +210,12 @@ def test_pipeline_floor_takes_its_tilt_from_the_image_lines(body_model):
     assert from_bodies.wall_distance_m is None
     assert 0.98 * feet_m.min() < from_lines.wall_distance_m < np.median(feet_m)
     assert from_lines.to_dict()["wall_distance_m"] == pytest.approx(from_lines.wall_distance_m, abs=1e-3)
+    # The floor's planks run to the wall's foot: it is seen about as far as the wall.
+    assert feet_m.min() < from_lines.floor_seen_m < 1.05 * feet_m.max()
+    # A camera known to stand twice as high sees the wall twice as far.
+    known, _ = people_floor(people, image, ROOM_K, camera_height_m=2 * from_lines.camera_height_m)
+    assert known.height_source == "user"
+    assert known.wall_distance_m == pytest.approx(2 * from_lines.wall_distance_m, rel=1e-6)
     # A blank image has no lines: the bodies' floor stands.
     blank, _ = people_floor(people, np.full_like(image, 128), ROOM_K)
     np.testing.assert_allclose(blank.up, from_bodies.up)

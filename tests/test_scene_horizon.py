@@ -5,7 +5,7 @@ from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_WALL_M, camera_rotation,
 from _people_on_floor import ROOM_K as K
 from _people_on_floor import ROOM_SIZE as SIZE
 from metrichmsr.scene.floor import FloorPlane
-from metrichmsr.scene.horizon import detect_segments, up_from_lines, wall_distance_m
+from metrichmsr.scene.horizon import detect_segments, floor_seen_m, up_from_lines, wall_distance_m
 
 
 def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -87,3 +87,18 @@ def test_the_wall_stands_where_the_vertical_lines_meet_the_floor(pitch_deg, roll
     # Without a wall, nothing stands anywhere.
     floor_only, _ = room_image(pitch_deg, roll_deg, parts=("floor_x", "floor_z"), yaw_deg=0.0)
     assert wall_distance_m(up_from_lines(floor_only, K, tilted(true_up, 6.0)), floor, K, beyond_m=6.0) is None
+
+
+@pytest.mark.parametrize("pitch_deg, roll_deg", [(12.0, 4.0), (-3.0, -7.0)])
+def test_the_floor_is_seen_as_far_as_its_own_lines_run(pitch_deg, roll_deg):
+    """A floor with no wall: its planks run from 1 m to 16 m ahead, its cross lines stand at
+    2.5-14 m. The floor is seen most of that way; nothing is seen behind someone past the end."""
+    floor_only, true_up = room_image(pitch_deg, roll_deg, parts=("floor_x", "floor_z"), yaw_deg=0.0)
+    lines = up_from_lines(floor_only, K, tilted(true_up, 6.0))
+    floor = FloorPlane(lines.up, ROOM_CAMERA_HEIGHT_M)
+    assert len(lines.horizontal) > 0 and len(lines.vertical) == 0
+    assert 10.0 < floor_seen_m(lines, floor, K, beyond_m=6.0) < 1.05 * ROOM_WALL_M
+    assert floor_seen_m(lines, floor, K, beyond_m=17.0) is None
+    # Seen at twice the camera height, everything is twice as far.
+    taller = FloorPlane(lines.up, 2 * ROOM_CAMERA_HEIGHT_M)
+    assert floor_seen_m(lines, taller, K, beyond_m=6.0) == pytest.approx(2 * floor_seen_m(lines, floor, K, beyond_m=3.0))

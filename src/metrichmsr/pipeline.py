@@ -43,7 +43,7 @@ from metrichmsr.scene.floor import (
     shared_floor_scales,
     sunken_scales,
 )
-from metrichmsr.scene.horizon import ImageLines, wall_distance_m
+from metrichmsr.scene.horizon import ImageLines, floor_seen_m, wall_distance_m
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
 SCHEMA = "metrichmsr.result/1"
@@ -250,16 +250,20 @@ def people_floor(
     floor = floor_from_people(joints[tall], **place)
     if lines is None and image is not None:
         lines = _scene_lines(people, image, K)
-    if floor is not None and lines is not None:
-        line_up = lines.up_near(floor.up)
-        floor = floor if line_up is None else floor_from_people(joints[tall], **place, scene_up=line_up.up)
-        if line_up is not None and floor is not None:
-            farthest_m = float(np.nanmax(joints @ floor.forward))
-            floor = replace(floor, wall_distance_m=wall_distance_m(line_up, floor, lines.K, beyond_m=farthest_m))
+    line_up = lines.up_near(floor.up) if floor is not None and lines is not None else None
+    if line_up is not None:
+        floor = floor_from_people(joints[tall], **place, scene_up=line_up.up)
     if floor is None:
         return None, None
     if camera_height_m is not None:
         floor = replace(floor, camera_height_m=float(camera_height_m), height_source="user")
+    if line_up is not None:  # where the floor ends, at the height it has now
+        farthest_m = float(np.nanmax(joints @ floor.forward))
+        floor = replace(
+            floor,
+            wall_distance_m=wall_distance_m(line_up, floor, lines.K, beyond_m=farthest_m),
+            floor_seen_m=floor_seen_m(line_up, floor, lines.K, beyond_m=farthest_m),
+        )
     contacts = foot_contacts(joints, floor.up)
     contacts[~(tall & placing_people(tall & seen))] = np.nan  # no anchor where no floor was placed
     return floor, contacts

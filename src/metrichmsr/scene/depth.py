@@ -157,7 +157,8 @@ class PlanarDepth:
     - backdrop: a vertical plane facing the camera (its normal the camera's forward axis made
       horizontal, ``FloorPlane.forward``) where the image's vertical lines stand on the floor
       (``floor.wall_distance_m``, from ``scene.horizon``) when that is behind the people,
-      else ``backdrop_margin_m`` behind the farthest person; it takes every pixel whose ray
+      else ``backdrop_margin_m`` behind the farthest person, but never nearer than the
+      floor's own lines are seen (``floor.floor_seen_m``); it takes every pixel whose ray
       meets it before the floor, which includes everything above the horizon.
 
     Confidence: on the floor ``0.3 + 0.6 exp(-(d / 3 m)^2)`` with ``d`` the distance along the
@@ -186,6 +187,9 @@ class PlanarDepth:
         farthest_m = float(np.nanmax(joints @ floor.forward))
         wall_m = floor.wall_distance_m
         backdrop_m = wall_m if wall_m is not None and wall_m > farthest_m else farthest_m + self.backdrop_margin_m
+        # Where the floor's own lines are seen, no wall stands nearer (held-out renders: the
+        # whole planar map 11.5% -> 9.5% median AbsRel, BENCHMARKS).
+        backdrop_m = max(backdrop_m, floor.floor_seen_m or 0.0)
         depth_m, on_floor = planar_layout_depth(floor, backdrop_m, K, size)
         confidence = np.where(on_floor, _floor_confidence(floor, K, size, depth_m, foot_contacts(joints, floor.up)), 0.1)
         return DepthEstimate(depth_m, confidence.astype(np.float32), self.spec, floor, from_people=True)

@@ -26,6 +26,9 @@ class FloorPlane:
         wall_distance_m: how far ahead (metres along :attr:`forward`) vertical lines stand on
             the floor behind the people, where a far wall or building begins
             (``scene.horizon.wall_distance_m``); None when unknown.
+        floor_seen_m: how far ahead (metres along :attr:`forward`) the floor's own lines
+            are seen behind the people, so the floor reaches at least that far
+            (``scene.horizon.floor_seen_m``); None when unknown.
     """
 
     up: np.ndarray
@@ -33,6 +36,7 @@ class FloorPlane:
     up_source: str = "people"
     wall_distance_m: float | None = None
     height_source: str = "people"
+    floor_seen_m: float | None = None
 
     @classmethod
     def level(cls, camera_height_m: float) -> "FloorPlane":
@@ -74,8 +78,13 @@ class FloorPlane:
             "camera_height_m": round(float(self.camera_height_m), 4),
             "up_source": self.up_source,
             "camera_height_source": self.height_source,
-            "wall_distance_m": None if self.wall_distance_m is None else round(float(self.wall_distance_m), 3),
+            "wall_distance_m": _rounded(self.wall_distance_m),
+            "floor_seen_m": _rounded(self.floor_seen_m),
         }
+
+
+def _rounded(metres: float | None) -> float | None:
+    return None if metres is None else round(float(metres), 3)
 
 
 # ---------------------------------------------------------------------------------------

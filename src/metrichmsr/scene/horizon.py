@@ -24,7 +24,8 @@ vanishing point's ray, and is perpendicular to every horizontal family's ray.
 4. Where the floor ends (:func:`wall_distance_m`): the vertical family's segments, carried
    down to the edge they stand on, meet the floor plane at their feet; the nearer feet
    behind the people give the distance of the wall (or building) the planar layout closes
-   the floor with.
+   the floor with. The horizontal families' segments on the floor (:func:`floor_seen_m`)
+   say how far the floor itself is seen, so that no wall stands nearer.
 
 Outdoors without lines, or where people cover the scene, nothing is found (``None``) and
 the caller keeps the bodies' up.
@@ -70,6 +71,8 @@ PROPOSING_SEGMENTS = 60
 #: floor behind the people, and lies at this quantile of their distances.
 MIN_WALL_FEET = 3
 WALL_FEET_QUANTILE = 0.25
+#: How far the floor is seen (:func:`floor_seen_m`): this quantile of its lines' far ends.
+FLOOR_SEEN_QUANTILE = 0.75
 #: Feet nearer the horizon than this (pixels) say too little about their distance.
 MIN_FOOT_BELOW_HORIZON_PX = 10.0
 #: A vertical line carried down stops at an edge it crosses at more than this angle, or at
@@ -111,6 +114,8 @@ class LineUp:
         up: (3,) unit vector against gravity, camera frame (OpenCV axes).
         vertical: the segments that met at the vertical vanishing point (none without one).
         others: every other segment found (floor edges, the foot of a wall, ...).
+        horizontal: the segments that met at the horizontal vanishing points the up agrees
+            with (floor planks and tiles, kerbs, the foot of a wall).
         horizontal_segments: per horizontal family found (0-2), how many met at its
             vanishing point on the horizon.
         determined: True when the lines fix both tilts (the vertical family, or two
@@ -120,6 +125,7 @@ class LineUp:
     up: np.ndarray
     vertical: Segments
     others: Segments
+    horizontal: Segments
     horizontal_segments: tuple[int, ...]
     determined: bool
 
@@ -220,13 +226,38 @@ def wall_distance_m(lines: LineUp, floor: FloorPlane, K: np.ndarray, beyond_m: f
     toward_foot = -np.sign(np.sum(vertical.direction * upward, axis=1))
     down = toward_foot[:, None] * vertical.direction
     feet = _carried_down(vertical.midpoint + 0.5 * vertical.length[:, None] * down, down, vertical.length, lines.others)
-    rays = pixel_rays(K, feet[:, 0], feet[:, 1])
-    # A foot a pixel or two off moves its distance by more than a fifth this close to the horizon.
-    sine_below_horizon = np.clip(-(rays @ up) / np.linalg.norm(rays, axis=1), -1.0, 1.0)
-    below_horizon_px = K[1, 1] * np.tan(np.arcsin(sine_below_horizon))
-    ahead = np.where(below_horizon_px >= MIN_FOOT_BELOW_HORIZON_PX, floor.ray_depth(rays), np.nan) * (rays @ floor.forward)
+    ahead = _ahead_on_floor(feet, floor, K)
     ahead = ahead[np.isfinite(ahead) & (ahead > beyond_m)]
     return float(np.quantile(ahead, WALL_FEET_QUANTILE)) if len(ahead) >= MIN_WALL_FEET else None
+
+
+def floor_seen_m(lines: LineUp, floor: FloorPlane, K: np.ndarray, beyond_m: float) -> float | None:
+    """How far ahead (metres along ``floor.forward``) the floor's own lines are seen beyond
+    ``beyond_m``: the floor reaches at least that far, wherever a wall may stand.
+
+    The horizontal families' segments (planks, tiles, kerbs, a wall's foot) that lie on the
+    floor end where their rays meet it; the answer is the :data:`FLOOR_SEEN_QUANTILE` of
+    those ends beyond ``beyond_m`` (a high one: the farthest ends are what show the reach,
+    and the last few may be a wall's lines below eye level, which meet the floor plane
+    behind the wall). Ends within :data:`MIN_FOOT_BELOW_HORIZON_PX` of the horizon do not
+    count. None with fewer than :data:`MIN_WALL_FEET` such ends.
+    """
+    segments = lines.horizontal
+    ends = segments.midpoint[:, None] + np.array([-0.5, 0.5])[:, None] * segments.length[:, None, None] * segments.direction[:, None]
+    ahead = _ahead_on_floor(ends.reshape(-1, 2), floor, K)
+    ahead = ahead[np.isfinite(ahead) & (ahead > beyond_m)]
+    return float(np.quantile(ahead, FLOOR_SEEN_QUANTILE)) if len(ahead) >= MIN_WALL_FEET else None
+
+
+def _ahead_on_floor(pixels: np.ndarray, floor: FloorPlane, K: np.ndarray) -> np.ndarray:
+    """(P,) metres along ``floor.forward`` to where each pixel's (P, 2) ray meets the floor;
+    NaN above the horizon or within :data:`MIN_FOOT_BELOW_HORIZON_PX` below it."""
+    rays = pixel_rays(K, pixels[:, 0], pixels[:, 1])
+    up = np.asarray(floor.up, dtype=np.float64)
+    # A pixel or two off moves a floor point's distance by more than a fifth this close to the horizon.
+    sine_below_horizon = np.clip(-(rays @ up) / np.linalg.norm(rays, axis=1), -1.0, 1.0)
+    below_horizon_px = K[1, 1] * np.tan(np.arcsin(sine_below_horizon))
+    return np.where(below_horizon_px >= MIN_FOOT_BELOW_HORIZON_PX, floor.ray_depth(rays), np.nan) * (rays @ floor.forward)
 
 
 def _carried_down(ends: np.ndarray, down: np.ndarray, reach: np.ndarray, edges: Segments) -> np.ndarray:
@@ -380,11 +411,13 @@ def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior
     tilt = minimize(misfit, start_tilt, method="Nelder-Mead", options=dict(initial_simplex=simplex, xatol=1e-6, fatol=1e-12)).x
     vertical = [f for f in agreeing if f.vertical]
     horizontal = [f for f in agreeing if not f.vertical]
-    in_vertical = np.any([f.mask for f in vertical], axis=0) if vertical else np.zeros(len(segments), dtype=bool)
+    none = np.zeros(len(segments), dtype=bool)
+    in_vertical = np.any([f.mask for f in vertical], axis=0) if vertical else none
     return LineUp(
         up=unit(prior_up + tilt[0] * e1 + tilt[1] * e2),
         vertical=segments.subset(in_vertical),
         others=segments.subset(~in_vertical),
+        horizontal=segments.subset(np.any([f.mask for f in horizontal], axis=0) if horizontal else none),
         horizontal_segments=tuple(int(f.mask.sum()) for f in horizontal),
         determined=bool(vertical) or len(horizontal) >= 2,
     )
