@@ -232,9 +232,10 @@ def people_floor(
     floor's tilt is then taken from the image's vanishing points near the bodies' up
     (``scene.horizon.up_from_lines``) where it has enough straight lines; the people still
     give its height. The vertical lines' feet behind the people also say where the floor
-    ends (``FloorPlane.wall_distance_m``, the planar layout's backdrop). With
-    ``camera_height_m`` (the camera's known height above the floor, metres) the floor takes
-    that height instead of the people's. ``lines``: the image's lines, already looked for
+    ends (``FloorPlane.wall_distance_m``, the planar layout's backdrop), and the floor's own
+    lines how far it is seen (``FloorPlane.floor_seen_m``), both at the floor's final height.
+    With ``camera_height_m`` (the camera's known height above the floor, metres) the floor
+    takes that height instead of the people's. ``lines``: the image's lines, already looked for
     with these people's boxes left out (default: looked for in ``image``).
 
     Returns (the floor or None, (N, 3) camera-frame foot contacts in metres with NaN rows for
