@@ -61,7 +61,7 @@ def test_lines_inside_the_people_s_boxes_are_left_out():
     assert 0 < len(outside) < len(everything)
     assert (outside.midpoint[:, 0] > SIZE[0] / 2).all()
     # Normals are of the planes through the camera and each segment: both ends' rays lie in them.
-    ends = outside.midpoint[:, None] + np.array([-0.5, 0.5])[:, None] * outside.length[:, None, None] * outside.direction[:, None]
+    ends = outside.ends
     rays = np.concatenate([ends, np.ones((*ends.shape[:2], 1))], axis=2) @ np.linalg.inv(K).T
     np.testing.assert_allclose(np.einsum("sk,sek->se", outside.normal, rays), 0.0, atol=1e-9)
 

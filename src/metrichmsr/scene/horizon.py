@@ -71,7 +71,7 @@ PROPOSING_SEGMENTS = 60
 #: floor behind the people, and lies at this quantile of their distances.
 MIN_WALL_FEET = 3
 WALL_FEET_QUANTILE = 0.25
-#: How far the floor is seen (:func:`floor_seen_m`): this quantile of its lines' far ends.
+#: How far the floor is seen (:func:`floor_seen_m`): this quantile of its lines' ends beyond the people.
 FLOOR_SEEN_QUANTILE = 0.75
 #: Feet nearer the horizon than this (pixels) say too little about their distance.
 MIN_FOOT_BELOW_HORIZON_PX = 10.0
@@ -101,6 +101,11 @@ class Segments:
 
     def __len__(self) -> int:
         return len(self.length)
+
+    @property
+    def ends(self) -> np.ndarray:
+        """(S, 2, 2) pixel coordinates of each segment's two ends."""
+        return self.midpoint[:, None] + np.array([-0.5, 0.5])[:, None] * self.length[:, None, None] * self.direction[:, None]
 
     def subset(self, keep: np.ndarray) -> "Segments":
         return Segments(self.midpoint[keep], self.direction[keep], self.length[keep], self.normal[keep])
@@ -242,9 +247,7 @@ def floor_seen_m(lines: LineUp, floor: FloorPlane, K: np.ndarray, beyond_m: floa
     behind the wall). Ends within :data:`MIN_FOOT_BELOW_HORIZON_PX` of the horizon do not
     count. None with fewer than :data:`MIN_WALL_FEET` such ends.
     """
-    segments = lines.horizontal
-    ends = segments.midpoint[:, None] + np.array([-0.5, 0.5])[:, None] * segments.length[:, None, None] * segments.direction[:, None]
-    ahead = _ahead_on_floor(ends.reshape(-1, 2), floor, K)
+    ahead = _ahead_on_floor(lines.horizontal.ends.reshape(-1, 2), floor, K)
     ahead = ahead[np.isfinite(ahead) & (ahead > beyond_m)]
     return float(np.quantile(ahead, FLOOR_SEEN_QUANTILE)) if len(ahead) >= MIN_WALL_FEET else None
 
@@ -264,7 +267,7 @@ def _carried_down(ends: np.ndarray, down: np.ndarray, reach: np.ndarray, edges: 
     """(V, 2) pixels: each end (V, 2) moved along its unit image direction ``down`` (V, 2) to
     the first of ``edges`` it crosses within ``reach`` (V,) pixels (or :data:`END_SLACK_PX`
     above the end), at more than :data:`MIN_CROSSING_DEG` to it; ends that cross none stay."""
-    a = edges.midpoint - 0.5 * edges.length[:, None] * edges.direction  # (E, 2) each edge's first end
+    a = edges.ends[:, 0]  # (E, 2) each edge's first end
     span = edges.length[:, None] * edges.direction  # (E, 2) first end -> second end
     offset = a[None] - ends[:, None]  # (V, E, 2)
     # ends + t down = a + s span: Cramer's rule for (t, s).
