@@ -43,7 +43,7 @@ from metrichmsr.scene.floor import (
     shared_floor_scales,
     sunken_scales,
 )
-from metrichmsr.scene.horizon import ImageLines, floor_seen_m, wall_distance_m
+from metrichmsr.scene.horizon import ImageLines, with_floor_extent
 from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
 
 SCHEMA = "metrichmsr.result/1"
@@ -259,12 +259,7 @@ def people_floor(
     if camera_height_m is not None:
         floor = replace(floor, camera_height_m=float(camera_height_m), height_source="user")
     if line_up is not None:  # where the floor ends, at the height it has now
-        farthest_m = float(np.nanmax(joints @ floor.forward))
-        floor = replace(
-            floor,
-            wall_distance_m=wall_distance_m(line_up, floor, lines.K, beyond_m=farthest_m),
-            floor_seen_m=floor_seen_m(line_up, floor, lines.K, beyond_m=farthest_m),
-        )
+        floor = with_floor_extent(floor, line_up, lines.K, beyond_m=float(np.nanmax(joints @ floor.forward)))
     contacts = foot_contacts(joints, floor.up)
     contacts[~(tall & placing_people(tall & seen))] = np.nan  # no anchor where no floor was placed
     return floor, contacts

@@ -68,11 +68,12 @@ def bench_scene(
 
     ``floor_and_contacts``: the (floor, (N, 3) contacts) the pipeline found for recovered
     people (``pipeline.people_floor``); default: fitted from the joints, tilted by the image's
-    lines where they say (``scene.horizon.up_from_lines``), as for true bodies.
+    lines where they say (``scene.horizon.up_from_lines``), and closed where they say
+    (``scene.horizon.with_floor_extent``), as the pipeline does.
     """
     from metrichmsr.scene.depth import PlanarDepth
     from metrichmsr.scene.floor import floor_from_people, foot_contacts
-    from metrichmsr.scene.horizon import up_from_lines
+    from metrichmsr.scene.horizon import up_from_lines, with_floor_extent
     from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth
 
     true_m = np.where(np.isfinite(scene.depth_m), scene.depth_m, np.nan).astype(np.float32)
@@ -85,6 +86,8 @@ def bench_scene(
         # Tilted by the image's lines where they say, as the pipeline does (pipeline.people_floor).
         lines = up_from_lines(scene.image, scene.K, floor.up, exclude_boxes=scene.boxes) if floor is not None else None
         floor = floor if lines is None else floor_from_people(people_joints, scene_up=lines.up)
+        if lines is not None and floor is not None:
+            floor = with_floor_extent(floor, lines, scene.K, beyond_m=float(np.nanmax(people_joints @ floor.forward)))
         floor_and_contacts = (floor, foot_contacts(people_joints, floor.up) if floor is not None else None)
     floor, contacts = floor_and_contacts
     planar = PlanarDepth().estimate(scene.image, scene.K, people_joints, floor=floor) if floor is not None else None

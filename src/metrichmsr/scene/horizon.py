@@ -33,7 +33,7 @@ the caller keeps the bodies' up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import cv2
@@ -250,6 +250,16 @@ def floor_seen_m(lines: LineUp, floor: FloorPlane, K: np.ndarray, beyond_m: floa
     ahead = _ahead_on_floor(lines.horizontal.ends.reshape(-1, 2), floor, K)
     ahead = ahead[np.isfinite(ahead) & (ahead > beyond_m)]
     return float(np.quantile(ahead, FLOOR_SEEN_QUANTILE)) if len(ahead) >= MIN_WALL_FEET else None
+
+
+def with_floor_extent(floor: FloorPlane, lines: LineUp, K: np.ndarray, beyond_m: float) -> FloorPlane:
+    """``floor`` with where its wall stands (:func:`wall_distance_m`) and how far it is seen
+    (:func:`floor_seen_m`) beyond ``beyond_m`` (the farthest person), at its own height."""
+    return replace(
+        floor,
+        wall_distance_m=wall_distance_m(lines, floor, K, beyond_m),
+        floor_seen_m=floor_seen_m(lines, floor, K, beyond_m),
+    )
 
 
 def _ahead_on_floor(pixels: np.ndarray, floor: FloorPlane, K: np.ndarray) -> np.ndarray:
