@@ -121,8 +121,6 @@ class LineUp:
         others: every other segment found (floor edges, the foot of a wall, ...).
         horizontal: the segments that met at the horizontal vanishing points the up agrees
             with (floor planks and tiles, kerbs, the foot of a wall).
-        horizontal_segments: per horizontal family found (0-2), how many met at its
-            vanishing point on the horizon.
         determined: True when the lines fix both tilts (the vertical family, or two
             horizontal ones); False when one horizontal family fixes one and the prior the other.
     """
@@ -131,7 +129,6 @@ class LineUp:
     vertical: Segments
     others: Segments
     horizontal: Segments
-    horizontal_segments: tuple[int, ...]
     determined: bool
 
 
@@ -424,14 +421,17 @@ def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior
     tilt = minimize(misfit, start_tilt, method="Nelder-Mead", options=dict(initial_simplex=simplex, xatol=1e-6, fatol=1e-12)).x
     vertical = [f for f in agreeing if f.vertical]
     horizontal = [f for f in agreeing if not f.vertical]
-    none = np.zeros(len(segments), dtype=bool)
-    in_vertical = np.any([f.mask for f in vertical], axis=0) if vertical else none
+
+    def members(of: list[_Family]) -> np.ndarray:
+        """(S,) bool: the segments of any of these families."""
+        return np.any([np.zeros(len(segments), dtype=bool), *(f.mask for f in of)], axis=0)
+
+    in_vertical = members(vertical)
     return LineUp(
         up=unit(prior_up + tilt[0] * e1 + tilt[1] * e2),
         vertical=segments.subset(in_vertical),
         others=segments.subset(~in_vertical),
-        horizontal=segments.subset(np.any([f.mask for f in horizontal], axis=0) if horizontal else none),
-        horizontal_segments=tuple(int(f.mask.sum()) for f in horizontal),
+        horizontal=segments.subset(members(horizontal)),
         determined=bool(vertical) or len(horizontal) >= 2,
     )
 
