@@ -6,7 +6,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(PY) -m metrichmsr recover assets/sample.jpg -o out/demo
+	$(PY) -m metrichmsr recover assets/sample.jpg -o out/demo --overwrite
 	@echo "demo outputs: out/demo/result.json out/demo/scene.glb out/demo/overlay.png out/demo/depth.png out/demo/depth.npy"
 
 test: setup
@@ -14,8 +14,8 @@ test: setup
 
 # Held-out synthetic set (seeds from 1000000), methods side by side, then recover's own targets.
 bench: setup
-	$(PY) -m metrichmsr synth --n 200 --seed 1000000 -o out/synth-heldout
-	$(PY) -m metrichmsr bench out/synth-heldout -o out/bench-heldout --methods full,fixed-fov,box-only,box-true-focal,fit-only,humanmoe+fit
+	$(PY) -m metrichmsr synth --n 200 --seed 1000000 -o out/synth-heldout --overwrite
+	$(PY) -m metrichmsr bench out/synth-heldout -o out/bench-heldout --overwrite --methods full,fixed-fov,box-only,box-true-focal,fit-only,humanmoe+fit
 	$(PY) -m metrichmsr.bench.recover_bench
 
 # Open the demo's scene.glb in Blender (its Python module, ~0.5 GB, into .venv-bpy) and in

@@ -16,7 +16,6 @@ from metrichmsr.camera import (
     focal_from_exif,
     focal_from_fov,
     fourier_encode,
-    parse_intrinsics,
     pixel_rays,
     project,
     resolve_intrinsics,
@@ -373,20 +372,3 @@ def test_intrinsics_K_matrix():
     K = Intrinsics(1.0, 2.0, 3.0, 4.0, "user").K
     assert K.shape == (3, 3) and K.dtype == np.float64
     np.testing.assert_array_equal(K, [[1.0, 0.0, 3.0], [0.0, 2.0, 4.0], [0.0, 0.0, 1.0]])
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [("500,510,320,240", (500.0, 510.0, 320.0, 240.0)), (" 1e3, 9.5e2 ,-3, 0 ", (1000.0, 950.0, -3.0, 0.0))],
-)
-def test_parse_intrinsics_good(text, expected):
-    assert parse_intrinsics(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["", "1,2,3", "1,2,3,4,5", "a,b,c,d", "500,500,nan,240", "500,inf,320,240", "0,500,320,240", "500,-1,320,240", "500;500;320;240"],
-)
-def test_parse_intrinsics_bad(text):
-    with pytest.raises(InputError, match="--intrinsics"):
-        parse_intrinsics(text)

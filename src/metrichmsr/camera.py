@@ -80,19 +80,6 @@ def focal_from_fov(fov_deg: float, width: int) -> float:
     return (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
 
 
-def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
-    """Parse ``"fx,fy,cx,cy"`` (pixels) as given to ``--intrinsics``."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise InputError(f"--intrinsics must be four numbers fx,fy,cx,cy, got {text!r}")
-    if values[0] <= 0 or values[1] <= 0:
-        raise InputError(f"--intrinsics focal lengths must be positive, got {text!r}")
-    return values  # type: ignore[return-value]
-
-
 def _exif_number(value) -> float | None:
     try:
         number = float(value)

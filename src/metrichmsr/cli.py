@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from metrichmsr.errors import InputError
@@ -40,18 +41,52 @@ def _positive_float(name: str):
     return _number(name, lambda value: value > 0, "positive")
 
 
+def _camera_height(text: str) -> float:
+    from metrichmsr.inputs import check_camera_height
+
+    try:
+        return check_camera_height(float(text), "the height")
+    except ValueError as error:  # InputError is one
+        raise argparse.ArgumentTypeError(str(error) if isinstance(error, InputError) else f"--camera-height must be a number, got {text!r}") from None
+
+
+EXIT_CODES = f"""exit status:
+  0  done (also when nobody is in the photo)
+  {EXIT_INPUT_ERROR}  bad input: one line on stderr, nothing written, nothing touched (checked before any model loads)
+  {EXIT_SOME_FAILED}  a folder run where some images could not be read (the others are done)
+  1  internal error (METRICHMSR_DEBUG=1 shows the traceback)"""
+
+RECOVER_FILES = """files written, per image (OUT, or OUT/<image stem>/ for a folder; OUT/<file name>/ where stems collide):
+  result.json   people (camera frame, metres), camera, scene (schema metrichmsr.result/1)
+  scene.glb     people, camera and scene in one glTF file (Blender, three.js)
+  overlay.png   the bodies drawn over the photo
+  depth.npy     scene depth in metres (float32, NaN unknown), and depth.png to look at (with scene depth)
+  .metrichmsr-output.json   the list of these files: how a later --overwrite knows the folder is ours
+
+An existing output folder is replaced only with --overwrite, and only when it holds nothing
+but the files metrichmsr wrote there; a folder with anything else in it is never touched."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="metrichmsr", description="Metric human mesh recovery from photos.")
+    from metrichmsr import __version__
+
+    parser = _Parser(prog="metrichmsr", description="Metric human mesh recovery from photos.", epilog=EXIT_CODES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"metrichmsr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    recover = commands.add_parser("recover", help="people as metric 3D bodies from an image or a folder of images")
+    recover = commands.add_parser("recover", help="people as metric 3D bodies from an image or a folder of images",
+                                  epilog=f"{RECOVER_FILES}\n\n{EXIT_CODES}", formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     recover.add_argument("input", type=Path, help="image file, or folder of images")
     recover.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    recover.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in the output folder")
+    recover.add_argument("--dry-run", action="store_true",
+                         help="check every input and say where each image's results would go; load no model, write nothing")  # fmt: skip
     camera = recover.add_mutually_exclusive_group()
     camera.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels")
     camera.add_argument("--focal", type=_positive_float("--focal"), help="focal length in pixels")
     camera.add_argument("--fov", type=_number("--fov", lambda value: 0 < value < 180, "between 0 and 180 degrees"),
                         help="horizontal field of view in degrees")  # fmt: skip
-    recover.add_argument("--camera-height", type=_positive_float("--camera-height"), metavar="M",
+    recover.add_argument("--camera-height", type=_camera_height, metavar="M",
                          help="the camera's height above the floor in metres, if known (a mounted or tripod camera): "
                               "the people standing on the floor are placed by it")  # fmt: skip
     recover.add_argument("--boxes", type=Path, help="JSON person boxes [[x0,y0,x1,y1], ...] (folder: {file name: boxes})")
@@ -80,12 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=_number("--seed", lambda v: v >= 0 and v == int(v), "a whole number >= 0"), default=0,
                        help="first seed; image i uses seed + i (seeds >= 1000000 are the held-out benchmark split)")  # fmt: skip
     synth.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    synth.add_argument("--overwrite", action="store_true", help="replace a set an earlier run wrote there")
     synth.add_argument("--long-side", type=_number("--long-side", lambda v: 64 <= v <= 4096 and v == int(v), "a whole number in 64..4096"),
                        default=640, help="longer image side in pixels (default 640)")  # fmt: skip
 
     bench = commands.add_parser("bench", help="score methods side by side on a synth folder")
     bench.add_argument("input", type=Path, help="folder written by `metrichmsr synth`")
     bench.add_argument("-o", "--output", type=Path, help="report folder (default: <input>-bench)")
+    bench.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
     bench.add_argument("--methods", default="full,fixed-fov,box-only",
                        help="comma-separated, from full, fixed-fov, box-only, box-true-focal, fit-only, humanmoe+fit (default: the first three)")  # fmt: skip
     bench.add_argument("--limit", type=_number("--limit", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
@@ -138,10 +175,9 @@ def _train(args) -> int:
 
 
 def _synth(args) -> int:
-    from metrichmsr._outputs import check_replaceable
-    from metrichmsr.synth.dataset import INDEX_FILE
+    from metrichmsr._outputs import check_output
 
-    check_replaceable(args.output, marker=INDEX_FILE)
+    check_output(args.output, args.overwrite)
     from dataclasses import replace
 
     from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig
@@ -151,14 +187,14 @@ def _synth(args) -> int:
     if seed < HELD_OUT_SEED_START < seed + n:
         raise InputError(f"--seed {seed} --n {n}: straddles the held-out split, which starts at seed {HELD_OUT_SEED_START}")
     started = time.perf_counter()
-    write_dataset(args.output, n, seed, replace(SceneConfig(), long_side_px=int(args.long_side)))
+    write_dataset(args.output, n, seed, replace(SceneConfig(), long_side_px=int(args.long_side)), overwrite=args.overwrite)
     split = "held-out (benchmark)" if seed >= HELD_OUT_SEED_START else "training"
     print(f"done: {n} image(s), seeds {seed}..{seed + n - 1} ({split} split) in {time.perf_counter() - started:.1f} s -> {args.output}")
     return 0
 
 
 def _bench(args) -> int:
-    from metrichmsr._outputs import check_replaceable
+    from metrichmsr._outputs import check_apart, check_output
     from metrichmsr.bench.run import MARKER, METHODS
     from metrichmsr.synth.dataset import list_samples
 
@@ -170,54 +206,45 @@ def _bench(args) -> int:
         raise InputError(f"{args.input}: no such folder")
     list_samples(args.input)
     output = args.output or args.input.with_name(args.input.name + "-bench")
-    check_replaceable(output, marker=MARKER)
+    check_output(output, args.overwrite)
+    check_apart(output, [args.input])
 
     from metrichmsr.bench.run import run
     from metrichmsr.pipeline import resolve_device
 
     resolve_device(args.device)
-    print(run(args.input, output, methods, device=args.device, limit=int(args.limit) if args.limit else None, weights=args.weights, camera_height_known=args.camera_height_known))
+    print(run(args.input, output, methods, device=args.device, limit=int(args.limit) if args.limit else None, weights=args.weights, camera_height_known=args.camera_height_known, overwrite=args.overwrite))
     print(f"report: {output / MARKER}, {output / 'results.csv'}, plots in {output}")
     return 0
 
 
-def _load_boxes(path: Path | None, folder: bool):
+def _load_boxes(path: Path | None, sizes: dict[str, tuple[int, int]] | None):
+    """``--boxes``: (N, 4) boxes for one image, or for a folder run (``sizes``: each readable
+    image's file name -> (W, H)) a file name -> (N, 4) mapping; every box checked against its image."""
+    from metrichmsr.inputs import check_boxes
+
     if path is None:
         return None
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"--boxes {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError) as error:
         raise InputError(f"--boxes {path}: not valid JSON ({str(error).splitlines()[0]})") from None
-
-    def check(boxes, where: str):
-        import numpy as np
-
-        try:
-            array = np.asarray(boxes, dtype=np.float64)
-        except (TypeError, ValueError):  # ragged or not numbers
-            array = None
-        if array is not None and array.shape in ((0,), (4,)):
-            array = array.reshape(-1, 4)  # [] is no box, a flat [x0, y0, x1, y1] is one
-        # Only (N, 4): a reshape would silently turn [[x0, y0], [x1, y1]] into a box.
-        if array is None or array.ndim != 2 or array.shape[1] != 4:
-            raise InputError(f"--boxes {where}: expected a list of [x0, y0, x1, y1]")
-        if not np.isfinite(array).all() or (array[:, 2] <= array[:, 0]).any() or (array[:, 3] <= array[:, 1]).any():
-            raise InputError(f"--boxes {where}: each box needs finite x0 < x1 and y0 < y1")
-        return array
-
-    if folder:
-        if not isinstance(data, dict):
-            raise InputError(f"--boxes {path}: for a folder, expected an object mapping file names to box lists")
-        return {name: check(b, f"{path}[{name!r}]") for name, b in data.items()}
-    if not isinstance(data, list):
-        raise InputError(f"--boxes {path}: expected a list of [x0, y0, x1, y1]")
-    return check(data, str(path))
+    if sizes is None:
+        if not isinstance(data, list):
+            raise InputError(f"--boxes {path}: expected a list of [x0, y0, x1, y1]")
+        return data
+    if not isinstance(data, dict):
+        raise InputError(f"--boxes {path}: for a folder, expected an object mapping file names to box lists")
+    unknown = sorted(name for name in data if name not in sizes)
+    if unknown:
+        raise InputError(f"--boxes {path}: {unknown[0]!r} is not a readable image of the folder ({len(unknown)} such name(s))")
+    return {name: check_boxes(boxes, f"--boxes {path}[{name!r}]", sizes[name]) for name, boxes in data.items()}
 
 
 def _camera_kwargs(args) -> dict:
-    from metrichmsr.camera import parse_intrinsics
+    from metrichmsr.inputs import parse_intrinsics
 
     if args.intrinsics is not None:
         return {"intrinsics": parse_intrinsics(args.intrinsics)}
@@ -228,74 +255,130 @@ def _camera_kwargs(args) -> dict:
     return {}
 
 
+@dataclass
+class _Job:
+    """One image of a ``recover`` run, checked: where its results go and its boxes."""
+
+    path: Path
+    out_dir: Path
+    boxes: object = None  # (N, 4) array, or None: detect the people
+
+
+def _recover_jobs(args, depth) -> tuple[list[_Job], list[str], object]:
+    """Every check of a ``recover`` run that needs no model: the images, the output folders,
+    ``--boxes`` and ``--depth`` against the images. Writes nothing.
+
+    Returns (the jobs, one line per folder image that cannot be read, the decoded single image
+    or None)."""
+    from metrichmsr._outputs import check_apart, check_output, folder_output_names
+    from metrichmsr.image_io import image_size, list_images, load_image
+    from metrichmsr.inputs import check_boxes
+
+    if not args.input.exists():
+        raise InputError(f"{args.input}: no such file or folder")
+    check_apart(args.output, [args.input])
+    if not args.input.is_dir():
+        check_output(args.output, args.overwrite)
+        decoded = load_image(args.input)
+        size = decoded[0].shape[1::-1]
+        boxes = _load_boxes(args.boxes, None)
+        if boxes is not None:
+            boxes = check_boxes(boxes, f"--boxes {args.boxes}", size)
+        if hasattr(depth, "check_size"):
+            depth.check_size(size)
+        return [_Job(args.input, args.output, boxes)], [], decoded
+    images = list_images(args.input)
+    if not images:
+        raise InputError(f"{args.input}: no image files (.jpg, .png, ...) in this folder")
+    if args.output.exists() and not args.output.is_dir():
+        raise InputError(f"-o {args.output}: exists and is not a folder")
+    sizes, unreadable = {}, []
+    for path in images:
+        try:
+            sizes[path.name] = image_size(path)
+            if hasattr(depth, "check_size"):
+                depth.check_size(sizes[path.name])
+        except InputError as error:
+            unreadable.append(f"skipped {path.name}: {error}")
+    if not sizes:
+        raise InputError(f"{args.input}: none of its {len(images)} image file(s) can be used ({unreadable[0].split(': ', 1)[1]})")
+    boxes = _load_boxes(args.boxes, sizes) or {}
+    names = folder_output_names([path for path in images if path.name in sizes])
+    jobs = [_Job(path, args.output / name, boxes.get(path.name)) for path, name in names.items()]
+    for job in jobs:
+        check_output(job.out_dir, args.overwrite)
+    return jobs, unreadable, None
+
+
 def _recover(args) -> int:
-    from metrichmsr._outputs import check_replaceable
-    from metrichmsr.image_io import list_images, load_image
+    from metrichmsr._outputs import probe_writable
+    from metrichmsr.scene.depth import depth_backend
 
     # Every check on the user's input runs before the heavy imports and the model loads, so
     # bad input fails in well under a second with one line on stderr (no model log noise).
-    if not args.input.exists():
-        raise InputError(f"{args.input}: no such file or folder")
-    folder = args.input.is_dir()
-    images = list_images(args.input) if folder else [args.input]
-    if folder and not images:
-        raise InputError(f"{args.input}: no image files (.jpg, .png, ...) in this folder")
-    if args.output.resolve() == args.input.resolve() or (not folder and args.output.resolve() == args.input.resolve().parent):
-        raise InputError(f"-o {args.output}: choose an output folder apart from the input")
-    if not folder:
-        check_replaceable(args.output)
-    elif args.output.exists() and not args.output.is_dir():  # OUT/<stem> are each checked when saved
-        raise InputError(f"-o {args.output}: exists and is not a folder")
-    decoded = None if folder else load_image(args.input)
-    boxes = _load_boxes(args.boxes, folder)
     camera = _camera_kwargs(args)
-    from metrichmsr.scene.depth import depth_backend
-
-    depth_backend(args.depth)  # a bad spec or a missing file fails here, before any model loads
+    depth = depth_backend(args.depth, args.device)  # a file: map is read and checked here
+    jobs, unreadable, decoded = _recover_jobs(args, depth)
+    if hasattr(depth, "check_available"):
+        depth.check_available()  # a hf: model neither cached nor reachable
+    if not args.dry_run:
+        probe_writable(args.output)
+    for line in unreadable:
+        print(f"metrichmsr: {line}", file=sys.stderr)
+    failures = len(unreadable)
+    if args.dry_run:
+        for job in jobs:
+            print(f"{job.path.name} -> {job.out_dir}")
+        print(f"checked: {len(jobs)} image(s) to recover, {failures} unreadable; nothing written")
+        return EXIT_SOME_FAILED if failures else 0
 
     from tqdm import tqdm
 
     from metrichmsr.camera import resolve_intrinsics
+    from metrichmsr.image_io import load_image
     from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer, resolve_device
 
     resolve_device(args.device)
-
+    folder = decoded is None
     started = time.perf_counter()
-    with Recoverer(device=args.device, min_person_px=args.min_person_px, max_people=int(args.max_people), min_score=args.min_score, depth=args.depth, refine=args.refine, weights=args.weights or HUMANMOE_WEIGHTS) as recoverer:
+    with Recoverer(device=args.device, min_person_px=args.min_person_px, max_people=int(args.max_people), min_score=args.min_score, depth=depth, refine=args.refine, weights=args.weights or HUMANMOE_WEIGHTS) as recoverer:
         load_s = time.perf_counter() - started
-        failures = 0
-        progress = tqdm(images, desc="recover", unit="image", disable=not folder, file=sys.stderr)
-        for path in progress:
-            out_dir = args.output / path.stem if folder else args.output
+        progress = tqdm(jobs, desc="recover", unit="image", disable=not folder, file=sys.stderr)
+        for job in progress:
             try:
-                pixels, exif = decoded if decoded is not None else load_image(path)
+                pixels, exif = decoded if decoded is not None else load_image(job.path)
                 height, width = pixels.shape[:2]
                 intrinsics = resolve_intrinsics(width, height, exif=exif, **camera)
-                image_boxes = boxes.get(path.name) if folder and boxes is not None else boxes
-                result = recoverer.infer(pixels, K=intrinsics, boxes=image_boxes, camera_height_m=args.camera_height)
-                result.image_path = str(path)
-                recoverer.save(result, out_dir)
+                result = recoverer.infer(pixels, K=intrinsics, boxes=job.boxes, camera_height_m=args.camera_height)
+                result.image_path = str(job.path)
+                recoverer.save(result, job.out_dir, overwrite=args.overwrite)
             except Exception as error:  # in a folder, one bad image must not stop the rest
                 if not folder:
                     raise
                 failures += 1
-                tqdm.write(f"metrichmsr: skipped {path.name}: {_one_line(error)}", file=sys.stderr)
+                tqdm.write(f"metrichmsr: skipped {job.path.name}: {_one_line(error)}", file=sys.stderr)
                 continue
-            people = len(result.people)
-            message = f"{path.name}: {people} {'person' if people == 1 else 'people'} -> {out_dir}"
-            if people == 0:
-                message += " (nobody found)"
-            moved = [str(p.id) for p in result.people if p.floor_scale < 1.0]
-            if moved:
-                message += f" (brought nearer onto the others' floor, as children: person {', '.join(moved)})"
-            if people and args.camera_height is not None and result.floor is None:
-                message += " (--camera-height unused: no floor could be placed under these people)"
-            if result.boxes_without_person:
-                message += f" (no person found in box {', '.join(map(str, result.boxes_without_person))} of --boxes)"
-            tqdm.write(message, file=sys.stdout)
+            tqdm.write(_summary(job, result, args.camera_height), file=sys.stdout)
     total_s = time.perf_counter() - started
-    print(f"done: {len(images) - failures}/{len(images)} image(s) in {total_s:.1f} s (models loaded in {load_s:.1f} s)")
+    done = len(jobs) + len(unreadable) - failures
+    print(f"done: {done}/{len(jobs) + len(unreadable)} image(s) in {total_s:.1f} s (models loaded in {load_s:.1f} s)")
     return EXIT_SOME_FAILED if failures else 0
+
+
+def _summary(job: _Job, result, camera_height_m: float | None) -> str:
+    """One line about one image's result."""
+    people = len(result.people)
+    message = f"{job.path.name}: {people} {'person' if people == 1 else 'people'} -> {job.out_dir}"
+    if people == 0:
+        message += " (nobody found)"
+    moved = [str(p.id) for p in result.people if p.floor_scale < 1.0]
+    if moved:
+        message += f" (brought nearer onto the others' floor, as children: person {', '.join(moved)})"
+    if people and camera_height_m is not None and result.floor is None:
+        message += " (--camera-height unused: no floor could be placed under these people)"
+    if result.boxes_without_person:
+        message += f" (no person found in box {', '.join(map(str, result.boxes_without_person))} of --boxes)"
+    return message
 
 
 def main(argv: list[str] | None = None) -> int:

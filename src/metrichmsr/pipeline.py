@@ -26,6 +26,7 @@ from metrichmsr.devices import Device, resolve_device
 from metrichmsr.errors import InputError
 from metrichmsr.fit import BodyFitter, FitConfig, FitParams, evidence_from_blazepose
 from metrichmsr.image_io import load_image
+from metrichmsr.inputs import check_boxes, check_camera_height, check_image, check_K
 from metrichmsr.models.humanmoe import (
     HumanMoE,
     crop_from_image,
@@ -146,18 +147,20 @@ class RecoveryResult:
             **({"scene": self.scene.summary} if self.scene is not None else {}),
         }
 
-    def save(self, out_dir: str | Path, renderer=None) -> Path:
+    def save(self, out_dir: str | Path, renderer=None, overwrite: bool = False) -> Path:
         """Write result.json, scene.glb, overlay.png (and depth.npy, depth.png) into ``out_dir`` atomically.
 
         The files are written into a hidden sibling folder that replaces ``out_dir`` only once
-        complete, so an interrupted run never leaves a half-written result folder.
+        complete, so an interrupted run never leaves a half-written result folder. ``out_dir``
+        must be new or empty, or with ``overwrite`` an earlier result folder holding nothing
+        else (``metrichmsr._outputs.check_output``); anything else raises InputError untouched.
         """
         from metrichmsr.render import Renderer
         from metrichmsr.scene.export import write_depth_png, write_scene_glb
 
         depth_m = self.scene.depth_m if self.scene is not None else None
         floor = self.floor if self.scene is not None else None  # no scene asked for: no floor drawn
-        with staged_output(Path(out_dir)) as staging:
+        with staged_output(Path(out_dir), overwrite) as staging:
             meshes = [(p.vertices, self.faces) for p in self.people]
             (staging / "result.json").write_text(json.dumps(self.to_json(), indent=1))
             write_scene_glb(
@@ -367,22 +370,20 @@ class Recoverer:
                 mounted camera): the people standing on the floor are placed by it
                 (:meth:`stand_on_floor`).
         """
-        if camera_height_m is not None and not (np.isfinite(camera_height_m) and camera_height_m > 0):
-            raise InputError(f"camera height must be a positive number of metres, got {camera_height_m}")
+        if camera_height_m is not None:
+            camera_height_m = check_camera_height(camera_height_m)
         image_path = ""
         if isinstance(image, (str, Path)):
             image_path = str(image)
             image, exif = load_image(image)
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        image = check_image(image)
         height, width = image.shape[:2]
+        if boxes is not None:
+            boxes = check_boxes(boxes, size=(width, height))
         if isinstance(K, Intrinsics):
             intrinsics = K
         elif K is not None:
-            K = np.asarray(K, dtype=np.float64)
-            if K.shape != (3, 3):
-                raise InputError(f"K must be (3, 3), got {K.shape}")
+            K = check_K(K)
             intrinsics = resolve_intrinsics(width, height, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
         else:
             intrinsics = resolve_intrinsics(width, height, exif=exif)
@@ -605,8 +606,9 @@ class Recoverer:
             for i in range(len(params.translation))
         ]
 
-    def save(self, result: RecoveryResult, out_dir: str | Path) -> Path:
-        return result.save(out_dir, renderer=self.renderer)
+    def save(self, result: RecoveryResult, out_dir: str | Path, overwrite: bool = False) -> Path:
+        """``result.save`` with this recoverer's renderer (:meth:`RecoveryResult.save`)."""
+        return result.save(out_dir, renderer=self.renderer, overwrite=overwrite)
 
     def close(self) -> None:
         self.detector.close()

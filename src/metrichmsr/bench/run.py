@@ -129,12 +129,13 @@ def summary_line(rows: Sequence[dict], methods: Sequence[str]) -> str:
 
 def run(
     directory: Path, out_dir: Path, methods: Sequence[str] = DEFAULT_METHODS, device: str = "auto", limit: int | None = None,
-    weights: str | Path | None = None, camera_height_known: bool = False,
+    weights: str | Path | None = None, camera_height_known: bool = False, overwrite: bool = False,
 ) -> str:
     """Benchmark ``methods`` on the synth folder ``directory``; writes ``out_dir`` atomically, returns the report.
 
     ``weights``: the HumanMoE network file the methods use (default: the shipped one).
     ``camera_height_known``: the floor step is given each scene's true camera height.
+    ``overwrite``: replace an earlier report in ``out_dir`` (``metrichmsr._outputs.check_output``).
     """
     from metrichmsr._outputs import staged_output
     from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
@@ -155,7 +156,7 @@ def run(
             "means over images; planar: median AbsRel on the true floor pixels)\n\n"
             + depth_bench.markdown_table(scene_rows) + "\n\nscene " + depth_bench.summary_line(scene_rows) + "\n"
         )
-    with staged_output(out_dir, marker=MARKER) as staging:
+    with staged_output(out_dir, overwrite) as staging:
         (staging / MARKER).write_text(report)
         write_csv(rows, staging / "results.csv")
         write_plots(rows, methods, staging)

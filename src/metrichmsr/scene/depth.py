@@ -28,12 +28,18 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from metrichmsr.errors import InputError
-from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, image_rays
+
+if TYPE_CHECKING:
+    from metrichmsr.scene.floor import FloorPlane
+
+# The floor geometry (and the body model under it) is imported where the planar layout is
+# built, not here: parsing and checking a --depth spec must not load torch, so a bad flag
+# fails in well under a second.
 
 SPEC_FORMS = "hf:<model id or folder>, file:<depth.npy|.png|.exr>, planar, none"
 FILE_SUFFIXES = (".npy", ".png", ".exr")
@@ -71,7 +77,7 @@ class DepthBackend(Protocol):
 def depth_backend(spec: str, device: str = "cpu") -> DepthBackend:
     """Parse a ``--depth`` spec (see the module docstring) into a backend.
 
-    ``device`` (``cpu``, ``cuda``) is where a ``hf:`` model runs. Raises InputError, on one
+    ``device`` (``cpu``, ``cuda``, ``auto``) is where a ``hf:`` model runs. Raises InputError, on one
     line listing the valid forms, for a spec that is malformed, names a missing or unsupported
     file, or needs ``transformers`` where it is not installed.
     """
@@ -177,6 +183,8 @@ class PlanarDepth:
     def estimate(
         self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
     ) -> DepthEstimate | None:
+        from metrichmsr.scene.floor import floor_from_people, foot_contacts
+
         size = _check_image(image, K)
         if people_joints is None or len(people_joints) == 0:
             return None
@@ -209,6 +217,8 @@ def planar_layout_depth(
         ``depth_m`` (H, W) float32 metres, finite (rays that meet neither plane, looking up and
         back, get the largest depth in the map), and ``on_floor`` (H, W) bool.
     """
+    from metrichmsr.scene.floor import image_rays
+
     rays = image_rays(K, size)
     floor_m = floor.depth_map(K, size).astype(np.float64)
     toward_backdrop = rays @ floor.forward
@@ -226,6 +236,8 @@ def _floor_confidence(
 ) -> np.ndarray:
     """(H, W) confidence of floor pixels: high near the people's feet, 0.3 far from them."""
     import cv2
+
+    from metrichmsr.scene.floor import image_rays
 
     # Smooth in the image: computed every 4th pixel and interpolated (a crowd would otherwise
     # cost an (H, W, N, 3) array).
@@ -249,7 +261,8 @@ class FileDepth:
     one), read with the ``OpenEXR`` package (extra ``metrichmsr[exr]``). Non-positive and
     non-finite values (0 in a PNG) mean unknown. The map is resized to the image (nearest
     neighbour); its aspect ratio must match the image's within 2%. Confidence is
-    :func:`edge_confidence`.
+    :func:`edge_confidence`. The file is read and checked when the backend is made, so a bad
+    file fails before any model loads.
     """
 
     def __init__(self, path: Path):
@@ -259,19 +272,23 @@ class FileDepth:
             raise InputError(f"--depth {self.spec}: unsupported file type; expected one of {', '.join(FILE_SUFFIXES)}")
         if not self.path.is_file():
             raise InputError(f"--depth {self.spec}: no such file")
+        self.depth_m = self.read()
 
-    def estimate(
-        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
-    ) -> DepthEstimate:
-        size = _check_image(image, K)
-        depth = self.read()
-        height, width = depth.shape
+    def check_size(self, size: tuple[int, int]) -> None:
+        """InputError unless the map's aspect ratio matches an image of ``size`` (W, H) within 2%."""
+        height, width = self.depth_m.shape
         if abs(np.log((width / height) / (size[0] / size[1]))) > 0.02:
             raise InputError(
                 f"--depth {self.spec}: the depth map is {width}x{height}, the image {size[0]}x{size[1]}: "
                 "their aspect ratios differ"
             )
-        depth = resize_depth(depth, size)
+
+    def estimate(
+        self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
+    ) -> DepthEstimate:
+        size = _check_image(image, K)
+        self.check_size(size)
+        depth = resize_depth(self.depth_m, size)
         return DepthEstimate(depth, edge_confidence(depth), self.spec)
 
     def read(self) -> np.ndarray:
@@ -353,6 +370,7 @@ class HFDepth:
     """
 
     def __init__(self, model: str, device: str = "cpu"):
+        """``device``: ``cpu``, ``cuda`` or ``auto`` (CUDA when available, decided when loading)."""
         self.model_id = model
         self.device = device
         self.spec = f"hf:{model}"
@@ -365,6 +383,32 @@ class HFDepth:
             raise InputError(f"--depth {self.spec}: no such model folder")
         self._model = None
         self._processor = None
+
+    def check_available(self, timeout_s: float = 5.0) -> None:
+        """InputError, within about ``timeout_s``, unless the model is a local folder, in the
+        local Hugging Face cache, or on a hub that answers. Checked before any model loads, so
+        an offline machine gets one line instead of minutes of download retries."""
+        if self.folder.is_dir():
+            return
+        from huggingface_hub import HfApi, try_to_load_from_cache
+        from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+
+        try:
+            if isinstance(try_to_load_from_cache(self.model_id, "config.json"), str):
+                return
+        except HFValidationError as error:
+            raise InputError(f"--depth {self.spec}: not a model folder or a hub model id ({_one_line(error)})") from None
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            raise InputError(f"--depth {self.spec}: not in the local Hugging Face cache, and HF_HUB_OFFLINE is set")
+        try:
+            HfApi().model_info(self.model_id, timeout=timeout_s)
+        except RepositoryNotFoundError:
+            raise InputError(f"--depth {self.spec}: no such model on the Hugging Face hub (or it needs a login)") from None
+        except Exception as error:  # the HTTP client's many network errors: all mean "cannot reach it"
+            raise InputError(
+                f"--depth {self.spec}: not in the local Hugging Face cache, and the hub cannot be reached "
+                f"({_one_line(error)}); download it once where there is network, or use file:DEPTH"
+            ) from None
 
     def load(self) -> None:
         """Load model and processor (once); InputError when they cannot be had."""
@@ -389,6 +433,9 @@ class HFDepth:
             raise InputError(f"--depth {self.spec}: cannot load the model ({where}: {_one_line(error)})")
         if getattr(model.config, "depth_estimation_type", "metric") == "relative":
             raise InputError(f"--depth {self.spec}: a relative-depth model; use a metric one (e.g. a *-Metric-* model)")
+        from metrichmsr.devices import resolve_device
+
+        self.device = str(resolve_device(self.device))
         self._processor, self._model = processor, model.to(self.device).eval()
 
     def estimate(

@@ -98,9 +98,11 @@ def list_samples(directory: Path) -> list[Path]:
 
 
 def write_dataset(
-    out_dir: Path, n: int, seed: int, config: SceneConfig = SceneConfig(), body=None, renderer=None, progress: bool = True
+    out_dir: Path, n: int, seed: int, config: SceneConfig = SceneConfig(), body=None, renderer=None, progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Render scenes ``seed .. seed + n - 1`` into ``out_dir`` (replaced atomically when complete)."""
+    """Render scenes ``seed .. seed + n - 1`` into ``out_dir``, written atomically when complete;
+    ``overwrite``: replace an earlier set there (``metrichmsr._outputs.check_output``)."""
     from tqdm import tqdm
 
     from metrichmsr.body import BodyModel
@@ -108,7 +110,7 @@ def write_dataset(
 
     body = body or BodyModel()
     renderer = renderer or Renderer()
-    with staged_output(Path(out_dir), marker=INDEX_FILE) as staging:
+    with staged_output(Path(out_dir), overwrite) as staging:
         for s in tqdm(range(seed, seed + n), desc="synth", unit="image", disable=not progress):
             save_sample(staging, f"{s:08d}", sample_scene(body, renderer, s, config))
         index = {
