@@ -131,7 +131,7 @@ def test_no_depth_backend_writes_no_scene(recoverer, scene, depth_spec, tmp_path
     result = recoverer.infer(scene.image, K=scene.K)
     assert result.scene is None and "scene" not in result.to_json()
     recoverer.save(result, tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["overlay.png", "result.json", "scene.glb"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".metrichmsr-output.json", "overlay.png", "result.json", "scene.glb"]
 
 
 def test_variants_in_one_batch_equal_separate_fits(recoverer, scene):

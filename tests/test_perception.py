@@ -133,8 +133,12 @@ def test_finds_a_large_and_a_small_person(detector, two_people):
 
 
 def test_segmentation_covers_the_person(detector, two_people):
-    """Each person's BlazePose segmentation, resampled onto HumanMoE's silhouette grid, is on at
-    their hips, shoulders and nose and off in the window's corners."""
+    """Each person's BlazePose segmentation, resampled onto HumanMoE's silhouette grid, is on
+    down the middle of their torso and at most of their hips, shoulders and nose, and off in
+    the window's corners.
+
+    Shoulders and hips lie near the outline, where BlazePose's mask differs between CPUs
+    (XNNPACK kernels): one of them may fall off it (a shoulder read 0.23 on one Xeon)."""
     image, _, true_joints = two_people
     assert all(obs.segmentation is None and obs.segmentation_box is None for obs in detector.detect(image))  # not asked for
     with PoseDetector(segmentation=True) as segmenting:
@@ -146,9 +150,17 @@ def test_segmentation_covers_the_person(detector, two_people):
         assert box[0] <= obs.bbox[0] and box[1] <= obs.bbox[1] and box[2] >= obs.bbox[2] and box[3] >= obs.bbox[3]
         silhouette = silhouette_from_segmentation(obs.segmentation, box, obs.bbox, 32).numpy()
         window = silhouette_window(torch.as_tensor(obs.bbox)[None])[0].numpy()
-        for name in ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "nose"):
-            col, row = ((joints[JOINT_NAMES.index(name)] - window[:2]) / (window[2:] - window[:2]) * 32).astype(int)
-            assert silhouette[row, col] > 0.5, name
+        def on_grid(points: np.ndarray) -> np.ndarray:
+            """Silhouette values at (K, 2) pixel points."""
+            col, row = ((points - window[:2]) / (window[2:] - window[:2]) * 32).astype(int).T
+            return silhouette[row, col]
+
+        outline = on_grid(joints[[JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "nose")]])
+        assert (outline > 0.5).sum() >= 4, outline
+        hips = joints[[JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]].mean(axis=0)
+        shoulders = joints[[JOINT_NAMES.index("left_shoulder"), JOINT_NAMES.index("right_shoulder")]].mean(axis=0)
+        torso = on_grid(hips + np.linspace(0.0, 1.0, 5)[:, None] * (shoulders - hips))
+        assert (torso > 0.5).all(), torso
         assert silhouette[[0, 0, -1, -1], [0, -1, 0, -1]].max() < 0.1
 
 

@@ -134,7 +134,7 @@ def test_write_dataset_is_atomic_and_listed(tmp_path, body_model, session_render
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="refusing to replace"):
+    with pytest.raises(InputError, match="did not write"):
         write_dataset(tmp_path / "mine", 1, 0, SMALL, body_model, session_renderer, progress=False)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     with pytest.raises(InputError, match="not a synth folder"):

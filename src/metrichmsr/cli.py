@@ -295,9 +295,10 @@ def _recover_jobs(args, depth) -> tuple[list[_Job], list[str], object]:
     sizes, unreadable = {}, []
     for path in images:
         try:
-            sizes[path.name] = image_size(path)
+            size = image_size(path)
             if hasattr(depth, "check_size"):
-                depth.check_size(sizes[path.name])
+                depth.check_size(size)
+            sizes[path.name] = size
         except InputError as error:
             unreadable.append(f"skipped {path.name}: {error}")
     if not sizes:
@@ -319,8 +320,13 @@ def _recover(args) -> int:
     camera = _camera_kwargs(args)
     depth = depth_backend(args.depth, args.device)  # a file: map is read and checked here
     jobs, unreadable, decoded = _recover_jobs(args, depth)
+    if args.weights is not None and not args.weights.is_file():
+        raise InputError(f"--weights {args.weights}: no such file")
     if hasattr(depth, "check_available"):
         depth.check_available()  # a hf: model neither cached nor reachable
+    from metrichmsr.devices import resolve_device  # imports torch: the last check
+
+    resolve_device(args.device)
     if not args.dry_run:
         probe_writable(args.output)
     for line in unreadable:
@@ -336,9 +342,8 @@ def _recover(args) -> int:
 
     from metrichmsr.camera import resolve_intrinsics
     from metrichmsr.image_io import load_image
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer, resolve_device
+    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
 
-    resolve_device(args.device)
     folder = decoded is None
     started = time.perf_counter()
     with Recoverer(device=args.device, min_person_px=args.min_person_px, max_people=int(args.max_people), min_score=args.min_score, depth=depth, refine=args.refine, weights=args.weights or HUMANMOE_WEIGHTS) as recoverer:
@@ -383,7 +388,12 @@ def _summary(job: _Job, result, camera_height_m: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    for stream in (sys.stdout, sys.stderr):  # file names that are not valid UTF-8 still print
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
+        if argv is not None and any("\x00" in arg for arg in argv):  # a shell cannot pass one; Python can
+            raise InputError("an argument holds a NUL byte")
         args = build_parser().parse_args(argv)
         return {"recover": _recover, "synth": _synth, "bench": _bench, "train": _train}[args.command](args)
     except InputError as error:
