@@ -134,6 +134,41 @@ def test_no_depth_backend_writes_no_scene(recoverer, scene, depth_spec, tmp_path
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".metrichmsr-output.json", "overlay.png", "result.json", "scene.glb"]
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(K="500,500,512,384"), "K must"),
+        (dict(K=np.eye(3) * [0, 1, 1]), "K must"),
+        (dict(camera_height_m="1.6"), "camera height"),
+        (dict(camera_height_m=250.0), "camera height"),
+        (dict(boxes=[[2000, 10, 2100, 200]]), "outside the 1024x768 image"),
+        (dict(boxes=[[10, 10], [50, 50]]), "expected a list"),
+    ],
+    ids=["K string", "K zero focal", "camera height string", "camera height 250 m", "box outside", "box point pairs"],
+)
+def test_python_api_refuses_what_the_cli_refuses(recoverer, scene, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        recoverer.infer(scene.image, **kwargs)
+
+
+def test_python_api_refuses_images_under_16_px_and_takes_no_boxes_as_nobody(recoverer, scene):
+    with pytest.raises(InputError, match="too small"):
+        recoverer.infer(np.zeros((15, 40, 3), np.uint8))
+    assert recoverer.infer(scene.image, K=scene.K, boxes=[]).people == []
+
+
+def test_python_api_save_replaces_only_its_own_results(recoverer, tmp_path):
+    result = recoverer.infer(np.full((48, 64, 3), 128, np.uint8))
+    out = recoverer.save(result, tmp_path / "out")
+    with pytest.raises(InputError, match="overwrite"):
+        recoverer.save(result, out)
+    recoverer.save(result, out, overwrite=True)
+    (out / "mine.txt").write_text("mine")
+    with pytest.raises(InputError, match="did not write"):
+        recoverer.save(result, out, overwrite=True)
+    assert (out / "mine.txt").read_text() == "mine" and (out / "result.json").is_file()
+
+
 def test_variants_in_one_batch_equal_separate_fits(recoverer, scene):
     observations = [o for o in recoverer.detect(scene.image) if o.score > 0]
     wide = scene.K.copy()
