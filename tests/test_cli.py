@@ -158,6 +158,7 @@ BAD_INPUT = {
     "synth --long-side 10": lambda w: ["synth", "--n", "1", "--long-side", "10", "-o", w.out],
     "synth -o is a file": lambda w: ["synth", "--n", "1", "-o", w.a_file],
     "synth -o a foreign folder": lambda w: ["synth", "--n", "1", "-o", w.root],
+    "train -o a foreign folder": lambda w: ["train", "--steps", "1", "-o", w.root],
     "bench missing folder": lambda w: ["bench", w.root / "nope", "-o", w.out],
     "bench not a synth folder": lambda w: ["bench", w.root, "-o", w.out],
     "bench unknown method": lambda w: ["bench", w.root, "-o", w.out, "--methods", "full,oracle"],

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from metrichmsr.errors import InputError
-from metrichmsr.image_io import MIN_IMAGE_SIDE, list_images, load_image
+from metrichmsr.image_io import MIN_IMAGE_SIDE, image_size, list_images, load_image
 
 ORIENTATION = 0x0112
 # Near-lossless JPEG (no chroma subsampling, which smears colours across block edges).
@@ -184,14 +184,41 @@ def test_smallest_allowed_image(tmp_path):
 
 
 def test_list_images_filters_by_suffix_and_sorts(tmp_path):
-    for name in ["b.png", "a.JPG", "c.jpeg", "d.txt", "e.json", "f.webp", "g.TIFF", "noext", "h.bmp"]:
+    for name in ["b.png", "a.JPG", "c.jpeg", "d.txt", "e.json", "f.webp", "g.TIFF", "noext", "h.bmp", "i.gif"]:
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub.jpg").mkdir()  # a folder with an image suffix is not an image
     (tmp_path / "sub.jpg" / "inner.png").write_bytes(b"x")
     names = [p.name for p in list_images(tmp_path)]
-    assert names == ["a.JPG", "b.png", "c.jpeg", "f.webp", "g.TIFF", "h.bmp"]
+    assert names == ["a.JPG", "b.png", "c.jpeg", "f.webp", "g.TIFF", "h.bmp", "i.gif"]
     assert all(p.parent == tmp_path for p in list_images(tmp_path))
 
 
 def test_list_images_of_empty_folder(tmp_path):
     assert list_images(tmp_path) == []
+
+
+def test_gif_is_read_as_its_first_frame(tmp_path):
+    """A GIF given alone is read, so a folder run reads it too (it is listed)."""
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
+    pixels, _ = load_image(tmp_path / "clip.gif")
+    assert pixels.shape == (30, 40, 3) and pixels.dtype == np.uint8
+    assert pixels[..., 0].mean() > 200 and pixels[..., 2].mean() < 50
+
+
+@pytest.mark.parametrize("orientation, size", [(1, (40, 30)), (6, (30, 40)), (8, (30, 40))])
+def test_image_size_reads_the_header_as_load_image_decodes(tmp_path, orientation, size):
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (40, 30)).save(path, exif=exif)
+    assert image_size(path) == size == load_image(path)[0].shape[1::-1]
+
+
+def test_image_size_refuses_what_load_image_refuses(tmp_path):
+    (tmp_path / "empty.jpg").touch()
+    (tmp_path / "text.png").write_text("no")
+    Image.new("RGB", (8, 40)).save(tmp_path / "thin.png")
+    for name, words in (("empty.jpg", "empty file"), ("text.png", "not an image"), ("thin.png", "too small"), ("nope.png", "no such")):
+        with pytest.raises(InputError, match=words):
+            image_size(tmp_path / name)

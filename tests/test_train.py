@@ -6,6 +6,7 @@ from importlib import resources
 
 import pytest
 
+from metrichmsr._outputs import is_ours
 from metrichmsr.models.humanmoe import HumanMoE, HumanMoEConfig
 from metrichmsr.train.trainer import TrainConfig, _learning_rate, train
 
@@ -24,6 +25,7 @@ def test_train_checkpoints_resumes_and_exports(tmp_path, body_model):
     assert [int(r["step"]) for r in rows if r["val_depth_median"]] == [2, 4]
     assert all(float(r["loss"]) > 0 for r in rows)
     assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+    assert is_ours(tmp_path / "run")  # a later `train --overwrite` may start over there
     # Resume: two more steps from the checkpoint at step 4, appended to the same log.
     train(dataclasses.replace(TINY, steps=6), tmp_path / "run", resume=True, progress=False)
     with open(tmp_path / "run" / "log.csv") as handle:

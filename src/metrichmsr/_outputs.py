@@ -122,9 +122,13 @@ def folder_output_names(paths: list[Path]) -> dict[Path, str]:
     return names
 
 
-def _write_manifest(folder: Path) -> None:
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    (folder / MANIFEST).write_text(json.dumps({"schema": MANIFEST_SCHEMA, "files": files}, indent=0))
+def write_manifest(folder: Path, files: Iterable[str] | None = None) -> None:
+    """Claim ``folder``'s ``files`` (POSIX paths relative to it; default: every file in it now)
+    as written by metrichmsr (:func:`is_ours`). A command that writes into its folder as it goes
+    (``train``) claims the files it will write before it starts."""
+    if files is None:
+        files = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    (folder / MANIFEST).write_text(json.dumps({"schema": MANIFEST_SCHEMA, "files": sorted(files)}, indent=0))
 
 
 def replace_dir(source: Path, target: Path, overwrite: bool = False) -> None:
@@ -156,7 +160,7 @@ def staged_output(target: Path, overwrite: bool = False) -> Iterator[Path]:
     staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; outputs should be readable as usual
     try:
         yield staging
-        _write_manifest(staging)
+        write_manifest(staging)
         replace_dir(staging, target, overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

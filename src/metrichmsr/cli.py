@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=_number("--steps", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
                        help="override the recipe's number of steps")  # fmt: skip
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    train.add_argument("--overwrite", action="store_true", help="start over in a run folder an earlier run wrote")
     train.add_argument("--max-minutes", type=_positive_float("--max-minutes"), help="stop (and export) after this many minutes")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     return parser
@@ -159,10 +160,12 @@ def _train(args) -> int:
         raise InputError(f"--config {config_path}: {error}") from None
     if args.steps:
         config = replace(config, steps=int(args.steps))
-    if args.output.exists() and not args.output.is_dir():
-        raise InputError(f"-o {args.output}: exists and is not a folder")
     if args.resume and not (args.output / "last.pt").is_file():
         raise InputError(f"--resume: no checkpoint {args.output / 'last.pt'}")
+    if not args.resume:
+        from metrichmsr._outputs import check_output
+
+        check_output(args.output, args.overwrite)
 
     from metrichmsr.devices import resolve_device
     from metrichmsr.train.trainer import train

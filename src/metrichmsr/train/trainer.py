@@ -27,12 +27,15 @@ from pathlib import Path
 
 import torch
 
+from metrichmsr._outputs import write_manifest
 from metrichmsr.body import JOINT_NAMES, BodyModel
 from metrichmsr.camera import project
 from metrichmsr.errors import InputError
 
 _HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
 VALIDATION_SEED = 900_000
+#: What a run writes into its folder: the checkpoint, the log, the curves, the exported network.
+RUN_FILES = ("last.pt", "log.csv", "loss.png", "humanmoe.pt")
 
 
 @dataclass
@@ -226,8 +229,8 @@ def train(
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     silhouette_grid = model_config.silhouette_grid
     step = 0
-    checkpoint = out_dir / "last.pt"
-    log_path = out_dir / "log.csv"
+    checkpoint = out_dir / RUN_FILES[0]
+    log_path = out_dir / RUN_FILES[1]
     if resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
@@ -259,6 +262,8 @@ def train(
         validation = SyntheticPeople(data_body, noise, seed=VALIDATION_SEED, silhouette_grid=silhouette_grid).sample(config.validation_size)
     validation = (validation[0].to(device), validation[1].to(device))
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        write_manifest(out_dir, RUN_FILES)
 
     started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not progress)
@@ -289,9 +294,9 @@ def train(
             _append(log_path, row)
         if step % config.checkpoint_every == 0 or step == last_step:
             torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "config": asdict(config)}, checkpoint)
-            plot_curves(log_path, out_dir / "loss.png")
+            plot_curves(log_path, out_dir / RUN_FILES[2])
     bar.close()
-    exported = out_dir / "humanmoe.pt"
+    exported = out_dir / RUN_FILES[3]
     model.save(exported)
     return exported
 
