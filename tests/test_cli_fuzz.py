@@ -7,7 +7,7 @@ from metrichmsr.bench.fuzz_cli import Fuzzer, summary
 
 
 def test_fuzzed_inputs_exit_cleanly_and_touch_nothing(tmp_path):
-    tallies = Fuzzer(tmp_path).run(60, raise_on_defect=True)
+    tallies = Fuzzer(tmp_path).run(150, raise_on_defect=True)
     assert all(t.inputs > 0 for t in tallies.values()), summary(tallies)
     assert sum(t.defects for t in tallies.values()) == 0, summary(tallies)
     # The strategies reach past the first check: some inputs pass, some are refused.
