@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.errors import InputError
 
 EXIT_INPUT_ERROR = 2
@@ -66,12 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
                               "file:DEPTH.npy|.png|.exr (your own map: metres, 16-bit millimetres, metres), "
                               "hf:MODEL (a Hugging Face metric depth model, e.g. "
                               "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf; needs `pip install transformers`)")  # fmt: skip
-    recover.add_argument("--min-person-px", type=_positive_float("--min-person-px"), default=60.0,
-                         help="smallest person height in pixels to look for (default 60)")  # fmt: skip
+    recover.add_argument("--min-person-px", type=_positive_float("--min-person-px"), default=MIN_PERSON_PX,
+                         help=f"smallest person height in pixels to look for (default {MIN_PERSON_PX:g})")  # fmt: skip
     recover.add_argument("--max-people", type=_number("--max-people", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
-                         default=60, help="most people to recover from one image, the most confident first (default 60)")  # fmt: skip
-    recover.add_argument("--min-score", type=_number("--min-score", lambda value: 0 < value < 1, "between 0 and 1"), default=0.4,
-                         help="detection confidence a person needs, 0-1 (default 0.4; raise it if "
+                         default=MAX_PEOPLE, help=f"most people to recover from one image, the most confident first (default {MAX_PEOPLE})")  # fmt: skip
+    recover.add_argument("--min-score", type=_number("--min-score", lambda value: 0 < value < 1, "between 0 and 1"), default=MIN_SCORE,
+                         help=f"detection confidence a person needs, 0-1 (default {MIN_SCORE:g}; raise it if "
                               "things that are not people are found, lower it to find more people)")  # fmt: skip
 
     synth = commands.add_parser("synth", help="render synthetic people with metric ground truth (for benchmarks and training)")

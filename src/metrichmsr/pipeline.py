@@ -22,6 +22,7 @@ from PIL import Image
 from metrichmsr._outputs import staged_output
 from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel, up_directions
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
+from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.devices import Device, resolve_device
 from metrichmsr.errors import InputError
 from metrichmsr.fit import BodyFitter, FitConfig, FitParams, evidence_from_blazepose
@@ -284,13 +285,6 @@ def _load_network(weights: str | Path, device: torch.device) -> HumanMoE:
         raise InputError(f"weights {weights}: not a HumanMoE network file (`metrichmsr train` writes them)") from None
 
 
-#: BlazePose confidence a person needs in `recover` (lower than mediapipe's 0.5: small, distant
-#: people score low and are still worth recovering).
-MIN_SCORE = 0.4
-#: A group photo holds dozens: the detector's own default (20) cut the sample photo's 24.
-MAX_PEOPLE = 60
-
-
 class Recoverer:
     """Metric people from one image; load once, call ``infer`` per image.
 
@@ -315,7 +309,7 @@ class Recoverer:
     def __init__(
         self,
         device: Device = "auto",
-        min_person_px: float = 60.0,
+        min_person_px: float = MIN_PERSON_PX,
         min_score: float = MIN_SCORE,
         max_people: int = MAX_PEOPLE,
         fit_config: FitConfig = FitConfig(),

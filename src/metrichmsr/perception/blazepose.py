@@ -32,6 +32,7 @@ import numpy as np
 from mediapipe.tasks.python import BaseOptions, vision
 
 from metrichmsr._quiet import native_output_silenced
+from metrichmsr.defaults import MIN_PERSON_PX
 from metrichmsr.errors import InputError
 from metrichmsr.perception._model_bundle import build_pose_landmarker_bundle
 from metrichmsr.perception._tiles import (
@@ -233,7 +234,7 @@ class PoseDetector:
 
     def __init__(
         self,
-        min_person_px: float = 60.0,
+        min_person_px: float = MIN_PERSON_PX,
         max_people: int = 20,
         detect_max_side: int = 1920,
         min_score: float = 0.5,

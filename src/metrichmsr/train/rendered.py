@@ -76,8 +76,9 @@ def _detect_and_match(pngs: list[Path], silhouette_grid: int, progress: bool) ->
     from tqdm import tqdm
 
     from metrichmsr.bench.score import match
+    from metrichmsr.defaults import MIN_SCORE
     from metrichmsr.perception import PoseDetector
-    from metrichmsr.pipeline import MIN_SCORE, silhouettes
+    from metrichmsr.pipeline import silhouettes
     from metrichmsr.synth.dataset import load_sample
 
     found: dict[str, list] = {name: [] for name in _FIELDS}
