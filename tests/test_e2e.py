@@ -11,9 +11,8 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES
+from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyParams
 from metrichmsr.errors import InputError
-from metrichmsr.fit import FitParams
 from metrichmsr.perception import box_iou
 from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.synth import render_people
@@ -55,7 +54,7 @@ def scene(body_model, session_renderer):
     rotation = roma.rotvec_to_rotmat(torch.tensor([[0.0, 0.5, 0.0], [0.0, -0.4, 0.0]]))
     # Roots ~0.9 m above a floor CAMERA_HEIGHT_M below the camera.
     translation = torch.tensor([[-1.3, CAMERA_HEIGHT_M - 0.92, 4.5], [1.6, CAMERA_HEIGHT_M - 0.85, 8.0]])
-    params = FitParams(phenotype, bone_rotvec, rotation, translation)
+    params = BodyParams(phenotype, bone_rotvec, rotation, translation)
     return render_people(body_model, session_renderer, params, K, (W, H), floor=FloorPlane.level(CAMERA_HEIGHT_M), seed=3)
 
 
@@ -276,7 +275,7 @@ def _adults_with_feet_below(recoverer, feet_below_camera_m: list[float], ahead_m
     from types import SimpleNamespace
 
     n = len(feet_below_camera_m)
-    params = FitParams(torch.tensor([[0.5, 0.85, 0.5, 0.5, 0.5, 0.5]]).repeat(n, 1), torch.zeros(n, len(POSE_BONES), 3),
+    params = BodyParams(torch.tensor([[0.5, 0.85, 0.5, 0.5, 0.5, 0.5]]).repeat(n, 1), torch.zeros(n, len(POSE_BONES), 3),
                        torch.eye(3).repeat(n, 1, 1), torch.zeros(n, 3))  # fmt: skip
     sole_below_hip_m = np.array([body["joints3d"][:, 1].max() for body in recoverer._posed(params)]) + 0.03
     params.translation = torch.tensor([[x, 0.0, z] for x, z in zip(np.linspace(-1.0, 1.0, n), ahead_m)], dtype=torch.float32)

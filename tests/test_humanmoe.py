@@ -7,9 +7,8 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES
+from metrichmsr.body import JOINT_NAMES, BodyParams
 from metrichmsr.camera import project
-from metrichmsr.fit import BLAZEPOSE_FOR_JOINT, FitParams
 from metrichmsr.models import (
     TASK_QUERIES,
     TOKEN_TYPES,
@@ -22,6 +21,7 @@ from metrichmsr.models import (
     to_fit_params,
 )
 from metrichmsr.models.humanmoe import Block, MoEFeedForward, silhouette_from_segmentation, silhouette_window
+from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 ENCODINGS = ("rays", "box", "none")
 FFNS = ("moe", "dense")
@@ -259,7 +259,7 @@ def test_inputs_from_blazepose_uses_the_fit_mapping():
 def test_to_fit_params():
     out = make_model()(make_inputs(2))
     params = to_fit_params(out)
-    assert isinstance(params, FitParams)
+    assert isinstance(params, BodyParams)
     assert params.bone_rotvec.shape == (2, 18, 3) and not params.translation.requires_grad
     torch.testing.assert_close(roma.rotvec_to_rotmat(params.bone_rotvec), roma.rotvec_to_rotmat(out["bone_rotvec"]).detach())
 

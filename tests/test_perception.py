@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from metrichmsr.body import JOINT_NAMES, POSE_BONES, BodyModel
+from metrichmsr.body import JOINT_NAMES, POSE_BONES, BodyModel, BodyParams
 from metrichmsr.camera import project
 from metrichmsr.errors import InputError
-from metrichmsr.fit import FitParams
 from metrichmsr.models.humanmoe import silhouette_from_segmentation, silhouette_window
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.perception._tiles import (
@@ -67,7 +66,7 @@ def _render(body_model, renderer, phenotype, pixels, across) -> tuple[np.ndarray
     scene = render_people(
         body_model,
         renderer,
-        FitParams(phenotype, pose, rotation, translation),
+        BodyParams(phenotype, pose, rotation, translation),
         K,
         (WIDTH, HEIGHT),
         floor=FloorPlane.level(CAMERA_HEIGHT_M),

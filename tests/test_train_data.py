@@ -172,7 +172,7 @@ def test_crop_rotation_matches_the_fit():
 
 def evidence_world(world: np.ndarray) -> np.ndarray:
     """BlazePose's 33 world landmarks (N, 33, 3) in JOINT_NAMES order (N, 23, 3), as the fit maps them."""
-    from metrichmsr.fit import BLAZEPOSE_FOR_JOINT
+    from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
     return world[:, [BLAZEPOSE_FOR_JOINT[name] or 0 for name in JOINT_NAMES]]
 

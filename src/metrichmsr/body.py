@@ -14,7 +14,7 @@ joints, and ``R_global = I`` is a person standing upright facing the camera.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import roma
@@ -82,6 +82,41 @@ class BodyOutput:
     vertices: torch.Tensor  # (B, V, 3)
     joints: torch.Tensor  # (B, 23, 3), JOINT_NAMES order
     rest_vertices: torch.Tensor  # (B, V, 3) Anny frame, rest pose (for anthropometry)
+
+
+@dataclass
+class BodyParams:
+    """Body parameters of N people (``BodyModel.forward``'s inputs): what HumanMoE predicts and
+    the fit starts from and returns.
+
+    phenotype: (N, 6) in [0, 1], PHENOTYPE_NAMES order.
+    bone_rotvec: (N, P, 3) axis-angle of POSE_BONES (rad).
+    global_rotation: (N, 3, 3) camera frame.
+    translation: (N, 3) hip midpoint, camera frame, metres.
+    """
+
+    phenotype: torch.Tensor
+    bone_rotvec: torch.Tensor
+    global_rotation: torch.Tensor
+    translation: torch.Tensor
+
+    def _map(self, fn) -> "BodyParams":
+        return BodyParams(*(fn(getattr(self, f.name)) for f in fields(self)))
+
+    def to(self, device: torch.device | str) -> "BodyParams":
+        return self._map(lambda t: t.to(device))
+
+    def detach(self) -> "BodyParams":
+        return self._map(torch.Tensor.detach)
+
+    def select(self, index: torch.Tensor) -> "BodyParams":
+        """The people at ``index`` (an (N',) index or (N,) bool tensor)."""
+        return self._map(lambda t: t[index])
+
+    @classmethod
+    def cat(cls, parts: list["BodyParams"]) -> "BodyParams":
+        """The people of several, in order."""
+        return cls(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 class BodyModel(torch.nn.Module):

@@ -20,12 +20,12 @@ import torch
 from PIL import Image
 
 from metrichmsr._outputs import staged_output
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel, up_directions
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams, up_directions
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
 from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.devices import Device, resolve_device
 from metrichmsr.errors import InputError
-from metrichmsr.fit import BodyFitter, FitConfig, FitParams, evidence_from_blazepose
+from metrichmsr.fit import BodyFitter, FitConfig, evidence_from_blazepose
 from metrichmsr.image_io import load_image
 from metrichmsr.models.humanmoe import (
     HumanMoE,
@@ -442,7 +442,7 @@ class Recoverer:
         def tensor(values: list) -> torch.Tensor:
             return torch.as_tensor(np.stack(values), dtype=torch.float32, device=self.device)
 
-        params = FitParams(
+        params = BodyParams(
             tensor([people[i].phenotype for i in which]),
             tensor([people[i].bone_rotvec for i in which]),
             tensor([people[i].global_rotation for i in which]),
@@ -575,14 +575,14 @@ class Recoverer:
         crops = crop_from_image(image, np.stack([o.bbox for o in observations]), config.backbone_image_size)
         return crops.repeat(repeats, 1, 1, 1)  # the box shift moves box and window alike
 
-    def _people(self, observations, params: FitParams) -> list[PersonResult]:
+    def _people(self, observations, params: BodyParams) -> list[PersonResult]:
         return [
             PersonResult(id=i, bbox=obs.bbox, score=obs.score, keypoints2d=obs.landmarks2d, **body)
             for i, (obs, body) in enumerate(zip(observations, self._posed(params)))
         ]
 
     @torch.inference_mode()
-    def _posed(self, params: FitParams) -> list[dict]:
+    def _posed(self, params: BodyParams) -> list[dict]:
         """Per person, the PersonResult fields of the body ``params`` describe (numpy)."""
         out = self.body(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation)
         heights = self.body.standing_height(out.rest_vertices)

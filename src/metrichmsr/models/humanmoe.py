@@ -41,9 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyParams
 from metrichmsr.camera import box_ray_map, fourier_encode, pixel_rays
-from metrichmsr.fit import BLAZEPOSE_FOR_JOINT, FitParams
+from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 CameraEncoding = Literal["rays", "box", "none"]
 FFNKind = Literal["moe", "dense"]
@@ -166,7 +166,7 @@ def inputs_from_blazepose(
     landmarks2d (N, 33, 3) [u_px, v_px, visibility]; world_landmarks (N, 33, 3) metres, crop
     frame (kept as is: the ray tokens tell the model where the crop looked); bbox (N, 4);
     K (3, 3) or (N, 3, 3); silhouette: optional (N, G, G) (``silhouette_from_segmentation``).
-    Joints BlazePose has no point for (``metrichmsr.fit.BLAZEPOSE_FOR_JOINT``) get zeros.
+    Joints BlazePose has no point for (``metrichmsr.perception.landmarks.BLAZEPOSE_FOR_JOINT``) get zeros.
     """
     kp = torch.as_tensor(landmarks2d, dtype=torch.float32)
     n = kp.shape[0]
@@ -680,9 +680,9 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-def to_fit_params(outputs: dict) -> FitParams:
+def to_fit_params(outputs: dict) -> BodyParams:
     """HumanMoE's predictions (``HumanMoE.forward``) as the fitter's initial guess (detached)."""
-    return FitParams(outputs["phenotype"], outputs["bone_rotvec"], outputs["global_rotation"], outputs["translation"]).detach()
+    return BodyParams(outputs["phenotype"], outputs["bone_rotvec"], outputs["global_rotation"], outputs["translation"]).detach()
 
 
 def router_statistics(outputs: dict, inputs: HumanInputs) -> dict:

@@ -6,11 +6,15 @@ import warnings
 warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
 
 from metrichmsr.perception._tiles import box_containment, box_iou
-from metrichmsr.perception.blazepose import (
-    BLAZEPOSE_LANDMARK_NAMES,
-    PersonObservation,
-    PoseDetector,
-    feet_seen,
-)
+from metrichmsr.perception.blazepose import PersonObservation, PoseDetector
+from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT, BLAZEPOSE_LANDMARK_NAMES, feet_seen
 
-__all__ = ["BLAZEPOSE_LANDMARK_NAMES", "PersonObservation", "PoseDetector", "box_containment", "box_iou", "feet_seen"]
+__all__ = [
+    "BLAZEPOSE_FOR_JOINT",
+    "BLAZEPOSE_LANDMARK_NAMES",
+    "PersonObservation",
+    "PoseDetector",
+    "box_containment",
+    "box_iou",
+    "feet_seen",
+]

@@ -46,42 +46,7 @@ from metrichmsr.perception._tiles import (
     scan_tiles,
     suppress_duplicates,
 )
-
-BLAZEPOSE_LANDMARK_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye_inner",
-    "left_eye",
-    "left_eye_outer",
-    "right_eye_inner",
-    "right_eye",
-    "right_eye_outer",
-    "left_ear",
-    "right_ear",
-    "mouth_left",
-    "mouth_right",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_pinky",
-    "right_pinky",
-    "left_index",
-    "right_index",
-    "left_thumb",
-    "right_thumb",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "left_heel",
-    "right_heel",
-    "left_foot_index",
-    "right_foot_index",
-)
+from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES
 
 _SCAN_SIZE = 256  # pixels: side every scan tile is resampled to (the landmark network's input)
 _MIN_FILL = 0.35  # smallest person height / tile side the detector finds reliably
@@ -97,17 +62,6 @@ _REFINE_POSES = 3
 _MATCH_IOU = 0.3
 _SPECK_FRACTION = 1 / 3  # detections shorter than this times min_person_px are dropped
 _TORSO = [11, 12, 23, 24]  # shoulders and hips in BLAZEPOSE_LANDMARK_NAMES
-_FEET = [27, 28, 29, 30, 31, 32]  # ankles, heels and toes in BLAZEPOSE_LANDMARK_NAMES
-
-
-def feet_seen(landmarks2d: np.ndarray, min_visibility: float = 0.5) -> np.ndarray:
-    """(N,) bool: whose ankle, heel or toe BlazePose saw (in the image, not occluded).
-
-    landmarks2d: (N, 33, 3) as in :class:`PersonObservation` (x, y, visibility).
-    """
-    return np.asarray(landmarks2d)[:, _FEET, 2].max(axis=1) >= min_visibility
-
-
 @dataclass
 class PersonObservation:
     """One person as BlazePose sees it.

@@ -31,8 +31,8 @@ import torch
 from PIL import Image
 
 from metrichmsr._outputs import staged_output
+from metrichmsr.body import BodyParams
 from metrichmsr.errors import InputError
-from metrichmsr.fit import FitParams
 from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.synth.people import SyntheticImage
 from metrichmsr.synth.scenes import HELD_OUT_SEED_START, SceneConfig, sample_scene
@@ -73,7 +73,7 @@ def load_sample(png_path: Path) -> SyntheticImage:
     return SyntheticImage(
         image=np.asarray(Image.open(png_path).convert("RGB")),
         K=gt["K"],
-        params=FitParams(tensor["phenotype"], tensor["bone_rotvec"], tensor["global_rotation"], tensor["root"]),
+        params=BodyParams(tensor["phenotype"], tensor["bone_rotvec"], tensor["global_rotation"], tensor["root"]),
         joints=gt["joints"],
         vertices=gt["vertices"],
         height_m=gt["height_m"],

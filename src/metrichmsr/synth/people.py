@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from metrichmsr.body import BodyModel
-from metrichmsr.fit import FitParams
+from metrichmsr.body import BodyModel, BodyParams
 from metrichmsr.render import Renderer
 from metrichmsr.scene.floor import FloorPlane, image_rays
 
@@ -31,7 +30,7 @@ class SyntheticImage:
 
     image: np.ndarray  # (H, W, 3) uint8
     K: np.ndarray  # (3, 3)
-    params: FitParams  # (N, ...) ground-truth body parameters; translation = root (hip midpoint)
+    params: BodyParams  # (N, ...) ground-truth body parameters; translation = root (hip midpoint)
     joints: np.ndarray  # (N, 23, 3) JOINT_NAMES order
     vertices: np.ndarray  # (N, V, 3) posed
     height_m: np.ndarray  # (N,) standing height
@@ -132,7 +131,7 @@ def box_mesh(center: np.ndarray, size: np.ndarray, rotation: np.ndarray) -> tupl
 def render_people(
     body: BodyModel,
     renderer: Renderer,
-    params: FitParams,
+    params: BodyParams,
     K: np.ndarray,
     size: tuple[int, int],
     floor: FloorPlane | None = None,
@@ -141,7 +140,7 @@ def render_people(
     wall_distance_m: float | None = None,
     pose_family: tuple[str, ...] = (),
 ) -> SyntheticImage:
-    """Render N people (FitParams, camera frame) and props in a room; returns image and ground truth.
+    """Render N people (BodyParams, camera frame) and props in a room; returns image and ground truth.
 
     Args:
         floor: the floor the people stand on; default a level camera 1.4 m above it.

@@ -36,8 +36,7 @@ import numpy as np
 import torch
 from scipy.ndimage import maximum_filter, minimum_filter
 
-from metrichmsr.body import BodyModel
-from metrichmsr.fit import FitParams
+from metrichmsr.body import BodyModel, BodyParams
 from metrichmsr.models.humanmoe import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, level_axes, sample_camera, sample_pose
 from metrichmsr.synth.scenes import sample_phenotypes
@@ -62,13 +61,13 @@ CLOSING_CELLS = 5
 class PeopleTargets:
     """Ground truth of a batch (B people, one per sample), camera frame (OpenCV), metres.
 
-    params: ``FitParams``: phenotype (B, 6), bone_rotvec (B, 18, 3) rad, global_rotation
+    params: ``BodyParams``: phenotype (B, 6), bone_rotvec (B, 18, 3) rad, global_rotation
         (B, 3, 3), translation (B, 3) = the root (hip midpoint).
     joints: (B, 23, 3) ``body.JOINT_NAMES`` order, = ``body.joints(*params)`` (fast path).
     image_size: (B, 2) [W, H] pixels of each sample's image.
     """
 
-    params: FitParams
+    params: BodyParams
     joints: torch.Tensor
     image_size: torch.Tensor
 
@@ -82,7 +81,7 @@ class PeopleTargets:
     @classmethod
     def cat(cls, parts: list["PeopleTargets"]) -> "PeopleTargets":
         """One batch of several."""
-        params = FitParams.cat([p.params for p in parts])
+        params = BodyParams.cat([p.params for p in parts])
         return cls(params, torch.cat([p.joints for p in parts]), torch.cat([p.image_size for p in parts]))
 
 
@@ -253,7 +252,7 @@ class SyntheticPeople:
             silhouette[self.rng.random(len(silhouette)) < NO_SILHOUETTE_SHARE] = 0.0
             silhouette = f32(silhouette)
         inputs = HumanInputs(f32(seen["keypoints2d"]), f32(seen["world3d"]), f32(seen["bbox"]), f32(drawn["K"]), silhouette)
-        params = FitParams(
+        params = BodyParams(
             f32(self._phenotype[drawn["body"]]),
             f32(self._bone_rotvec[drawn["body"]]),
             f32(drawn["global_rotation"]),

@@ -55,7 +55,7 @@ import torch
 
 from metrichmsr import camera
 from metrichmsr.body import JOINT_NAMES
-from metrichmsr.fit import BLAZEPOSE_FOR_JOINT
+from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 NOISE_FILE = "blazepose_noise.json"
 SCHEMA = "metrichmsr.blazepose_noise/1"

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from metrichmsr.body import BodyParams
 from metrichmsr.errors import InputError
-from metrichmsr.fit import FitParams
 from metrichmsr.models.humanmoe import HumanInputs, inputs_from_blazepose
 from metrichmsr.synth import HELD_OUT_SEED_START
 from metrichmsr.train.data import PeopleTargets
@@ -149,7 +149,7 @@ class RenderedPeople:
         def f32(name: str) -> torch.Tensor:
             return torch.as_tensor(people[name], dtype=torch.float32)
 
-        params = FitParams(f32("phenotype"), f32("bone_rotvec"), f32("global_rotation"), f32("translation"))
+        params = BodyParams(f32("phenotype"), f32("bone_rotvec"), f32("global_rotation"), f32("translation"))
         self.targets = PeopleTargets(params, f32("joints"), f32("image_size"))
         self.generator = torch.Generator().manual_seed(seed)
 

@@ -94,7 +94,7 @@ class TrainConfig:
 
 
 def losses(outputs: dict, inputs, targets, body: BodyModel, config: TrainConfig) -> dict[str, torch.Tensor]:
-    """Weighted loss terms (scalars) of one batch; ``targets`` has FitParams fields and joints (B, 23, 3)."""
+    """Weighted loss terms (scalars) of one batch; ``targets`` has BodyParams fields and joints (B, 23, 3)."""
     predicted = body.joints(outputs["phenotype"], outputs["bone_rotvec"], outputs["global_rotation"], outputs["translation"])
     true_joints = targets.joints
     root_pred = predicted[:, _HIPS].mean(1, keepdim=True)
