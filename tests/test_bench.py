@@ -8,7 +8,8 @@ import pytest
 
 from metrichmsr.bench.report import markdown_table, write_csv, write_plots
 from metrichmsr.bench.run import FIXED_FOV_DEG, method_camera, summary_line
-from metrichmsr.bench.score import ScoreConfig, match, score_image
+from metrichmsr.bench.score import ScoreConfig, score_image
+from metrichmsr.perception import match_boxes
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, sample_scene
 
 
@@ -76,9 +77,9 @@ def test_matching_is_one_to_one():
     truth = np.array([[0, 0, 10, 20], [100, 0, 110, 20.0]])
     # Two predictions on the first person: only the better one matches it.
     predictions = np.array([[1, 1, 10, 20], [0, 0, 10, 20], [101, 0, 110, 20.0]])
-    assert match(predictions, truth, 0.5) == {0: 1, 1: 2}
-    assert match(predictions[:0], truth, 0.5) == {}
-    assert match(predictions, truth, 0.99) == {0: 1}
+    assert match_boxes(predictions, truth, 0.5) == {0: 1, 1: 2}
+    assert match_boxes(predictions[:0], truth, 0.5) == {}
+    assert match_boxes(predictions, truth, 0.99) == {0: 1}
 
 
 def test_small_people_are_not_scored(scene):

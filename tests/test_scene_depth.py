@@ -127,11 +127,11 @@ def test_planar_backdrop_stands_at_the_wall_the_lines_found_unless_people_are_be
     from dataclasses import replace
 
     from _people_on_floor import people_on_floor
-    from metrichmsr.scene.floor import image_rays
+    from metrichmsr.geometry import image_rays_z1
 
     joints, _, truth = people_on_floor(body_model, [(-1.5, 5.0), (0.5, 8.0)], 1.4, pitch_deg=8.0)
     true_floor_m = truth.depth_map(K, SIZE)
-    ahead_per_depth = image_rays(K, SIZE) @ truth.forward  # metres ahead per metre of depth
+    ahead_per_depth = image_rays_z1(K, SIZE) @ truth.forward  # metres ahead per metre of depth
 
     walled = PlanarDepth().estimate(IMAGE, K, joints, floor=replace(truth, wall_distance_m=20.0))
     on_floor = true_floor_m * ahead_per_depth < 20.0

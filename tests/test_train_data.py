@@ -13,6 +13,7 @@ import torch
 from metrichmsr.body import JOINT_NAMES
 from metrichmsr.camera import project
 from metrichmsr.fit import evidence_from_blazepose
+from metrichmsr.geometry import project_points
 from metrichmsr.models.humanmoe import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START
 from metrichmsr.train.data import ParallelPeople, SyntheticPeople, splat_silhouettes
@@ -22,8 +23,6 @@ from metrichmsr.train.noise import (
     SWAP_PAIRS,
     NoiseModel,
     crop_rotation,
-    measure_blazepose_noise,
-    project_points,
 )
 
 INPUT_KEYS = {"keypoints2d", "world3d", "bbox", "K"}  # and ``silhouette``, None without silhouette_grid
@@ -80,8 +79,6 @@ def test_seeds_stay_in_the_training_split(body_model, noise):
         SyntheticPeople(body_model, noise, seed=HELD_OUT_SEED_START)
     with pytest.raises(ValueError, match="training split"):
         SyntheticPeople(body_model, noise, seed=-1)
-    with pytest.raises(ValueError, match="held-out"):
-        measure_blazepose_noise(10, seed=HELD_OUT_SEED_START - 5)
 
 
 def test_shapes_and_targets(body_model, batch):

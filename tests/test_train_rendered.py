@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from metrichmsr.errors import InputError
+from metrichmsr.geometry import project_points
 from metrichmsr.models.humanmoe import HumanInputs, HumanMoE
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig
 from metrichmsr.synth.dataset import write_dataset
 from metrichmsr.train import rendered
 from metrichmsr.train.data import PeopleTargets
-from metrichmsr.train.noise import project_points
 from metrichmsr.train.rendered import DETECTIONS_FILE, RenderedPeople, matched_people
 from metrichmsr.train.trainer import TrainConfig, train
 

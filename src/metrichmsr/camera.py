@@ -173,7 +173,7 @@ def project(K: torch.Tensor, points: torch.Tensor, min_depth: float = 1e-3) -> t
     return torch.stack((fx * xy[..., 0] + cx, fy * xy[..., 1] + cy), dim=-1)
 
 
-def pixel_rays(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+def unit_rays(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Unit rays ``normalize(K^-1 [u, v, 1])``. K (..., 3, 3), uv (..., N, 2) -> (..., N, 3)."""
     fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
     cx, cy = K[..., 0, 2, None], K[..., 1, 2, None]
@@ -190,7 +190,7 @@ def crop_rotation(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     the pixel's ray: ``X_cam = R @ X_crop`` for points a crop-based network (BlazePose) reports
     in the frame of a camera looking along the crop centre's ray.
     """
-    ray = pixel_rays(K, uv[..., None, :])[..., 0, :]
+    ray = unit_rays(K, uv[..., None, :])[..., 0, :]
     z_axis = torch.zeros_like(ray)
     z_axis[..., 2] = 1.0
     axis = torch.linalg.cross(z_axis, ray)
@@ -222,7 +222,7 @@ def box_ray_map(K: torch.Tensor, box: torch.Tensor, size: tuple[int, int] = (16,
     and on K only, never on the resolution the crop is later resampled to, so it re-attaches
     the box position, its size and the focal length to the crop.
     """
-    rays = pixel_rays(K, box_grid(box, size))
+    rays = unit_rays(K, box_grid(box, size))
     return rays.unflatten(-2, size)
 
 

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyParams
-from metrichmsr.camera import box_ray_map, fourier_encode, pixel_rays
+from metrichmsr.camera import box_ray_map, fourier_encode, unit_rays
 from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 CameraEncoding = Literal["rays", "box", "none"]
@@ -574,7 +574,7 @@ class HumanMoE(nn.Module):
         position = (uv - inputs.box_centre[:, None]) / inputs.box_height[:, None, None]
         features = [position, visibility, inputs.world3d]
         if self.config.camera_encoding == "rays":
-            features.append(fourier_encode(pixel_rays(inputs.K, uv), self.config.fourier_bands, _MAX_FREQUENCY))
+            features.append(fourier_encode(unit_rays(inputs.K, uv), self.config.fourier_bands, _MAX_FREQUENCY))
         # Joints without a detection carry no position: zero them so arbitrary coordinates can't leak in.
         observed = (visibility > 0).to(uv.dtype)
         keypoints = self.keypoint_embed((torch.cat(features, dim=-1) * observed).to(dtype)) + self.joint_embed

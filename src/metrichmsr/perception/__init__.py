@@ -5,7 +5,7 @@ import warnings
 # mediapipe 0.10.14 calls a protobuf API deprecated in the protobuf it runs with.
 warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
 
-from metrichmsr.perception._tiles import box_containment, box_iou
+from metrichmsr.perception._tiles import box_containment, box_iou, match_boxes
 from metrichmsr.perception.blazepose import PersonObservation, PoseDetector
 from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT, BLAZEPOSE_LANDMARK_NAMES, feet_seen
 
@@ -17,4 +17,5 @@ __all__ = [
     "box_containment",
     "box_iou",
     "feet_seen",
+    "match_boxes",
 ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = _intersection(a, b)
     union = box_area(a) + box_area(b) - inter
     return inter / union if union > 0 else 0.0
+
+
+def match_boxes(pred_boxes: np.ndarray, true_boxes: np.ndarray, min_iou: float) -> dict[int, int]:
+    """One-to-one matches {true index: predicted index} maximising total IoU, each >= min_iou.
+
+    pred_boxes (P, 4), true_boxes (T, 4), [x0, y0, x1, y1] px.
+    """
+    if len(pred_boxes) == 0 or len(true_boxes) == 0:
+        return {}
+    iou = np.array([[box_iou(p, t) for p in pred_boxes] for t in true_boxes])
+    rows, cols = linear_sum_assignment(-iou)
+    return {int(t): int(p) for t, p in zip(rows, cols) if iou[t, p] >= min_iou}
 
 
 def box_containment(inner: np.ndarray, outer: np.ndarray) -> float:

@@ -33,7 +33,8 @@ from typing import Protocol
 import numpy as np
 
 from metrichmsr.errors import InputError
-from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, image_rays
+from metrichmsr.geometry import image_rays_z1
+from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts
 
 SPEC_FORMS = "hf:<model id or folder>, file:<depth.npy|.png|.exr>, planar, none"
 FILE_SUFFIXES = (".npy", ".png", ".exr")
@@ -209,7 +210,7 @@ def planar_layout_depth(
         ``depth_m`` (H, W) float32 metres, finite (rays that meet neither plane, looking up and
         back, get the largest depth in the map), and ``on_floor`` (H, W) bool.
     """
-    rays = image_rays(K, size)
+    rays = image_rays_z1(K, size)
     floor_m = floor.depth_map(K, size).astype(np.float64)
     toward_backdrop = rays @ floor.forward
     with np.errstate(divide="ignore"):
@@ -230,7 +231,7 @@ def _floor_confidence(
     # Smooth in the image: computed every 4th pixel and interpolated (a crowd would otherwise
     # cost an (H, W, N, 3) array).
     step = 4
-    points = image_rays(K, size)[::step, ::step] * depth_m[::step, ::step, None]
+    points = image_rays_z1(K, size)[::step, ::step] * depth_m[::step, ::step, None]
     distance = np.min(np.linalg.norm(points[..., None, :] - contacts_m, axis=-1), axis=-1)
     coarse = (0.3 + 0.6 * np.exp(-((distance / 3.0) ** 2))).astype(np.float32)
     return cv2.resize(coarse, size, interpolation=cv2.INTER_LINEAR)

@@ -18,8 +18,9 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+from metrichmsr.geometry import rays_z1
 from metrichmsr.render import Mesh, as_colors, as_intrinsics, as_meshes, srgb_to_linear
-from metrichmsr.scene.floor import FloorPlane, pixel_rays
+from metrichmsr.scene.floor import FloorPlane
 
 # (x, y, z) OpenCV camera frame -> (x, -y, -z) glTF.
 _OPENCV_TO_GLTF = np.array([1.0, -1.0, -1.0])
@@ -123,7 +124,7 @@ def depth_mesh(
     stride = max(1, int(np.ceil(max(width, height) / max_side)))
     v, u = np.mgrid[0:height:stride, 0:width:stride]
     z = depth_m[v, u].astype(np.float64)
-    points = (pixel_rays(K, u, v) * z[..., None]).reshape(-1, 3)
+    points = (rays_z1(K, u, v) * z[..., None]).reshape(-1, 3)
     rows, cols = u.shape
     index = np.arange(rows * cols).reshape(rows, cols)
     a, b, c, d = index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]  # TL, TR, BR, BL

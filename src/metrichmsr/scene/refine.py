@@ -39,8 +39,9 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from metrichmsr.geometry import rays_z1
 from metrichmsr.scene._stats import weighted_median, weighted_quantiles
-from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, pixel_rays
+from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg
 
 if TYPE_CHECKING:
     from metrichmsr.render import Mesh, Renderer
@@ -189,7 +190,7 @@ def human_anchors(
         if floor is None:
             depth[v, u] = contact[2]
         else:
-            on_floor_m = floor.ray_depth(pixel_rays(K, u, v))
+            on_floor_m = floor.ray_depth(rays_z1(K, u, v))
             depth[v, u] = np.where(np.isfinite(on_floor_m), on_floor_m, np.nan)
         group[v, u] = person
         is_contact[v, u] = True
@@ -402,7 +403,7 @@ def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reac
     rng = np.random.default_rng(1)
     picked = rng.choice(len(rows), min(len(rows), 4 * FLOOR_SAMPLES), replace=False)
     rows, cols = rows[picked], cols[picked]
-    floor_m = anchors.floor.ray_depth(pixel_rays(anchors.K, cols, rows))
+    floor_m = anchors.floor.ray_depth(rays_z1(anchors.K, cols, rows))
     near = np.isfinite(floor_m) & (floor_m <= reach * float(np.max(contacts[:, 2])))
     picked = rng.permutation(np.flatnonzero(near))[:FLOOR_SAMPLES]
     rows, cols, floor_m = rows[picked], cols[picked], floor_m[picked]
@@ -685,7 +686,7 @@ def feet_to_floor_m(
             keep &= ~on_people[rows, cols]
         if not keep.any():
             continue
-        points = pixel_rays(K, cols[keep], rows[keep]) * depth_m[rows, cols][keep][:, None]
+        points = rays_z1(K, cols[keep], rows[keep]) * depth_m[rows, cols][keep][:, None]
         out[i] = float(np.median((contact - points) @ up))
     return out
 

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from metrichmsr.body import BodyModel, BodyParams
+from metrichmsr.geometry import image_rays_z1
 from metrichmsr.render import Renderer
-from metrichmsr.scene.floor import FloorPlane, image_rays
+from metrichmsr.scene.floor import FloorPlane
 
 # sRGB colours: skin, shirt and trousers choices, shoes.
 _SKIN = ((0.87, 0.69, 0.56), (0.62, 0.44, 0.32), (0.40, 0.27, 0.19), (0.95, 0.80, 0.70))
@@ -87,7 +88,7 @@ def room_backdrop(
     ray meets neither plane).
     """
     axes = level_axes(floor.up)
-    level = image_rays(K, size) @ axes  # (H, W, 3) ray in level axes
+    level = image_rays_z1(K, size) @ axes  # (H, W, 3) ray in level axes
     with np.errstate(divide="ignore", invalid="ignore"):
         floor_depth = np.where(level[..., 1] > 1e-6, floor.camera_height_m / level[..., 1], np.inf)
         wall_depth = np.where(level[..., 2] > 1e-6, wall_distance_m / level[..., 2], np.inf)

@@ -37,10 +37,11 @@ import torch
 from scipy.ndimage import maximum_filter, minimum_filter
 
 from metrichmsr.body import BodyModel, BodyParams
+from metrichmsr.geometry import project_points
 from metrichmsr.models.humanmoe import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, level_axes, sample_camera, sample_pose
 from metrichmsr.synth.scenes import sample_phenotypes
-from metrichmsr.train.noise import NoiseModel, inside_image, joint_box, project_points
+from metrichmsr.train.noise import NoiseModel, inside_image, joint_box
 
 #: How far Anny's soles lie below its lowest joint (heel or toe), metres: median over the pose
 #: families and the population (1.5 cm, 0.5-3.7 cm).

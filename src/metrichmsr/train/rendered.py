@@ -75,9 +75,8 @@ def training_scenes(directory: Path) -> tuple[list[Path], dict]:
 def _detect_and_match(pngs: list[Path], silhouette_grid: int, progress: bool) -> dict[str, np.ndarray]:
     from tqdm import tqdm
 
-    from metrichmsr.bench.score import match
     from metrichmsr.defaults import MIN_SCORE
-    from metrichmsr.perception import PoseDetector
+    from metrichmsr.perception import PoseDetector, match_boxes
     from metrichmsr.pipeline import silhouettes
     from metrichmsr.synth.dataset import load_sample
 
@@ -88,7 +87,7 @@ def _detect_and_match(pngs: list[Path], silhouette_grid: int, progress: bool) ->
             height, width = scene.image.shape[:2]
             observations = [o for o in detector.detect(scene.image) if o.score > 0]
             full = np.clip(scene.boxes_full, 0, [width - 1, height - 1, width - 1, height - 1])
-            pairs = match(np.array([o.bbox for o in observations]).reshape(-1, 4), full, MATCH_IOU)
+            pairs = match_boxes(np.array([o.bbox for o in observations]).reshape(-1, 4), full, MATCH_IOU)
             masks = silhouettes(observations, silhouette_grid) if observations else None
             for person, detection in sorted(pairs.items()):
                 seen = observations[detection]

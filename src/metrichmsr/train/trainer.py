@@ -121,8 +121,8 @@ def losses(outputs: dict, inputs, targets, body: BodyModel, config: TrainConfig)
 @torch.no_grad()
 def validate(model, body: BodyModel, batch) -> dict[str, float]:
     """Median relative root-depth error (all, children), adult height MAE (m) and joint errors on a fixed batch."""
-    from metrichmsr.bench.metrics import mpjpe, pa_mpjpe
     from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES
+    from metrichmsr.metrics import mpjpe, pa_mpjpe
 
     inputs, targets = batch
     model.eval()

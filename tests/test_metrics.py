@@ -4,7 +4,7 @@ import numpy as np
 import roma
 import torch
 
-from metrichmsr.bench.metrics import mpjpe, pa_mpjpe
+from metrichmsr.metrics import mpjpe, pa_mpjpe
 
 
 def _joints(batch: int = 3) -> torch.Tensor:
