@@ -134,13 +134,15 @@ def test_no_depth_backend_writes_no_scene(recoverer, scene, depth_spec, tmp_path
 
 
 def test_variants_in_one_batch_equal_separate_fits(recoverer, scene):
+    from metrichmsr.bench.baselines import fit_people_variants
+
     observations = [o for o in recoverer.detect(scene.image) if o.score > 0]
     wide = scene.K.copy()
     wide[[0, 1], [0, 1]] *= 0.7
     variants = [(scene.K, "rays"), (wide, "rays"), (scene.K, "box")]
-    batched = recoverer.fit_people_variants(observations, variants)
+    batched = fit_people_variants(recoverer, observations, variants)
     for (K, camera_model), people in zip(variants, batched):
-        alone = recoverer.fit_people(observations, K, camera_model)
+        alone = fit_people_variants(recoverer, observations, [(K, camera_model)])[0]
         assert [p.id for p in people] == list(range(len(observations)))
         for a, b in zip(alone, people):
             np.testing.assert_allclose(a.translation, b.translation, atol=5e-3)
@@ -148,6 +150,9 @@ def test_variants_in_one_batch_equal_separate_fits(recoverer, scene):
     # The box variant keeps each person at their box: its root projects near the rays' one.
     for rays, box in zip(batched[0], batched[2]):
         assert np.linalg.norm(rays.translation - box.translation) < 0.1 * rays.translation[2]
+    # The rays variant is what `recover` fits.
+    for ours, bench in zip(recoverer.fit_people(observations, scene.K, image=scene.image), batched[0]):
+        np.testing.assert_allclose(ours.translation, bench.translation, atol=5e-3)
 
 
 def test_wrong_focal_changes_the_distance(recoverer, scene):

@@ -7,8 +7,8 @@ Each scene (``synth.sample_scene``, held-out seeds, 1024 px, pitched and rolled 
 people in a room) has a true metric depth map. It is corrupted the way monocular estimators
 err: a scale drawn from 0.6-1.6, a shift of up to +-0.5 m, and in the ``drift`` case a scale
 that drifts +-20% across the image in a random direction. The refinement is anchored on the
-true people (their rendered z-buffer and the floor under their feet, with the floor fitted
-from their joints, as the pipeline does with recovered people), so it measures the
+true people (their rendered z-buffer and the floor under their feet, the floor placed from
+them by ``scene.placement.people_floor``, as the pipeline does with recovered people), so it measures the
 refinement itself, not the people recovery. Prints a markdown table (means over scenes) and
 a final ``summary:`` line.
 """
@@ -67,13 +67,12 @@ def bench_scene(
     vertices (N, V, 3) and joints (N, 23, 3), camera frame (the true ones, or recovered ones).
 
     ``floor_and_contacts``: the (floor, (N, 3) contacts) the pipeline found for recovered
-    people (``pipeline.people_floor``); default: fitted from the joints, tilted by the image's
-    lines where they say (``scene.horizon.up_from_lines``), and closed where they say
-    (``scene.horizon.with_floor_extent``), as the pipeline does.
+    people (``Recoverer.stand_on_floor``); default: ``scene.placement.people_floor`` of the
+    given people, as the pipeline places its floor (their true boxes and global rotations,
+    everyone's feet taken as seen).
     """
     from metrichmsr.scene.depth import PlanarDepth
-    from metrichmsr.scene.floor import floor_from_people, foot_contacts
-    from metrichmsr.scene.horizon import up_from_lines, with_floor_extent
+    from metrichmsr.scene.placement import people_floor
     from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth
 
     true_m = np.where(np.isfinite(scene.depth_m), scene.depth_m, np.nan).astype(np.float32)
@@ -82,13 +81,7 @@ def bench_scene(
     people_m, ids = people_depth(renderer, scene.K, size, meshes)
 
     if floor_and_contacts is None:
-        floor = floor_from_people(people_joints)
-        # Tilted by the image's lines where they say, as the pipeline does (pipeline.people_floor).
-        lines = up_from_lines(scene.image, scene.K, floor.up, exclude_boxes=scene.boxes) if floor is not None else None
-        floor = floor if lines is None else floor_from_people(people_joints, scene_up=lines.up)
-        if lines is not None and floor is not None:
-            floor = with_floor_extent(floor, lines, scene.K, beyond_m=float(np.nanmax(people_joints @ floor.forward)))
-        floor_and_contacts = (floor, foot_contacts(people_joints, floor.up) if floor is not None else None)
+        floor_and_contacts = people_floor(people_joints, scene.boxes, scene.params.global_rotation, image=scene.image, K=scene.K)
     floor, contacts = floor_and_contacts
     planar = PlanarDepth().estimate(scene.image, scene.K, people_joints, floor=floor) if floor is not None else None
     on_floor = floor_pixels(scene)

@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from metrichmsr.bench.baselines import CameraModel, fit_people_variants
 from metrichmsr.bench.report import (
     OFF_AXIS_BUCKETS_DEG,
     buckets,
@@ -49,8 +50,8 @@ _DEFAULT_STAGES = (True, False)
 MARKER = "table.md"
 
 
-def method_camera(method: str, K: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str]:
-    """The (K (3, 3), camera model) a method fits with, given the image's true K and (W, H)."""
+def method_camera(method: str, K: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, CameraModel]:
+    """The (K (3, 3), camera model, ``bench.baselines``) a method fits with, given the image's true K and (W, H)."""
     if method in ("full", "fit-only", "humanmoe+fit"):
         return K, "rays"
     if method == "box-true-focal":
@@ -95,7 +96,7 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
             group = [m for m in methods if _STAGES.get(m, _DEFAULT_STAGES) == stages]
             started = time.perf_counter()
             variants = [method_camera(m, scene.K, size) for m in group]
-            results = recoverer.fit_people_variants(observations, variants, humanmoe=stages[0], refine=stages[1], image=scene.image)
+            results = fit_people_variants(recoverer, observations, variants, humanmoe=stages[0], refine=stages[1], image=scene.image)
             fit_s = (time.perf_counter() - started) / len(group)
             for (method, people), (K, _) in zip(zip(group, results), variants):
                 started = time.perf_counter()

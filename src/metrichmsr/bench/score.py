@@ -24,7 +24,7 @@ _AGE = PHENOTYPE_NAMES.index("age")
 
 
 class Prediction(Protocol):
-    """What scoring reads of a recovered person (``pipeline.PersonResult`` has it)."""
+    """What scoring reads of a recovered person (``result.PersonResult`` has it)."""
 
     bbox: np.ndarray  # (4,) px
     translation: np.ndarray  # (3,) root, m

@@ -1,5 +1,6 @@
-"""Export people, camera and scene as one glTF binary (``.glb``) that opens in Blender and
-three.js, and the scene depth as a colour-mapped picture.
+"""The one metric 3D overlay (the paper's fourth idea): people, camera and scene exported as one
+glTF binary (``.glb``) that opens in Blender and three.js, the people drawn back over the
+photo, and the scene depth as a colour-mapped picture (:func:`write_overlay` writes them all).
 
 Inputs are in the OpenCV camera frame (x right, y down, z forward), metres. glTF is y-up with
 cameras looking down -z, so every vertex is turned 180 degrees about x on the way out:
@@ -298,3 +299,40 @@ def write_scene_glb(
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_overlay(
+    out_dir: str | Path,
+    image: np.ndarray,
+    K: np.ndarray,
+    people: Sequence[Mesh],
+    depth_m: np.ndarray | None = None,
+    floor: FloorPlane | None = None,
+    renderer=None,
+) -> None:
+    """Write the one metric 3D overlay of an image into the folder ``out_dir``.
+
+    ``scene.glb`` (:func:`write_scene_glb`: the people, the camera, the photo, and the scene
+    surface and floor when given), ``overlay.png`` (the people drawn over the photo) and, with
+    ``depth_m``, ``depth.npy`` (float32 metres) and ``depth.png`` (:func:`write_depth_png`).
+
+    Args:
+        out_dir: an existing folder.
+        image: (H, W, 3) uint8 RGB photo.
+        K: (3, 3) OpenCV pixel-centre intrinsics, pixels.
+        people: ``(vertices (V, 3) metres camera frame, faces (F, 3))`` per person.
+        depth_m: (H, W) scene depth (camera-frame z, metres, NaN where unknown), or None.
+        floor: the floor the people stand on, or None.
+        renderer: a ``render.Renderer`` to draw the overlay with (default: a new one).
+    """
+    from metrichmsr.render import Renderer
+
+    out_dir = Path(out_dir)
+    height, width = image.shape[:2]
+    write_scene_glb(out_dir / "scene.glb", people, K, (width, height), image=image, scene_depth_m=depth_m, floor=floor)
+    renderer = renderer or Renderer()
+    overlay = renderer.overlay(image, K, people) if people else image
+    Image.fromarray(overlay).save(out_dir / "overlay.png", optimize=False)
+    if depth_m is not None:
+        np.save(out_dir / "depth.npy", depth_m)
+        write_depth_png(out_dir / "depth.png", depth_m)
