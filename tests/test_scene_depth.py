@@ -242,3 +242,16 @@ def test_hf_depth_pro_depth_follows_the_known_focal():
         np.testing.assert_allclose(backend.estimate(IMAGE, K).depth_m, expected_m)
     backend._processor = FakeProcessor(None)  # no field-of-view head: depth in units of the width
     np.testing.assert_allclose(backend.estimate(IMAGE, K).depth_m, 5.0 * 150.0 / SIZE[0], rtol=1e-6)
+
+
+def test_every_backend_loads_and_a_backend_without_a_network_loads_nothing():
+    from metrichmsr.scene.depth import DepthBackend, NoDepth, PlanarDepth
+
+    class Constant(DepthBackend):
+        spec = "constant"
+
+        def estimate(self, image, K, people_joints=None, floor=None):
+            return None
+
+    for backend in (NoDepth(), PlanarDepth(), Constant()):
+        assert backend.load() is None

@@ -125,8 +125,7 @@ class Recoverer:
         self.init_model = _load_network(weights, self.device) if init == "humanmoe" else None
         self.refine = refine
         self.depth = depth_backend(depth, str(self.device)) if isinstance(depth, str) else depth
-        if hasattr(self.depth, "load"):
-            self.depth.load()  # a depth network: load it with the other models, not on the first image
+        self.depth.load()  # a depth network loads with the other models, not on the first image
         segmentation = self.init_model is not None and self.init_model.config.silhouette_grid > 0
         self.detector = PoseDetector(min_person_px=min_person_px, max_people=max_people, min_score=min_score, segmentation=segmentation)
         self.body = BodyModel().to(self.device)

@@ -62,7 +62,18 @@ class DepthEstimate:
 
 
 class DepthBackend(Protocol):
+    """A scene depth source: ``load`` once with the other models, then ``estimate`` per image.
+
+    Backends without a network inherit the no-op ``load``. ``estimate`` reads the (H, W, 3)
+    uint8 image and its (3, 3) K; ``people_joints`` ((N, 23, 3) camera frame, metres) and the
+    ``floor`` they stand on are what the planar layout is built from (other backends ignore
+    them). It returns None where the backend has no depth to give.
+    """
+
     spec: str
+
+    def load(self) -> None:
+        """Load what the backend needs (a network) before the first image; nothing by default."""
 
     def estimate(
         self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
@@ -131,7 +142,7 @@ def resize_depth(depth_m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
-class NoDepth:
+class NoDepth(DepthBackend):
     """``--depth none``: no scene depth."""
 
     spec = "none"
@@ -147,7 +158,7 @@ class NoDepth:
 # ---------------------------------------------------------------------------------------
 
 
-class PlanarDepth:
+class PlanarDepth(DepthBackend):
     """``--depth planar``: a floor and a backdrop, metric because the people are.
 
     Layout (a room seen from inside, with only its floor and far wall):
@@ -242,7 +253,7 @@ def _floor_confidence(
 # ---------------------------------------------------------------------------------------
 
 
-class FileDepth:
+class FileDepth(DepthBackend):
     """``--depth file:PATH``: a depth map from any estimator.
 
     ``.npy``: (h, w) or (h, w, 1) floats, metres. ``.png``: 16-bit single channel,
@@ -339,7 +350,7 @@ def _one_line(error: BaseException) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-class HFDepth:
+class HFDepth(DepthBackend):
     """``--depth hf:MODEL``: a ``transformers`` depth-estimation model.
 
     Expects a metric model (Depth Anything V2 Metric, Depth Pro (whose processor needs
