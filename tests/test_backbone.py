@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from metrichmsr.models.backbone import PatchBackbone
-from metrichmsr.models.humanmoe import HumanInputs, HumanMoE, HumanMoEConfig, crop_from_image, silhouette_window
+from metrichmsr.models.humanmoe import HumanMoE, HumanMoEConfig
+from metrichmsr.models.tokens import HumanInputs, crop_from_image, silhouette_window
 
 transformers = pytest.importorskip("transformers")
 

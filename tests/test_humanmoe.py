@@ -18,9 +18,10 @@ from metrichmsr.models import (
     inputs_from_blazepose,
     load_balancing_loss,
     router_statistics,
-    to_fit_params,
+    to_body_params,
 )
-from metrichmsr.models.humanmoe import Block, MoEFeedForward, silhouette_from_segmentation, silhouette_window
+from metrichmsr.models.moe import Block, MoEFeedForward
+from metrichmsr.models.tokens import silhouette_from_segmentation, silhouette_window
 from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 ENCODINGS = ("rays", "box", "none")
@@ -123,7 +124,7 @@ def test_capacity_overflow_passes_the_residual():
     assert (route.kept.sum(dim=(1, 2)) <= 4).all() and dropped.float().mean() >= 0.75
     assert (out[dropped] == 0).all() and (out[~dropped].abs().sum(-1) > 0).all()
     # In a block, a token no expert took leaves the feed-forward as it entered (residual only).
-    block = Block(HumanMoEConfig(dim=32, heads=4, expert_hidden=16, capacity_factor=0.01))
+    block = Block(dim=32, heads=4, ffn="moe", num_experts=4, top_k=2, expert_hidden=16, capacity_factor=0.01)
     y, route, _ = block(x)
     h = x + block.attn(block.norm1(x))
     dropped = ~route.kept.any(dim=-1)
@@ -256,12 +257,36 @@ def test_inputs_from_blazepose_uses_the_fit_mapping():
         inputs_from_blazepose(landmarks, world, bbox, np.eye(4))
 
 
-def test_to_fit_params():
+def test_to_body_params():
     out = make_model()(make_inputs(2))
-    params = to_fit_params(out)
+    params = to_body_params(out)
     assert isinstance(params, BodyParams)
     assert params.bone_rotvec.shape == (2, 18, 3) and not params.translation.requires_grad
     torch.testing.assert_close(roma.rotvec_to_rotmat(params.bone_rotvec), roma.rotvec_to_rotmat(out["bone_rotvec"]).detach())
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_infer_gives_forwards_bodies_in_metres_without_gradients(encoding):
+    model, inputs = make_model(camera_encoding=encoding), make_inputs(3)
+    out = model(inputs)
+    bodies = model.infer(inputs)
+    assert set(bodies) == {"translation", "depth_m", "global_rotation", "bone_rotvec", "phenotype"}
+    assert bodies["translation"].shape == (3, 3) and bodies["depth_m"].shape == (3,)
+    assert bodies["global_rotation"].shape == (3, 3, 3) and bodies["bone_rotvec"].shape == (3, 18, 3)
+    assert bodies["phenotype"].shape == (3, 6)
+    assert not any(value.requires_grad for value in bodies.values())
+    for name in ("translation", "global_rotation", "bone_rotvec", "phenotype"):
+        torch.testing.assert_close(bodies[name], out[name].detach())
+    torch.testing.assert_close(bodies["depth_m"], out["log_depth"].detach().exp())
+
+
+def test_infer_takes_one_person_without_a_batch_dimension():
+    model, inputs = make_model(), make_inputs(2)
+    batched = model.infer(inputs)
+    one = model.infer(inputs.map_tensors(lambda value: value[1]))
+    assert one["translation"].shape == (3,) and one["global_rotation"].shape == (3, 3) and one["depth_m"].shape == ()
+    for name, value in one.items():
+        torch.testing.assert_close(value, batched[name][1], atol=1e-5, rtol=1e-5)
 
 
 def test_a_few_adam_steps_reduce_a_simple_loss():

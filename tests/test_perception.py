@@ -16,7 +16,7 @@ import torch
 from metrichmsr.body import JOINT_NAMES, POSE_BONES, BodyModel, BodyParams
 from metrichmsr.camera import project
 from metrichmsr.errors import InputError
-from metrichmsr.models.humanmoe import silhouette_from_segmentation, silhouette_window
+from metrichmsr.models.tokens import silhouette_from_segmentation, silhouette_window
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.perception._tiles import (
     REFINED_BOXES_DECIDE_IOU,

@@ -14,7 +14,7 @@ from metrichmsr.body import JOINT_NAMES
 from metrichmsr.camera import project
 from metrichmsr.fit import evidence_from_blazepose
 from metrichmsr.geometry import project_points
-from metrichmsr.models.humanmoe import HumanInputs, silhouette_window
+from metrichmsr.models.tokens import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START
 from metrichmsr.train.data import ParallelPeople, SyntheticPeople, splat_silhouettes
 from metrichmsr.train.noise import (

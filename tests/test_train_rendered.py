@@ -8,7 +8,8 @@ import torch
 
 from metrichmsr.errors import InputError
 from metrichmsr.geometry import project_points
-from metrichmsr.models.humanmoe import HumanInputs, HumanMoE
+from metrichmsr.models.humanmoe import HumanMoE
+from metrichmsr.models.tokens import HumanInputs
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig
 from metrichmsr.synth.dataset import write_dataset
 from metrichmsr.train import rendered

@@ -24,14 +24,9 @@ from metrichmsr.devices import Device, resolve_device
 from metrichmsr.errors import InputError
 from metrichmsr.fit import BodyFitter, FitConfig, evidence_from_blazepose
 from metrichmsr.image_io import load_image
-from metrichmsr.models.humanmoe import (
-    HumanMoE,
-    crop_from_image,
-    inputs_from_blazepose,
-    silhouette_from_segmentation,
-    to_fit_params,
-)
-from metrichmsr.perception import PersonObservation, PoseDetector, feet_seen
+from metrichmsr.models.humanmoe import HumanMoE, to_body_params
+from metrichmsr.models.tokens import crop_from_image, inputs_from_blazepose, silhouettes
+from metrichmsr.perception import PoseDetector, feet_seen
 from metrichmsr.result import PersonResult, RecoveryResult, SceneResult
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, shared_floor_scales, sunken_scales
@@ -63,14 +58,6 @@ def _people_floor(
         np.stack([p.joints3d for p in people]), np.stack([p.bbox for p in people]), np.stack([p.global_rotation for p in people]),
         feet_seen(np.stack([p.keypoints2d for p in people])), image, K, camera_height_m, lines,
     )  # fmt: skip
-
-
-def silhouettes(observations: list[PersonObservation], grid: int) -> torch.Tensor | None:
-    """(N, grid, grid) HumanMoE silhouettes of the people's BlazePose segmentations (zeros for
-    anyone without one); None when ``grid`` is 0 (a model without silhouette tokens)."""
-    if not grid:
-        return None
-    return torch.stack([silhouette_from_segmentation(o.segmentation, o.segmentation_box, o.bbox, grid) for o in observations])
 
 
 def _load_network(weights: str | Path, device: torch.device) -> HumanMoE:
@@ -332,7 +319,7 @@ class Recoverer:
                 silhouette = silhouettes(observations, self.init_model.config.silhouette_grid)
                 inputs = inputs_from_blazepose(landmarks2d, world, boxes, K, silhouette)
                 inputs.crop = self._crops(observations, image)
-                init = to_fit_params(self.init_model(inputs.to(self.device)))
+                init = to_body_params(self.init_model(inputs.to(self.device)))
         if not refine:
             return init
         evidence = evidence_from_blazepose(landmarks2d, world, boxes, K).to(self.device)

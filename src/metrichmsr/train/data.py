@@ -38,7 +38,7 @@ from scipy.ndimage import maximum_filter, minimum_filter
 
 from metrichmsr.body import BodyModel, BodyParams
 from metrichmsr.geometry import project_points
-from metrichmsr.models.humanmoe import HumanInputs, silhouette_window
+from metrichmsr.models.tokens import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, level_axes, sample_camera, sample_pose
 from metrichmsr.synth.scenes import sample_phenotypes
 from metrichmsr.train.noise import NoiseModel, inside_image, joint_box

@@ -24,7 +24,7 @@ import torch
 
 from metrichmsr.body import BodyParams
 from metrichmsr.errors import InputError
-from metrichmsr.models.humanmoe import HumanInputs, inputs_from_blazepose
+from metrichmsr.models.tokens import HumanInputs, inputs_from_blazepose
 from metrichmsr.synth import HELD_OUT_SEED_START
 from metrichmsr.train.data import PeopleTargets
 
@@ -76,8 +76,8 @@ def _detect_and_match(pngs: list[Path], silhouette_grid: int, progress: bool) ->
     from tqdm import tqdm
 
     from metrichmsr.defaults import MIN_SCORE
+    from metrichmsr.models.tokens import silhouettes
     from metrichmsr.perception import PoseDetector, match_boxes
-    from metrichmsr.pipeline import silhouettes
     from metrichmsr.synth.dataset import load_sample
 
     found: dict[str, list] = {name: [] for name in _FIELDS}
@@ -174,7 +174,7 @@ class RenderedPeople:
         """(len(pick), 3, S, S) crops of the picked people, each png read once."""
         from PIL import Image
 
-        from metrichmsr.models.humanmoe import crop_from_image
+        from metrichmsr.models.tokens import crop_from_image
 
         crops = torch.empty(len(pick), 3, self.crop_size, self.crop_size)
         scenes = self.image[pick.numpy()]

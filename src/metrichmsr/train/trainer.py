@@ -302,7 +302,7 @@ def _batch(sampler, rendered, size: int, rendered_count: int):
         return sampler.sample(size)
     if rendered_count == size:
         return rendered.sample(size)
-    from metrichmsr.models.humanmoe import HumanInputs
+    from metrichmsr.models.tokens import HumanInputs
     from metrichmsr.train.data import PeopleTargets
 
     (sim_inputs, sim_targets), (real_inputs, real_targets) = sampler.sample(size - rendered_count), rendered.sample(rendered_count)
