@@ -6,15 +6,9 @@ import trimesh
 
 from metrichmsr.bench.depth_bench import abs_rel, delta1
 from metrichmsr.bench.depth_bench import corrupt as bench_corrupt
+from metrichmsr.scene.anchors import composite_people, feet_to_floor_m, human_anchors, people_depth
 from metrichmsr.scene.floor import FloorPlane
-from metrichmsr.scene.refine import (
-    composite_people,
-    feet_to_floor_m,
-    human_anchors,
-    people_depth,
-    refine_depth,
-    scene_summary,
-)
+from metrichmsr.scene.refine import refine_depth, scene_summary
 
 SIZE = (512, 384)  # (W, H)
 K = np.array([[420.0, 0.0, 255.5], [0.0, 420.0, 191.5], [0.0, 0.0, 1.0]])

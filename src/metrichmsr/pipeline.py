@@ -28,11 +28,12 @@ from metrichmsr.models.humanmoe import HumanMoE, to_body_params
 from metrichmsr.models.tokens import crop_from_image, inputs_from_blazepose, silhouettes
 from metrichmsr.perception import PoseDetector, feet_seen
 from metrichmsr.result import PersonResult, RecoveryResult, SceneResult
+from metrichmsr.scene.anchors import human_anchors, people_depth
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, shared_floor_scales, sunken_scales
 from metrichmsr.scene.horizon import ImageLines
 from metrichmsr.scene.placement import parts_read_as_far, people_floor, scene_lines
-from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth, scene_summary
+from metrichmsr.scene.refine import refine_depth, scene_summary
 
 #: The shipped HumanMoE weights (recipe: metrichmsr/train/humanmoe_gpu.toml, then
 #: humanmoe_gpu_renders.toml; see BENCHMARKS.md).

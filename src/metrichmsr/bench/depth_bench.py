@@ -71,9 +71,10 @@ def bench_scene(
     given people, as the pipeline places its floor (their true boxes and global rotations,
     everyone's feet taken as seen).
     """
+    from metrichmsr.scene.anchors import human_anchors, people_depth
     from metrichmsr.scene.depth import PlanarDepth
     from metrichmsr.scene.placement import people_floor
-    from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth
+    from metrichmsr.scene.refine import refine_depth
 
     true_m = np.where(np.isfinite(scene.depth_m), scene.depth_m, np.nan).astype(np.float32)
     size = (true_m.shape[1], true_m.shape[0])
