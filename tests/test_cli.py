@@ -182,7 +182,7 @@ def test_synth_then_bench(tmp_path):
     ]  # fmt: skip
     table = (report_dir / "table.md").read_text()
     assert "| full | all |" in table and "| box-only | all |" in table and "fixed-fov" not in table
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
 
     shipped_md5 = hashlib.md5(HUMANMOE_WEIGHTS.read_bytes()).hexdigest()[:8]
     assert f"HumanMoE humanmoe.pt (md5 {shipped_md5})" in table.splitlines()[0]

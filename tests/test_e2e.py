@@ -279,15 +279,17 @@ def _adults_with_feet_below(recoverer, feet_below_camera_m: list[float], ahead_m
     ``ahead_m`` metres ahead; then its K and a blank 640x480 image (no lines)."""
     from types import SimpleNamespace
 
+    from metrichmsr.result import posed_bodies, posed_people
+
     n = len(feet_below_camera_m)
     params = BodyParams(torch.tensor([[0.5, 0.85, 0.5, 0.5, 0.5, 0.5]]).repeat(n, 1), torch.zeros(n, len(POSE_BONES), 3),
                        torch.eye(3).repeat(n, 1, 1), torch.zeros(n, 3))  # fmt: skip
-    sole_below_hip_m = np.array([body["joints3d"][:, 1].max() for body in recoverer._posed(params)]) + 0.03
+    sole_below_hip_m = np.array([body["joints3d"][:, 1].max() for body in posed_bodies(recoverer.body, params)]) + 0.03
     params.translation = torch.tensor([[x, 0.0, z] for x, z in zip(np.linspace(-1.0, 1.0, n), ahead_m)], dtype=torch.float32)
     params.translation[:, 1] = torch.tensor(np.array(feet_below_camera_m) - sole_below_hip_m, dtype=torch.float32)
     seen = SimpleNamespace(bbox=np.array([0.0, 0.0, 50.0, 200.0]), score=0.9, landmarks2d=np.full((33, 3), 0.9))
     K = np.array([[800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]])
-    return recoverer._people([seen] * n, params), K, np.full((480, 640, 3), 128, np.uint8)
+    return posed_people(recoverer.body, [seen] * n, params), K, np.full((480, 640, 3), 128, np.uint8)
 
 
 def test_a_person_sunk_below_the_others_floor_is_a_nearer_child(recoverer):

@@ -24,20 +24,16 @@ from metrichmsr.devices import Device, resolve_device
 from metrichmsr.errors import InputError
 from metrichmsr.fit import BodyFitter, FitConfig, evidence_from_blazepose
 from metrichmsr.image_io import load_image
-from metrichmsr.models.humanmoe import HumanMoE, to_body_params
+from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS, load_network, to_body_params
 from metrichmsr.models.tokens import crop_from_image, inputs_from_blazepose, silhouettes
 from metrichmsr.perception import PoseDetector, feet_seen
-from metrichmsr.result import PersonResult, RecoveryResult, SceneResult
+from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_bodies, posed_people
 from metrichmsr.scene.anchors import human_anchors, people_depth
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, shared_floor_scales, sunken_scales
 from metrichmsr.scene.horizon import ImageLines
 from metrichmsr.scene.placement import parts_read_as_far, people_floor, scene_lines
 from metrichmsr.scene.refine import refine_depth, scene_summary
-
-#: The shipped HumanMoE weights (recipe: metrichmsr/train/humanmoe_gpu.toml, then
-#: humanmoe_gpu_renders.toml; see BENCHMARKS.md).
-HUMANMOE_WEIGHTS = Path(__file__).parent / "models" / "weights" / "humanmoe.pt"
 
 
 def without_parts_read_as_far(people: list[PersonResult]) -> list[PersonResult]:
@@ -59,17 +55,6 @@ def _people_floor(
         np.stack([p.joints3d for p in people]), np.stack([p.bbox for p in people]), np.stack([p.global_rotation for p in people]),
         feet_seen(np.stack([p.keypoints2d for p in people])), image, K, camera_height_m, lines,
     )  # fmt: skip
-
-
-def _load_network(weights: str | Path, device: torch.device) -> HumanMoE:
-    """The HumanMoE network in ``weights``; InputError (one line) for a missing or foreign file."""
-    weights = Path(weights)
-    if not weights.is_file():
-        raise InputError(f"weights {weights}: no such file")
-    try:
-        return HumanMoE.load(weights, map_location=device)
-    except Exception:  # torch.load's errors for a foreign file are of many kinds, and long
-        raise InputError(f"weights {weights}: not a HumanMoE network file (`metrichmsr train` writes them)") from None
 
 
 class Recoverer:
@@ -110,7 +95,7 @@ class Recoverer:
         if not refine and init == "none":
             raise ValueError("init='none' needs refine=True: nothing would fit the people")
         self.device = resolve_device(device)
-        self.init_model = _load_network(weights, self.device) if init == "humanmoe" else None
+        self.init_model = load_network(weights, self.device) if init == "humanmoe" else None
         self.refine = refine
         self.depth = depth_backend(depth, str(self.device)) if isinstance(depth, str) else depth
         self.depth.load()  # a depth network loads with the other models, not on the first image
@@ -237,7 +222,7 @@ class Recoverer:
         heights = tensor([people[i].height_m * scale for i, scale in zip(which, scales)])
         params.phenotype = self.body.for_height(params.phenotype, heights, "age" if sunk else "height")
         out = list(people)
-        for i, scale, body in zip(which, scales, self._posed(params)):
+        for i, scale, body in zip(which, scales, posed_bodies(self.body, params)):
             factor = {"floor_scale": float(scale)} if sunk else {"shared_floor_scale": float(scale)}
             out[i] = replace(people[i], **body, **factor)
         return out
@@ -273,14 +258,14 @@ class Recoverer:
 
     def fit_people(self, observations: list, K: np.ndarray, image: np.ndarray | None = None) -> list[PersonResult]:
         """Metric bodies for detected people (``PoseDetector.detect`` observations) under K (3, 3),
-        every keypoint on its own ray through K (:meth:`body_params`, then :meth:`people`).
+        every keypoint on its own ray through K (:meth:`body_params`, posed by ``result.posed_people``).
 
         ``image`` (H, W, 3) uint8: needed by a HumanMoE network with an image backbone (its crops).
         """
         if not observations:
             return []
         K_all = np.ascontiguousarray(np.broadcast_to(K, (len(observations), 3, 3)))
-        return self.people_from_params(observations, self.body_params(observations, K_all, image=image))
+        return posed_people(self.body, observations, self.body_params(observations, K_all, image=image))
 
     def body_params(
         self,
@@ -334,31 +319,6 @@ class Recoverer:
         if image is None:
             raise ValueError("this HumanMoE network reads image crops: pass the image")
         return crop_from_image(image, np.stack([o.bbox for o in observations]), config.backbone_image_size)
-
-    def people_from_params(self, observations: list, params: BodyParams) -> list[PersonResult]:
-        """The people (ids 0..N-1) that N observations and their body ``params`` describe."""
-        return [
-            PersonResult(id=i, bbox=obs.bbox, score=obs.score, keypoints2d=obs.landmarks2d, **body)
-            for i, (obs, body) in enumerate(zip(observations, self._posed(params)))
-        ]
-
-    @torch.inference_mode()
-    def _posed(self, params: BodyParams) -> list[dict]:
-        """Per person, the PersonResult fields of the body ``params`` describe (numpy)."""
-        out = self.body(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation)
-        heights = self.body.standing_height(out.rest_vertices)
-        return [
-            dict(
-                translation=params.translation[i].cpu().numpy(),
-                height_m=float(heights[i]),
-                joints3d=out.joints[i].cpu().numpy(),
-                vertices=out.vertices[i].cpu().numpy(),
-                phenotype=params.phenotype[i].cpu().numpy(),
-                bone_rotvec=params.bone_rotvec[i].cpu().numpy(),
-                global_rotation=params.global_rotation[i].cpu().numpy(),
-            )
-            for i in range(len(params.translation))
-        ]
 
     def save(self, result: RecoveryResult, out_dir: str | Path) -> Path:
         return result.save(out_dir, renderer=self.renderer)

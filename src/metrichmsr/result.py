@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from metrichmsr._outputs import staged_output
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams
 from metrichmsr.camera import Intrinsics
 from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES
 from metrichmsr.scene.floor import FloorPlane
@@ -138,3 +139,32 @@ class RecoveryResult:
 
 def _floats(values, digits: int = 4) -> list[float]:
     return [round(float(v), digits) for v in np.asarray(values).ravel()]
+
+
+def posed_people(body: BodyModel, observations: list, params: BodyParams) -> list[PersonResult]:
+    """The people (ids 0..N-1) that N detections (``perception.PersonObservation``: box, score,
+    landmarks) and their body ``params`` describe, posed by ``body``."""
+    return [
+        PersonResult(id=i, bbox=obs.bbox, score=obs.score, keypoints2d=obs.landmarks2d, **fields)
+        for i, (obs, fields) in enumerate(zip(observations, posed_bodies(body, params)))
+    ]
+
+
+@torch.inference_mode()
+def posed_bodies(body: BodyModel, params: BodyParams) -> list[dict]:
+    """Per person, the :class:`PersonResult` fields of the body ``params`` describe (numpy):
+    translation, height_m, joints3d, vertices, phenotype, bone_rotvec, global_rotation."""
+    out = body(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation)
+    heights = body.standing_height(out.rest_vertices)
+    return [
+        dict(
+            translation=params.translation[i].cpu().numpy(),
+            height_m=float(heights[i]),
+            joints3d=out.joints[i].cpu().numpy(),
+            vertices=out.vertices[i].cpu().numpy(),
+            phenotype=params.phenotype[i].cpu().numpy(),
+            bone_rotvec=params.bone_rotvec[i].cpu().numpy(),
+            global_rotation=params.global_rotation[i].cpu().numpy(),
+        )
+        for i in range(len(params.translation))
+    ]

@@ -14,6 +14,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from metrichmsr.result import posed_people
+
 CameraModel = Literal["rays", "box"]
 
 
@@ -57,7 +59,7 @@ def fit_people_variants(
     offset = torch.as_tensor(np.concatenate(offsets), dtype=torch.float32, device=params.translation.device)
     depth = params.translation[:, 2:]
     params.translation = torch.cat((params.translation[:, :2] + offset * depth, depth), dim=-1)
-    people = recoverer.people_from_params(repeated, params)
+    people = posed_people(recoverer.body, repeated, params)
     for i, person in enumerate(people):
         person.id = i % n  # ids count the people of one variant
     return [people[i * n : (i + 1) * n] for i in range(len(variants))]

@@ -43,9 +43,9 @@ def main() -> None:
 
     from metrichmsr.bench.report import markdown_table, median_rel_depth_err
     from metrichmsr.bench.score import score_image
-    from metrichmsr.models.humanmoe import HumanMoE, router_statistics
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS, HumanMoE, router_statistics
     from metrichmsr.models.tokens import inputs_from_blazepose, silhouettes
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
+    from metrichmsr.pipeline import Recoverer
     from metrichmsr.synth.dataset import list_samples, load_sample
 
     networks = dict(item.split("=", 1) for item in args.networks)

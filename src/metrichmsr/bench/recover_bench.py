@@ -35,7 +35,8 @@ def main() -> None:
     from metrichmsr.bench.depth_bench import abs_rel, floor_pixels
     from metrichmsr.bench.report import markdown_table, weights_label
     from metrichmsr.bench.score import ScoreConfig, score_image
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
+    from metrichmsr.pipeline import Recoverer
     from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, sample_scene
 
     started = time.perf_counter()

@@ -138,7 +138,8 @@ def run(
     ``camera_height_known``: the floor step is given each scene's true camera height.
     """
     from metrichmsr._outputs import staged_output
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
+    from metrichmsr.pipeline import Recoverer
     from metrichmsr.synth.dataset import list_samples
 
     samples = list_samples(directory)[:limit]

@@ -47,6 +47,7 @@ from torch import nn
 
 from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyParams
 from metrichmsr.camera import box_ray_map, fourier_encode, unit_rays
+from metrichmsr.errors import InputError
 from metrichmsr.models.moe import Block, FeedForward, FFNKind
 from metrichmsr.models.tokens import HumanInputs
 
@@ -70,6 +71,9 @@ _TYPICAL_DEPTH_M = 5.0
 #: The 6D rotation representation (first two columns of the rotation matrix) of the identity.
 _IDENTITY_6D = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
 _FORMAT = "metrichmsr.humanmoe/1"
+#: The shipped HumanMoE weights (recipe: metrichmsr/train/humanmoe_gpu.toml, then
+#: humanmoe_gpu_renders.toml; see BENCHMARKS.md).
+HUMANMOE_WEIGHTS = Path(__file__).parent / "weights" / "humanmoe.pt"
 
 
 @dataclass(frozen=True)
@@ -379,6 +383,18 @@ class HumanMoE(nn.Module):
             state["type_embed"] = torch.cat((state["type_embed"], state["type_embed"].new_zeros(missing_types, model.config.dim)))
         model.load_state_dict(state)
         return model.eval()
+
+
+def load_network(weights: str | Path, device: torch.device | str = "cpu") -> HumanMoE:
+    """The HumanMoE network in the file ``weights`` (``HumanMoE.load``) on ``device``; InputError
+    (one line) for a missing or foreign file."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise InputError(f"weights {weights}: no such file")
+    try:
+        return HumanMoE.load(weights, map_location=device)
+    except Exception:  # torch.load's errors for a foreign file are of many kinds, and long
+        raise InputError(f"weights {weights}: not a HumanMoE network file (`metrichmsr train` writes them)") from None
 
 
 def _init_weights(module: nn.Module) -> None:
