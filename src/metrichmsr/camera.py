@@ -1,5 +1,10 @@
 """Camera intrinsics (user flags, EXIF, default), projection and the bounding camera ray map.
 
+The ray map is MetricHMSR's first idea: every keypoint's and every box cell's unit ray
+``normalize(K^-1 [u, v, 1])`` (:func:`unit_rays`, :func:`box_ray_map`), Fourier-encoded
+(:func:`fourier_encode`), so a person crop keeps where it sat and what lens took it. Torch,
+differentiable; the numpy z = 1 rays of the scene are ``metrichmsr.geometry``'s.
+
 Conventions: OpenCV camera frame (x right, y down, z forward), metres; pixel coordinates
 with integer values at pixel centres, so the centre of a W-pixel-wide image is (W - 1) / 2.
 ``K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` in pixels of the image as decoded (after EXIF
