@@ -264,7 +264,7 @@ class Recoverer:
         """
         if not observations:
             return []
-        K_all = np.ascontiguousarray(np.broadcast_to(K, (len(observations), 3, 3)))
+        K_all = np.repeat(np.asarray(K)[None], len(observations), axis=0)  # (N, 3, 3), writable
         return posed_people(self.body, observations, self.body_params(observations, K_all, image=image))
 
     def body_params(
