@@ -33,7 +33,13 @@ def perfect(scene, scale: float = 1.0) -> list[Person]:
     height, width = scene.image.shape[:2]
     boxes = np.clip(scene.boxes_full, 0, [width - 1, height - 1] * 2)
     return [
-        Person(boxes[i], scale * scene.params.translation[i].numpy(), float(scene.height_m[i]), scale * scene.joints[i], scale * scene.vertices[i])
+        Person(
+            boxes[i],
+            scale * scene.params.translation[i].numpy(),
+            float(scene.height_m[i]),
+            scale * scene.joints[i],
+            scale * scene.vertices[i],
+        )
         for i in range(len(scene.height_m))
     ]
 
@@ -111,7 +117,9 @@ def test_report_table_csv_and_plots(tmp_path, scene):
     fixed_all = next(line for line in lines if line.startswith("| fixed-fov | all |"))
     assert "| 0.0 | 0.0 |" in full_all and "| 20.0 | 20.0 |" in fixed_all and fixed_all.endswith("| 1.60 |")
     assert any("deg FOV" in line for line in lines) and any(" m |" in line for line in lines)
-    assert "full 0.0%" in summary_line(rows, ["full", "fixed-fov"]) and "fixed-fov 20.0%" in summary_line(rows, ["full", "fixed-fov"])
+    assert "full 0.0%" in summary_line(rows, ["full", "fixed-fov"]) and "fixed-fov 20.0%" in summary_line(
+        rows, ["full", "fixed-fov"]
+    )
     write_csv(rows, tmp_path / "results.csv")
     with open(tmp_path / "results.csv") as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)
@@ -144,10 +152,22 @@ def test_scene_table_splits_the_planar_floor_by_people():
 
     def row(case: str, people: int, floor_err: float, height_err: float) -> dict:
         keys = ("corrupted_absrel", "global_absrel", "refined_absrel", "corrupted_delta1", "global_delta1", "refined_delta1")
-        return {"case": case, "people": people, **dict.fromkeys(keys, 0.1), "spatial": False, "feet_to_floor_m": 0.02,
-                "refine_s": 0.03, "planar_floor_absrel": floor_err, "camera_height_err": height_err}  # fmt: skip
+        return {
+            "case": case,
+            "people": people,
+            **dict.fromkeys(keys, 0.1),
+            "spatial": False,
+            "feet_to_floor_m": 0.02,
+            "refine_s": 0.03,
+            "planar_floor_absrel": floor_err,
+            "camera_height_err": height_err,
+        }
 
-    rows = [row(case, n, err, err / 2) for case in ("scale+shift", "scale+shift+drift") for n, err in ((1, 0.09), (1, 0.11), (3, 0.03))]
+    rows = [
+        row(case, n, err, err / 2)
+        for case in ("scale+shift", "scale+shift+drift")
+        for n, err in ((1, 0.09), (1, 0.11), (3, 0.03))
+    ]
     lines = markdown_table(rows).splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     floor_col, height_col = header.index("planar floor AbsRel, median (%)"), header.index("camera height off, median (%)")

@@ -385,7 +385,17 @@ def test_parse_intrinsics_good(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "1,2,3", "1,2,3,4,5", "a,b,c,d", "500,500,nan,240", "500,inf,320,240", "0,500,320,240", "500,-1,320,240", "500;500;320;240"],
+    [
+        "",
+        "1,2,3",
+        "1,2,3,4,5",
+        "a,b,c,d",
+        "500,500,nan,240",
+        "500,inf,320,240",
+        "0,500,320,240",
+        "500,-1,320,240",
+        "500;500;320;240",
+    ],
 )
 def test_parse_intrinsics_bad(text):
     with pytest.raises(InputError, match="--intrinsics"):

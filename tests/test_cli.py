@@ -28,10 +28,7 @@ def run_cli(*args, timeout=180):
 
 def snapshot(root: Path) -> dict:
     """Every path under ``root`` -> (bytes, mtime_ns) for files, None for folders."""
-    return {
-        p.relative_to(root): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
-        for p in sorted(root.rglob("*"))
-    }
+    return {p.relative_to(root): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None for p in sorted(root.rglob("*"))}
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -197,7 +194,6 @@ def test_synth_then_bench(tmp_path):
     assert ", camera height known (" in (tmp_path / "known" / "table.md").read_text().splitlines()[0]
     assert snapshot(synth_dir) == before
     assert not leftovers(tmp_path)
-
 
 
 def read_result(folder: Path) -> dict:

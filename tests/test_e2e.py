@@ -282,8 +282,12 @@ def _adults_with_feet_below(recoverer, feet_below_camera_m: list[float], ahead_m
     from metrichmsr.result import posed_bodies, posed_people
 
     n = len(feet_below_camera_m)
-    params = BodyParams(torch.tensor([[0.5, 0.85, 0.5, 0.5, 0.5, 0.5]]).repeat(n, 1), torch.zeros(n, len(POSE_BONES), 3),
-                       torch.eye(3).repeat(n, 1, 1), torch.zeros(n, 3))  # fmt: skip
+    params = BodyParams(
+        torch.tensor([[0.5, 0.85, 0.5, 0.5, 0.5, 0.5]]).repeat(n, 1),
+        torch.zeros(n, len(POSE_BONES), 3),
+        torch.eye(3).repeat(n, 1, 1),
+        torch.zeros(n, 3),
+    )
     sole_below_hip_m = np.array([body["joints3d"][:, 1].max() for body in posed_bodies(recoverer.body, params)]) + 0.03
     params.translation = torch.tensor([[x, 0.0, z] for x, z in zip(np.linspace(-1.0, 1.0, n), ahead_m)], dtype=torch.float32)
     params.translation[:, 1] = torch.tensor(np.array(feet_below_camera_m) - sole_below_hip_m, dtype=torch.float32)
@@ -366,7 +370,6 @@ def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, cap
     assert [p["floor_scale"] for p in people[:3]] == [1.0, 0.5, 1.0]
 
 
-
 def test_recover_places_the_floor_at_the_given_camera_height(tmp_path, capsys):
     from metrichmsr import cli
 
@@ -385,6 +388,15 @@ def test_recover_says_when_the_camera_height_went_unused(tmp_path, monkeypatch, 
     from metrichmsr.pipeline import Recoverer
 
     monkeypatch.setattr(Recoverer, "stand_on_floor", lambda self, people, image, K, camera_height_m=None: (people, None, None))
-    args = ["recover", str(REPO / "assets" / "sample.jpg"), "-o", str(tmp_path / "out"), "--depth", "none", "--camera-height", "1.5"]
+    args = [
+        "recover",
+        str(REPO / "assets" / "sample.jpg"),
+        "-o",
+        str(tmp_path / "out"),
+        "--depth",
+        "none",
+        "--camera-height",
+        "1.5",
+    ]
     assert cli.main(args) == 0
     assert "(--camera-height unused: no floor could be placed under these people)" in capsys.readouterr().out

@@ -26,7 +26,9 @@ def fitter(body_model):
     return BodyFitter(body_model)
 
 
-def _truth(body_model, age: float, height: float, translation, yaw: float = 0.4, seed: int = 0, gender: float = 0.0) -> BodyParams:
+def _truth(
+    body_model, age: float, height: float, translation, yaw: float = 0.4, seed: int = 0, gender: float = 0.0
+) -> BodyParams:
     generator = torch.Generator().manual_seed(seed)
     phenotype = torch.tensor([[gender, age, 0.5, 0.5, height, 0.5]])
     rotvec = 0.15 * torch.randn(1, len(POSE_BONES), 3, generator=generator)

@@ -308,9 +308,7 @@ def test_duplicates_merge_but_nested_people_stay():
     # A child standing in front of the adult, inside the adult's box.
     child = np.column_stack([rng.uniform(120, 180, 33), rng.uniform(250, 400, 33), np.ones(33)])
     child_box = np.array([115.0, 240.0, 185.0, 405.0])
-    kept = suppress_duplicates(
-        [adult_box, upper_box, child_box], [adult, upper, child], [0.9, 0.5, 0.8]
-    )
+    kept = suppress_duplicates([adult_box, upper_box, child_box], [adult, upper, child], [0.9, 0.5, 0.8])
     assert kept == [0, 2]
 
 
@@ -331,7 +329,9 @@ def test_one_box_read_as_two_skeletons_merges_but_people_side_by_side_stay():
     # Two people hugging: their boxes overlap by half, their landmarks differ.
     neighbour_box = box + [50.0, 0.0, 50.0, 0.0]
     assert 0.3 < box_iou(box, neighbour_box) < 0.6
-    kept = suppress_duplicates([box, neighbour_box], [skeleton(box), skeleton(neighbour_box)], [0.9, 0.8], REFINED_BOXES_DECIDE_IOU)
+    kept = suppress_duplicates(
+        [box, neighbour_box], [skeleton(box), skeleton(neighbour_box)], [0.9, 0.8], REFINED_BOXES_DECIDE_IOU
+    )
     assert kept == [0, 1]
 
 

@@ -168,17 +168,30 @@ def tiny_depth_anything(tmp_path_factory):
     import torch
 
     backbone = transformers.Dinov2Config(
-        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, image_size=56,
-        patch_size=14, out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False,
-    )  # fmt: skip
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=56,
+        patch_size=14,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+        reshape_hidden_states=False,
+    )
     config = transformers.DepthAnythingConfig(
-        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[16, 16, 16, 16],
-        fusion_hidden_size=16, head_hidden_size=8, depth_estimation_type="metric", max_depth=20,
-    )  # fmt: skip
+        backbone_config=backbone,
+        reassemble_hidden_size=32,
+        neck_hidden_sizes=[16, 16, 16, 16],
+        fusion_hidden_size=16,
+        head_hidden_size=8,
+        depth_estimation_type="metric",
+        max_depth=20,
+    )
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-depth-anything")
     transformers.DepthAnythingForDepthEstimation(config).save_pretrained(folder)
-    transformers.DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14).save_pretrained(folder)
+    transformers.DPTImageProcessor(
+        size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14
+    ).save_pretrained(folder)
     return folder
 
 

@@ -94,7 +94,6 @@ def test_people_who_all_lean_differently_still_give_the_floor_from_their_feet(bo
     assert floor.camera_height_m == pytest.approx(1.6, abs=0.05)
 
 
-
 def _moved_along_rays(joints: np.ndarray, factor: float) -> np.ndarray:
     """A person placed ``factor`` times too far: the same image, a bigger body."""
     return joints * factor
@@ -125,7 +124,9 @@ def test_given_up_directions_replace_the_body_axes(body_model):
     ankles = joints[0, [JOINT_NAMES.index("left_ankle"), JOINT_NAMES.index("right_ankle")]].mean(axis=0)
     from scipy.spatial.transform import Rotation
 
-    joints[0, legs_up] = Rotation.from_rotvec(np.radians(20.0) * np.array([1.0, 0.0, 0.0])).apply(joints[0, legs_up] - ankles) + ankles
+    joints[0, legs_up] = (
+        Rotation.from_rotvec(np.radians(20.0) * np.array([1.0, 0.0, 0.0])).apply(joints[0, legs_up] - ankles) + ankles
+    )
     assert angle_deg(floor_from_people(joints).up, truth.up) > 10.0
     floor = floor_from_people(joints, ups=truth.up[None])
     assert angle_deg(floor.up, truth.up) < 0.5
@@ -169,7 +170,6 @@ def test_only_feet_sunk_well_below_the_floor_bring_a_person_nearer():
     assert sunken_scales(floor, contacts, max_ratio=1.2)[2] == pytest.approx(0.75)
     np.testing.assert_allclose(floor.below_ratio(contacts[:3]), [1.0, 2.0, 4 / 3])
     assert floor.height_above(contacts[1] * sunken_scales(floor, contacts)[1]) == pytest.approx(0.0, abs=1e-9)
-
 
 
 def _contacts_below(floor: FloorPlane, ratios: list[float]) -> np.ndarray:

@@ -41,12 +41,24 @@ def test_pipeline_drops_the_parts_and_numbers_the_rest_again():
 
     def person(person_id: int, bbox, score: float, distance_m: float) -> PersonResult:
         return PersonResult(
-            id=person_id, bbox=np.array(bbox, dtype=float), score=score, translation=np.array([0.0, 0.0, distance_m]),
-            height_m=1.7, joints3d=np.zeros((23, 3)), keypoints2d=np.zeros((33, 3)), vertices=np.zeros((10, 3)),
-            phenotype=np.full(6, 0.5), bone_rotvec=np.zeros((18, 3)), global_rotation=np.eye(3),
-        )  # fmt: skip
+            id=person_id,
+            bbox=np.array(bbox, dtype=float),
+            score=score,
+            translation=np.array([0.0, 0.0, distance_m]),
+            height_m=1.7,
+            joints3d=np.zeros((23, 3)),
+            keypoints2d=np.zeros((33, 3)),
+            vertices=np.zeros((10, 3)),
+            phenotype=np.full(6, 0.5),
+            bone_rotvec=np.zeros((18, 3)),
+            global_rotation=np.eye(3),
+        )
 
-    people = [person(0, [100, 100, 200, 400], 0.9, 3.0), person(1, [120, 110, 150, 170], 0.5, 12.0), person(2, [400, 100, 430, 160], 0.3, 20.0)]
+    people = [
+        person(0, [100, 100, 200, 400], 0.9, 3.0),
+        person(1, [120, 110, 150, 170], 0.5, 12.0),
+        person(2, [400, 100, 430, 160], 0.3, 20.0),
+    ]
     kept = without_parts_read_as_far(people)
     assert [p.bbox[0] for p in kept] == [100, 400] and [p.id for p in kept] == [0, 1]
     assert [p.id for p in people] == [0, 1, 2]  # the input is left as it was

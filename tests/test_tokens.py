@@ -38,7 +38,9 @@ def test_silhouette_from_segmentation_resamples_onto_the_window():
     np.testing.assert_allclose(silhouette_from_segmentation(segmentation, window, bbox, 32).numpy(), pooled, atol=1e-5)
     # Box and segmentation moved together: the same silhouette; none outside the segmentation.
     shift = np.array([37.0, -12.0, 37.0, -12.0])
-    np.testing.assert_allclose(silhouette_from_segmentation(segmentation, window + shift, bbox + shift, 32).numpy(), pooled, atol=1e-5)
+    np.testing.assert_allclose(
+        silhouette_from_segmentation(segmentation, window + shift, bbox + shift, 32).numpy(), pooled, atol=1e-5
+    )
     half = window.copy()
     half[0] = (window[0] + window[2]) / 2  # the segmentation covers only the window's right half
     right = silhouette_from_segmentation(np.ones((64, 32), np.float32), half, bbox, 32).numpy()

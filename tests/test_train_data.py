@@ -193,9 +193,13 @@ def test_swaps_and_world_noise_match_the_model(noise, truth):
     joints, root, K, size = truth
     # Swaps alone: a swapped landmark sits exactly on the other side's projection.
     swaps_only = dataclasses.replace(
-        noise, core_std=np.zeros(23), gross_share=np.zeros(23), world_std_m=np.zeros((23, 3)),
-        world_size_log_std=0.0, world_rotation_std_deg=np.zeros(3),
-    )  # fmt: skip
+        noise,
+        core_std=np.zeros(23),
+        gross_share=np.zeros(23),
+        world_std_m=np.zeros((23, 3)),
+        world_size_log_std=0.0,
+        world_rotation_std_deg=np.zeros(3),
+    )
     seen = swaps_only.simulate(joints, root, K, size, np.random.default_rng(2))
     uv = project_points(K, joints)
     for p, (left, right) in enumerate(SWAP_PAIRS):
@@ -277,7 +281,11 @@ def test_silhouettes_outline_the_person(body_model, noise):
     assert float(silhouette.min()) >= 0.0 and float(silhouette.max()) <= 1.0
     inputs.validate()
     window = silhouette_window(inputs.bbox)
-    cell = ((project(inputs.K, targets.joints) - window[:, None, :2]) / (window[:, None, 2:] - window[:, None, :2]) * 32).floor().long()
+    cell = (
+        ((project(inputs.K, targets.joints) - window[:, None, :2]) / (window[:, None, 2:] - window[:, None, :2]) * 32)
+        .floor()
+        .long()
+    )
     size = targets.image_size[:, None]
     uv = project(inputs.K, targets.joints)
     on_grid = ((cell >= 0) & (cell < 32)).all(-1) & ((uv >= 0) & (uv <= size - 1)).all(-1)

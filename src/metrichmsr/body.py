@@ -215,7 +215,9 @@ class BodyModel(torch.nn.Module):
 
         Skins only the FAST_JOINT_VERTICES most weighted vertices of each joint's regressor.
         """
-        _, joints, to_camera = self._posed(self._fast_anny, self._fast_keypoints, phenotype, bone_rotvec, global_rotation, translation)
+        _, joints, to_camera = self._posed(
+            self._fast_anny, self._fast_keypoints, phenotype, bone_rotvec, global_rotation, translation
+        )
         return to_camera(joints)
 
     def joints_and_surface(
@@ -235,7 +237,9 @@ class BodyModel(torch.nn.Module):
         return to_camera(joints), to_camera(out["vertices"][:, self._surface_index])
 
     @torch.no_grad()
-    def for_height(self, phenotype: torch.Tensor, height_m: torch.Tensor, parameter: str = "age", steps: int | None = None) -> torch.Tensor:
+    def for_height(
+        self, phenotype: torch.Tensor, height_m: torch.Tensor, parameter: str = "age", steps: int | None = None
+    ) -> torch.Tensor:
         """The phenotypes (N, 6), each with only ``parameter`` changed, whose standing heights
         are ``height_m`` (N,) metres.
 
@@ -256,14 +260,20 @@ class BodyModel(torch.nn.Module):
         candidates = phenotype[:, None].repeat(1, steps, 1)
         candidates[..., column] = grid
         flat = candidates.reshape(n * steps, -1)
-        rest = self(flat, torch.zeros(n * steps, len(POSE_BONES), 3, device=flat.device),
-                    torch.eye(3, device=flat.device).expand(n * steps, 3, 3), torch.zeros(n * steps, 3, device=flat.device))  # fmt: skip
+        rest = self(
+            flat,
+            torch.zeros(n * steps, len(POSE_BONES), 3, device=flat.device),
+            torch.eye(3, device=flat.device).expand(n * steps, 3, 3),
+            torch.zeros(n * steps, 3, device=flat.device),
+        )
         # Bodies grow with age and shrink a little when old: the tallest so far, made strictly increasing.
         heights = torch.cummax(self.standing_height(rest.rest_vertices).reshape(n, steps), dim=1).values.cpu().numpy()
         heights = heights + 1e-6 * np.arange(steps)
         values, targets = grid.cpu().numpy(), height_m.cpu().numpy()
         out = phenotype.clone()
-        out[:, column] = torch.tensor([np.interp(t, h, v) for t, h, v in zip(targets, heights, values)], dtype=out.dtype, device=out.device)
+        out[:, column] = torch.tensor(
+            [np.interp(t, h, v) for t, h, v in zip(targets, heights, values)], dtype=out.dtype, device=out.device
+        )
         return out
 
     @staticmethod

@@ -41,7 +41,9 @@ def without_parts_read_as_far(people: list[PersonResult]) -> list[PersonResult]:
     (``scene.placement.parts_read_as_far``); the rest keep their order and are numbered again from 0."""
     if not people:
         return people
-    part = parts_read_as_far(np.stack([p.bbox for p in people]), np.array([p.score for p in people]), np.stack([p.translation for p in people]))
+    part = parts_read_as_far(
+        np.stack([p.bbox for p in people]), np.array([p.score for p in people]), np.stack([p.translation for p in people])
+    )
     return [replace(person, id=i) for i, person in enumerate(p for p, drop in zip(people, part) if not drop)]
 
 
@@ -52,9 +54,15 @@ def _people_floor(
     if not people:
         return None, None
     return people_floor(
-        np.stack([p.joints3d for p in people]), np.stack([p.bbox for p in people]), np.stack([p.global_rotation for p in people]),
-        feet_seen(np.stack([p.keypoints2d for p in people])), image, K, camera_height_m, lines,
-    )  # fmt: skip
+        np.stack([p.joints3d for p in people]),
+        np.stack([p.bbox for p in people]),
+        np.stack([p.global_rotation for p in people]),
+        feet_seen(np.stack([p.keypoints2d for p in people])),
+        image,
+        K,
+        camera_height_m,
+        lines,
+    )
 
 
 class Recoverer:
@@ -100,7 +108,9 @@ class Recoverer:
         self.depth = depth_backend(depth, str(self.device)) if isinstance(depth, str) else depth
         self.depth.load()  # a depth network loads with the other models, not on the first image
         segmentation = self.init_model is not None and self.init_model.config.silhouette_grid > 0
-        self.detector = PoseDetector(min_person_px=min_person_px, max_people=max_people, min_score=min_score, segmentation=segmentation)
+        self.detector = PoseDetector(
+            min_person_px=min_person_px, max_people=max_people, min_score=min_score, segmentation=segmentation
+        )
         self.body = BodyModel().to(self.device)
         self.fitter = BodyFitter(self.body, fit_config)
         self._renderer = None
@@ -228,9 +238,14 @@ class Recoverer:
         return out
 
     def scene_depth(
-        self, image: np.ndarray, K: np.ndarray, people: list[PersonResult], faces: np.ndarray,
-        floor: FloorPlane | None, contacts: np.ndarray | None,
-    ) -> SceneResult | None:  # fmt: skip
+        self,
+        image: np.ndarray,
+        K: np.ndarray,
+        people: list[PersonResult],
+        faces: np.ndarray,
+        floor: FloorPlane | None,
+        contacts: np.ndarray | None,
+    ) -> SceneResult | None:
         """The scene's metric depth from the backend, refined to agree with the people; None for ``none``.
 
         ``floor`` and ``contacts``: from :meth:`stand_on_floor`.

@@ -60,7 +60,9 @@ class PersonResult:
                 "model": "anny",
                 "phenotype": {name: round(float(v), 5) for name, v in zip(PHENOTYPE_NAMES, self.phenotype)},
                 "pose": {
-                    "parameterization": "anny local-ref: axis-angle (rad) about each bone head, Anny world axes; other bones at rest",
+                    "parameterization": (
+                        "anny local-ref: axis-angle (rad) about each bone head, Anny world axes; other bones at rest"
+                    ),
                     "bones": {name: _floats(r, 5) for name, r in zip(POSE_BONES, self.bone_rotvec)},
                 },
                 "global_rotation": [_floats(row, 6) for row in self.global_rotation],
@@ -129,11 +131,14 @@ class RecoveryResult:
         with staged_output(Path(out_dir)) as staging:
             (staging / "result.json").write_text(json.dumps(self.to_json(), indent=1))
             write_overlay(
-                staging, self.image, self.intrinsics.K, [(p.vertices, self.faces) for p in self.people],
+                staging,
+                self.image,
+                self.intrinsics.K,
+                [(p.vertices, self.faces) for p in self.people],
                 depth_m=self.scene.depth_m if self.scene is not None else None,
                 floor=self.floor if self.scene is not None else None,  # no scene asked for: no floor drawn
                 renderer=renderer,
-            )  # fmt: skip
+            )
         return Path(out_dir)
 
 

@@ -65,9 +65,7 @@ def _per_joint(values: list[np.ndarray], statistic, pooled_fallback: bool = True
     return out
 
 
-def measure_blazepose_noise(
-    n_images: int = 120, seed: int = MEASURE_SEED, config=None, progress: bool = True
-) -> dict:
+def measure_blazepose_noise(n_images: int = 120, seed: int = MEASURE_SEED, config=None, progress: bool = True) -> dict:
     """Run BlazePose (``perception.PoseDetector``) on ``synth.sample_scene`` renders of seeds
     ``seed .. seed + n_images - 1`` and measure its errors against the ground truth.
 
@@ -275,12 +273,16 @@ def summary_table(noise: dict) -> str:
         for lo, hi, r, n in zip(det["height_edges_px"], det["height_edges_px"][1:], det["miss_rate"], det["count"])
     )
     lines += [
-        f"2D unit: joint box height h; gross = error > {kp['gross_threshold']} h, tail mean excess {kp['gross_excess_mean']:.3f} h",
+        f"2D unit: joint box height h; gross = error > {kp['gross_threshold']} h, "
+        f"tail mean excess {kp['gross_excess_mean']:.3f} h",
         f"images {m['images']} (seeds {m['seeds'][0]}-{m['seeds'][1]}), people {m['people']}, matched {m['matched']}",
         f"missed by joint-box height: {miss}",
         f"visibility mean: occluded by others {vis['occluded_mean']}, out of frame (landmark inside) {vis['out_of_frame_mean']}",
-        "box offset (x0 y0 x1 y1) / h: mean " + " ".join(f"{v:+.3f}" for v in box["offset_mean"])
-        + ", std " + " ".join(f"{v:.3f}" for v in box["offset_std"]) + f"; median IoU with full box {box['iou_full_box_median']:.2f}",
+        "box offset (x0 y0 x1 y1) / h: mean "
+        + " ".join(f"{v:+.3f}" for v in box["offset_mean"])
+        + ", std "
+        + " ".join(f"{v:.3f}" for v in box["offset_std"])
+        + f"; median IoU with full box {box['iou_full_box_median']:.2f}",
         f"world size {world['size_m']:.3f} m (log std {world['size_log_std']:.3f}), vs true size "
         f"{world['scale_vs_true_mean']:.2f} +- {world['scale_vs_true_std']:.2f}; correlation with true height "
         f"{world['size_height_correlation']:+.2f} (true size: {world['true_size_height_correlation']:+.2f})",

@@ -61,7 +61,13 @@ def floor_pixels(scene) -> np.ndarray:
 
 
 def bench_scene(
-    scene, people_vertices, people_joints: np.ndarray, faces: np.ndarray, renderer, rng: np.random.Generator, floor_and_contacts=None
+    scene,
+    people_vertices,
+    people_joints: np.ndarray,
+    faces: np.ndarray,
+    renderer,
+    rng: np.random.Generator,
+    floor_and_contacts=None,
 ) -> list[dict]:
     """Rows (one per corruption case) for one synthetic scene, anchored on the given people:
     vertices (N, V, 3) and joints (N, 23, 3), camera frame (the true ones, or recovered ones).
@@ -102,26 +108,28 @@ def bench_scene(
         refined = refine_depth(corrupted, anchors)
         refine_s = time.perf_counter() - started
         only_global = refine_depth(corrupted, anchors, spatial=False)
-        rows.append({
-            "case": case,
-            "people": len(people_joints),
-            "corrupted_absrel": abs_rel(corrupted, true_m),
-            "corrupted_delta1": delta1(corrupted, true_m),
-            "global_absrel": abs_rel(only_global.depth_m, true_m),
-            "global_delta1": delta1(only_global.depth_m, true_m),
-            "refined_absrel": abs_rel(refined.depth_m, true_m),
-            "refined_delta1": delta1(refined.depth_m, true_m),
-            "spatial": refined.mode == "spatial",
-            "floor_anchored": refined.floor_anchors > 0,
-            "feet_to_floor_m": refined.feet_to_floor_m,
-            "refine_s": refine_s,
-            "planar_floor_absrel": planar_floor,
-            "planar_scene_absrel": planar_scene,
-            "wall_from_lines": floor is not None and floor.wall_distance_m is not None,
-            "floor_up_err_deg": floor_up_err_deg,
-            "camera_height_err": camera_height_err,
-            "floor_up_from_lines": floor is not None and floor.up_source == "lines",
-        })  # fmt: skip
+        rows.append(
+            {
+                "case": case,
+                "people": len(people_joints),
+                "corrupted_absrel": abs_rel(corrupted, true_m),
+                "corrupted_delta1": delta1(corrupted, true_m),
+                "global_absrel": abs_rel(only_global.depth_m, true_m),
+                "global_delta1": delta1(only_global.depth_m, true_m),
+                "refined_absrel": abs_rel(refined.depth_m, true_m),
+                "refined_delta1": delta1(refined.depth_m, true_m),
+                "spatial": refined.mode == "spatial",
+                "floor_anchored": refined.floor_anchors > 0,
+                "feet_to_floor_m": refined.feet_to_floor_m,
+                "refine_s": refine_s,
+                "planar_floor_absrel": planar_floor,
+                "planar_scene_absrel": planar_scene,
+                "wall_from_lines": floor is not None and floor.wall_distance_m is not None,
+                "floor_up_err_deg": floor_up_err_deg,
+                "camera_height_err": camera_height_err,
+                "floor_up_from_lines": floor is not None and floor.up_source == "lines",
+            }
+        )
     return rows
 
 
@@ -166,7 +174,9 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = [r for r in rows if r["case"] == case]
-        splits = {case: mine} | {f"{case}, {n} people": [r for r in mine if r["people"] == n] for n in sorted({r["people"] for r in mine})}
+        splits = {case: mine} | {
+            f"{case}, {n} people": [r for r in mine if r["people"] == n] for n in sorted({r["people"] for r in mine})
+        }
         for name, split in splits.items():
             lines.append("| " + " | ".join([name, *(_format(value(split), fmt) for _, value, fmt in columns)]) + " |")
     return "\n".join(lines)
@@ -191,7 +201,8 @@ def summary_line(rows: list[dict]) -> str:
         f"feet-to-floor {_format(_scaled(100, _median(rows, 'feet_to_floor_m')), '{:.1f} cm')}, "
         f"refine {_format(_scaled(1000, _median(rows, 'refine_s')), '{:.0f} ms')}, "
         f"planar floor AbsRel {pct(_median(plain, 'planar_floor_absrel'), 1)} (median; floor up off by "
-        f"{_format(_median(plain, 'floor_up_err_deg'), '{:.1f} deg')}, camera height by {pct(_median(plain, 'camera_height_err'), 1)}; "
+        f"{_format(_median(plain, 'floor_up_err_deg'), '{:.1f} deg')}, "
+        f"camera height by {pct(_median(plain, 'camera_height_err'), 1)}; "
         f"up from lines in {pct(_mean(plain, 'floor_up_from_lines'), 0)} of scenes), "
         f"planar scene AbsRel {pct(_median(plain, 'planar_scene_absrel'), 1)} (median, people left out; "
         f"backdrop at the lines' wall in {pct(_mean(plain, 'wall_from_lines'), 0)} of scenes), "

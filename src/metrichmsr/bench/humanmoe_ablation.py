@@ -25,8 +25,11 @@ def router_table(name: str, shares: dict[str, list[np.ndarray]]) -> str:
     """Mean share of each token group's expert choices per block and expert, as markdown."""
     groups = [g for g in ("keypoint", "ray", "box", "silhouette", "query_pose", "query_shape", "query_position") if g in shares]
     blocks, experts = np.mean(shares[groups[0]], axis=0).shape
-    lines = [f"Router of `{name}`: share of each token group's expert choices (rows: block.expert)\n",
-             "| block.expert | " + " | ".join(groups) + " |", "|" + "---|" * (len(groups) + 1)]  # fmt: skip
+    lines = [
+        f"Router of `{name}`: share of each token group's expert choices (rows: block.expert)\n",
+        "| block.expert | " + " | ".join(groups) + " |",
+        "|" + "---|" * (len(groups) + 1),
+    ]
     for b in range(blocks):
         for e in range(experts):
             cells = [f"{np.mean(shares[g], axis=0)[b, e]:.2f}" for g in groups]
@@ -66,10 +69,12 @@ def main() -> None:
                 rows += score_image(scene, people, method=name, image=path.stem)
                 if observations and model.config.ffn == "moe":
                     inputs = inputs_from_blazepose(
-                        np.stack([o.landmarks2d for o in observations]), np.stack([o.world_landmarks for o in observations]),
-                        np.stack([o.bbox for o in observations]), scene.K,
+                        np.stack([o.landmarks2d for o in observations]),
+                        np.stack([o.world_landmarks for o in observations]),
+                        np.stack([o.bbox for o in observations]),
+                        scene.K,
                         silhouettes(observations, model.config.silhouette_grid),
-                    )  # fmt: skip
+                    )
                     with torch.inference_mode():
                         stats = router_statistics(model(inputs), inputs)["share"]
                     for group, share in stats.items():
@@ -78,6 +83,7 @@ def main() -> None:
     for name in networks:
         if shares[name]:
             print(router_table(name, shares[name]))
+
     def pct(split: list[dict]) -> str:
         value = median_rel_depth_err(split)
         return "-" if value is None else f"{100 * value:.1f}%"

@@ -44,9 +44,7 @@ def _root_aligned_error_m(pred: np.ndarray, true: np.ndarray, root_pred: np.ndar
     return float(np.linalg.norm((pred - root_pred) - (true - root_true), axis=-1).mean())
 
 
-def score_image(
-    scene: SyntheticImage, people: Sequence[Prediction], config: ScoreConfig = ScoreConfig(), **fields
-) -> list[dict]:
+def score_image(scene: SyntheticImage, people: Sequence[Prediction], config: ScoreConfig = ScoreConfig(), **fields) -> list[dict]:
     """Rows (one per scored ground-truth person) of errors; ``fields`` are copied into each row.
 
     Row keys: person, fov_deg, distance_m (true root depth z), off_axis_deg (angle of the true

@@ -126,7 +126,8 @@ class HumanMoEConfig:
             raise ValueError(f"top_k must be in [1, num_experts={self.num_experts}], got {self.top_k}")
         if self.silhouette_grid < 0 or self.silhouette_patch < 1 or self.silhouette_grid % self.silhouette_patch:
             raise ValueError(
-                f"silhouette_grid ({self.silhouette_grid}) must be >= 0 and a multiple of silhouette_patch ({self.silhouette_patch})"
+                f"silhouette_grid ({self.silhouette_grid}) must be >= 0 and a multiple of "
+                f"silhouette_patch ({self.silhouette_patch})"
             )
         if self.capacity_factor <= 0:
             raise ValueError(f"capacity_factor must be positive, got {self.capacity_factor}")

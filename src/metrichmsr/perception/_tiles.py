@@ -128,9 +128,7 @@ def scan_tiles(
     return tiles
 
 
-def landmarks_box(
-    xy: np.ndarray, weight: np.ndarray | None = None, pad: float = 0.1
-) -> np.ndarray | None:
+def landmarks_box(xy: np.ndarray, weight: np.ndarray | None = None, pad: float = 0.1) -> np.ndarray | None:
     """(4,) box around the (N, 2) pixel-centre points ``xy`` whose ``weight`` > 0.5 (all points
     when ``weight`` is None), grown by ``pad`` of its width and height on each side (landmarks
     stop at the eyes, wrists and heels, the body does not). None when fewer than 3 points

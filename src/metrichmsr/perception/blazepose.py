@@ -62,6 +62,8 @@ _REFINE_POSES = 3
 _MATCH_IOU = 0.3
 _SPECK_FRACTION = 1 / 3  # detections shorter than this times min_person_px are dropped
 _TORSO = [11, 12, 23, 24]  # shoulders and hips in BLAZEPOSE_LANDMARK_NAMES
+
+
 @dataclass
 class PersonObservation:
     """One person as BlazePose sees it.
@@ -157,9 +159,7 @@ def _check_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     clipped = np.stack([clip_box(box, width, height) for box in boxes]) if len(boxes) else boxes
     for i, box in enumerate(clipped):
         if box[2] <= box[0] or box[3] <= box[1]:
-            raise InputError(
-                f"boxes[{i}] = {boxes[i].tolist()} is empty inside the {width}x{height} image"
-            )
+            raise InputError(f"boxes[{i}] = {boxes[i].tolist()} is empty inside the {width}x{height} image")
     return clipped
 
 
@@ -239,9 +239,7 @@ class PoseDetector:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blazepose")
         self._closed = False
 
-    def detect(
-        self, image: np.ndarray, boxes: np.ndarray | None = None
-    ) -> list[PersonObservation]:
+    def detect(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[PersonObservation]:
         """People in ``image`` with their landmarks.
 
         Args:
@@ -268,8 +266,7 @@ class PoseDetector:
             boxes = _check_boxes(boxes, width, height)
             poses = self._pool.map(lambda box: self._refine(image, box), boxes)
             return [
-                _placeholder(box) if pose is None else pose.observation(box, width, height)
-                for box, pose in zip(boxes, poses)
+                _placeholder(box) if pose is None else pose.observation(box, width, height) for box, pose in zip(boxes, poses)
             ]
 
         # 1. The detection image.

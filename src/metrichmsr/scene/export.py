@@ -43,9 +43,7 @@ def _image_corners(K: np.ndarray, image_size: tuple[int, int], depth_m: float) -
     return np.stack([x, y, np.full(4, depth_m)], axis=1)
 
 
-def camera_frustum_mesh(
-    K: np.ndarray, image_size: tuple[int, int], depth_m: float = 0.5
-) -> trimesh.Trimesh:
+def camera_frustum_mesh(K: np.ndarray, image_size: tuple[int, int], depth_m: float = 0.5) -> trimesh.Trimesh:
     """A wireframe pyramid from the camera centre to the image corners at ``depth_m``.
 
     Each of the 8 edges (4 rays, 4 sides of the far rectangle) is a thin 6-sided tube of radius
@@ -63,13 +61,8 @@ def camera_frustum_mesh(
     if not np.isfinite(depth_m) or depth_m <= 0:
         raise ValueError(f"depth_m must be a positive number of metres, got {depth_m}")
     corners = _image_corners(K, image_size, depth_m)
-    edges = [(np.zeros(3), c) for c in corners] + [
-        (corners[i], corners[(i + 1) % 4]) for i in range(4)
-    ]
-    tubes = [
-        trimesh.creation.cylinder(radius=depth_m / 200.0, sections=6, segment=np.stack(edge))
-        for edge in edges
-    ]
+    edges = [(np.zeros(3), c) for c in corners] + [(corners[i], corners[(i + 1) % 4]) for i in range(4)]
+    tubes = [trimesh.creation.cylinder(radius=depth_m / 200.0, sections=6, segment=np.stack(edge)) for edge in edges]
     return trimesh.util.concatenate(tubes)
 
 
@@ -166,7 +159,7 @@ def write_depth_png(path: str | Path, depth_m: np.ndarray, max_side_px: int = 10
 
     height, width = depth_m.shape
     finite = depth_m[np.isfinite(depth_m)]
-    low, high = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+    low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
     scale = min(1.0, max_side_px / max(width, height)) / 100  # inches at 100 dpi
     figure, axis = plt.subplots(figsize=(width * scale + 1.2, height * scale), dpi=100)
     cmap = matplotlib.colormaps["turbo"].with_extremes(bad="black")
@@ -177,16 +170,11 @@ def write_depth_png(path: str | Path, depth_m: np.ndarray, max_side_px: int = 10
     plt.close(figure)
 
 
-def _image_plane(
-    image: np.ndarray, K: np.ndarray, image_size: tuple[int, int], depth_m: float
-) -> trimesh.Trimesh:
+def _image_plane(image: np.ndarray, K: np.ndarray, image_size: tuple[int, int], depth_m: float) -> trimesh.Trimesh:
     """The photo as a textured quad on the frustum's far plane, facing the camera (glTF frame)."""
     W, H = image_size
     if image.shape != (H, W, 3) or image.dtype != np.uint8:
-        raise ValueError(
-            f"image must be a ({H}, {W}, 3) uint8 RGB array matching image_size, "
-            f"got {image.dtype} {image.shape}"
-        )
+        raise ValueError(f"image must be a ({H}, {W}, 3) uint8 RGB array matching image_size, got {image.dtype} {image.shape}")
     texture = _photo_texture(image)
     corners = _image_corners(K, image_size, depth_m)  # TL, TR, BR, BL
     # Wound TL, BR, TR so the front face (counter-clockwise) looks back at the camera.
@@ -250,10 +238,7 @@ def write_scene_glb(
         or len(set(names)) != len(names)
         or not all(isinstance(n, str) and n and n not in _RESERVED_NAMES for n in names)
     ):
-        raise ValueError(
-            f"names must be {len(people)} unique non-empty strings other than "
-            f"{_RESERVED_NAMES}, got {names!r}"
-        )
+        raise ValueError(f"names must be {len(people)} unique non-empty strings other than {_RESERVED_NAMES}, got {names!r}")
 
     scene = trimesh.Scene()
     for (vertices, faces), color, name in zip(people, colors, names):
@@ -280,9 +265,12 @@ def write_scene_glb(
         square = floor_mesh(floor, roots.mean(axis=0), half_size_m=spread / 2 + 3.0)
         square.vertices = _to_gltf(square.vertices)
         material = trimesh.visual.material.PBRMaterial(
-            baseColorFactor=[*srgb_to_linear(_FLOOR_SRGBA[:3]), _FLOOR_SRGBA[3]], metallicFactor=0.0,
-            roughnessFactor=1.0, alphaMode="BLEND", doubleSided=True,
-        )  # fmt: skip
+            baseColorFactor=[*srgb_to_linear(_FLOOR_SRGBA[:3]), _FLOOR_SRGBA[3]],
+            metallicFactor=0.0,
+            roughnessFactor=1.0,
+            alphaMode="BLEND",
+            doubleSided=True,
+        )
         square.visual = trimesh.visual.TextureVisuals(material=material)
         scene.add_geometry(square, node_name="floor", geom_name="floor")
 

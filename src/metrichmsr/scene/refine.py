@@ -191,8 +191,9 @@ def refine_depth(
     before = weighted_median(np.abs(data.depth - data.target), data.weight) if len(data.target) else float("nan")
     if len(data.target) < min_anchors:
         refined = np.where(depth_m > 0, depth_m, np.nan).astype(np.float32)
-        return DepthRefinement(refined, "none", 1.0, 0.0, before, before, len(data.target),
-                               feet_to_floor_m=_median_feet_to_floor(refined, anchors))  # fmt: skip
+        return DepthRefinement(
+            refined, "none", 1.0, 0.0, before, before, len(data.target), feet_to_floor_m=_median_feet_to_floor(refined, anchors)
+        )
     unit_m = float(np.median(data.target))  # shifts are solved in units of this, for conditioning
     people = len(np.unique(data.group))
     people_samples = data
@@ -201,7 +202,9 @@ def refine_depth(
         data = _concat(data, floor)
     witnesses = people + (FLOOR_COUNTS_AS if floor is not None else 0)
     if fit_shift is None:
-        fit_shift = witnesses >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD and any(_spread(a) >= MIN_SHIFT_SPREAD for a in (data, floor) if a is not None)
+        fit_shift = witnesses >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD and any(
+            _spread(a) >= MIN_SHIFT_SPREAD for a in (data, floor) if a is not None
+        )
 
     # 1. Global fit: the same solver on a single node.
     one_node = _Grid(1, 1, width, height)
@@ -233,9 +236,20 @@ def refine_depth(
     rows, cols = people_samples.pixels  # the residuals compare like with like: the people's anchors
     after = weighted_median(np.abs(np.nan_to_num(refined[rows, cols], nan=np.inf) - people_samples.target), people_samples.weight)
     return DepthRefinement(
-        refined, mode, scale, shift_m, before, after, len(data.target), holdout_global, holdout_spatial,
-        scale_field, shift_field, _median_feet_to_floor(refined, anchors), 0 if floor is None else len(floor.target),
-    )  # fmt: skip
+        refined,
+        mode,
+        scale,
+        shift_m,
+        before,
+        after,
+        len(data.target),
+        holdout_global,
+        holdout_spatial,
+        scale_field,
+        shift_field,
+        _median_feet_to_floor(refined, anchors),
+        0 if floor is None else len(floor.target),
+    )
 
 
 @dataclass
@@ -264,8 +278,9 @@ def _anchor_samples(depth_m: np.ndarray, anchors: Anchors, max_anchors: int) -> 
         full = np.bincount(anchors.group[usable], weights=anchors.weight[usable])
         kept = np.bincount(group, weights=weight, minlength=len(full))
         weight *= full[group] / kept[group]
-    return _Samples(depth_m[rows, cols].astype(np.float64), anchors.depth_m[rows, cols].astype(np.float64),
-                    weight, group, (rows, cols))  # fmt: skip
+    return _Samples(
+        depth_m[rows, cols].astype(np.float64), anchors.depth_m[rows, cols].astype(np.float64), weight, group, (rows, cols)
+    )
 
 
 def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reach: float, unit_m: float) -> _Samples | None:
@@ -304,8 +319,13 @@ def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reac
         count = int(on_floor.sum())
         if count < MIN_FLOOR_SHARE * len(floor_m) or count < MIN_FLOOR_SAMPLES:
             return None
-        floor = _Samples(source_m[on_floor], floor_m[on_floor], np.full(count, FLOOR_WEIGHT / count), np.full(count, group),
-                         (rows[on_floor], cols[on_floor]))  # fmt: skip
+        floor = _Samples(
+            source_m[on_floor],
+            floor_m[on_floor],
+            np.full(count, FLOOR_WEIGHT / count),
+            np.full(count, group),
+            (rows[on_floor], cols[on_floor]),
+        )
         _, nodes = _fit_global(_concat(people, floor), one_node, True, unit_m)
         scale, shift_m = float(nodes[0]), float(nodes[1] * unit_m)
     return floor if _spread(floor) >= MIN_FLOOR_SPREAD else None
@@ -349,8 +369,12 @@ def _spread(samples: _Samples) -> float:
 
 def _concat(first: _Samples, second: _Samples) -> _Samples:
     """The anchors of both (robust weights dropped: they are the global fit's, made afterwards)."""
-    arrays = [np.concatenate([x, y]) for x, y in zip((first.depth, first.target, first.weight, first.group),
-                                                     (second.depth, second.target, second.weight, second.group))]  # fmt: skip
+    arrays = [
+        np.concatenate([x, y])
+        for x, y in zip(
+            (first.depth, first.target, first.weight, first.group), (second.depth, second.target, second.weight, second.group)
+        )
+    ]
     return _Samples(*arrays, tuple(np.concatenate([x, y]) for x, y in zip(first.pixels, second.pixels)))
 
 
@@ -398,7 +422,7 @@ class _Grid:
         lower, fraction = _cell(np.arange(self.height), self.height, self.ny)
         upper = np.minimum(lower + 1, self.ny - 1)
         fraction = fraction[:, None].astype(np.float32)
-        return ((1 - fraction) * node_rows[lower].astype(np.float32) + fraction * node_rows[upper].astype(np.float32))
+        return (1 - fraction) * node_rows[lower].astype(np.float32) + fraction * node_rows[upper].astype(np.float32)
 
     @cached_property
     def stiffness(self) -> np.ndarray:
@@ -541,9 +565,7 @@ def _median_feet_to_floor(depth_m: np.ndarray, anchors: Anchors) -> float | None
     return float(np.nanmedian(np.abs(distances))) if np.isfinite(distances).any() else None
 
 
-def scene_summary(
-    estimate: DepthEstimate | None, refinement: DepthRefinement | None, floor: FloorPlane | None
-) -> dict:
+def scene_summary(estimate: DepthEstimate | None, refinement: DepthRefinement | None, floor: FloorPlane | None) -> dict:
     """The ``scene`` record of ``result.json``: backend, refinement and floor (JSON-ready)."""
     out: dict = {"backend": estimate.backend if estimate is not None else "none"}
     if refinement is not None:

@@ -69,7 +69,9 @@ def load_sample(png_path: Path) -> SyntheticImage:
     png_path = Path(png_path)
     with np.load(png_path.with_suffix(".npz")) as data:
         gt = {key: data[key] for key in data.files}
-    tensor = {key: torch.as_tensor(gt[key], dtype=torch.float32) for key in ("phenotype", "bone_rotvec", "global_rotation", "root")}
+    tensor = {
+        key: torch.as_tensor(gt[key], dtype=torch.float32) for key in ("phenotype", "bone_rotvec", "global_rotation", "root")
+    }
     return SyntheticImage(
         image=np.asarray(Image.open(png_path).convert("RGB")),
         K=gt["K"],

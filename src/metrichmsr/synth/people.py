@@ -58,7 +58,6 @@ def clothing_colors(rest_vertices: np.ndarray, rng: np.random.Generator) -> np.n
     return colors
 
 
-
 def level_axes(up: np.ndarray) -> np.ndarray:
     """Rotation(s) whose columns are the level frame's right, down, forward in camera axes.
 

@@ -149,7 +149,12 @@ class SyntheticPeople:
             joints.append(j.double().numpy())
             phenotype.append(ph.numpy())
             bone_rotvec.append(poses)
-        return np.concatenate(phenotype), np.concatenate(bone_rotvec), np.concatenate(joints), np.concatenate(surface) if surface else None
+        return (
+            np.concatenate(phenotype),
+            np.concatenate(bone_rotvec),
+            np.concatenate(joints),
+            np.concatenate(surface) if surface else None,
+        )
 
     def _renew_pool(self) -> None:
         size = len(self._joints)
@@ -262,7 +267,6 @@ class SyntheticPeople:
         return inputs, PeopleTargets(params, f32(drawn["joints"]), f32(drawn["image_size"]))
 
 
-
 class ParallelPeople:
     """``SyntheticPeople`` batches drawn in ``workers`` processes at once, to keep a GPU busy.
 
@@ -305,8 +309,15 @@ class _WorkerStreams(torch.utils.data.IterableDataset):
         worker = torch.utils.data.get_worker_info()
         stream = 1 + (worker.id if worker is not None else 0)
         fresh = min(self.pool_size, max(1, round(8 * self.batch_size / 128)))
-        sampler = SyntheticPeople(BodyModel(), NoiseModel.load(), seed=self.seed, pool_size=self.pool_size, fresh_per_batch=fresh,
-                                  silhouette_grid=self.silhouette_grid, stream=stream)  # fmt: skip
+        sampler = SyntheticPeople(
+            BodyModel(),
+            NoiseModel.load(),
+            seed=self.seed,
+            pool_size=self.pool_size,
+            fresh_per_batch=fresh,
+            silhouette_grid=self.silhouette_grid,
+            stream=stream,
+        )
         while True:
             yield sampler.sample(self.batch_size)
 

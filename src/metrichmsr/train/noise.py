@@ -13,28 +13,43 @@ for any simulated person, so measurement and simulation use the same yardstick.
 Keys of ``blazepose_noise.json`` (joint arrays have 23 entries, ``joint_names`` order; the two
 small-toe points BlazePose lacks hold ``null`` / zeros):
 
-| key | what |
-| --- | --- |
-| ``keypoints2d.core_std`` | (23,) robust std (1.4826 MAD) per image axis of landmark - projected true joint, over in-frame joints, gross errors and swaps left out, units of ``h`` |
-| ``keypoints2d.gross_share`` | (23,) share of in-frame landmarks further than ``gross_threshold`` (0.1 ``h``) from the true joint |
-| ``keypoints2d.gross_excess_mean`` | mean of ``(error - gross_threshold)`` over gross errors (exponential tail), ``h`` |
-| ``keypoints2d.count`` | (23,) in-frame landmarks measured |
-| ``visibility.edges`` | (V + 1,) bin edges in [0, 1] |
-| ``visibility.in_frame`` | (23, V) histogram (sums to 1) of visibility where the true joint and the landmark are in the image and no other person or prop hides the joint |
-| ``visibility.occluded`` | (V,) the same, pooled over joints hidden by another person or a prop (reported, not simulated) |
-| ``visibility.out_of_frame`` | (V,) pooled, true joint outside the image but the landmark inside (landmarks outside get 0) |
-| ``swap.body_rate`` | share of people whose whole body is read mirrored (most of their left/right pairs swapped: back views) |
-| ``swap.pairs``, ``swap.rate`` | (S, 2) left/right joint index pairs, (S,) share of them swapped on their own, against the body's reading (pairs whose true points are < 0.05 ``h`` apart are not counted) |
-| ``detection.height_edges_px``, ``miss_rate``, ``count`` | missed people by the height of their joint box clipped to the image (px) |
-| ``box.offset_mean``, ``box.offset_std`` | (4,) detected box ``[x0, y0, x1, y1]`` minus the clipped joint box, units of ``h`` (mean, std) |
-| ``box.iou_full_box_median`` | median IoU of the detected box with the true box of the whole mesh (clipped) |
-| ``world3d.std_m`` | (23, 3) per joint and crop-frame axis, std (1.4826 MAD, corrected for the 7 fitted degrees of freedom) of BlazePose's world landmark minus the true root-relative joint in the crop frame after the best similarity transform, metres of BlazePose's scale |
-| ``world3d.size_m``, ``size_log_std`` | BlazePose's body size (RMS distance of the 21 landmarks from their centroid): mean (m) and std of its log |
-| ``world3d.scale_vs_true_mean``, ``scale_vs_true_std`` | BlazePose size / true body size |
-| ``world3d.size_height_correlation`` | Pearson correlation of BlazePose's size with the true standing height (near 0: it does not track height) |
-| ``world3d.true_size_height_correlation`` | the same for the true size (for reference: near 1) |
-| ``world3d.rotation_std_deg`` | (3,) robust std of the similarity's rotation vector per crop axis, degrees |
-| ``measured`` | seeds, image and people counts, detector settings |
+- ``keypoints2d.core_std``: (23,) robust std (1.4826 MAD) per image axis of landmark - projected
+  true joint, over in-frame joints, gross errors and swaps left out, units of ``h``
+- ``keypoints2d.gross_share``: (23,) share of in-frame landmarks further than
+  ``gross_threshold`` (0.1 ``h``) from the true joint
+- ``keypoints2d.gross_excess_mean``: mean of ``(error - gross_threshold)`` over gross errors
+  (exponential tail), ``h``
+- ``keypoints2d.count``: (23,) in-frame landmarks measured
+- ``visibility.edges``: (V + 1,) bin edges in [0, 1]
+- ``visibility.in_frame``: (23, V) histogram (sums to 1) of visibility where the true joint and
+  the landmark are in the image and no other person or prop hides the joint
+- ``visibility.occluded``: (V,) the same, pooled over joints hidden by another person or a prop
+  (reported, not simulated)
+- ``visibility.out_of_frame``: (V,) pooled, true joint outside the image but the landmark inside
+  (landmarks outside get 0)
+- ``swap.body_rate``: share of people whose whole body is read mirrored (most of their
+  left/right pairs swapped: back views)
+- ``swap.pairs``, ``swap.rate``: (S, 2) left/right joint index pairs, (S,) share of them swapped
+  on their own, against the body's reading (pairs whose true points are < 0.05 ``h`` apart are
+  not counted)
+- ``detection.height_edges_px``, ``miss_rate``, ``count``: missed people by the height of their
+  joint box clipped to the image (px)
+- ``box.offset_mean``, ``box.offset_std``: (4,) detected box ``[x0, y0, x1, y1]`` minus the
+  clipped joint box, units of ``h`` (mean, std)
+- ``box.iou_full_box_median``: median IoU of the detected box with the true box of the whole
+  mesh (clipped)
+- ``world3d.std_m``: (23, 3) per joint and crop-frame axis, std (1.4826 MAD, corrected for the 7
+  fitted degrees of freedom) of BlazePose's world landmark minus the true root-relative joint in
+  the crop frame after the best similarity transform, metres of BlazePose's scale
+- ``world3d.size_m``, ``size_log_std``: BlazePose's body size (RMS distance of the 21 landmarks
+  from their centroid): mean (m) and std of its log
+- ``world3d.scale_vs_true_mean``, ``scale_vs_true_std``: BlazePose size / true body size
+- ``world3d.size_height_correlation``: Pearson correlation of BlazePose's size with the true
+  standing height (near 0: it does not track height)
+- ``world3d.true_size_height_correlation``: the same for the true size (for reference: near 1)
+- ``world3d.rotation_std_deg``: (3,) robust std of the similarity's rotation vector per crop
+  axis, degrees
+- ``measured``: seeds, image and people counts, detector settings
 
 The crop frame is the virtual camera looking along the ray of the detected box centre (the
 minimal rotation taking the optical axis onto that ray), in which BlazePose's world landmarks

@@ -31,8 +31,20 @@ from metrichmsr.train.data import PeopleTargets
 #: The cache of one folder's matched detections (an npz: ``_FIELDS``, and ``key``, what it was made from).
 DETECTIONS_FILE = "blazepose_people.npz"
 MATCH_IOU = 0.5
-_FIELDS = ("image", "landmarks2d", "world_landmarks", "bbox", "K", "silhouette", "phenotype", "bone_rotvec",
-           "global_rotation", "translation", "joints", "image_size")  # fmt: skip
+_FIELDS = (
+    "image",
+    "landmarks2d",
+    "world_landmarks",
+    "bbox",
+    "K",
+    "silhouette",
+    "phenotype",
+    "bone_rotvec",
+    "global_rotation",
+    "translation",
+    "joints",
+    "image_size",
+)
 
 
 def matched_people(directory: Path, silhouette_grid: int, progress: bool = True) -> dict[str, np.ndarray]:
@@ -125,7 +137,13 @@ class RenderedPeople:
     """
 
     def __init__(
-        self, directories: list[Path], silhouette_grid: int, seed: int = 0, crop_size: int = 0, holdout: int = 0, progress: bool = True
+        self,
+        directories: list[Path],
+        silhouette_grid: int,
+        seed: int = 0,
+        crop_size: int = 0,
+        holdout: int = 0,
+        progress: bool = True,
     ):
         if not directories:
             raise ValueError("need at least one synth folder")
@@ -141,9 +159,12 @@ class RenderedPeople:
         self.image = people["image"]
         self.crop_size, self.holdout = crop_size, holdout
         self.inputs = inputs_from_blazepose(
-            people["landmarks2d"], people["world_landmarks"], people["bbox"], people["K"],
+            people["landmarks2d"],
+            people["world_landmarks"],
+            people["bbox"],
+            people["K"],
             people["silhouette"] if silhouette_grid else None,
-        )  # fmt: skip
+        )
 
         def f32(name: str) -> torch.Tensor:
             return torch.as_tensor(people[name], dtype=torch.float32)
