@@ -21,8 +21,13 @@ def camera_rotation(pitch_deg: float, roll_deg: float) -> np.ndarray:
 
 
 def people_on_floor(
-    body_model, positions_m, camera_height_m: float, pitch_deg: float = 0.0, roll_deg: float = 0.0,
-    pose_std_rad: float = 0.1, seed: int = 0,
+    body_model,
+    positions_m,
+    camera_height_m: float,
+    pitch_deg: float = 0.0,
+    roll_deg: float = 0.0,
+    pose_std_rad: float = 0.1,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, FloorPlane]:
     """People with their soles on the floor at level-frame (x, z) positions_m (N, 2).
 
@@ -71,7 +76,14 @@ def _room_turn(yaw_deg: float) -> np.ndarray:
 def room_wall_feet_ahead_m(pitch_deg: float, roll_deg: float, yaw_deg: float = 20.0, K: np.ndarray = ROOM_K) -> np.ndarray:
     """(E,) metres ahead (along the camera's forward axis made level) of the feet of the wall
     edges of ``room_image`` whose foot is in the image."""
-    feet = np.stack([ROOM_WALL_EDGES_X_M, np.full_like(ROOM_WALL_EDGES_X_M, ROOM_CAMERA_HEIGHT_M), np.full_like(ROOM_WALL_EDGES_X_M, ROOM_WALL_M)], 1)
+    feet = np.stack(
+        [
+            ROOM_WALL_EDGES_X_M,
+            np.full_like(ROOM_WALL_EDGES_X_M, ROOM_CAMERA_HEIGHT_M),
+            np.full_like(ROOM_WALL_EDGES_X_M, ROOM_WALL_M),
+        ],
+        1,
+    )
     level = feet @ _room_turn(yaw_deg).T
     pixels = level @ camera_rotation(pitch_deg, roll_deg).T @ K.T
     u, v = pixels[:, 0] / pixels[:, 2], pixels[:, 1] / pixels[:, 2]
@@ -80,7 +92,12 @@ def room_wall_feet_ahead_m(pitch_deg: float, roll_deg: float, yaw_deg: float = 2
 
 
 def room_image(
-    pitch_deg: float, roll_deg: float, parts=("floor_x", "floor_z", "wall"), yaw_deg: float = 20.0, K: np.ndarray = ROOM_K, scale: int = 1
+    pitch_deg: float,
+    roll_deg: float,
+    parts=("floor_x", "floor_z", "wall"),
+    yaw_deg: float = 20.0,
+    K: np.ndarray = ROOM_K,
+    scale: int = 1,
 ):
     """A line drawing of a room seen by a camera pitched and rolled (``camera_rotation``):
     floor lines along two horizontal directions and a wall's vertical edges and foot; ``scale`` times

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from metrichmsr.models.backbone import PatchBackbone
-from metrichmsr.models.humanmoe import HumanInputs, HumanMoE, HumanMoEConfig, crop_from_image, silhouette_window
+from metrichmsr.models.humanmoe import HumanMoE, HumanMoEConfig
+from metrichmsr.models.tokens import HumanInputs, crop_from_image, silhouette_window
 
 transformers = pytest.importorskip("transformers")
 
@@ -19,8 +20,9 @@ SMALL = dict(dim=32, depth=1, heads=2, expert_hidden=32)
 @pytest.fixture
 def vit_folder(tmp_path):
     """A tiny random ViT saved as a user's Hugging Face model folder."""
-    config = transformers.ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                                    image_size=32, patch_size=8)  # fmt: skip
+    config = transformers.ViTConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+    )
     torch.manual_seed(0)
     transformers.ViTModel(config, add_pooling_layer=False).save_pretrained(tmp_path / "vit")
     return tmp_path / "vit"
@@ -31,7 +33,9 @@ def _inputs(n: int, crop_size: int | None) -> HumanInputs:
     keypoints = torch.cat((100 + 50 * torch.rand(n, 23, 2, generator=generator), torch.ones(n, 23, 1)), -1)
     K = torch.tensor([[500.0, 0, 160], [0, 500, 120], [0, 0, 1]]).expand(n, 3, 3)
     crop = None if crop_size is None else torch.rand(n, 3, crop_size, crop_size, generator=generator)
-    return HumanInputs(keypoints, 0.1 * torch.randn(n, 23, 3, generator=generator), torch.tensor([[90.0, 90, 160, 160]] * n), K, crop=crop)
+    return HumanInputs(
+        keypoints, 0.1 * torch.randn(n, 23, 3, generator=generator), torch.tensor([[90.0, 90, 160, 160]] * n), K, crop=crop
+    )
 
 
 def test_hf_backbone_adds_image_tokens_and_rebuilds_without_its_folder(vit_folder, tmp_path):

@@ -8,7 +8,8 @@ import pytest
 
 from metrichmsr.bench.report import markdown_table, write_csv, write_plots
 from metrichmsr.bench.run import FIXED_FOV_DEG, method_camera, summary_line
-from metrichmsr.bench.score import ScoreConfig, match, score_image
+from metrichmsr.bench.score import ScoreConfig, score_image
+from metrichmsr.perception import match_boxes
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, sample_scene
 
 
@@ -32,7 +33,13 @@ def perfect(scene, scale: float = 1.0) -> list[Person]:
     height, width = scene.image.shape[:2]
     boxes = np.clip(scene.boxes_full, 0, [width - 1, height - 1] * 2)
     return [
-        Person(boxes[i], scale * scene.params.translation[i].numpy(), float(scene.height_m[i]), scale * scene.joints[i], scale * scene.vertices[i])
+        Person(
+            boxes[i],
+            scale * scene.params.translation[i].numpy(),
+            float(scene.height_m[i]),
+            scale * scene.joints[i],
+            scale * scene.vertices[i],
+        )
         for i in range(len(scene.height_m))
     ]
 
@@ -76,9 +83,9 @@ def test_matching_is_one_to_one():
     truth = np.array([[0, 0, 10, 20], [100, 0, 110, 20.0]])
     # Two predictions on the first person: only the better one matches it.
     predictions = np.array([[1, 1, 10, 20], [0, 0, 10, 20], [101, 0, 110, 20.0]])
-    assert match(predictions, truth, 0.5) == {0: 1, 1: 2}
-    assert match(predictions[:0], truth, 0.5) == {}
-    assert match(predictions, truth, 0.99) == {0: 1}
+    assert match_boxes(predictions, truth, 0.5) == {0: 1, 1: 2}
+    assert match_boxes(predictions[:0], truth, 0.5) == {}
+    assert match_boxes(predictions, truth, 0.99) == {0: 1}
 
 
 def test_small_people_are_not_scored(scene):
@@ -110,10 +117,61 @@ def test_report_table_csv_and_plots(tmp_path, scene):
     fixed_all = next(line for line in lines if line.startswith("| fixed-fov | all |"))
     assert "| 0.0 | 0.0 |" in full_all and "| 20.0 | 20.0 |" in fixed_all and fixed_all.endswith("| 1.60 |")
     assert any("deg FOV" in line for line in lines) and any(" m |" in line for line in lines)
-    assert "full 0.0%" in summary_line(rows, ["full", "fixed-fov"]) and "fixed-fov 20.0%" in summary_line(rows, ["full", "fixed-fov"])
+    assert "full 0.0%" in summary_line(rows, ["full", "fixed-fov"]) and "fixed-fov 20.0%" in summary_line(
+        rows, ["full", "fixed-fov"]
+    )
     write_csv(rows, tmp_path / "results.csv")
     with open(tmp_path / "results.csv") as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)
     paths = write_plots(rows, ["full", "fixed-fov"], tmp_path)
     assert len(paths) == 3 and all(p.stat().st_size > 5000 for p in paths)
 
+
+def test_height_evidence_features_carry_no_metric_size():
+    """The image cannot give metres: the features of a body and of the same body twice as big
+    (and elsewhere) match, and BlazePose's noise moves them in proportion to its scale."""
+    from metrichmsr.bench.height_evidence import keypoint_features, least_squares_mae
+
+    rng = np.random.default_rng(0)
+    joints = rng.normal(size=(5, 21, 2))
+    core_std = np.full(21, 0.02)
+    clean = keypoint_features(joints, core_std, 0.0, rng)
+    np.testing.assert_allclose(keypoint_features(2.0 * joints + 3.0, core_std, 0.0, rng), clean, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(clean, axis=1), 1.0)
+    moved = [np.abs(keypoint_features(joints, core_std, scale, rng) - clean).mean() for scale in (0.5, 1.0)]
+    assert 0 < moved[0] < moved[1] < 3 * moved[0]
+
+    # Least squares finds an affine relation exactly.
+    x = rng.normal(size=(50, 3))
+    y = x @ np.array([1.0, -2.0, 0.5]) + 1.7
+    assert least_squares_mae(x[:40], y[:40], x[40:], y[40:]) < 1e-9
+
+
+def test_scene_table_splits_the_planar_floor_by_people():
+    from metrichmsr.bench.depth_bench import markdown_table
+
+    def row(case: str, people: int, floor_err: float, height_err: float) -> dict:
+        keys = ("corrupted_absrel", "global_absrel", "refined_absrel", "corrupted_delta1", "global_delta1", "refined_delta1")
+        return {
+            "case": case,
+            "people": people,
+            **dict.fromkeys(keys, 0.1),
+            "spatial": False,
+            "feet_to_floor_m": 0.02,
+            "refine_s": 0.03,
+            "planar_floor_absrel": floor_err,
+            "camera_height_err": height_err,
+        }
+
+    rows = [
+        row(case, n, err, err / 2)
+        for case in ("scale+shift", "scale+shift+drift")
+        for n, err in ((1, 0.09), (1, 0.11), (3, 0.03))
+    ]
+    lines = markdown_table(rows).splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    floor_col, height_col = header.index("planar floor AbsRel, median (%)"), header.index("camera height off, median (%)")
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
+    assert cells["scale+shift"][floor_col] == "9.0" and cells["scale+shift"][height_col] == "4.5"
+    assert cells["scale+shift, 1 people"][floor_col] == "10.0" and cells["scale+shift, 3 people"][floor_col] == "3.0"
+    assert cells["scale+shift+drift, 3 people"][height_col] == "1.5"

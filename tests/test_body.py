@@ -120,4 +120,3 @@ def test_a_taller_or_shorter_adult_keeps_its_age(body_model: BodyModel):
     torch.testing.assert_close(resized[:, others], adult[:, others])
     with pytest.raises(ValueError, match="parameter"):
         body_model.for_height(adult, own, "weight")
-

@@ -16,10 +16,10 @@ from metrichmsr.camera import (
     focal_from_exif,
     focal_from_fov,
     fourier_encode,
-    pixel_rays,
     project,
     resolve_intrinsics,
     scale_K,
+    unit_rays,
 )
 from metrichmsr.errors import InputError
 from metrichmsr.image_io import load_image
@@ -48,23 +48,23 @@ def K_of(fx, fy, cx, cy, dtype=torch.float64):
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-2), (torch.float64, 1e-8)])
-def test_pixel_rays_then_project_returns_the_pixel(dtype, tol):
+def test_unit_rays_then_project_returns_the_pixel(dtype, tol):
     g = torch.Generator().manual_seed(0)
     K = random_K(g, (5,), dtype)
     uv = (torch.rand(5, 100, 2, generator=g, dtype=torch.float64) * 2000.0 - 200.0).to(dtype)
-    rays = pixel_rays(K, uv)
+    rays = unit_rays(K, uv)
     assert rays.shape == (5, 100, 3) and rays.dtype == dtype
     # Any positive depth along the ray projects back to the same pixel.
     depth = (0.5 + 10.0 * torch.rand(5, 100, 1, generator=g, dtype=torch.float64)).to(dtype)
     assert torch.allclose(project(K, rays * depth), uv, atol=tol, rtol=0)
 
 
-def test_project_then_pixel_rays_returns_the_direction():
+def test_project_then_unit_rays_returns_the_direction():
     g = torch.Generator().manual_seed(1)
     K = random_K(g, (), torch.float64)
     points = torch.randn(50, 3, generator=g, dtype=torch.float64)
     points[:, 2] = points[:, 2].abs() + 1.0
-    rays = pixel_rays(K, project(K, points))
+    rays = unit_rays(K, project(K, points))
     assert torch.allclose(rays, points / points.norm(dim=-1, keepdim=True), atol=1e-10)
 
 
@@ -72,7 +72,7 @@ def test_rays_are_unit_and_point_forward():
     g = torch.Generator().manual_seed(2)
     K = random_K(g, (3,), torch.float64)
     uv = torch.rand(3, 64, 2, generator=g, dtype=torch.float64) * 5000.0 - 2000.0
-    rays = pixel_rays(K, uv)
+    rays = unit_rays(K, uv)
     assert torch.allclose(rays.norm(dim=-1), torch.ones(3, 64, dtype=torch.float64), atol=1e-12)
     assert (rays[..., 2] > 0).all()
 
@@ -80,7 +80,7 @@ def test_rays_are_unit_and_point_forward():
 def test_ray_follows_opencv_axes():
     """A pixel right of and below the principal point looks right (+x) and down (+y)."""
     K = K_of(500.0, 400.0, 320.0, 240.0)
-    ray = pixel_rays(K, torch.tensor([[320.0 + 500.0, 240.0 + 400.0]], dtype=torch.float64))[0]
+    ray = unit_rays(K, torch.tensor([[320.0 + 500.0, 240.0 + 400.0]], dtype=torch.float64))[0]
     assert torch.allclose(ray, torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64) / math.sqrt(3.0))
 
 
@@ -125,7 +125,7 @@ def test_box_ray_map_spans_the_box_pixel_edges():
 def test_box_ray_map_one_pixel_box_is_that_pixel_ray():
     K = K_of(700.0, 700.0, 320.0, 240.0)
     rays = box_ray_map(K, torch.tensor([100.0, 50.0, 100.0, 50.0], dtype=torch.float64), (1, 1))
-    expected = pixel_rays(K, torch.tensor([[100.0, 50.0]], dtype=torch.float64))[0]
+    expected = unit_rays(K, torch.tensor([[100.0, 50.0]], dtype=torch.float64))[0]
     assert torch.allclose(rays[0, 0], expected)
 
 
@@ -356,8 +356,8 @@ def test_scaled_intrinsics_keep_pixel_centres():
     for sx, sy in ((0.25, 0.25), (0.5, 0.4), (1.7, 1.7)):
         small = scale_K(cam.K, sx, sy)
         uv_scaled = (uv + 0.5) * torch.tensor([sx, sy], dtype=torch.float64) - 0.5
-        before = pixel_rays(torch.as_tensor(cam.K), uv)
-        after = pixel_rays(torch.as_tensor(small), uv_scaled)
+        before = unit_rays(torch.as_tensor(cam.K), uv)
+        after = unit_rays(torch.as_tensor(small), uv_scaled)
         assert torch.allclose(before, after, atol=1e-12)
 
 

@@ -30,10 +30,7 @@ def run_cli(*args, timeout=180, env=None):
 
 def snapshot(root: Path) -> dict:
     """Every path under ``root`` -> (bytes, mtime_ns) for files, None for folders."""
-    return {
-        p.relative_to(root): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
-        for p in sorted(root.rglob("*"))
-    }
+    return {p.relative_to(root): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None for p in sorted(root.rglob("*"))}
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -135,7 +132,14 @@ BAD_INPUT = {
     "--depth file all NaN": lambda w: ["recover", w.good, "-o", w.out, "--depth", f"file:{w.depth['nan']}"],
     "--depth file negative": lambda w: ["recover", w.good, "-o", w.out, "--depth", f"file:{w.depth['negative']}"],
     "--depth file of text": lambda w: ["recover", w.good, "-o", w.out, "--depth", f"file:{w.depth['text']}"],
-    "--depth file for a folder of another aspect": lambda w: ["recover", w.photos, "-o", w.out, "--depth", f"file:{w.depth['wide']}"],
+    "--depth file for a folder of another aspect": lambda w: [
+        "recover",
+        w.photos,
+        "-o",
+        w.out,
+        "--depth",
+        f"file:{w.depth['wide']}",
+    ],
     "boxes missing file": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.root / "nope.json"],
     "boxes bad json": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.bad_json],
     "boxes inverted": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.bad_box],
@@ -226,8 +230,16 @@ def test_a_result_json_among_the_users_files_does_not_make_the_folder_ours(tmp_p
 )
 def test_hf_depth_neither_cached_nor_reachable_is_one_line(workspace, env, words):
     before = snapshot(workspace.root)
-    done = run_cli("recover", workspace.good, "-o", workspace.out, "--depth", "hf:nobody/no-such-depth-model",
-                   timeout=60, env={"HF_HOME": str(workspace.root / "hf_cache"), **env})  # fmt: skip
+    done = run_cli(
+        "recover",
+        workspace.good,
+        "-o",
+        workspace.out,
+        "--depth",
+        "hf:nobody/no-such-depth-model",
+        timeout=60,
+        env={"HF_HOME": str(workspace.root / "hf_cache"), **env},
+    )
     assert done.returncode == EXIT_INPUT_ERROR, done.stderr
     assert len(done.stderr.splitlines()) == 1 and words in done.stderr, done.stderr
     assert snapshot(workspace.root) == before
@@ -250,8 +262,17 @@ def test_version_and_help_say_exit_codes_and_files():
     done = run_cli("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"metrichmsr {__version__}"
     text = run_cli("recover", "--help").stdout
-    for words in ("exit status", f"{EXIT_INPUT_ERROR}  bad input", f"{EXIT_SOME_FAILED}  a folder run", "result.json", "scene.glb",
-                  "overlay.png", "depth.npy", "--overwrite", "--dry-run"):  # fmt: skip
+    for words in (
+        "exit status",
+        f"{EXIT_INPUT_ERROR}  bad input",
+        f"{EXIT_SOME_FAILED}  a folder run",
+        "result.json",
+        "scene.glb",
+        "overlay.png",
+        "depth.npy",
+        "--overwrite",
+        "--dry-run",
+    ):
         assert words in text, words
 
 
@@ -281,18 +302,28 @@ def test_synth_then_bench(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "held-out" in done.stdout
     assert sorted(p.name for p in synth_dir.iterdir()) == [
-        ".metrichmsr-output.json", "01000000.npz", "01000000.png", "01000001.npz", "01000001.png", "synth.json",
-    ]  # fmt: skip
+        ".metrichmsr-output.json",
+        "01000000.npz",
+        "01000000.png",
+        "01000001.npz",
+        "01000001.png",
+        "synth.json",
+    ]
     before = snapshot(synth_dir)
     done = run_cli("bench", synth_dir, "-o", report_dir, "--methods", "full,box-only", timeout=300)
     assert done.returncode == 0, done.stderr
     assert "summary: median rel. root-depth error: full" in done.stdout
     assert sorted(p.name for p in report_dir.iterdir()) == [
-        ".metrichmsr-output.json", "depth_error_vs_distance.png", "depth_error_vs_fov.png", "depth_error_vs_off_axis.png", "results.csv", "table.md",
-    ]  # fmt: skip
+        ".metrichmsr-output.json",
+        "depth_error_vs_distance.png",
+        "depth_error_vs_fov.png",
+        "depth_error_vs_off_axis.png",
+        "results.csv",
+        "table.md",
+    ]
     table = (report_dir / "table.md").read_text()
     assert "| full | all |" in table and "| box-only | all |" in table and "fixed-fov" not in table
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
 
     shipped_md5 = hashlib.md5(HUMANMOE_WEIGHTS.read_bytes()).hexdigest()[:8]
     assert f"HumanMoE humanmoe.pt (md5 {shipped_md5})" in table.splitlines()[0]
@@ -310,7 +341,6 @@ def test_synth_then_bench(tmp_path):
     assert ", camera height known (" in (tmp_path / "known" / "table.md").read_text().splitlines()[0]
     assert snapshot(synth_dir) == before
     assert not leftovers(tmp_path)
-
 
 
 def read_result(folder: Path) -> dict:

@@ -11,9 +11,8 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES
+from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyParams
 from metrichmsr.errors import InputError
-from metrichmsr.fit import FitParams
 from metrichmsr.perception import box_iou
 from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.synth import render_people
@@ -55,7 +54,7 @@ def scene(body_model, session_renderer):
     rotation = roma.rotvec_to_rotmat(torch.tensor([[0.0, 0.5, 0.0], [0.0, -0.4, 0.0]]))
     # Roots ~0.9 m above a floor CAMERA_HEIGHT_M below the camera.
     translation = torch.tensor([[-1.3, CAMERA_HEIGHT_M - 0.92, 4.5], [1.6, CAMERA_HEIGHT_M - 0.85, 8.0]])
-    params = FitParams(phenotype, bone_rotvec, rotation, translation)
+    params = BodyParams(phenotype, bone_rotvec, rotation, translation)
     return render_people(body_model, session_renderer, params, K, (W, H), floor=FloorPlane.level(CAMERA_HEIGHT_M), seed=3)
 
 
@@ -131,7 +130,12 @@ def test_no_depth_backend_writes_no_scene(recoverer, scene, depth_spec, tmp_path
     result = recoverer.infer(scene.image, K=scene.K)
     assert result.scene is None and "scene" not in result.to_json()
     recoverer.save(result, tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".metrichmsr-output.json", "overlay.png", "result.json", "scene.glb"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".metrichmsr-output.json",
+        "overlay.png",
+        "result.json",
+        "scene.glb",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -170,13 +174,15 @@ def test_python_api_save_replaces_only_its_own_results(recoverer, tmp_path):
 
 
 def test_variants_in_one_batch_equal_separate_fits(recoverer, scene):
+    from metrichmsr.bench.baselines import fit_people_variants
+
     observations = [o for o in recoverer.detect(scene.image) if o.score > 0]
     wide = scene.K.copy()
     wide[[0, 1], [0, 1]] *= 0.7
     variants = [(scene.K, "rays"), (wide, "rays"), (scene.K, "box")]
-    batched = recoverer.fit_people_variants(observations, variants)
+    batched = fit_people_variants(recoverer, observations, variants)
     for (K, camera_model), people in zip(variants, batched):
-        alone = recoverer.fit_people(observations, K, camera_model)
+        alone = fit_people_variants(recoverer, observations, [(K, camera_model)])[0]
         assert [p.id for p in people] == list(range(len(observations)))
         for a, b in zip(alone, people):
             np.testing.assert_allclose(a.translation, b.translation, atol=5e-3)
@@ -184,6 +190,9 @@ def test_variants_in_one_batch_equal_separate_fits(recoverer, scene):
     # The box variant keeps each person at their box: its root projects near the rays' one.
     for rays, box in zip(batched[0], batched[2]):
         assert np.linalg.norm(rays.translation - box.translation) < 0.1 * rays.translation[2]
+    # The rays variant is what `recover` fits.
+    for ours, bench in zip(recoverer.fit_people(observations, scene.K, image=scene.image), batched[0]):
+        np.testing.assert_allclose(ours.translation, bench.translation, atol=5e-3)
 
 
 def test_wrong_focal_changes_the_distance(recoverer, scene):
@@ -310,15 +319,21 @@ def _adults_with_feet_below(recoverer, feet_below_camera_m: list[float], ahead_m
     ``ahead_m`` metres ahead; then its K and a blank 640x480 image (no lines)."""
     from types import SimpleNamespace
 
+    from metrichmsr.result import posed_bodies, posed_people
+
     n = len(feet_below_camera_m)
-    params = FitParams(torch.tensor([[0.5, 0.85, 0.5, 0.5, 0.5, 0.5]]).repeat(n, 1), torch.zeros(n, len(POSE_BONES), 3),
-                       torch.eye(3).repeat(n, 1, 1), torch.zeros(n, 3))  # fmt: skip
-    sole_below_hip_m = np.array([body["joints3d"][:, 1].max() for body in recoverer._posed(params)]) + 0.03
+    params = BodyParams(
+        torch.tensor([[0.5, 0.85, 0.5, 0.5, 0.5, 0.5]]).repeat(n, 1),
+        torch.zeros(n, len(POSE_BONES), 3),
+        torch.eye(3).repeat(n, 1, 1),
+        torch.zeros(n, 3),
+    )
+    sole_below_hip_m = np.array([body["joints3d"][:, 1].max() for body in posed_bodies(recoverer.body, params)]) + 0.03
     params.translation = torch.tensor([[x, 0.0, z] for x, z in zip(np.linspace(-1.0, 1.0, n), ahead_m)], dtype=torch.float32)
     params.translation[:, 1] = torch.tensor(np.array(feet_below_camera_m) - sole_below_hip_m, dtype=torch.float32)
     seen = SimpleNamespace(bbox=np.array([0.0, 0.0, 50.0, 200.0]), score=0.9, landmarks2d=np.full((33, 3), 0.9))
     K = np.array([[800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]])
-    return recoverer._people([seen] * n, params), K, np.full((480, 640, 3), 128, np.uint8)
+    return posed_people(recoverer.body, [seen] * n, params), K, np.full((480, 640, 3), 128, np.uint8)
 
 
 def test_a_person_sunk_below_the_others_floor_is_a_nearer_child(recoverer):
@@ -395,7 +410,6 @@ def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, cap
     assert [p["floor_scale"] for p in people[:3]] == [1.0, 0.5, 1.0]
 
 
-
 def test_recover_places_the_floor_at_the_given_camera_height(tmp_path, capsys):
     from metrichmsr import cli
 
@@ -414,6 +428,15 @@ def test_recover_says_when_the_camera_height_went_unused(tmp_path, monkeypatch, 
     from metrichmsr.pipeline import Recoverer
 
     monkeypatch.setattr(Recoverer, "stand_on_floor", lambda self, people, image, K, camera_height_m=None: (people, None, None))
-    args = ["recover", str(REPO / "assets" / "sample.jpg"), "-o", str(tmp_path / "out"), "--depth", "none", "--camera-height", "1.5"]
+    args = [
+        "recover",
+        str(REPO / "assets" / "sample.jpg"),
+        "-o",
+        str(tmp_path / "out"),
+        "--depth",
+        "none",
+        "--camera-height",
+        "1.5",
+    ]
     assert cli.main(args) == 0
     assert "(--camera-height unused: no floor could be placed under these people)" in capsys.readouterr().out

@@ -5,17 +5,16 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyParams
 from metrichmsr.camera import project
 from metrichmsr.fit import (
-    BLAZEPOSE_FOR_JOINT,
     BodyFitter,
     FitConfig,
-    FitParams,
     PersonEvidence,
     _solve_translation,
     evidence_from_blazepose,
 )
+from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 W, H = 1024, 768
 F = W / 2 / math.tan(math.radians(35))
@@ -27,15 +26,17 @@ def fitter(body_model):
     return BodyFitter(body_model)
 
 
-def _truth(body_model, age: float, height: float, translation, yaw: float = 0.4, seed: int = 0, gender: float = 0.0) -> FitParams:
+def _truth(
+    body_model, age: float, height: float, translation, yaw: float = 0.4, seed: int = 0, gender: float = 0.0
+) -> BodyParams:
     generator = torch.Generator().manual_seed(seed)
     phenotype = torch.tensor([[gender, age, 0.5, 0.5, height, 0.5]])
     rotvec = 0.15 * torch.randn(1, len(POSE_BONES), 3, generator=generator)
     rotation = roma.rotvec_to_rotmat(torch.tensor([[0.0, yaw, 0.0]]))
-    return FitParams(phenotype, rotvec, rotation, torch.tensor([translation], dtype=torch.float32))
+    return BodyParams(phenotype, rotvec, rotation, torch.tensor([translation], dtype=torch.float32))
 
 
-def _evidence(body_model, truth: FitParams, noise_px: float = 1.5) -> tuple[PersonEvidence, object]:
+def _evidence(body_model, truth: BodyParams, noise_px: float = 1.5) -> tuple[PersonEvidence, object]:
     with torch.no_grad():
         out = body_model(truth.phenotype, truth.bone_rotvec, truth.global_rotation, truth.translation)
     uv = project(K, out.joints)

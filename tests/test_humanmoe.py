@@ -7,21 +7,17 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES
+from metrichmsr.body import JOINT_NAMES, BodyParams
 from metrichmsr.camera import project
-from metrichmsr.fit import BLAZEPOSE_FOR_JOINT, FitParams
 from metrichmsr.models import (
     TASK_QUERIES,
     TOKEN_TYPES,
     HumanInputs,
     HumanMoE,
     HumanMoEConfig,
-    inputs_from_blazepose,
-    load_balancing_loss,
     router_statistics,
-    to_fit_params,
+    to_body_params,
 )
-from metrichmsr.models.humanmoe import Block, MoEFeedForward, silhouette_from_segmentation, silhouette_window
 
 ENCODINGS = ("rays", "box", "none")
 FFNS = ("moe", "dense")
@@ -111,53 +107,6 @@ def test_depth_follows_box_size_and_focal_with_camera_encoding():
     torch.testing.assert_close(model.depth_anchor(far) - model.depth_anchor(inputs), torch.full((2,), np.log(2.0)))
 
 
-def test_capacity_overflow_passes_the_residual():
-    torch.manual_seed(0)
-    moe = MoEFeedForward(dim=32, num_experts=4, top_k=2, expert_hidden=16, capacity_factor=0.01)
-    x = torch.randn(3, 20, 32)
-    out, route, _ = moe(x)
-    assert moe.router.capacity(20) == 1
-    for b, e in itertools.product(range(3), range(4)):  # each expert takes at most its capacity per person
-        assert ((route.indices[b] == e) & route.kept[b]).sum() <= 1
-    dropped = ~route.kept.any(dim=-1)  # (B, T) tokens no expert took
-    assert (route.kept.sum(dim=(1, 2)) <= 4).all() and dropped.float().mean() >= 0.75
-    assert (out[dropped] == 0).all() and (out[~dropped].abs().sum(-1) > 0).all()
-    # In a block, a token no expert took leaves the feed-forward as it entered (residual only).
-    block = Block(HumanMoEConfig(dim=32, heads=4, expert_hidden=16, capacity_factor=0.01))
-    y, route, _ = block(x)
-    h = x + block.attn(block.norm1(x))
-    dropped = ~route.kept.any(dim=-1)
-    torch.testing.assert_close(y[dropped], h[dropped])
-    assert not torch.allclose(y[~dropped], h[~dropped])
-
-
-def test_capacity_prefers_first_choices():
-    """With room for a quarter of the choices, first choices are served before any second choice."""
-    torch.manual_seed(1)
-    moe = MoEFeedForward(dim=16, num_experts=4, top_k=2, expert_hidden=8, capacity_factor=0.5)
-    _, route, _ = moe(torch.randn(2, 40, 16))
-    first, second = route.kept[..., 0], route.kept[..., 1]
-    assert first.float().mean() > second.float().mean()
-
-
-def test_balance_loss_minimum_for_uniform_router_and_larger_for_collapsed():
-    torch.manual_seed(0)
-    moe = MoEFeedForward(dim=16, num_experts=4, top_k=2, expert_hidden=8, capacity_factor=1.25)
-    x = torch.randn(2, 30, 16)
-    torch.nn.init.zeros_(moe.router.gate.weight)
-    _, _, uniform = moe(x)
-    torch.testing.assert_close(uniform, torch.tensor(1.0))
-    with torch.no_grad():
-        moe.router.gate.weight[0] = 10.0 * x.mean(dim=(0, 1)) / x.mean(dim=(0, 1)).norm() ** 2
-        moe.router.gate.weight[1:] = 0.0
-    _, route, collapsed = moe(torch.ones_like(x) * x.mean(dim=(0, 1)))
-    assert (route.indices[..., 0] == 0).all()
-    assert collapsed > 1.5
-    # Balanced choices with confident (one-hot) probabilities also sit at the minimum.
-    probs = torch.eye(4).repeat(8, 1)
-    torch.testing.assert_close(load_balancing_loss(probs, probs.argmax(-1, keepdim=True)), torch.tensor(1.0))
-
-
 def test_dense_and_moe_have_the_same_parameter_count():
     moe, dense = (sum(p.numel() for p in make_model(ffn=f).parameters()) for f in FFNS)
     assert abs(moe - dense) / dense < 0.05
@@ -237,31 +186,36 @@ def test_inputs_validation_names_the_field():
         make_model()(HumanInputs(inputs.keypoints2d, inputs.world3d[:, :17], inputs.bbox, inputs.K))
 
 
-def test_inputs_from_blazepose_uses_the_fit_mapping():
-    n = 2
-    rng = np.random.default_rng(0)
-    landmarks = rng.uniform(0, 500, (n, 33, 3))
-    world = rng.normal(size=(n, 33, 3))
-    bbox = np.array([[10.0, 20.0, 200.0, 400.0], [300.0, 10.0, 400.0, 300.0]])
-    K = np.array([[800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]])
-    inputs = inputs_from_blazepose(landmarks, world, bbox, K)
-    assert inputs.K.shape == (n, 3, 3) and inputs.keypoints2d.dtype == torch.float32
-    for j, name in enumerate(JOINT_NAMES):
-        i = BLAZEPOSE_FOR_JOINT[name]
-        expected_2d = landmarks[:, i] if i is not None else np.zeros((n, 3))
-        expected_3d = world[:, i] if i is not None else np.zeros((n, 3))
-        np.testing.assert_allclose(inputs.keypoints2d[:, j].numpy(), expected_2d, rtol=1e-6)
-        np.testing.assert_allclose(inputs.world3d[:, j].numpy(), expected_3d, rtol=1e-6)
-    with pytest.raises(ValueError, match="K must"):
-        inputs_from_blazepose(landmarks, world, bbox, np.eye(4))
-
-
-def test_to_fit_params():
+def test_to_body_params():
     out = make_model()(make_inputs(2))
-    params = to_fit_params(out)
-    assert isinstance(params, FitParams)
+    params = to_body_params(out)
+    assert isinstance(params, BodyParams)
     assert params.bone_rotvec.shape == (2, 18, 3) and not params.translation.requires_grad
     torch.testing.assert_close(roma.rotvec_to_rotmat(params.bone_rotvec), roma.rotvec_to_rotmat(out["bone_rotvec"]).detach())
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_infer_gives_forwards_bodies_in_metres_without_gradients(encoding):
+    model, inputs = make_model(camera_encoding=encoding), make_inputs(3)
+    out = model(inputs)
+    bodies = model.infer(inputs)
+    assert set(bodies) == {"translation", "depth_m", "global_rotation", "bone_rotvec", "phenotype"}
+    assert bodies["translation"].shape == (3, 3) and bodies["depth_m"].shape == (3,)
+    assert bodies["global_rotation"].shape == (3, 3, 3) and bodies["bone_rotvec"].shape == (3, 18, 3)
+    assert bodies["phenotype"].shape == (3, 6)
+    assert not any(value.requires_grad for value in bodies.values())
+    for name in ("translation", "global_rotation", "bone_rotvec", "phenotype"):
+        torch.testing.assert_close(bodies[name], out[name].detach())
+    torch.testing.assert_close(bodies["depth_m"], out["log_depth"].detach().exp())
+
+
+def test_infer_takes_one_person_without_a_batch_dimension():
+    model, inputs = make_model(), make_inputs(2)
+    batched = model.infer(inputs)
+    one = model.infer(inputs.map_tensors(lambda value: value[1]))
+    assert one["translation"].shape == (3,) and one["global_rotation"].shape == (3, 3) and one["depth_m"].shape == ()
+    for name, value in one.items():
+        torch.testing.assert_close(value, batched[name][1], atol=1e-5, rtol=1e-5)
 
 
 def test_a_few_adam_steps_reduce_a_simple_loss():
@@ -300,24 +254,6 @@ def test_silhouette_tokens_read_the_segmentation():
         model(HumanInputs(inputs.keypoints2d, inputs.world3d, inputs.bbox, inputs.K, torch.zeros(2, 8, 8)))
     stats = router_statistics(model(with_silhouette), with_silhouette)
     torch.testing.assert_close(stats["share"]["silhouette"].sum(-1), torch.ones(model.config.depth))
-
-
-def test_silhouette_from_segmentation_resamples_onto_the_window():
-    bbox = np.array([300.0, 100.0, 400.0, 300.0])
-    window = silhouette_window(torch.as_tensor(bbox)[None])[0].numpy()
-    assert np.allclose(window, [210.0, 60.0, 490.0, 340.0])  # 1.4 x the longer side, centred
-    segmentation = np.random.default_rng(0).random((64, 64)).astype(np.float32)
-    # Over the window itself, each cell of a 32-grid is the mean of 2 x 2 segmentation pixels.
-    pooled = segmentation.reshape(32, 2, 32, 2).mean(axis=(1, 3))
-    np.testing.assert_allclose(silhouette_from_segmentation(segmentation, window, bbox, 32).numpy(), pooled, atol=1e-5)
-    # Box and segmentation moved together: the same silhouette; none outside the segmentation.
-    shift = np.array([37.0, -12.0, 37.0, -12.0])
-    np.testing.assert_allclose(silhouette_from_segmentation(segmentation, window + shift, bbox + shift, 32).numpy(), pooled, atol=1e-5)
-    half = window.copy()
-    half[0] = (window[0] + window[2]) / 2  # the segmentation covers only the window's right half
-    right = silhouette_from_segmentation(np.ones((64, 32), np.float32), half, bbox, 32).numpy()
-    assert np.all(right[:, 17:] == 1.0) and np.all(right[:, :15] == 0.0)
-    assert not silhouette_from_segmentation(None, None, bbox, 32).any()
 
 
 def test_checkpoints_from_before_silhouettes_load(tmp_path):

@@ -219,6 +219,11 @@ def test_image_size_refuses_what_load_image_refuses(tmp_path):
     (tmp_path / "empty.jpg").touch()
     (tmp_path / "text.png").write_text("no")
     Image.new("RGB", (8, 40)).save(tmp_path / "thin.png")
-    for name, words in (("empty.jpg", "empty file"), ("text.png", "not an image"), ("thin.png", "too small"), ("nope.png", "no such")):
+    for name, words in (
+        ("empty.jpg", "empty file"),
+        ("text.png", "not an image"),
+        ("thin.png", "too small"),
+        ("nope.png", "no such"),
+    ):
         with pytest.raises(InputError, match=words):
             image_size(tmp_path / name)

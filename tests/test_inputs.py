@@ -18,7 +18,17 @@ def test_parse_intrinsics_good(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "1,2,3", "1,2,3,4,5", "a,b,c,d", "500,500,nan,240", "500,inf,320,240", "0,500,320,240", "500,-1,320,240", "500;500;320;240"],
+    [
+        "",
+        "1,2,3",
+        "1,2,3,4,5",
+        "a,b,c,d",
+        "500,500,nan,240",
+        "500,inf,320,240",
+        "0,500,320,240",
+        "500,-1,320,240",
+        "500;500;320;240",
+    ],
 )
 def test_parse_intrinsics_bad(text):
     with pytest.raises(InputError, match="--intrinsics"):
@@ -45,7 +55,14 @@ def test_image_good_and_pillow():
 
 @pytest.mark.parametrize(
     "image",
-    [np.zeros((15, 40, 3), np.uint8), np.zeros((40, 40), np.uint8), np.zeros((40, 40, 4), np.uint8), np.zeros((40, 40, 3)), "x", None],
+    [
+        np.zeros((15, 40, 3), np.uint8),
+        np.zeros((40, 40), np.uint8),
+        np.zeros((40, 40, 4), np.uint8),
+        np.zeros((40, 40, 3)),
+        "x",
+        None,
+    ],
     ids=["15 px", "gray", "rgba", "float", "string", "none"],
 )
 def test_image_bad(image):
@@ -60,7 +77,14 @@ def test_K_good():
 
 @pytest.mark.parametrize(
     "K",
-    ["500,500,320,240", None, np.eye(4), [[0, 0, 1], [0, 1, 1], [0, 0, 1]], [[np.nan, 0, 1], [0, 1, 1], [0, 0, 1]], [[1, 0], [0, 1]]],
+    [
+        "500,500,320,240",
+        None,
+        np.eye(4),
+        [[0, 0, 1], [0, 1, 1], [0, 0, 1]],
+        [[np.nan, 0, 1], [0, 1, 1], [0, 0, 1]],
+        [[1, 0], [0, 1]],
+    ],
     ids=["string", "none", "4x4", "zero focal", "nan", "2x2"],
 )
 def test_K_bad(K):

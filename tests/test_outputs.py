@@ -99,6 +99,12 @@ def test_output_apart_from_the_input(tmp_path):
 
 def test_folder_output_names_keep_colliding_stems_apart():
     names = folder_output_names([Path("a.jpg"), Path("a.png"), Path("A.tif"), Path("b.png"), Path("c.d.png")])
-    assert names == {Path("a.jpg"): "a.jpg", Path("a.png"): "a.png", Path("A.tif"): "A.tif", Path("b.png"): "b", Path("c.d.png"): "c.d"}
+    assert names == {
+        Path("a.jpg"): "a.jpg",
+        Path("a.png"): "a.png",
+        Path("A.tif"): "A.tif",
+        Path("b.png"): "b",
+        Path("c.d.png"): "c.d",
+    }
     with pytest.raises(InputError, match="both write"):  # a.png.jpg's stem is the name a.png falls back to
         folder_output_names([Path("a.png"), Path("a.jpg"), Path("a.png.jpg")])

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from metrichmsr.body import JOINT_NAMES, POSE_BONES, BodyModel
+from metrichmsr.body import JOINT_NAMES, POSE_BONES, BodyModel, BodyParams
 from metrichmsr.camera import project
 from metrichmsr.errors import InputError
-from metrichmsr.fit import FitParams
-from metrichmsr.models.humanmoe import silhouette_from_segmentation, silhouette_window
+from metrichmsr.models.tokens import silhouette_from_segmentation, silhouette_window
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.perception._tiles import (
     REFINED_BOXES_DECIDE_IOU,
@@ -67,7 +66,7 @@ def _render(body_model, renderer, phenotype, pixels, across) -> tuple[np.ndarray
     scene = render_people(
         body_model,
         renderer,
-        FitParams(phenotype, pose, rotation, translation),
+        BodyParams(phenotype, pose, rotation, translation),
         K,
         (WIDTH, HEIGHT),
         floor=FloorPlane.level(CAMERA_HEIGHT_M),
@@ -150,12 +149,15 @@ def test_segmentation_covers_the_person(detector, two_people):
         assert box[0] <= obs.bbox[0] and box[1] <= obs.bbox[1] and box[2] >= obs.bbox[2] and box[3] >= obs.bbox[3]
         silhouette = silhouette_from_segmentation(obs.segmentation, box, obs.bbox, 32).numpy()
         window = silhouette_window(torch.as_tensor(obs.bbox)[None])[0].numpy()
+
         def on_grid(points: np.ndarray) -> np.ndarray:
             """Silhouette values at (K, 2) pixel points."""
             col, row = ((points - window[:2]) / (window[2:] - window[:2]) * 32).astype(int).T
             return silhouette[row, col]
 
-        outline = on_grid(joints[[JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "nose")]])
+        outline = on_grid(
+            joints[[JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "nose")]]
+        )
         assert (outline > 0.5).sum() >= 4, outline
         hips = joints[[JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]].mean(axis=0)
         shoulders = joints[[JOINT_NAMES.index("left_shoulder"), JOINT_NAMES.index("right_shoulder")]].mean(axis=0)
@@ -321,9 +323,7 @@ def test_duplicates_merge_but_nested_people_stay():
     # A child standing in front of the adult, inside the adult's box.
     child = np.column_stack([rng.uniform(120, 180, 33), rng.uniform(250, 400, 33), np.ones(33)])
     child_box = np.array([115.0, 240.0, 185.0, 405.0])
-    kept = suppress_duplicates(
-        [adult_box, upper_box, child_box], [adult, upper, child], [0.9, 0.5, 0.8]
-    )
+    kept = suppress_duplicates([adult_box, upper_box, child_box], [adult, upper, child], [0.9, 0.5, 0.8])
     assert kept == [0, 2]
 
 
@@ -344,7 +344,9 @@ def test_one_box_read_as_two_skeletons_merges_but_people_side_by_side_stay():
     # Two people hugging: their boxes overlap by half, their landmarks differ.
     neighbour_box = box + [50.0, 0.0, 50.0, 0.0]
     assert 0.3 < box_iou(box, neighbour_box) < 0.6
-    kept = suppress_duplicates([box, neighbour_box], [skeleton(box), skeleton(neighbour_box)], [0.9, 0.8], REFINED_BOXES_DECIDE_IOU)
+    kept = suppress_duplicates(
+        [box, neighbour_box], [skeleton(box), skeleton(neighbour_box)], [0.9, 0.8], REFINED_BOXES_DECIDE_IOU
+    )
     assert kept == [0, 1]
 
 

@@ -147,9 +147,7 @@ def test_big_image_renders_at_reduced_size(renderer):
 
     # Pixel edges map to pixel edges: u' + 0.5 = s (u + 0.5).
     sx, sy = 2048 / 5000, 1638 / 4000
-    K_small = np.array(
-        [[5000.0 * sx, 0.0, 2500.0 * sx - 0.5], [0.0, 5000.0 * sy, 2000.0 * sy - 0.5], [0, 0, 1]]
-    )
+    K_small = np.array([[5000.0 * sx, 0.0, 2500.0 * sx - 0.5], [0.0, 5000.0 * sy, 2000.0 * sy - 0.5], [0, 0, 1]])
     first, last = box_pixel_extent(K_small, centre, extents)
     np.testing.assert_array_equal(mask_extent(ids == 0), (first, last))
     assert depth[ids == 0].min() == pytest.approx(6.0 - 0.15, rel=1e-3)

@@ -127,11 +127,11 @@ def test_planar_backdrop_stands_at_the_wall_the_lines_found_unless_people_are_be
     from dataclasses import replace
 
     from _people_on_floor import people_on_floor
-    from metrichmsr.scene.floor import image_rays
+    from metrichmsr.geometry import image_rays_z1
 
     joints, _, truth = people_on_floor(body_model, [(-1.5, 5.0), (0.5, 8.0)], 1.4, pitch_deg=8.0)
     true_floor_m = truth.depth_map(K, SIZE)
-    ahead_per_depth = image_rays(K, SIZE) @ truth.forward  # metres ahead per metre of depth
+    ahead_per_depth = image_rays_z1(K, SIZE) @ truth.forward  # metres ahead per metre of depth
 
     walled = PlanarDepth().estimate(IMAGE, K, joints, floor=replace(truth, wall_distance_m=20.0))
     on_floor = true_floor_m * ahead_per_depth < 20.0
@@ -168,17 +168,30 @@ def tiny_depth_anything(tmp_path_factory):
     import torch
 
     backbone = transformers.Dinov2Config(
-        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, image_size=56,
-        patch_size=14, out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False,
-    )  # fmt: skip
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=56,
+        patch_size=14,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+        reshape_hidden_states=False,
+    )
     config = transformers.DepthAnythingConfig(
-        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[16, 16, 16, 16],
-        fusion_hidden_size=16, head_hidden_size=8, depth_estimation_type="metric", max_depth=20,
-    )  # fmt: skip
+        backbone_config=backbone,
+        reassemble_hidden_size=32,
+        neck_hidden_sizes=[16, 16, 16, 16],
+        fusion_hidden_size=16,
+        head_hidden_size=8,
+        depth_estimation_type="metric",
+        max_depth=20,
+    )
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-depth-anything")
     transformers.DepthAnythingForDepthEstimation(config).save_pretrained(folder)
-    transformers.DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14).save_pretrained(folder)
+    transformers.DPTImageProcessor(
+        size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14
+    ).save_pretrained(folder)
     return folder
 
 
@@ -242,3 +255,16 @@ def test_hf_depth_pro_depth_follows_the_known_focal():
         np.testing.assert_allclose(backend.estimate(IMAGE, K).depth_m, expected_m)
     backend._processor = FakeProcessor(None)  # no field-of-view head: depth in units of the width
     np.testing.assert_allclose(backend.estimate(IMAGE, K).depth_m, 5.0 * 150.0 / SIZE[0], rtol=1e-6)
+
+
+def test_every_backend_loads_and_a_backend_without_a_network_loads_nothing():
+    from metrichmsr.scene.depth import DepthBackend, NoDepth, PlanarDepth
+
+    class Constant(DepthBackend):
+        spec = "constant"
+
+        def estimate(self, image, K, people_joints=None, floor=None):
+            return None
+
+    for backend in (NoDepth(), PlanarDepth(), Constant()):
+        assert backend.load() is None

@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_K, camera_rotation, people_on_floor, room_image, room_wall_feet_ahead_m
+from _people_on_floor import camera_rotation, people_on_floor
 from metrichmsr.body import JOINT_NAMES
 from metrichmsr.scene.floor import (
     FloorPlane,
@@ -94,7 +94,6 @@ def test_people_who_all_lean_differently_still_give_the_floor_from_their_feet(bo
     assert floor.camera_height_m == pytest.approx(1.6, abs=0.05)
 
 
-
 def _moved_along_rays(joints: np.ndarray, factor: float) -> np.ndarray:
     """A person placed ``factor`` times too far: the same image, a bigger body."""
     return joints * factor
@@ -125,7 +124,9 @@ def test_given_up_directions_replace_the_body_axes(body_model):
     ankles = joints[0, [JOINT_NAMES.index("left_ankle"), JOINT_NAMES.index("right_ankle")]].mean(axis=0)
     from scipy.spatial.transform import Rotation
 
-    joints[0, legs_up] = Rotation.from_rotvec(np.radians(20.0) * np.array([1.0, 0.0, 0.0])).apply(joints[0, legs_up] - ankles) + ankles
+    joints[0, legs_up] = (
+        Rotation.from_rotvec(np.radians(20.0) * np.array([1.0, 0.0, 0.0])).apply(joints[0, legs_up] - ankles) + ankles
+    )
     assert angle_deg(floor_from_people(joints).up, truth.up) > 10.0
     floor = floor_from_people(joints, ups=truth.up[None])
     assert angle_deg(floor.up, truth.up) < 0.5
@@ -146,34 +147,6 @@ def test_depth_noise_trusts_the_people_s_up_over_scattered_contacts(body_model):
     assert angle_deg(allowing.up, truth.up) < 0.75 * angle_deg(exact.up, truth.up)
 
 
-def test_pipeline_floor_takes_ups_from_rotations_and_contacts_from_seen_feet(body_model):
-    from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES
-    from metrichmsr.pipeline import PersonResult, people_floor
-
-    joints, vertices, truth = people_on_floor(body_model, [(-2.0, 5.0), (1.5, 7.0), (0.0, 4.0)], 1.5, 12.0, 4.0, seed=9)
-    joints[2] = _moved_along_rays(joints[2], 1.3)
-    keypoints = np.full((3, len(BLAZEPOSE_LANDMARK_NAMES), 3), 0.9)
-    keypoints[2, BLAZEPOSE_LANDMARK_NAMES.index("left_knee") :, 2] = 0.0  # cut at the knees
-    people = [
-        PersonResult(id=i, bbox=np.array([0.0, 0.0, 50.0, 200.0]), score=0.9, translation=joints[i, 11:13].mean(0), height_m=1.7,
-                     joints3d=joints[i], keypoints2d=keypoints[i], vertices=vertices[i], phenotype=np.full(6, 0.5),
-                     bone_rotvec=np.zeros((18, 3)), global_rotation=camera_rotation(12.0, 4.0))
-        for i in range(3)
-    ]  # fmt: skip
-    floor, contacts = people_floor(people)
-    assert angle_deg(floor.up, truth.up) < 0.5  # the rotations' up, exact here
-    assert floor.camera_height_m == pytest.approx(1.5, abs=0.03)
-    assert np.isfinite(contacts[:2]).all() and np.isnan(contacts[2]).all()
-    assert people_floor([]) == (None, None)
-    # A speck of a detection (a 15 px box, feet "seen") places no floor, alone or with others.
-    speck = dataclasses.replace(people[2], bbox=np.array([0.0, 0.0, 60.0, 15.0]), keypoints2d=np.full_like(keypoints[2], 0.9))
-    assert people_floor([speck]) == (None, None)
-    with_speck, contacts = people_floor([*people[:2], speck])
-    np.testing.assert_allclose(with_speck.up, people_floor(people[:2])[0].up)
-    assert np.isnan(contacts[2]).all()
-
-
-
 def test_a_scene_up_sets_the_tilt_and_the_people_the_height(body_model):
     joints, _, truth = people_on_floor(body_model, [(-1.0, 5.0), (1.5, 7.0)], 1.4, pitch_deg=10.0, pose_std_rad=0.25, seed=5)
     bodies = floor_from_people(joints)
@@ -182,43 +155,6 @@ def test_a_scene_up_sets_the_tilt_and_the_people_the_height(body_model):
     assert angle_deg(scene.up, truth.up) < 0.2 < angle_deg(bodies.up, truth.up)
     assert scene.camera_height_m == pytest.approx(1.4, abs=0.03)
     assert scene.to_dict()["up_source"] == "lines"
-
-
-def test_pipeline_floor_takes_its_tilt_from_the_image_lines(body_model):
-    """Bodies 5 degrees off in pitch; the room's lines put the floor's tilt right."""
-    from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES
-    from metrichmsr.pipeline import PersonResult, people_floor
-
-    pitch_deg, roll_deg = 12.0, 4.0
-    joints, vertices, truth = people_on_floor(body_model, [(-1.5, 5.0), (1.0, 7.0)], ROOM_CAMERA_HEIGHT_M, pitch_deg, roll_deg, seed=9)
-    image, true_up = room_image(pitch_deg, roll_deg)
-    np.testing.assert_allclose(true_up, truth.up, atol=1e-9)
-    people = [
-        PersonResult(id=i, bbox=np.array([0.0, 0.0, 50.0, 200.0]), score=0.9, translation=joints[i, 11:13].mean(0), height_m=1.7,
-                     joints3d=joints[i], keypoints2d=np.full((len(BLAZEPOSE_LANDMARK_NAMES), 3), 0.9), vertices=vertices[i],
-                     phenotype=np.full(6, 0.5), bone_rotvec=np.zeros((18, 3)), global_rotation=camera_rotation(pitch_deg + 5.0, roll_deg))
-        for i in range(2)
-    ]  # fmt: skip
-    from_bodies, _ = people_floor(people)
-    from_lines, _ = people_floor(people, image, ROOM_K)
-    assert from_bodies.up_source == "people" and angle_deg(from_bodies.up, truth.up) > 2.0
-    assert from_lines.up_source == "lines" and angle_deg(from_lines.up, truth.up) < 0.3
-    assert from_lines.camera_height_m == pytest.approx(ROOM_CAMERA_HEIGHT_M, abs=0.05)
-    # The room's wall is turned 20 degrees: its edges seen stand at several distances, and
-    # the floor ends at their nearer part.
-    feet_m = room_wall_feet_ahead_m(pitch_deg, roll_deg)
-    assert from_bodies.wall_distance_m is None
-    assert 0.98 * feet_m.min() < from_lines.wall_distance_m < np.median(feet_m)
-    assert from_lines.to_dict()["wall_distance_m"] == pytest.approx(from_lines.wall_distance_m, abs=1e-3)
-    # The floor's planks run to the wall's foot: it is seen about as far as the wall.
-    assert feet_m.min() < from_lines.floor_seen_m < 1.05 * feet_m.max()
-    # A camera known to stand twice as high sees the wall twice as far.
-    known, _ = people_floor(people, image, ROOM_K, camera_height_m=2 * from_lines.camera_height_m)
-    assert known.height_source == "user"
-    assert known.wall_distance_m == pytest.approx(2 * from_lines.wall_distance_m, rel=1e-6)
-    # A blank image has no lines: the bodies' floor stands.
-    blank, _ = people_floor(people, np.full_like(image, 128), ROOM_K)
-    np.testing.assert_allclose(blank.up, from_bodies.up)
 
 
 def test_only_feet_sunk_well_below_the_floor_bring_a_person_nearer():
@@ -234,7 +170,6 @@ def test_only_feet_sunk_well_below_the_floor_bring_a_person_nearer():
     assert sunken_scales(floor, contacts, max_ratio=1.2)[2] == pytest.approx(0.75)
     np.testing.assert_allclose(floor.below_ratio(contacts[:3]), [1.0, 2.0, 4 / 3])
     assert floor.height_above(contacts[1] * sunken_scales(floor, contacts)[1]) == pytest.approx(0.0, abs=1e-9)
-
 
 
 def _contacts_below(floor: FloorPlane, ratios: list[float]) -> np.ndarray:

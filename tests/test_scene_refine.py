@@ -2,48 +2,12 @@ import json
 
 import numpy as np
 import pytest
-import trimesh
 
+from _cutout_scene import FLOOR, SIZE, K, cutout_scene
 from metrichmsr.bench.depth_bench import abs_rel, delta1
 from metrichmsr.bench.depth_bench import corrupt as bench_corrupt
-from metrichmsr.scene.floor import FloorPlane
-from metrichmsr.scene.refine import (
-    composite_people,
-    feet_to_floor_m,
-    human_anchors,
-    people_depth,
-    refine_depth,
-    scene_summary,
-)
-
-SIZE = (512, 384)  # (W, H)
-K = np.array([[420.0, 0.0, 255.5], [0.0, 420.0, 191.5], [0.0, 0.0, 1.0]])
-CAMERA_HEIGHT_M = 1.5
-FLOOR = FloorPlane(up=np.array([0.0, -1.0, 0.0]), camera_height_m=CAMERA_HEIGHT_M)
-WALL_M = 14.0
-# Cardboard people: fronto-parallel 0.5 x 1.7 m panels standing on the floor, (image column
-# fraction, depth in metres).
-PEOPLE = [(0.08, 3.0), (0.25, 7.0), (0.42, 4.5), (0.6, 10.0), (0.78, 5.5), (0.93, 3.5)]
-
-
-def cutout_scene(people=PEOPLE):
-    """Ground-truth depth (H, W) of a floor, a back wall and the panels; the panels' z-buffer
-    (NaN elsewhere), their ids (-1 elsewhere) and their foot contacts (N, 3)."""
-    width, height = SIZE
-    u, v = np.meshgrid(np.arange(width), np.arange(height))
-    depth = np.minimum(FLOOR.depth_map(K, SIZE), WALL_M)
-    people_depth_m = np.full((height, width), np.nan, np.float32)
-    ids = np.full((height, width), -1, np.int16)
-    contacts = []
-    for i, (column, z) in enumerate(people):
-        x = (column * width - K[0, 2]) / K[0, 0] * z
-        u0, u1 = K[0, 0] * (x - 0.25) / z + K[0, 2], K[0, 0] * (x + 0.25) / z + K[0, 2]
-        v0, v1 = K[1, 1] * (CAMERA_HEIGHT_M - 1.7) / z + K[1, 2], K[1, 1] * CAMERA_HEIGHT_M / z + K[1, 2]
-        panel = (u >= u0) & (u <= u1) & (v >= v0) & (v <= v1) & ~(people_depth_m < z)
-        people_depth_m[panel], ids[panel] = z, i
-        contacts.append((x, CAMERA_HEIGHT_M, z))
-    depth = np.fmin(depth, people_depth_m).astype(np.float32)
-    return depth, people_depth_m, ids, np.array(contacts)
+from metrichmsr.scene.anchors import composite_people, human_anchors
+from metrichmsr.scene.refine import refine_depth, scene_summary
 
 
 def corrupt(depth_m, scale=1.0, shift_m=0.0, drift=0.0):
@@ -170,47 +134,6 @@ def test_too_few_anchors_leave_the_depth_unchanged():
     assert result.mode == "none" and result.scale == 1.0
     np.testing.assert_allclose(result.depth_m, corrupt(gt, 2.0))
     assert result.feet_to_floor_m is None
-
-
-def test_anchors_drop_person_edges_and_weigh_each_person_once(scene):
-    _, anchors = scene
-    _, people_depth_m, ids, _ = cutout_scene()
-    body = (anchors.group >= 0) & anchors.on_people
-    assert body.sum() < (ids >= 0).sum()  # edge pixels left out
-    assert np.all(np.isnan(anchors.depth_m[~body & ~(anchors.group >= 0)]))
-    for person in range(len(PEOPLE)):
-        mine = anchors.group == person
-        assert anchors.weight[mine & anchors.on_people].sum() == pytest.approx(1.0, rel=1e-4)
-        assert anchors.weight[mine & ~anchors.on_people].sum() == pytest.approx(1.0, rel=1e-4)
-    # Floor anchors carry the floor's depth.
-    floor_anchor = (anchors.group >= 0) & ~anchors.on_people
-    np.testing.assert_allclose(anchors.depth_m[floor_anchor], FLOOR.depth_map(K, SIZE)[floor_anchor], rtol=1e-5)
-
-
-def test_feet_to_floor_measures_height_of_the_feet_above_the_scene(scene):
-    gt, anchors = scene
-    contacts = anchors.contacts_m[1:]  # the first person's feet are below the image
-    np.testing.assert_allclose(feet_to_floor_m(gt, K, contacts, FLOOR.up, anchors.on_people), 0.0, atol=1e-3)
-    sunken = FloorPlane(FLOOR.up, CAMERA_HEIGHT_M + 0.1)  # the scene's floor 10 cm lower
-    sunken_depth = np.where(anchors.on_people, gt, np.minimum(sunken.depth_map(K, SIZE), WALL_M))
-    np.testing.assert_allclose(feet_to_floor_m(sunken_depth, K, contacts, FLOOR.up, anchors.on_people), 0.1, atol=1e-3)
-    assert np.isnan(feet_to_floor_m(gt, K, anchors.contacts_m[:1], FLOOR.up)).all()
-
-
-def test_people_depth_is_the_z_buffer(session_renderer):
-    near = trimesh.creation.box((0.6, 1.8, 0.3))
-    near.apply_translation((0.0, 0.6, 4.0))
-    far = trimesh.creation.box((0.6, 1.8, 0.3))
-    far.apply_translation((0.3, 0.6, 6.0))
-    meshes = [(m.vertices, m.faces) for m in (near, far)]
-    depth_m, ids = people_depth(session_renderer, K, SIZE, meshes)
-    assert depth_m.shape == ids.shape == (SIZE[1], SIZE[0])
-    assert np.isnan(depth_m[ids < 0]).all() and np.isfinite(depth_m[ids >= 0]).all()
-    np.testing.assert_allclose(depth_m[ids == 0], 4.0 - 0.15, atol=1e-3)  # front face
-    np.testing.assert_allclose(depth_m[ids == 1], 6.0 - 0.15, atol=1e-3)
-    # The far box is partly hidden: the near one wins where they overlap.
-    u_overlap = int(K[0, 0] * 0.2 / 4.0 + K[0, 2])
-    assert ids[int(K[1, 2] + 40), u_overlap] == 0
 
 
 def test_summary_is_json(scene):

@@ -139,5 +139,3 @@ def test_write_dataset_is_atomic_and_listed(tmp_path, body_model, session_render
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     with pytest.raises(InputError, match="not a synth folder"):
         list_samples(tmp_path / "mine")
-
-

@@ -11,9 +11,14 @@ from metrichmsr.models.humanmoe import HumanMoE, HumanMoEConfig
 from metrichmsr.train.trainer import TrainConfig, _learning_rate, train
 
 TINY = TrainConfig(
-    steps=4, batch_size=8, warmup_steps=2, eval_every=2, checkpoint_every=2, validation_size=16,
+    steps=4,
+    batch_size=8,
+    warmup_steps=2,
+    eval_every=2,
+    checkpoint_every=2,
+    validation_size=16,
     model={"dim": 32, "depth": 1, "heads": 2, "expert_hidden": 32},
-)  # fmt: skip
+)
 
 
 def test_train_checkpoints_resumes_and_exports(tmp_path, body_model):
@@ -65,7 +70,9 @@ def test_config_from_toml(tmp_path):
     gpu = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_gpu.toml")
     gpu_renders = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_gpu_renders.toml")
     assert gpu.model == gpu_renders.model == shipped.model and gpu.sampler_workers > 0
-    assert HumanMoE.load(resources.files("metrichmsr.models") / "weights" / "humanmoe.pt").config == HumanMoEConfig.from_dict(gpu.model)
+    assert HumanMoE.load(resources.files("metrichmsr.models") / "weights" / "humanmoe.pt").config == HumanMoEConfig.from_dict(
+        gpu.model
+    )
     path.write_text("stepz = 12\n")
     with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_toml(path)

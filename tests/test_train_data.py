@@ -13,7 +13,8 @@ import torch
 from metrichmsr.body import JOINT_NAMES
 from metrichmsr.camera import project
 from metrichmsr.fit import evidence_from_blazepose
-from metrichmsr.models.humanmoe import HumanInputs, silhouette_window
+from metrichmsr.geometry import project_points
+from metrichmsr.models.tokens import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START
 from metrichmsr.train.data import ParallelPeople, SyntheticPeople, splat_silhouettes
 from metrichmsr.train.noise import (
@@ -22,8 +23,6 @@ from metrichmsr.train.noise import (
     SWAP_PAIRS,
     NoiseModel,
     crop_rotation,
-    measure_blazepose_noise,
-    project_points,
 )
 
 INPUT_KEYS = {"keypoints2d", "world3d", "bbox", "K"}  # and ``silhouette``, None without silhouette_grid
@@ -80,8 +79,6 @@ def test_seeds_stay_in_the_training_split(body_model, noise):
         SyntheticPeople(body_model, noise, seed=HELD_OUT_SEED_START)
     with pytest.raises(ValueError, match="training split"):
         SyntheticPeople(body_model, noise, seed=-1)
-    with pytest.raises(ValueError, match="held-out"):
-        measure_blazepose_noise(10, seed=HELD_OUT_SEED_START - 5)
 
 
 def test_shapes_and_targets(body_model, batch):
@@ -172,7 +169,7 @@ def test_crop_rotation_matches_the_fit():
 
 def evidence_world(world: np.ndarray) -> np.ndarray:
     """BlazePose's 33 world landmarks (N, 33, 3) in JOINT_NAMES order (N, 23, 3), as the fit maps them."""
-    from metrichmsr.fit import BLAZEPOSE_FOR_JOINT
+    from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
     return world[:, [BLAZEPOSE_FOR_JOINT[name] or 0 for name in JOINT_NAMES]]
 
@@ -196,9 +193,13 @@ def test_swaps_and_world_noise_match_the_model(noise, truth):
     joints, root, K, size = truth
     # Swaps alone: a swapped landmark sits exactly on the other side's projection.
     swaps_only = dataclasses.replace(
-        noise, core_std=np.zeros(23), gross_share=np.zeros(23), world_std_m=np.zeros((23, 3)),
-        world_size_log_std=0.0, world_rotation_std_deg=np.zeros(3),
-    )  # fmt: skip
+        noise,
+        core_std=np.zeros(23),
+        gross_share=np.zeros(23),
+        world_std_m=np.zeros((23, 3)),
+        world_size_log_std=0.0,
+        world_rotation_std_deg=np.zeros(3),
+    )
     seen = swaps_only.simulate(joints, root, K, size, np.random.default_rng(2))
     uv = project_points(K, joints)
     for p, (left, right) in enumerate(SWAP_PAIRS):
@@ -280,7 +281,11 @@ def test_silhouettes_outline_the_person(body_model, noise):
     assert float(silhouette.min()) >= 0.0 and float(silhouette.max()) <= 1.0
     inputs.validate()
     window = silhouette_window(inputs.bbox)
-    cell = ((project(inputs.K, targets.joints) - window[:, None, :2]) / (window[:, None, 2:] - window[:, None, :2]) * 32).floor().long()
+    cell = (
+        ((project(inputs.K, targets.joints) - window[:, None, :2]) / (window[:, None, 2:] - window[:, None, :2]) * 32)
+        .floor()
+        .long()
+    )
     size = targets.image_size[:, None]
     uv = project(inputs.K, targets.joints)
     on_grid = ((cell >= 0) & (cell < 32)).all(-1) & ((uv >= 0) & (uv <= size - 1)).all(-1)

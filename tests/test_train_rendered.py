@@ -7,21 +7,27 @@ import pytest
 import torch
 
 from metrichmsr.errors import InputError
-from metrichmsr.models.humanmoe import HumanInputs, HumanMoE
+from metrichmsr.geometry import project_points
+from metrichmsr.models.humanmoe import HumanMoE
+from metrichmsr.models.tokens import HumanInputs
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig
 from metrichmsr.synth.dataset import write_dataset
 from metrichmsr.train import rendered
 from metrichmsr.train.data import PeopleTargets
-from metrichmsr.train.noise import project_points
 from metrichmsr.train.rendered import DETECTIONS_FILE, RenderedPeople, matched_people
 from metrichmsr.train.trainer import TrainConfig, train
 
 # Near and whole, so BlazePose finds most of them in a few small images.
 NEAR = SceneConfig(long_side_px=480, people=(1, 2), distance_m=(2.5, 6.0), fov_deg=(40.0, 70.0), min_in_frame=0.95)
 TINY = TrainConfig(
-    steps=2, batch_size=8, warmup_steps=1, eval_every=2, checkpoint_every=2, validation_size=16,
+    steps=2,
+    batch_size=8,
+    warmup_steps=1,
+    eval_every=2,
+    checkpoint_every=2,
+    validation_size=16,
     model={"dim": 32, "depth": 1, "heads": 2, "expert_hidden": 32, "silhouette_grid": 16},
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +90,14 @@ def test_training_mixes_renders_and_starts_from_weights(tmp_path, renders, body_
     start = train(TINY, tmp_path / "start", progress=False)
     tuned = train(
         dataclasses.replace(TINY, rendered_data=[str(renders)], rendered_share=0.5, init_weights=str(start)),
-        tmp_path / "tuned", progress=False,
-    )  # fmt: skip
+        tmp_path / "tuned",
+        progress=False,
+    )
     before, after = HumanMoE.load(start).state_dict(), HumanMoE.load(tuned).state_dict()
     assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
-    only_renders = train(dataclasses.replace(TINY, rendered_data=[str(renders)], rendered_share=1.0), tmp_path / "real", progress=False)
+    only_renders = train(
+        dataclasses.replace(TINY, rendered_data=[str(renders)], rendered_share=1.0), tmp_path / "real", progress=False
+    )
     assert HumanMoE.load(only_renders).config.silhouette_grid == 16
 
 
@@ -114,7 +123,9 @@ def test_a_backbone_network_trains_on_renders_and_recovers(tmp_path, renders):
     from metrichmsr.pipeline import Recoverer
     from metrichmsr.synth.dataset import list_samples, load_sample
 
-    vit = transformers.ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)
+    vit = transformers.ViTConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+    )
     transformers.ViTModel(vit, add_pooling_layer=False).save_pretrained(tmp_path / "vit")
     model = dict(TINY.model, backbone=f"hf:{tmp_path / 'vit'}", backbone_image_size=32)
     with pytest.raises(ValueError, match="only rendered people have"):

@@ -19,8 +19,10 @@ def main(path: str) -> int:
     meshes = [o for o in bpy.context.scene.objects if o.type == "MESH"]
     people = [o for o in meshes if o.name.startswith("person_")]
     vertices = sum(len(o.data.vertices) for o in meshes)
-    print(f"blender {bpy.app.version_string}: {len(meshes)} meshes ({len(people)} people), {vertices} vertices, "
-          f"{len(bpy.data.materials)} materials")  # fmt: skip
+    print(
+        f"blender {bpy.app.version_string}: {len(meshes)} meshes ({len(people)} people), {vertices} vertices, "
+        f"{len(bpy.data.materials)} materials"
+    )
     return 0 if people else 1
 
 

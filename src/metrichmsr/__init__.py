@@ -7,13 +7,17 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Recoverer", "RecoveryResult", "__version__"]
+__all__ = ["PersonResult", "Recoverer", "RecoveryResult", "__version__"]
 
 
 def __getattr__(name: str):
     # Lazy so that `import metrichmsr` (and `metrichmsr --help`) does not load torch and anny.
-    if name in ("Recoverer", "RecoveryResult"):
-        from metrichmsr import pipeline
+    if name == "Recoverer":
+        from metrichmsr.pipeline import Recoverer
 
-        return getattr(pipeline, name)
+        return Recoverer
+    if name in ("PersonResult", "RecoveryResult"):
+        from metrichmsr import result
+
+        return getattr(result, name)
     raise AttributeError(name)

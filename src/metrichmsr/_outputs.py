@@ -68,7 +68,9 @@ def check_output(target: Path, overwrite: bool = False, flag: str = "-o") -> Non
         raise InputError(f"{flag} {target}: exists and is not a folder")
     if target.is_dir() and any(target.iterdir()):
         if not is_ours(target):
-            raise InputError(f"{flag} {target}: holds files metrichmsr did not write; refusing to touch it (choose a new or empty folder)")
+            raise InputError(
+                f"{flag} {target}: holds files metrichmsr did not write; refusing to touch it (choose a new or empty folder)"
+            )
         if not overwrite:
             raise InputError(f"{flag} {target}: holds an earlier run's results; pass --overwrite to replace them")
     existing = target

@@ -14,7 +14,7 @@ joints, and ``R_global = I`` is a person standing upright facing the camera.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import roma
@@ -82,6 +82,41 @@ class BodyOutput:
     vertices: torch.Tensor  # (B, V, 3)
     joints: torch.Tensor  # (B, 23, 3), JOINT_NAMES order
     rest_vertices: torch.Tensor  # (B, V, 3) Anny frame, rest pose (for anthropometry)
+
+
+@dataclass
+class BodyParams:
+    """Body parameters of N people (``BodyModel.forward``'s inputs): what HumanMoE predicts and
+    the fit starts from and returns.
+
+    phenotype: (N, 6) in [0, 1], PHENOTYPE_NAMES order.
+    bone_rotvec: (N, P, 3) axis-angle of POSE_BONES (rad).
+    global_rotation: (N, 3, 3) camera frame.
+    translation: (N, 3) hip midpoint, camera frame, metres.
+    """
+
+    phenotype: torch.Tensor
+    bone_rotvec: torch.Tensor
+    global_rotation: torch.Tensor
+    translation: torch.Tensor
+
+    def _map(self, fn) -> "BodyParams":
+        return BodyParams(*(fn(getattr(self, f.name)) for f in fields(self)))
+
+    def to(self, device: torch.device | str) -> "BodyParams":
+        return self._map(lambda t: t.to(device))
+
+    def detach(self) -> "BodyParams":
+        return self._map(torch.Tensor.detach)
+
+    def select(self, index: torch.Tensor) -> "BodyParams":
+        """The people at ``index`` (an (N',) index or (N,) bool tensor)."""
+        return self._map(lambda t: t[index])
+
+    @classmethod
+    def cat(cls, parts: list["BodyParams"]) -> "BodyParams":
+        """The people of several, in order."""
+        return cls(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 class BodyModel(torch.nn.Module):
@@ -180,7 +215,9 @@ class BodyModel(torch.nn.Module):
 
         Skins only the FAST_JOINT_VERTICES most weighted vertices of each joint's regressor.
         """
-        _, joints, to_camera = self._posed(self._fast_anny, self._fast_keypoints, phenotype, bone_rotvec, global_rotation, translation)
+        _, joints, to_camera = self._posed(
+            self._fast_anny, self._fast_keypoints, phenotype, bone_rotvec, global_rotation, translation
+        )
         return to_camera(joints)
 
     def joints_and_surface(
@@ -200,7 +237,9 @@ class BodyModel(torch.nn.Module):
         return to_camera(joints), to_camera(out["vertices"][:, self._surface_index])
 
     @torch.no_grad()
-    def for_height(self, phenotype: torch.Tensor, height_m: torch.Tensor, parameter: str = "age", steps: int | None = None) -> torch.Tensor:
+    def for_height(
+        self, phenotype: torch.Tensor, height_m: torch.Tensor, parameter: str = "age", steps: int | None = None
+    ) -> torch.Tensor:
         """The phenotypes (N, 6), each with only ``parameter`` changed, whose standing heights
         are ``height_m`` (N,) metres.
 
@@ -221,14 +260,20 @@ class BodyModel(torch.nn.Module):
         candidates = phenotype[:, None].repeat(1, steps, 1)
         candidates[..., column] = grid
         flat = candidates.reshape(n * steps, -1)
-        rest = self(flat, torch.zeros(n * steps, len(POSE_BONES), 3, device=flat.device),
-                    torch.eye(3, device=flat.device).expand(n * steps, 3, 3), torch.zeros(n * steps, 3, device=flat.device))  # fmt: skip
+        rest = self(
+            flat,
+            torch.zeros(n * steps, len(POSE_BONES), 3, device=flat.device),
+            torch.eye(3, device=flat.device).expand(n * steps, 3, 3),
+            torch.zeros(n * steps, 3, device=flat.device),
+        )
         # Bodies grow with age and shrink a little when old: the tallest so far, made strictly increasing.
         heights = torch.cummax(self.standing_height(rest.rest_vertices).reshape(n, steps), dim=1).values.cpu().numpy()
         heights = heights + 1e-6 * np.arange(steps)
         values, targets = grid.cpu().numpy(), height_m.cpu().numpy()
         out = phenotype.clone()
-        out[:, column] = torch.tensor([np.interp(t, h, v) for t, h, v in zip(targets, heights, values)], dtype=out.dtype, device=out.device)
+        out[:, column] = torch.tensor(
+            [np.interp(t, h, v) for t, h, v in zip(targets, heights, values)], dtype=out.dtype, device=out.device
+        )
         return out
 
     @staticmethod

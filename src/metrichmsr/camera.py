@@ -1,5 +1,10 @@
 """Camera intrinsics (user flags, EXIF, default), projection and the bounding camera ray map.
 
+The ray map is MetricHMSR's first idea: every keypoint's and every box cell's unit ray
+``normalize(K^-1 [u, v, 1])`` (:func:`unit_rays`, :func:`box_ray_map`), Fourier-encoded
+(:func:`fourier_encode`), so a person crop keeps where it sat and what lens took it. Torch,
+differentiable; the numpy z = 1 rays of the scene are ``metrichmsr.geometry``'s.
+
 Conventions: OpenCV camera frame (x right, y down, z forward), metres; pixel coordinates
 with integer values at pixel centres, so the centre of a W-pixel-wide image is (W - 1) / 2.
 ``K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` in pixels of the image as decoded (after EXIF
@@ -160,7 +165,7 @@ def project(K: torch.Tensor, points: torch.Tensor, min_depth: float = 1e-3) -> t
     return torch.stack((fx * xy[..., 0] + cx, fy * xy[..., 1] + cy), dim=-1)
 
 
-def pixel_rays(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+def unit_rays(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Unit rays ``normalize(K^-1 [u, v, 1])``. K (..., 3, 3), uv (..., N, 2) -> (..., N, 3)."""
     fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
     cx, cy = K[..., 0, 2, None], K[..., 1, 2, None]
@@ -177,7 +182,7 @@ def crop_rotation(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     the pixel's ray: ``X_cam = R @ X_crop`` for points a crop-based network (BlazePose) reports
     in the frame of a camera looking along the crop centre's ray.
     """
-    ray = pixel_rays(K, uv[..., None, :])[..., 0, :]
+    ray = unit_rays(K, uv[..., None, :])[..., 0, :]
     z_axis = torch.zeros_like(ray)
     z_axis[..., 2] = 1.0
     axis = torch.linalg.cross(z_axis, ray)
@@ -209,7 +214,7 @@ def box_ray_map(K: torch.Tensor, box: torch.Tensor, size: tuple[int, int] = (16,
     and on K only, never on the resolution the crop is later resampled to, so it re-attaches
     the box position, its size and the focal length to the crop.
     """
-    rays = pixel_rays(K, box_grid(box, size))
+    rays = unit_rays(K, box_grid(box, size))
     return rays.unflatten(-2, size)
 
 

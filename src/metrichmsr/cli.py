@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.errors import InputError
 
 EXIT_INPUT_ERROR = 2
@@ -47,7 +48,9 @@ def _camera_height(text: str) -> float:
     try:
         return check_camera_height(float(text), "the height")
     except ValueError as error:  # InputError is one
-        raise argparse.ArgumentTypeError(str(error) if isinstance(error, InputError) else f"--camera-height must be a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            str(error) if isinstance(error, InputError) else f"--camera-height must be a number, got {text!r}"
+        ) from None
 
 
 EXIT_CODES = f"""exit status:
@@ -70,74 +73,148 @@ but the files metrichmsr wrote there; a folder with anything else in it is never
 def build_parser() -> argparse.ArgumentParser:
     from metrichmsr import __version__
 
-    parser = _Parser(prog="metrichmsr", description="Metric human mesh recovery from photos.", epilog=EXIT_CODES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = _Parser(
+        prog="metrichmsr",
+        description="Metric human mesh recovery from photos.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"metrichmsr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    recover = commands.add_parser("recover", help="people as metric 3D bodies from an image or a folder of images",
-                                  epilog=f"{RECOVER_FILES}\n\n{EXIT_CODES}", formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    recover = commands.add_parser(
+        "recover",
+        help="people as metric 3D bodies from an image or a folder of images",
+        epilog=f"{RECOVER_FILES}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     recover.add_argument("input", type=Path, help="image file, or folder of images")
     recover.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     recover.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in the output folder")
-    recover.add_argument("--dry-run", action="store_true",
-                         help="check every input and say where each image's results would go; load no model, write nothing")  # fmt: skip
+    recover.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every input and say where each image's results would go; load no model, write nothing",
+    )
     camera = recover.add_mutually_exclusive_group()
     camera.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels")
     camera.add_argument("--focal", type=_positive_float("--focal"), help="focal length in pixels")
-    camera.add_argument("--fov", type=_number("--fov", lambda value: 0 < value < 180, "between 0 and 180 degrees"),
-                        help="horizontal field of view in degrees")  # fmt: skip
-    recover.add_argument("--camera-height", type=_camera_height, metavar="M",
-                         help="the camera's height above the floor in metres, if known (a mounted or tripod camera): "
-                              "the people standing on the floor are placed by it")  # fmt: skip
+    camera.add_argument(
+        "--fov",
+        type=_number("--fov", lambda value: 0 < value < 180, "between 0 and 180 degrees"),
+        help="horizontal field of view in degrees",
+    )
+    recover.add_argument(
+        "--camera-height",
+        type=_camera_height,
+        metavar="M",
+        help="the camera's height above the floor in metres, if known (a mounted or tripod camera): "
+        "the people standing on the floor are placed by it",
+    )
     recover.add_argument("--boxes", type=Path, help="JSON person boxes [[x0,y0,x1,y1], ...] (folder: {file name: boxes})")
     recover.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    recover.add_argument("--refine", action=argparse.BooleanOptionalAction, default=False,
-                         help="refine HumanMoE's one-pass prediction with the metric fit (slower; on the benchmark it is "
-                              "not better, see BENCHMARKS.md)")  # fmt: skip
-    recover.add_argument("--weights", type=Path, metavar="FILE",
-                         help="HumanMoE network to use: a `metrichmsr train` run's humanmoe.pt (default: the shipped one)")
-    recover.add_argument("--depth", default="planar", metavar="SPEC",
-                         help="scene depth: planar (default: floor and backdrop from the people, offline), none, "
-                              "file:DEPTH.npy|.png|.exr (your own map: metres, 16-bit millimetres, metres), "
-                              "hf:MODEL (a Hugging Face metric depth model, e.g. "
-                              "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf; needs `pip install transformers`)")  # fmt: skip
-    recover.add_argument("--min-person-px", type=_positive_float("--min-person-px"), default=60.0,
-                         help="smallest person height in pixels to look for (default 60)")  # fmt: skip
-    recover.add_argument("--max-people", type=_number("--max-people", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
-                         default=60, help="most people to recover from one image, the most confident first (default 60)")  # fmt: skip
-    recover.add_argument("--min-score", type=_number("--min-score", lambda value: 0 < value < 1, "between 0 and 1"), default=0.4,
-                         help="detection confidence a person needs, 0-1 (default 0.4; raise it if "
-                              "things that are not people are found, lower it to find more people)")  # fmt: skip
+    recover.add_argument(
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="refine HumanMoE's one-pass prediction with the metric fit (slower; on the benchmark it is "
+        "not better, see BENCHMARKS.md)",
+    )
+    recover.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE",
+        help="HumanMoE network to use: a `metrichmsr train` run's humanmoe.pt (default: the shipped one)",
+    )
+    recover.add_argument(
+        "--depth",
+        default="planar",
+        metavar="SPEC",
+        help="scene depth: planar (default: floor and backdrop from the people, offline), none, "
+        "file:DEPTH.npy|.png|.exr (your own map: metres, 16-bit millimetres, metres), "
+        "hf:MODEL (a Hugging Face metric depth model, e.g. "
+        "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf; needs `pip install transformers`)",
+    )
+    recover.add_argument(
+        "--min-person-px",
+        type=_positive_float("--min-person-px"),
+        default=MIN_PERSON_PX,
+        help=f"smallest person height in pixels to look for (default {MIN_PERSON_PX:g})",
+    )
+    recover.add_argument(
+        "--max-people",
+        type=_number("--max-people", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        default=MAX_PEOPLE,
+        help=f"most people to recover from one image, the most confident first (default {MAX_PEOPLE})",
+    )
+    recover.add_argument(
+        "--min-score",
+        type=_number("--min-score", lambda value: 0 < value < 1, "between 0 and 1"),
+        default=MIN_SCORE,
+        help=f"detection confidence a person needs, 0-1 (default {MIN_SCORE:g}; raise it if "
+        "things that are not people are found, lower it to find more people)",
+    )
 
     synth = commands.add_parser("synth", help="render synthetic people with metric ground truth (for benchmarks and training)")
-    synth.add_argument("--n", type=_number("--n", lambda v: v >= 1 and v == int(v), "a whole number >= 1"), required=True,
-                       help="number of images")  # fmt: skip
-    synth.add_argument("--seed", type=_number("--seed", lambda v: v >= 0 and v == int(v), "a whole number >= 0"), default=0,
-                       help="first seed; image i uses seed + i (seeds >= 1000000 are the held-out benchmark split)")  # fmt: skip
+    synth.add_argument(
+        "--n",
+        type=_number("--n", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        required=True,
+        help="number of images",
+    )
+    synth.add_argument(
+        "--seed",
+        type=_number("--seed", lambda v: v >= 0 and v == int(v), "a whole number >= 0"),
+        default=0,
+        help="first seed; image i uses seed + i (seeds >= 1000000 are the held-out benchmark split)",
+    )
     synth.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     synth.add_argument("--overwrite", action="store_true", help="replace a set an earlier run wrote there")
-    synth.add_argument("--long-side", type=_number("--long-side", lambda v: 64 <= v <= 4096 and v == int(v), "a whole number in 64..4096"),
-                       default=640, help="longer image side in pixels (default 640)")  # fmt: skip
+    synth.add_argument(
+        "--long-side",
+        type=_number("--long-side", lambda v: 64 <= v <= 4096 and v == int(v), "a whole number in 64..4096"),
+        default=640,
+        help="longer image side in pixels (default 640)",
+    )
 
     bench = commands.add_parser("bench", help="score methods side by side on a synth folder")
     bench.add_argument("input", type=Path, help="folder written by `metrichmsr synth`")
     bench.add_argument("-o", "--output", type=Path, help="report folder (default: <input>-bench)")
     bench.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
-    bench.add_argument("--methods", default="full,fixed-fov,box-only",
-                       help="comma-separated, from full, fixed-fov, box-only, box-true-focal, fit-only, humanmoe+fit (default: the first three)")  # fmt: skip
-    bench.add_argument("--limit", type=_number("--limit", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
-                       help="score only the first N images")  # fmt: skip
+    bench.add_argument(
+        "--methods",
+        default="full,fixed-fov,box-only",
+        help="comma-separated, from full, fixed-fov, box-only, box-true-focal, fit-only, humanmoe+fit (default: the first three)",
+    )
+    bench.add_argument(
+        "--limit",
+        type=_number("--limit", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        help="score only the first N images",
+    )
     bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    bench.add_argument("--camera-height-known", action="store_true",
-                       help="give the floor step each scene's true camera height (as `recover --camera-height` does)")
-    bench.add_argument("--weights", type=Path, metavar="FILE",
-                       help="HumanMoE network the methods use: a `metrichmsr train` run's humanmoe.pt (default: the shipped one)")
+    bench.add_argument(
+        "--camera-height-known",
+        action="store_true",
+        help="give the floor step each scene's true camera height (as `recover --camera-height` does)",
+    )
+    bench.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE",
+        help="HumanMoE network the methods use: a `metrichmsr train` run's humanmoe.pt (default: the shipped one)",
+    )
 
     train = commands.add_parser("train", help="train the HumanMoE network on synthetic people")
     train.add_argument("-o", "--output", type=Path, required=True, help="run folder (checkpoints, log, curves, weights)")
-    train.add_argument("--config", type=Path, help="TOML recipe (default: the CPU recipe, train/humanmoe.toml; the shipped weights' are train/humanmoe_gpu*.toml)")
-    train.add_argument("--steps", type=_number("--steps", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
-                       help="override the recipe's number of steps")  # fmt: skip
+    train.add_argument(
+        "--config",
+        type=Path,
+        help="TOML recipe (default: the CPU recipe, train/humanmoe.toml; the shipped weights' are train/humanmoe_gpu*.toml)",
+    )
+    train.add_argument(
+        "--steps",
+        type=_number("--steps", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        help="override the recipe's number of steps",
+    )
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     train.add_argument("--overwrite", action="store_true", help="start over in a run folder an earlier run wrote")
     train.add_argument("--max-minutes", type=_positive_float("--max-minutes"), help="stop (and export) after this many minutes")
@@ -173,7 +250,8 @@ def _train(args) -> int:
     device = resolve_device(args.device)
     started = time.perf_counter()
     weights = train(config, args.output, device=str(device), resume=args.resume, max_minutes=args.max_minutes)
-    print(f"done: up to {config.steps} steps in {time.perf_counter() - started:.0f} s -> {weights} (curves: {args.output / 'loss.png'})")
+    seconds = time.perf_counter() - started
+    print(f"done: up to {config.steps} steps in {seconds:.0f} s -> {weights} (curves: {args.output / 'loss.png'})")
     return 0
 
 
@@ -192,7 +270,8 @@ def _synth(args) -> int:
     started = time.perf_counter()
     write_dataset(args.output, n, seed, replace(SceneConfig(), long_side_px=int(args.long_side)), overwrite=args.overwrite)
     split = "held-out (benchmark)" if seed >= HELD_OUT_SEED_START else "training"
-    print(f"done: {n} image(s), seeds {seed}..{seed + n - 1} ({split} split) in {time.perf_counter() - started:.1f} s -> {args.output}")
+    seconds = time.perf_counter() - started
+    print(f"done: {n} image(s), seeds {seed}..{seed + n - 1} ({split} split) in {seconds:.1f} s -> {args.output}")
     return 0
 
 
@@ -213,10 +292,21 @@ def _bench(args) -> int:
     check_apart(output, [args.input])
 
     from metrichmsr.bench.run import run
-    from metrichmsr.pipeline import resolve_device
+    from metrichmsr.devices import resolve_device
 
     resolve_device(args.device)
-    print(run(args.input, output, methods, device=args.device, limit=int(args.limit) if args.limit else None, weights=args.weights, camera_height_known=args.camera_height_known, overwrite=args.overwrite))
+    print(
+        run(
+            args.input,
+            output,
+            methods,
+            device=args.device,
+            limit=int(args.limit) if args.limit else None,
+            weights=args.weights,
+            camera_height_known=args.camera_height_known,
+            overwrite=args.overwrite,
+        )
+    )
     print(f"report: {output / MARKER}, {output / 'results.csv'}, plots in {output}")
     return 0
 
@@ -287,8 +377,7 @@ def _recover_jobs(args, depth) -> tuple[list[_Job], list[str], object]:
         boxes = _load_boxes(args.boxes, None)
         if boxes is not None:
             boxes = check_boxes(boxes, f"--boxes {args.boxes}", size)
-        if hasattr(depth, "check_size"):
-            depth.check_size(size)
+        depth.check_size(size)
         return [_Job(args.input, args.output, boxes)], [], decoded
     images = list_images(args.input)
     if not images:
@@ -299,8 +388,7 @@ def _recover_jobs(args, depth) -> tuple[list[_Job], list[str], object]:
     for path in images:
         try:
             size = image_size(path)
-            if hasattr(depth, "check_size"):
-                depth.check_size(size)
+            depth.check_size(size)
             sizes[path.name] = size
         except InputError as error:
             unreadable.append(f"skipped {path.name}: {error}")
@@ -325,8 +413,7 @@ def _recover(args) -> int:
     jobs, unreadable, decoded = _recover_jobs(args, depth)
     if args.weights is not None and not args.weights.is_file():
         raise InputError(f"--weights {args.weights}: no such file")
-    if hasattr(depth, "check_available"):
-        depth.check_available()  # a hf: model neither cached nor reachable
+    depth.check_available()  # a hf: model neither cached nor reachable
     from metrichmsr.devices import resolve_device  # imports torch: the last check
 
     resolve_device(args.device)
@@ -345,11 +432,20 @@ def _recover(args) -> int:
 
     from metrichmsr.camera import resolve_intrinsics
     from metrichmsr.image_io import load_image
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
+    from metrichmsr.pipeline import Recoverer
 
     folder = decoded is None
     started = time.perf_counter()
-    with Recoverer(device=args.device, min_person_px=args.min_person_px, max_people=int(args.max_people), min_score=args.min_score, depth=depth, refine=args.refine, weights=args.weights or HUMANMOE_WEIGHTS) as recoverer:
+    with Recoverer(
+        device=args.device,
+        min_person_px=args.min_person_px,
+        max_people=int(args.max_people),
+        min_score=args.min_score,
+        depth=depth,
+        refine=args.refine,
+        weights=args.weights or HUMANMOE_WEIGHTS,
+    ) as recoverer:
         load_s = time.perf_counter() - started
         progress = tqdm(jobs, desc="recover", unit="image", disable=not folder, file=sys.stderr)
         for job in progress:

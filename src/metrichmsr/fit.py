@@ -13,8 +13,9 @@ height is close to the population mean and the depth error follows the deviation
 height from it. Sparse keypoints are weak evidence for age once the pose is free to absorb
 proportions: trying typical bodies of several ages and genders per person (each with its own
 pose fit) made adults worse and did not find children reliably, so it was dropped; children
-are mostly recovered as small adults further away. A learned initialiser (HumanMoE) is the
-planned remedy; ``fit`` already accepts its output as ``init``.
+are mostly recovered as small adults further away. HumanMoE (``models.humanmoe``) now
+predicts the bodies in one pass; this fit is the optional refinement that starts from its
+prediction (``fit``'s ``init``).
 
 The objective, minimised with Adam over all people of an image at once:
 
@@ -27,30 +28,21 @@ The objective, minimised with Adam over all people of an image at once:
 3. priors: negative log-likelihood of height, weight, muscle and proportions given age and
    gender, a broad prior on age, and a small pose prior (rotation magnitudes).
 
-Any initial guess is accepted (``FitParams``); ``initial_guess`` builds one from the evidence
+Any initial guess is accepted (``BodyParams``); ``initial_guess`` builds one from the evidence
 alone (rest pose oriented by the 3D landmarks, translation by linear least squares).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams
 from metrichmsr.camera import crop_rotation, project
-
-#: BlazePose landmark index for each of JOINT_NAMES (None: BlazePose has no such point).
-BLAZEPOSE_FOR_JOINT = {
-    "nose": 0, "left_eye": 2, "right_eye": 5, "left_ear": 7, "right_ear": 8,
-    "left_shoulder": 11, "right_shoulder": 12, "left_elbow": 13, "right_elbow": 14,
-    "left_wrist": 15, "right_wrist": 16, "left_hip": 23, "right_hip": 24,
-    "left_knee": 25, "right_knee": 26, "left_ankle": 27, "right_ankle": 28,
-    "left_big_toe": 31, "right_big_toe": 32, "left_small_toe": None, "right_small_toe": None,
-    "left_heel": 29, "right_heel": 30,
-}  # fmt: skip
+from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 _J = {name: i for i, name in enumerate(JOINT_NAMES)}
 _MID_HIP, _MID_SHOULDER = len(JOINT_NAMES), len(JOINT_NAMES) + 1
@@ -88,40 +80,6 @@ class PersonEvidence:
 
     def to(self, device: torch.device | str) -> "PersonEvidence":
         return PersonEvidence(self.keypoints2d.to(device), self.keypoints3d.to(device), self.bbox.to(device))
-
-
-@dataclass
-class FitParams:
-    """Body parameters of N people: what the fit starts from and returns.
-
-    phenotype: (N, 6) in [0, 1], PHENOTYPE_NAMES order.
-    bone_rotvec: (N, P, 3) axis-angle of POSE_BONES (rad).
-    global_rotation: (N, 3, 3) camera frame.
-    translation: (N, 3) hip midpoint, camera frame, metres.
-    """
-
-    phenotype: torch.Tensor
-    bone_rotvec: torch.Tensor
-    global_rotation: torch.Tensor
-    translation: torch.Tensor
-
-    def _map(self, fn) -> "FitParams":
-        return FitParams(*(fn(getattr(self, f.name)) for f in fields(self)))
-
-    def to(self, device: torch.device | str) -> "FitParams":
-        return self._map(lambda t: t.to(device))
-
-    def detach(self) -> "FitParams":
-        return self._map(torch.Tensor.detach)
-
-    def select(self, index: torch.Tensor) -> "FitParams":
-        """The people at ``index`` (an (N',) index or (N,) bool tensor)."""
-        return self._map(lambda t: t[index])
-
-    @classmethod
-    def cat(cls, parts: list["FitParams"]) -> "FitParams":
-        """The people of several, in order."""
-        return cls(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 @dataclass(frozen=True)
@@ -249,7 +207,7 @@ class BodyFitter:
         self.config = config
         self.shape_prior = ShapePrior(body)
 
-    def initial_guess(self, evidence: PersonEvidence, K: torch.Tensor) -> FitParams:
+    def initial_guess(self, evidence: PersonEvidence, K: torch.Tensor) -> BodyParams:
         """Rest-pose adults of typical build, turned to match the 3D landmarks, placed by LSQ."""
         n, device = len(evidence), evidence.keypoints2d.device
         age, gender = torch.full((n,), _DEFAULT_AGE, device=device), torch.full((n,), 0.5, device=device)
@@ -266,10 +224,10 @@ class BodyFitter:
             rotation, _ = roma.rigid_points_registration(rest[:, _TORSO], evidence.keypoints3d[:, _TORSO], weights)
             posed = torch.einsum("nij,nkj->nki", rotation, rest)
             translation = _solve_translation(K, posed, evidence.keypoints2d[..., :2], evidence.keypoints2d[..., 2])
-        return FitParams(phenotype, bone_rotvec, rotation, translation)
+        return BodyParams(phenotype, bone_rotvec, rotation, translation)
 
     def _losses(
-        self, params: FitParams, evidence: PersonEvidence, K: torch.Tensor, phenotype_prior: bool = True
+        self, params: BodyParams, evidence: PersonEvidence, K: torch.Tensor, phenotype_prior: bool = True
     ) -> dict[str, torch.Tensor]:
         """Weighted loss terms, each (N,). ``phenotype_prior=False`` leaves out the shape and
         age priors: constant while the phenotype is frozen, and a third of an iteration's cost."""
@@ -299,11 +257,11 @@ class BodyFitter:
 
     def _optimise(
         self,
-        init: FitParams,
+        init: BodyParams,
         evidence: PersonEvidence,
         K: torch.Tensor,
         stages: tuple[tuple[tuple[str, ...], int], ...],
-    ) -> FitParams:
+    ) -> BodyParams:
         """Adam over the named variables of each stage in turn; returns the detached result.
 
         Variables: "rotation" (a rotation vector applied to the initial global rotation),
@@ -322,11 +280,11 @@ class BodyFitter:
         for tensor in variables.values():
             tensor.requires_grad_(True)
 
-        def current() -> FitParams:
+        def current() -> BodyParams:
             z = variables["log_depth"].exp()
             translation = torch.cat((variables["root_xy"] * z[:, None], z[:, None]), dim=-1)
             rotation = roma.rotvec_to_rotmat(variables["rotation"]) @ init.global_rotation
-            return FitParams(torch.sigmoid(variables["phenotype"]), variables["pose"], rotation, translation)
+            return BodyParams(torch.sigmoid(variables["phenotype"]), variables["pose"], rotation, translation)
 
         for names, iterations in stages:
             free = [variables[v] for name in names for v in (("root_xy", "log_depth") if name == "translation" else (name,))]
@@ -338,9 +296,9 @@ class BodyFitter:
                 optimiser.step()
         return current().detach()
 
-    def fit(self, evidence: PersonEvidence, K: np.ndarray | torch.Tensor, init: FitParams | None = None) -> FitParams:
+    def fit(self, evidence: PersonEvidence, K: np.ndarray | torch.Tensor, init: BodyParams | None = None) -> BodyParams:
         """Fit N people. K (3, 3) pixels, or (N, 3, 3) one camera per person (people of several
-        images, or several camera hypotheses, in one batch). Returns detached FitParams (N, ...).
+        images, or several camera hypotheses, in one batch). Returns detached BodyParams (N, ...).
 
         Stages: (1) orientation and translation of the initial bodies; (2) with the pose;
         (3) everything together, phenotype included.
@@ -350,7 +308,7 @@ class BodyFitter:
         cfg = self.config
         if len(evidence) == 0:
             empty = (torch.zeros(0, *shape, device=device) for shape in ((6,), (len(POSE_BONES), 3), (3, 3), (3,)))
-            return FitParams(*empty)
+            return BodyParams(*empty)
         params = self.initial_guess(evidence, K) if init is None else init
         stages = (
             (("rotation", "translation"), cfg.global_iterations),

@@ -72,9 +72,7 @@ def as_intrinsics(K: np.ndarray, image_size: Sequence[int]) -> tuple[np.ndarray,
     if K[0, 1] != 0 or K[1, 0] != 0 or not np.array_equal(K[2], [0.0, 0.0, 1.0]):
         raise ValueError(f"K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], got {K.tolist()}")
     size = tuple(image_size)
-    if len(size) != 2 or not all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size
-    ):
+    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size):
         raise ValueError(f"image_size must be (W, H), two positive ints, got {image_size!r}")
     return K, (int(size[0]), int(size[1]))
 
@@ -95,14 +93,9 @@ def as_meshes(meshes: Sequence[Mesh], name: str = "meshes") -> list[Mesh]:
             raise ValueError(f"{name}[{i}] must be a (vertices, faces) pair")
         vertices, faces = np.asarray(mesh[0]), np.asarray(mesh[1])
         if vertices.ndim != 2 or vertices.shape[1] != 3 or not np.all(np.isfinite(vertices)):
-            raise ValueError(
-                f"{name}[{i}] vertices must be a finite (V, 3) array, got shape {vertices.shape}"
-            )
+            raise ValueError(f"{name}[{i}] vertices must be a finite (V, 3) array, got shape {vertices.shape}")
         if faces.ndim != 2 or faces.shape[1] != 3 or faces.dtype.kind not in "iu":
-            raise ValueError(
-                f"{name}[{i}] faces must be an integer (F, 3) array, "
-                f"got {faces.dtype} {faces.shape}"
-            )
+            raise ValueError(f"{name}[{i}] faces must be an integer (F, 3) array, got {faces.dtype} {faces.shape}")
         if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
             raise ValueError(f"{name}[{i}] faces index outside [0, {len(vertices)})")
         out.append((vertices.astype(np.float32), faces.astype(np.int64)))
@@ -131,9 +124,7 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float64) ** 2.2
 
 
-def _scaled_camera(
-    K: np.ndarray, image_size: tuple[int, int], max_side: int
-) -> tuple[np.ndarray, tuple[int, int]]:
+def _scaled_camera(K: np.ndarray, image_size: tuple[int, int], max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
     """The camera of the image resized so that its longer side is at most ``max_side``."""
     W, H = image_size
     if max(W, H) <= max_side:
@@ -258,9 +249,7 @@ class Renderer:
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(
-                f"image must be an (H, W, 3) uint8 RGB array, got {image.dtype} {image.shape}"
-            )
+            raise ValueError(f"image must be an (H, W, 3) uint8 RGB array, got {image.dtype} {image.shape}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         size = (image.shape[1], image.shape[0])
@@ -268,11 +257,7 @@ class Renderer:
         scene.bg_color = [0.0, 0.0, 0.0, 0.0]
         rgba, _ = self._draw(scene)
         if rgba.shape[:2] != image.shape[:2]:
-            image = np.asarray(
-                Image.fromarray(image).resize(
-                    (rgba.shape[1], rgba.shape[0]), Image.Resampling.BOX
-                )
-            )
+            image = np.asarray(Image.fromarray(image).resize((rgba.shape[1], rgba.shape[0]), Image.Resampling.BOX))
         # Multisampling against a transparent black background leaves edge pixels with a
         # fractional alpha and colour premultiplied by it: blend as premultiplied alpha.
         coverage = rgba[..., 3:].astype(np.float32) / 255.0
@@ -306,10 +291,7 @@ class Renderer:
             raise ValueError(f"meshes: at most {_MAX_MESHES} meshes, got {len(meshes)}")
         base_colors = srgb_to_linear(as_colors(colors, len(meshes)))
         if vertex_colors is not None and len(vertex_colors) != len(meshes):
-            raise ValueError(
-                f"vertex_colors must have one array per mesh ({len(meshes)}), "
-                f"got {len(vertex_colors)}"
-            )
+            raise ValueError(f"vertex_colors must have one array per mesh ({len(meshes)}), got {len(vertex_colors)}")
 
         K, (width, height) = _scaled_camera(K, image_size, self.max_side)
         self._size = (width, height)
@@ -319,9 +301,7 @@ class Renderer:
         # pose is a 180 degree turn about x; the +0.5 moves OpenCV's pixel-centre principal
         # point to pyrender's pixel-edge one.
         camera_pose = np.diag([1.0, -1.0, -1.0, 1.0])
-        camera = pyrender.IntrinsicsCamera(
-            fx=K[0, 0], fy=K[1, 1], cx=K[0, 2] + 0.5, cy=K[1, 2] + 0.5, znear=ZNEAR_M, zfar=ZFAR_M
-        )
+        camera = pyrender.IntrinsicsCamera(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2] + 0.5, cy=K[1, 2] + 0.5, znear=ZNEAR_M, zfar=ZFAR_M)
         scene.add(camera, pose=camera_pose)
         # A headlight (directional lights shine down their node's -z, here the camera's
         # forward) plus a key light from the upper left that keeps limbs in front of the torso
@@ -337,9 +317,7 @@ class Renderer:
             if vertex_colors is not None:
                 color_0 = self._linear_vertex_colors(vertex_colors[i], len(vertices), i)
                 base = [1.0, 1.0, 1.0, 1.0]
-            material = pyrender.MetallicRoughnessMaterial(
-                baseColorFactor=base, metallicFactor=0.0, roughnessFactor=0.7
-            )
+            material = pyrender.MetallicRoughnessMaterial(baseColorFactor=base, metallicFactor=0.0, roughnessFactor=0.7)
             normals = trimesh.Trimesh(vertices, faces, process=False).vertex_normals
             normals = normals.astype(np.float32)
             primitive = pyrender.Primitive(
@@ -359,8 +337,7 @@ class Renderer:
         uint8_or_float = colors.dtype == np.uint8 or colors.dtype.kind == "f"
         if colors.shape != (n_vertices, 3) or not uint8_or_float:
             raise ValueError(
-                f"vertex_colors[{i}] must be ({n_vertices}, 3) uint8 or floats in [0, 1], "
-                f"got {colors.dtype} {colors.shape}"
+                f"vertex_colors[{i}] must be ({n_vertices}, 3) uint8 or floats in [0, 1], got {colors.dtype} {colors.shape}"
             )
         if colors.dtype == np.uint8:
             colors = colors / 255.0

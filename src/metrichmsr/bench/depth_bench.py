@@ -7,8 +7,8 @@ Each scene (``synth.sample_scene``, held-out seeds, 1024 px, pitched and rolled 
 people in a room) has a true metric depth map. It is corrupted the way monocular estimators
 err: a scale drawn from 0.6-1.6, a shift of up to +-0.5 m, and in the ``drift`` case a scale
 that drifts +-20% across the image in a random direction. The refinement is anchored on the
-true people (their rendered z-buffer and the floor under their feet, with the floor fitted
-from their joints, as the pipeline does with recovered people), so it measures the
+true people (their rendered z-buffer and the floor under their feet, the floor placed from
+them by ``scene.placement.people_floor``, as the pipeline does with recovered people), so it measures the
 refinement itself, not the people recovery. Prints a markdown table (means over scenes) and
 a final ``summary:`` line.
 """
@@ -61,20 +61,26 @@ def floor_pixels(scene) -> np.ndarray:
 
 
 def bench_scene(
-    scene, people_vertices, people_joints: np.ndarray, faces: np.ndarray, renderer, rng: np.random.Generator, floor_and_contacts=None
+    scene,
+    people_vertices,
+    people_joints: np.ndarray,
+    faces: np.ndarray,
+    renderer,
+    rng: np.random.Generator,
+    floor_and_contacts=None,
 ) -> list[dict]:
     """Rows (one per corruption case) for one synthetic scene, anchored on the given people:
     vertices (N, V, 3) and joints (N, 23, 3), camera frame (the true ones, or recovered ones).
 
     ``floor_and_contacts``: the (floor, (N, 3) contacts) the pipeline found for recovered
-    people (``pipeline.people_floor``); default: fitted from the joints, tilted by the image's
-    lines where they say (``scene.horizon.up_from_lines``), and closed where they say
-    (``scene.horizon.with_floor_extent``), as the pipeline does.
+    people (``Recoverer.stand_on_floor``); default: ``scene.placement.people_floor`` of the
+    given people, as the pipeline places its floor (their true boxes and global rotations,
+    everyone's feet taken as seen).
     """
+    from metrichmsr.scene.anchors import human_anchors, people_depth
     from metrichmsr.scene.depth import PlanarDepth
-    from metrichmsr.scene.floor import floor_from_people, foot_contacts
-    from metrichmsr.scene.horizon import up_from_lines, with_floor_extent
-    from metrichmsr.scene.refine import human_anchors, people_depth, refine_depth
+    from metrichmsr.scene.placement import people_floor
+    from metrichmsr.scene.refine import refine_depth
 
     true_m = np.where(np.isfinite(scene.depth_m), scene.depth_m, np.nan).astype(np.float32)
     size = (true_m.shape[1], true_m.shape[0])
@@ -82,13 +88,7 @@ def bench_scene(
     people_m, ids = people_depth(renderer, scene.K, size, meshes)
 
     if floor_and_contacts is None:
-        floor = floor_from_people(people_joints)
-        # Tilted by the image's lines where they say, as the pipeline does (pipeline.people_floor).
-        lines = up_from_lines(scene.image, scene.K, floor.up, exclude_boxes=scene.boxes) if floor is not None else None
-        floor = floor if lines is None else floor_from_people(people_joints, scene_up=lines.up)
-        if lines is not None and floor is not None:
-            floor = with_floor_extent(floor, lines, scene.K, beyond_m=float(np.nanmax(people_joints @ floor.forward)))
-        floor_and_contacts = (floor, foot_contacts(people_joints, floor.up) if floor is not None else None)
+        floor_and_contacts = people_floor(people_joints, scene.boxes, scene.params.global_rotation, image=scene.image, K=scene.K)
     floor, contacts = floor_and_contacts
     planar = PlanarDepth().estimate(scene.image, scene.K, people_joints, floor=floor) if floor is not None else None
     on_floor = floor_pixels(scene)
@@ -108,26 +108,28 @@ def bench_scene(
         refined = refine_depth(corrupted, anchors)
         refine_s = time.perf_counter() - started
         only_global = refine_depth(corrupted, anchors, spatial=False)
-        rows.append({
-            "case": case,
-            "people": len(people_joints),
-            "corrupted_absrel": abs_rel(corrupted, true_m),
-            "corrupted_delta1": delta1(corrupted, true_m),
-            "global_absrel": abs_rel(only_global.depth_m, true_m),
-            "global_delta1": delta1(only_global.depth_m, true_m),
-            "refined_absrel": abs_rel(refined.depth_m, true_m),
-            "refined_delta1": delta1(refined.depth_m, true_m),
-            "spatial": refined.mode == "spatial",
-            "floor_anchored": refined.floor_anchors > 0,
-            "feet_to_floor_m": refined.feet_to_floor_m,
-            "refine_s": refine_s,
-            "planar_floor_absrel": planar_floor,
-            "planar_scene_absrel": planar_scene,
-            "wall_from_lines": floor is not None and floor.wall_distance_m is not None,
-            "floor_up_err_deg": floor_up_err_deg,
-            "camera_height_err": camera_height_err,
-            "floor_up_from_lines": floor is not None and floor.up_source == "lines",
-        })  # fmt: skip
+        rows.append(
+            {
+                "case": case,
+                "people": len(people_joints),
+                "corrupted_absrel": abs_rel(corrupted, true_m),
+                "corrupted_delta1": delta1(corrupted, true_m),
+                "global_absrel": abs_rel(only_global.depth_m, true_m),
+                "global_delta1": delta1(only_global.depth_m, true_m),
+                "refined_absrel": abs_rel(refined.depth_m, true_m),
+                "refined_delta1": delta1(refined.depth_m, true_m),
+                "spatial": refined.mode == "spatial",
+                "floor_anchored": refined.floor_anchors > 0,
+                "feet_to_floor_m": refined.feet_to_floor_m,
+                "refine_s": refine_s,
+                "planar_floor_absrel": planar_floor,
+                "planar_scene_absrel": planar_scene,
+                "wall_from_lines": floor is not None and floor.wall_distance_m is not None,
+                "floor_up_err_deg": floor_up_err_deg,
+                "camera_height_err": camera_height_err,
+                "floor_up_from_lines": floor is not None and floor.up_source == "lines",
+            }
+        )
     return rows
 
 
@@ -172,7 +174,9 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = [r for r in rows if r["case"] == case]
-        splits = {case: mine} | {f"{case}, {n} people": [r for r in mine if r["people"] == n] for n in sorted({r["people"] for r in mine})}
+        splits = {case: mine} | {
+            f"{case}, {n} people": [r for r in mine if r["people"] == n] for n in sorted({r["people"] for r in mine})
+        }
         for name, split in splits.items():
             lines.append("| " + " | ".join([name, *(_format(value(split), fmt) for _, value, fmt in columns)]) + " |")
     return "\n".join(lines)
@@ -197,7 +201,8 @@ def summary_line(rows: list[dict]) -> str:
         f"feet-to-floor {_format(_scaled(100, _median(rows, 'feet_to_floor_m')), '{:.1f} cm')}, "
         f"refine {_format(_scaled(1000, _median(rows, 'refine_s')), '{:.0f} ms')}, "
         f"planar floor AbsRel {pct(_median(plain, 'planar_floor_absrel'), 1)} (median; floor up off by "
-        f"{_format(_median(plain, 'floor_up_err_deg'), '{:.1f} deg')}, camera height by {pct(_median(plain, 'camera_height_err'), 1)}; "
+        f"{_format(_median(plain, 'floor_up_err_deg'), '{:.1f} deg')}, "
+        f"camera height by {pct(_median(plain, 'camera_height_err'), 1)}; "
         f"up from lines in {pct(_mean(plain, 'floor_up_from_lines'), 0)} of scenes), "
         f"planar scene AbsRel {pct(_median(plain, 'planar_scene_absrel'), 1)} (median, people left out; "
         f"backdrop at the lines' wall in {pct(_mean(plain, 'wall_from_lines'), 0)} of scenes), "

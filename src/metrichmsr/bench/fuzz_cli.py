@@ -30,8 +30,18 @@ from PIL import Image
 
 from metrichmsr.cli import main
 
-VALUE_FLAGS = ("--fov", "--focal", "--intrinsics", "--camera-height", "--min-person-px", "--max-people", "--min-score", "--depth",
-               "--device", "--weights")  # fmt: skip
+VALUE_FLAGS = (
+    "--fov",
+    "--focal",
+    "--intrinsics",
+    "--camera-height",
+    "--min-person-px",
+    "--max-people",
+    "--min-score",
+    "--depth",
+    "--device",
+    "--weights",
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
@@ -122,9 +132,12 @@ class Fuzzer:
 
     def run(self, n: int, raise_on_defect: bool = False) -> dict[str, Tally]:
         """Up to ``n`` inputs per strategy (fewer where a strategy has fewer distinct ones)."""
-        tallies = {name: Tally() for name in ("flag values", "--boxes JSON", "--boxes near boxes", "image prefixes", "output paths")}
-        budget = settings(max_examples=n, database=None, deadline=None, phases=[Phase.generate],
-                          suppress_health_check=list(HealthCheck))  # fmt: skip
+        tallies = {
+            name: Tally() for name in ("flag values", "--boxes JSON", "--boxes near boxes", "image prefixes", "output paths")
+        }
+        budget = settings(
+            max_examples=n, database=None, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck)
+        )
 
         def check(tally: Tally, files: dict[str, bytes], argv: list[str]) -> None:
             defects = tally.defects
@@ -153,7 +166,11 @@ class Fuzzer:
         @given(box_lists)
         def boxes_near(boxes):
             files = {**image, "boxes.json": json.dumps(boxes).encode()}
-            check(tallies["--boxes near boxes"], files, ["recover", "{work}/photo.jpg", "-o", "{work}/out", "--boxes", "{work}/boxes.json"])
+            check(
+                tallies["--boxes near boxes"],
+                files,
+                ["recover", "{work}/photo.jpg", "-o", "{work}/out", "--boxes", "{work}/boxes.json"],
+            )
 
         @budget
         @given(st.sampled_from(sorted(self.encoded)), st.floats(0.0, 1.0), st.booleans())
@@ -166,7 +183,11 @@ class Fuzzer:
         @budget
         @given(output_names, st.booleans())
         def outputs(name, overwrite):
-            check(tallies["output paths"], image, ["recover", "{work}/photo.jpg", "-o", "{work}/" + name, *(["--overwrite"] if overwrite else [])])
+            check(
+                tallies["output paths"],
+                image,
+                ["recover", "{work}/photo.jpg", "-o", "{work}/" + name, *(["--overwrite"] if overwrite else [])],
+            )
 
         for strategy in (flags, boxes_json, boxes_near, prefixes, outputs):
             strategy()
@@ -174,8 +195,10 @@ class Fuzzer:
 
 
 def table(tallies: dict[str, Tally]) -> str:
-    rows = ["| strategy | inputs | exit 0 | exit 2 | exit 3 | internal errors | not one line | files touched | ms / input |",
-            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| strategy | inputs | exit 0 | exit 2 | exit 3 | internal errors | not one line | files touched | ms / input |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, t in tallies.items():
         rows.append(
             f"| {name} | {t.inputs} | {t.exits[0]} | {t.exits[2]} | {t.exits[3]} | {len(t.internal_errors)} | "
@@ -189,7 +212,10 @@ def summary(tallies: dict[str, Tally]) -> str:
     internal = sum(len(t.internal_errors) for t in tallies.values())
     lines = sum(len(t.not_one_line) for t in tallies.values())
     touched = sum(len(t.touched) for t in tallies.values())
-    return f"summary: {total} inputs, {internal} internal errors or tracebacks, {lines} rejections not on one line, {touched} with files written or touched"
+    return (
+        f"summary: {total} inputs, {internal} internal errors or tracebacks, {lines} rejections not on one line, "
+        f"{touched} with files written or touched"
+    )
 
 
 def cli(argv: list[str] | None = None) -> None:

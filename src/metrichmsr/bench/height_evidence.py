@@ -74,7 +74,9 @@ def mlp_mae(features, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarra
     """MAE (m) of a 2-layer MLP trained with an L1 loss; ``features()`` draws fresh noisy training rows."""
     torch.manual_seed(seed)
     width = test_x.shape[1]
-    mlp = torch.nn.Sequential(torch.nn.Linear(width, 128), torch.nn.GELU(), torch.nn.Linear(128, 128), torch.nn.GELU(), torch.nn.Linear(128, 1))
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(width, 128), torch.nn.GELU(), torch.nn.Linear(128, 128), torch.nn.GELU(), torch.nn.Linear(128, 1)
+    )
     optimiser = torch.optim.Adam(mlp.parameters(), lr=2e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
     mean = float(train_y.mean())
@@ -110,7 +112,10 @@ def main() -> None:
     median_mae = float(np.abs(heights[test] - np.median(heights[train])).mean())
     gender_design = np.stack((gender, gender**2), -1)
     gender_mae = least_squares_mae(gender_design[train], heights[train], gender_design[test], heights[test])
-    rows = [("none (the population's median)", "-", "constant", median_mae), ("gender, exactly", "-", "least squares", gender_mae)]
+    rows = [
+        ("none (the population's median)", "-", "constant", median_mae),
+        ("gender, exactly", "-", "least squares", gender_mae),
+    ]
     measured = {}
     for scale in NOISE_SCALES:
         test_x = keypoint_features(joints[test], core_std, scale, rng)
@@ -119,7 +124,9 @@ def main() -> None:
         linear = least_squares_mae(train_x, np.tile(heights[train], 8), test_x, heights[test])
         mlp = mlp_mae(lambda: keypoint_features(joints[train], core_std, scale, rng), heights[train], test_x, heights[test])
         measured[scale] = (linear, mlp)
-        rows += [("frontal rest-pose 2D joints", f"{scale:g}", name, mae) for name, mae in (("least squares", linear), ("MLP", mlp))]
+        rows += [
+            ("frontal rest-pose 2D joints", f"{scale:g}", name, mae) for name, mae in (("least squares", linear), ("MLP", mlp))
+        ]
     print("| evidence | noise (x BlazePose's) | estimator | adult height MAE (cm) |\n|---|---|---|---|")
     print("\n".join(f"| {evidence} | {noise} | {estimator} | {100 * mae:.1f} |" for evidence, noise, estimator, mae in rows))
     best = min(measured[1.0])

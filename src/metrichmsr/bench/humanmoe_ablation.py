@@ -25,8 +25,11 @@ def router_table(name: str, shares: dict[str, list[np.ndarray]]) -> str:
     """Mean share of each token group's expert choices per block and expert, as markdown."""
     groups = [g for g in ("keypoint", "ray", "box", "silhouette", "query_pose", "query_shape", "query_position") if g in shares]
     blocks, experts = np.mean(shares[groups[0]], axis=0).shape
-    lines = [f"Router of `{name}`: share of each token group's expert choices (rows: block.expert)\n",
-             "| block.expert | " + " | ".join(groups) + " |", "|" + "---|" * (len(groups) + 1)]  # fmt: skip
+    lines = [
+        f"Router of `{name}`: share of each token group's expert choices (rows: block.expert)\n",
+        "| block.expert | " + " | ".join(groups) + " |",
+        "|" + "---|" * (len(groups) + 1),
+    ]
     for b in range(blocks):
         for e in range(experts):
             cells = [f"{np.mean(shares[g], axis=0)[b, e]:.2f}" for g in groups]
@@ -43,8 +46,9 @@ def main() -> None:
 
     from metrichmsr.bench.report import markdown_table, median_rel_depth_err
     from metrichmsr.bench.score import score_image
-    from metrichmsr.models.humanmoe import HumanMoE, inputs_from_blazepose, router_statistics
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer, silhouettes
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS, HumanMoE, router_statistics
+    from metrichmsr.models.tokens import inputs_from_blazepose, silhouettes
+    from metrichmsr.pipeline import Recoverer
     from metrichmsr.synth.dataset import list_samples, load_sample
 
     networks = dict(item.split("=", 1) for item in args.networks)
@@ -65,10 +69,12 @@ def main() -> None:
                 rows += score_image(scene, people, method=name, image=path.stem)
                 if observations and model.config.ffn == "moe":
                     inputs = inputs_from_blazepose(
-                        np.stack([o.landmarks2d for o in observations]), np.stack([o.world_landmarks for o in observations]),
-                        np.stack([o.bbox for o in observations]), scene.K,
+                        np.stack([o.landmarks2d for o in observations]),
+                        np.stack([o.world_landmarks for o in observations]),
+                        np.stack([o.bbox for o in observations]),
+                        scene.K,
                         silhouettes(observations, model.config.silhouette_grid),
-                    )  # fmt: skip
+                    )
                     with torch.inference_mode():
                         stats = router_statistics(model(inputs), inputs)["share"]
                     for group, share in stats.items():
@@ -77,6 +83,7 @@ def main() -> None:
     for name in networks:
         if shares[name]:
             print(router_table(name, shares[name]))
+
     def pct(split: list[dict]) -> str:
         value = median_rel_depth_err(split)
         return "-" if value is None else f"{100 * value:.1f}%"

@@ -28,14 +28,18 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--distant", type=int, default=10)
     parser.add_argument("--weights", type=Path, metavar="FILE", help="HumanMoE network file (default: the shipped one)")
-    parser.add_argument("--camera-height-known", action="store_true",
-                        help="give `recover` each scene's true camera height (as `recover --camera-height` does)")
+    parser.add_argument(
+        "--camera-height-known",
+        action="store_true",
+        help="give `recover` each scene's true camera height (as `recover --camera-height` does)",
+    )
     args = parser.parse_args()
 
     from metrichmsr.bench.depth_bench import abs_rel, floor_pixels
     from metrichmsr.bench.report import markdown_table, weights_label
     from metrichmsr.bench.score import ScoreConfig, score_image
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
+    from metrichmsr.pipeline import Recoverer
     from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, sample_scene
 
     started = time.perf_counter()
@@ -47,13 +51,23 @@ def main() -> None:
     load_s = time.perf_counter() - started
     body, renderer = recoverer.body, recoverer.renderer
     upright = SceneConfig(
-        long_side_px=1024, aspects=(4 / 3,), portrait_share=0.25, fov_deg=(35.0, 100.0), distance_m=(2.0, 15.0),
-        people=(1, 3), camera_height_m=(1.0, 2.0), pitch_deg=(0.0, 0.0), roll_deg=(0.0, 0.0),
-        pose_families=("standing", "walking"), min_in_frame=1.0,
-    )  # fmt: skip
+        long_side_px=1024,
+        aspects=(4 / 3,),
+        portrait_share=0.25,
+        fov_deg=(35.0, 100.0),
+        distance_m=(2.0, 15.0),
+        people=(1, 3),
+        camera_height_m=(1.0, 2.0),
+        pitch_deg=(0.0, 0.0),
+        roll_deg=(0.0, 0.0),
+        pose_families=("standing", "walking"),
+        min_in_frame=1.0,
+    )
 
     # Speed: 1024x768, 3 people, after loading; median of 3 runs (the first warms caches).
-    speed_scene = sample_scene(body, renderer, HELD_OUT_SEED_START, replace(upright, people=(3, 3), portrait_share=0.0, distance_m=(3.0, 8.0)))
+    speed_scene = sample_scene(
+        body, renderer, HELD_OUT_SEED_START, replace(upright, people=(3, 3), portrait_share=0.0, distance_m=(3.0, 8.0))
+    )
     times = []
     for _ in range(4):
         t = time.perf_counter()
@@ -76,14 +90,20 @@ def main() -> None:
             known_m = scene.floor.camera_height_m if args.camera_height_known else None
             result = recoverer.infer(scene.image, K=scene.K, camera_height_m=known_m)
             seconds.append(time.perf_counter() - t)
-            rows += [dict(r, true_height_m=float(scene.height_m[r["person"]])) for r in score_image(scene, result.people, score, method=name, image=seed)]
+            rows += [
+                dict(r, true_height_m=float(scene.height_m[r["person"]]))
+                for r in score_image(scene, result.people, score, method=name, image=seed)
+            ]
             on_floor = floor_pixels(scene)
             if result.scene is not None and result.floor is not None and on_floor.any():
                 floor_absrel.append(abs_rel(result.scene.depth_m[on_floor], scene.depth_m[on_floor]))
         print(f"\n{name}: {n} rendered images, seeds {first_seed}..{first_seed + n - 1}\n")
         print(markdown_table(rows, [name], {name: statistics.mean(seconds)}))
         if floor_absrel:
-            print(f"\nplanar floor AbsRel (median over {len(floor_absrel)} images with a floor): {statistics.median(floor_absrel) * 100:.1f}%")
+            print(
+                f"\nplanar floor AbsRel (median over {len(floor_absrel)} images with a floor): "
+                f"{statistics.median(floor_absrel) * 100:.1f}%"
+            )
         return rows, floor_absrel
 
     rows, floor_absrel = evaluate("upright", HELD_OUT_SEED_START + 1, args.images, upright, ScoreConfig())
@@ -103,7 +123,8 @@ def main() -> None:
         f"their median height for everyone: {median_mae * 100:.1f} cm), "
         f"recall {len(found) / len(rows):.2f}, MPJPE {statistics.mean(r['mpjpe_mm'] for r in found):.0f} mm, "
         f"PA-MPJPE {statistics.mean(r['pa_mpjpe_mm'] for r in found):.0f} mm; "
-        f"planar floor AbsRel {statistics.median(floor_absrel) * 100 if floor_absrel else float('nan'):.1f}% (median; issue 5: <=5%)"
+        f"planar floor AbsRel {statistics.median(floor_absrel) * 100 if floor_absrel else float('nan'):.1f}% "
+        "(median; issue 5: <=5%)"
     )
     recoverer.close()
 

@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from metrichmsr.bench.baselines import CameraModel, fit_people_variants
 from metrichmsr.bench.report import (
     OFF_AXIS_BUCKETS_DEG,
     buckets,
@@ -36,7 +37,7 @@ from metrichmsr.bench.report import (
     weights_label,
     write_csv,
     write_plots,
-)  # fmt: skip
+)
 from metrichmsr.bench.score import ScoreConfig, score_image
 from metrichmsr.camera import focal_from_fov
 
@@ -49,8 +50,8 @@ _DEFAULT_STAGES = (True, False)
 MARKER = "table.md"
 
 
-def method_camera(method: str, K: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str]:
-    """The (K (3, 3), camera model) a method fits with, given the image's true K and (W, H)."""
+def method_camera(method: str, K: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, CameraModel]:
+    """The (K (3, 3), camera model, ``bench.baselines``) a method fits with, given the image's true K and (W, H)."""
     if method in ("full", "fit-only", "humanmoe+fit"):
         return K, "rays"
     if method == "box-true-focal":
@@ -58,12 +59,20 @@ def method_camera(method: str, K: np.ndarray, size: tuple[int, int]) -> tuple[np
     width, height = size
     if method in ("fixed-fov", "box-only"):
         f = focal_from_fov(FIXED_FOV_DEG, width) if method == "fixed-fov" else float(np.hypot(width, height))
-        return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]]), "rays" if method == "fixed-fov" else "box"
+        return np.array(
+            [[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]]
+        ), "rays" if method == "fixed-fov" else "box"
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
-def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config: ScoreConfig = ScoreConfig(), progress=True,
-             camera_height_known: bool = False):  # fmt: skip
+def evaluate(
+    recoverer,
+    samples: Sequence[Path],
+    methods: Sequence[str],
+    config: ScoreConfig = ScoreConfig(),
+    progress=True,
+    camera_height_known: bool = False,
+):
     """Score every method on every sample, each method's people standing on the floor they
     place (``Recoverer.stand_on_floor``) and parts read as far-away people dropped
     (``pipeline.without_parts_read_as_far``), as ``recover`` gives them.
@@ -95,7 +104,9 @@ def evaluate(recoverer, samples: Sequence[Path], methods: Sequence[str], config:
             group = [m for m in methods if _STAGES.get(m, _DEFAULT_STAGES) == stages]
             started = time.perf_counter()
             variants = [method_camera(m, scene.K, size) for m in group]
-            results = recoverer.fit_people_variants(observations, variants, humanmoe=stages[0], refine=stages[1], image=scene.image)
+            results = fit_people_variants(
+                recoverer, observations, variants, humanmoe=stages[0], refine=stages[1], image=scene.image
+            )
             fit_s = (time.perf_counter() - started) / len(group)
             for (method, people), (K, _) in zip(zip(group, results), variants):
                 started = time.perf_counter()
@@ -128,8 +139,14 @@ def summary_line(rows: Sequence[dict], methods: Sequence[str]) -> str:
 
 
 def run(
-    directory: Path, out_dir: Path, methods: Sequence[str] = DEFAULT_METHODS, device: str = "auto", limit: int | None = None,
-    weights: str | Path | None = None, camera_height_known: bool = False, overwrite: bool = False,
+    directory: Path,
+    out_dir: Path,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    device: str = "auto",
+    limit: int | None = None,
+    weights: str | Path | None = None,
+    camera_height_known: bool = False,
+    overwrite: bool = False,
 ) -> str:
     """Benchmark ``methods`` on the synth folder ``directory``; writes ``out_dir`` atomically, returns the report.
 
@@ -138,7 +155,8 @@ def run(
     ``overwrite``: replace an earlier report in ``out_dir`` (``metrichmsr._outputs.check_output``).
     """
     from metrichmsr._outputs import staged_output
-    from metrichmsr.pipeline import HUMANMOE_WEIGHTS, Recoverer
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
+    from metrichmsr.pipeline import Recoverer
     from metrichmsr.synth.dataset import list_samples
 
     samples = list_samples(directory)[:limit]
@@ -148,13 +166,19 @@ def run(
     with Recoverer(device=device, weights=weights) as recoverer:
         rows, seconds, scene_rows = evaluate(recoverer, samples, methods, camera_height_known=camera_height_known)
     known = ", camera height known" if camera_height_known else ""
-    heading = f"Benchmark on {len(samples)} images of {directory}, HumanMoE {weights_label(weights)}{known} ({time.strftime('%Y-%m-%d')})\n\n"
+    heading = (
+        f"Benchmark on {len(samples)} images of {directory}, HumanMoE {weights_label(weights)}{known} "
+        f"({time.strftime('%Y-%m-%d')})\n\n"
+    )
     report = heading + markdown_table(rows, methods, seconds) + "\n" + summary_line(rows, methods) + "\n"
     if scene_rows:
         report += (
             "\nScene depth anchored on the people `full` recovered (true depth corrupted per image; "
             "means over images; planar: median AbsRel on the true floor pixels)\n\n"
-            + depth_bench.markdown_table(scene_rows) + "\n\nscene " + depth_bench.summary_line(scene_rows) + "\n"
+            + depth_bench.markdown_table(scene_rows)
+            + "\n\nscene "
+            + depth_bench.summary_line(scene_rows)
+            + "\n"
         )
     with staged_output(out_dir, overwrite) as staging:
         (staging / MARKER).write_text(report)

@@ -14,18 +14,17 @@ from typing import Protocol, Sequence
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
-from metrichmsr.bench.metrics import mpjpe, pa_mpjpe
 from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES
-from metrichmsr.perception import box_iou
+from metrichmsr.metrics import mpjpe, pa_mpjpe
+from metrichmsr.perception import match_boxes
 from metrichmsr.synth.people import SyntheticImage
 
 _AGE = PHENOTYPE_NAMES.index("age")
 
 
 class Prediction(Protocol):
-    """What scoring reads of a recovered person (``pipeline.PersonResult`` has it)."""
+    """What scoring reads of a recovered person (``result.PersonResult`` has it)."""
 
     bbox: np.ndarray  # (4,) px
     translation: np.ndarray  # (3,) root, m
@@ -40,26 +39,12 @@ class ScoreConfig:
     min_box_px: float = 60.0
 
 
-def match(pred_boxes: np.ndarray, true_boxes: np.ndarray, min_iou: float) -> dict[int, int]:
-    """One-to-one matches {true index: predicted index} maximising total IoU, each >= min_iou.
-
-    pred_boxes (P, 4), true_boxes (T, 4), [x0, y0, x1, y1] px.
-    """
-    if len(pred_boxes) == 0 or len(true_boxes) == 0:
-        return {}
-    iou = np.array([[box_iou(p, t) for p in pred_boxes] for t in true_boxes])
-    rows, cols = linear_sum_assignment(-iou)
-    return {int(t): int(p) for t, p in zip(rows, cols) if iou[t, p] >= min_iou}
-
-
 def _root_aligned_error_m(pred: np.ndarray, true: np.ndarray, root_pred: np.ndarray, root_true: np.ndarray) -> float:
     """Mean distance (m) between corresponding points (N, 3) once both roots are at the origin."""
     return float(np.linalg.norm((pred - root_pred) - (true - root_true), axis=-1).mean())
 
 
-def score_image(
-    scene: SyntheticImage, people: Sequence[Prediction], config: ScoreConfig = ScoreConfig(), **fields
-) -> list[dict]:
+def score_image(scene: SyntheticImage, people: Sequence[Prediction], config: ScoreConfig = ScoreConfig(), **fields) -> list[dict]:
     """Rows (one per scored ground-truth person) of errors; ``fields`` are copied into each row.
 
     Row keys: person, fov_deg, distance_m (true root depth z), off_axis_deg (angle of the true
@@ -69,7 +54,7 @@ def score_image(
     """
     height, width = scene.image.shape[:2]
     full = np.clip(scene.boxes_full, 0, [width - 1, height - 1, width - 1, height - 1])
-    matches = match(np.array([p.bbox for p in people]).reshape(-1, 4), full, config.min_iou)
+    matches = match_boxes(np.array([p.bbox for p in people]).reshape(-1, 4), full, config.min_iou)
     fov_deg = math.degrees(2 * math.atan(width / (2 * scene.K[0, 0])))
     rows = []
     for i, root in enumerate(scene.params.translation.numpy().astype(np.float64)):

@@ -26,6 +26,11 @@ ablation, a dense feed-forward with the same parameter count.
 Outputs are in the conventions of ``metrichmsr.body``: OpenCV camera frame (x right, y down,
 z forward), metres; bone rotations in Anny's world-aligned axes; ``global_rotation = I`` is a
 person standing upright facing the camera; ``translation`` is the hip midpoint.
+``HumanMoE.forward`` returns raw tensors for training; ``HumanMoE.infer`` the documented
+metric bodies.
+
+The inputs and their tokens' raw material live in ``models.tokens``; the mixture-of-experts
+layers (router, experts, balance loss, blocks) in ``models.moe``.
 """
 
 from __future__ import annotations
@@ -35,18 +40,18 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import roma
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES
-from metrichmsr.camera import box_ray_map, fourier_encode, pixel_rays
-from metrichmsr.fit import BLAZEPOSE_FOR_JOINT, FitParams
+from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyParams
+from metrichmsr.camera import box_ray_map, fourier_encode, unit_rays
+from metrichmsr.errors import InputError
+from metrichmsr.models.moe import Block, FeedForward, FFNKind
+from metrichmsr.models.tokens import HumanInputs
 
 CameraEncoding = Literal["rays", "box", "none"]
-FFNKind = Literal["moe", "dense"]
 
 #: Token types, the index of each in ``outputs["token_type"]``.
 TOKEN_TYPES = ("keypoint", "ray", "box", "query", "silhouette", "image")
@@ -54,7 +59,6 @@ TOKEN_TYPES = ("keypoint", "ray", "box", "query", "silhouette", "image")
 TASK_QUERIES = ("pose", "shape", "position")
 
 _NUM_JOINTS = len(JOINT_NAMES)
-_HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
 #: Fourier encoding's highest frequency (cycles per unit): ray components span [-1, 1], so the
 #: finest band resolves ~1/64 rad, about a keypoint's width on a person 10 m away.
 _MAX_FREQUENCY = 32.0
@@ -66,188 +70,10 @@ _TYPICAL_BODY_M = 1.7
 _TYPICAL_DEPTH_M = 5.0
 #: The 6D rotation representation (first two columns of the rotation matrix) of the identity.
 _IDENTITY_6D = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
-#: The silhouette window's side in units of the box's longer side: the person box stops at the
-#: landmarks (+10%), and the crown of the head lies above the highest one (the eyes).
-SILHOUETTE_SPAN = 1.4
 _FORMAT = "metrichmsr.humanmoe/1"
-
-
-@dataclass
-class HumanInputs:
-    """What HumanMoE sees of B people (float tensors on one device).
-
-    keypoints2d: (B, 23, 3) pixel u, v (integer values at pixel centres) and visibility in
-        [0, 1], JOINT_NAMES order; visibility 0 marks a joint the detector has no point for
-        (its u, v are then ignored).
-    world3d: (B, 23, 3) BlazePose world landmarks, metres, hip-centred, in the crop's
-        camera-aligned frame (not rotated into the camera frame); their scale is normalised by
-        BlazePose, so it says nothing about body size; zeros where absent.
-    bbox: (B, 4) person box [x0, y0, x1, y1], pixels.
-    K: (B, 3, 3) intrinsics, pixels.
-    silhouette: optional (B, G, G) person probability in [0, 1] on a grid over
-        ``silhouette_window(bbox)`` (row-major, top row first); all zero where no segmentation
-        was had. None: nobody's segmentation (a model with silhouette tokens reads zeros).
-    crop: optional (B, 3, S, S) RGB in [0, 1] of the image over the same window
-        (``crop_from_image``); only a model with a ``backbone`` reads it, and needs it.
-    """
-
-    keypoints2d: torch.Tensor
-    world3d: torch.Tensor
-    bbox: torch.Tensor
-    K: torch.Tensor
-    silhouette: torch.Tensor | None = None
-    crop: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return self.keypoints2d.shape[0]
-
-    def _map(self, change) -> HumanInputs:
-        """A copy with ``change`` applied to every tensor (None stays None)."""
-        return HumanInputs(*(None if value is None else change(value) for value in (getattr(self, f.name) for f in fields(self))))
-
-    def to(self, device: torch.device | str) -> HumanInputs:
-        return self._map(lambda value: value.to(device))
-
-    def select(self, index: torch.Tensor) -> HumanInputs:
-        """The people at ``index`` (a (B',) index or (B,) bool tensor)."""
-        return self._map(lambda value: value[index])
-
-    @classmethod
-    def cat(cls, parts: list[HumanInputs]) -> HumanInputs:
-        """One batch of several; an optional field is kept only when every part has it."""
-        joined = []
-        for f in fields(cls):
-            values = [getattr(p, f.name) for p in parts]
-            joined.append(None if any(v is None for v in values) else torch.cat(values))
-        return cls(*joined)
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first field whose shape is not as documented."""
-        b = self.keypoints2d.shape[0] if self.keypoints2d.dim() == 3 else -1
-        expected = {
-            "keypoints2d": (b, _NUM_JOINTS, 3),
-            "world3d": (b, _NUM_JOINTS, 3),
-            "bbox": (b, 4),
-            "K": (b, 3, 3),
-        }
-        if self.silhouette is not None:
-            side = self.silhouette.shape[-1]
-            expected["silhouette"] = (b, side, side)
-        if self.crop is not None:
-            side = self.crop.shape[-1]
-            expected["crop"] = (b, 3, side, side)
-        for name, shape in expected.items():
-            value = getattr(self, name)
-            if tuple(value.shape) != shape:
-                raise ValueError(
-                    f"HumanInputs.{name} must have shape (B, {', '.join(map(str, shape[1:]))}), got {tuple(value.shape)}"
-                )
-
-    @property
-    def box_centre(self) -> torch.Tensor:
-        """(B, 2) pixel centre of each box."""
-        return (self.bbox[:, :2] + self.bbox[:, 2:]) / 2
-
-    @property
-    def box_height(self) -> torch.Tensor:
-        """(B,) box height in pixels, at least one pixel."""
-        return (self.bbox[:, 3] - self.bbox[:, 1]).clamp(min=1.0)
-
-
-def inputs_from_blazepose(
-    landmarks2d: np.ndarray | torch.Tensor,
-    world_landmarks: np.ndarray | torch.Tensor,
-    bbox: np.ndarray | torch.Tensor,
-    K: np.ndarray | torch.Tensor,
-    silhouette: np.ndarray | torch.Tensor | None = None,
-) -> HumanInputs:
-    """HumanInputs of N people from BlazePose's 33 landmarks (float32, on the inputs' device).
-
-    landmarks2d (N, 33, 3) [u_px, v_px, visibility]; world_landmarks (N, 33, 3) metres, crop
-    frame (kept as is: the ray tokens tell the model where the crop looked); bbox (N, 4);
-    K (3, 3) or (N, 3, 3); silhouette: optional (N, G, G) (``silhouette_from_segmentation``).
-    Joints BlazePose has no point for (``metrichmsr.fit.BLAZEPOSE_FOR_JOINT``) get zeros.
-    """
-    kp = torch.as_tensor(landmarks2d, dtype=torch.float32)
-    n = kp.shape[0]
-    if tuple(kp.shape) != (n, 33, 3):
-        raise ValueError(f"landmarks2d must have shape (N, 33, 3), got {tuple(kp.shape)}")
-    world = torch.as_tensor(world_landmarks, dtype=torch.float32, device=kp.device)
-    if tuple(world.shape) != (n, 33, 3):
-        raise ValueError(f"world_landmarks must have shape ({n}, 33, 3), got {tuple(world.shape)}")
-    box = torch.as_tensor(bbox, dtype=torch.float32, device=kp.device)
-    if tuple(box.shape) != (n, 4):
-        raise ValueError(f"bbox must have shape ({n}, 4), got {tuple(box.shape)}")
-    K = torch.as_tensor(K, dtype=torch.float32, device=kp.device)
-    if tuple(K.shape) == (3, 3):
-        K = K.expand(n, 3, 3)
-    if tuple(K.shape) != (n, 3, 3):
-        raise ValueError(f"K must have shape (3, 3) or ({n}, 3, 3), got {tuple(K.shape)}")
-    index = [BLAZEPOSE_FOR_JOINT[name] for name in JOINT_NAMES]
-    gather = torch.tensor([i if i is not None else 0 for i in index], device=kp.device)
-    present = torch.tensor([i is not None for i in index], dtype=torch.float32, device=kp.device)[:, None]
-    if silhouette is not None:
-        silhouette = torch.as_tensor(silhouette, dtype=torch.float32, device=kp.device)
-    inputs = HumanInputs(kp[:, gather] * present, world[:, gather] * present, box, K.contiguous(), silhouette)
-    inputs.validate()
-    return inputs
-
-
-def silhouette_window(bbox: torch.Tensor) -> torch.Tensor:
-    """(B, 4) ``[x0, y0, x1, y1]`` outer edges (pixel-centre coordinates) of the square the
-    silhouette grid covers: centred on each (B, 4) box, SILHOUETTE_SPAN times its longer side."""
-    centre = (bbox[:, :2] + bbox[:, 2:]) / 2
-    half = SILHOUETTE_SPAN / 2 * (bbox[:, 2:] - bbox[:, :2]).amax(dim=-1, keepdim=True).clamp(min=1.0)
-    return torch.cat((centre - half, centre + half), dim=-1)
-
-
-def silhouette_from_segmentation(
-    segmentation: np.ndarray | None, segmentation_box: np.ndarray | None, bbox: np.ndarray, grid: int
-) -> torch.Tensor:
-    """(grid, grid) float32 silhouette of one person for ``HumanInputs.silhouette``.
-
-    segmentation: (S, S') person probability over the rectangle whose outer edges are
-    ``segmentation_box`` (4,) [x0, y0, x1, y1] (pixel-centre coordinates), e.g. BlazePose's
-    mask of its crop (``PersonObservation.segmentation``); bbox (4,) the person's box.
-    Bilinear; zero outside the segmentation, and everywhere when there is none (None).
-    """
-    if segmentation is None:
-        return torch.zeros(grid, grid)
-    window = silhouette_window(torch.as_tensor(bbox, dtype=torch.float64)[None])[0]
-    cells = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid
-    x = window[0] + cells * (window[2] - window[0])
-    y = window[1] + cells * (window[3] - window[1])
-    box = torch.as_tensor(segmentation_box, dtype=torch.float64)
-    # grid_sample's -1 and 1 are the segmentation's outer edges (align_corners=False).
-    gx = 2 * (x - box[0]) / (box[2] - box[0]) - 1
-    gy = 2 * (y - box[1]) / (box[3] - box[1]) - 1
-    where = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None].float()  # (1, G, G, 2)
-    mask = torch.as_tensor(segmentation, dtype=torch.float32)[None, None]
-    return F.grid_sample(mask, where, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
-
-
-def crop_from_image(image: np.ndarray, bbox: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
-    """(N, 3, size, size) float32 RGB in [0, 1] of an (H, W, 3) uint8 image over each of the
-    (N, 4) boxes' ``silhouette_window``, for ``HumanInputs.crop``. Bilinear; zero outside the image.
-    Only the pixels under each window are converted, so a huge photo costs no more than a small one."""
-    height, width = image.shape[:2]
-    windows = silhouette_window(torch.as_tensor(bbox, dtype=torch.float64).reshape(-1, 4))
-    cells = (torch.arange(size, dtype=torch.float64) + 0.5) / size
-    crops = []
-    for x0, y0, x1, y1 in windows.tolist():
-        # The window's pixels (one more on each side for the bilinear taps), inside the image.
-        left, top = max(0, math.floor(x0)), max(0, math.floor(y0))
-        right, bottom = min(width, math.ceil(x1) + 1), min(height, math.ceil(y1) + 1)
-        if right <= left or bottom <= top:
-            crops.append(torch.zeros(3, size, size))
-            continue
-        region = torch.as_tensor(np.ascontiguousarray(image[top:bottom, left:right])).permute(2, 0, 1)[None].float() / 255
-        # grid_sample's -1 and 1 are the region's outer edges (align_corners=False).
-        gx = 2 * (x0 + cells * (x1 - x0) - left + 0.5) / (right - left) - 1
-        gy = 2 * (y0 + cells * (y1 - y0) - top + 0.5) / (bottom - top) - 1
-        where = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None].float()
-        crops.append(F.grid_sample(region, where, mode="bilinear", padding_mode="zeros", align_corners=False)[0])
-    return torch.stack(crops) if crops else torch.zeros(0, 3, size, size)
+#: The shipped HumanMoE weights (recipe: metrichmsr/train/humanmoe_gpu.toml, then
+#: humanmoe_gpu_renders.toml; see BENCHMARKS.md).
+HUMANMOE_WEIGHTS = Path(__file__).parent / "weights" / "humanmoe.pt"
 
 
 @dataclass(frozen=True)
@@ -300,7 +126,8 @@ class HumanMoEConfig:
             raise ValueError(f"top_k must be in [1, num_experts={self.num_experts}], got {self.top_k}")
         if self.silhouette_grid < 0 or self.silhouette_patch < 1 or self.silhouette_grid % self.silhouette_patch:
             raise ValueError(
-                f"silhouette_grid ({self.silhouette_grid}) must be >= 0 and a multiple of silhouette_patch ({self.silhouette_patch})"
+                f"silhouette_grid ({self.silhouette_grid}) must be >= 0 and a multiple of "
+                f"silhouette_patch ({self.silhouette_patch})"
             )
         if self.capacity_factor <= 0:
             raise ValueError(f"capacity_factor must be positive, got {self.capacity_factor}")
@@ -316,154 +143,6 @@ class HumanMoEConfig:
         if unknown:
             raise ValueError(f"unknown HumanMoEConfig fields: {sorted(unknown)}")
         return cls(**values)
-
-
-class FeedForward(nn.Module):
-    """Two-layer MLP with GELU: (..., in_features) -> (..., out_features, default in_features)."""
-
-    def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None):
-        super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features)
-        self.fc2 = nn.Linear(hidden_features, out_features or in_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention over (B, T, dim) tokens."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        x = F.scaled_dot_product_attention(q, k, v)  # (B, heads, T, dim / heads)
-        return self.proj(x.transpose(1, 2).reshape(b, t, d))
-
-
-@dataclass
-class RouterOutput:
-    """One MoE layer's routing of B sequences of T tokens among E experts.
-
-    logits, probs: (B, T, E) router logits and their softmax.
-    indices: (B, T, k) chosen experts, best first; weights: (B, T, k) their gate weights
-        (probabilities renormalised over the k chosen).
-    kept: (B, T, k) bool, False where the expert was full (the assignment was dropped).
-    """
-
-    logits: torch.Tensor
-    probs: torch.Tensor
-    indices: torch.Tensor
-    weights: torch.Tensor
-    kept: torch.Tensor
-
-
-class TopKRouter(nn.Module):
-    """Learned linear router with top-k choice and per-sequence expert capacity.
-
-    Capacity is counted per sequence (one person) rather than over the batch so that a person's
-    output never depends on who else is in the batch. When an expert is over capacity, first
-    choices go before second choices and, within a choice, larger gate weights first (batch
-    prioritised routing, Riquelme et al. 2021), so the least confident assignments are dropped.
-    """
-
-    def __init__(self, dim: int, num_experts: int, top_k: int, capacity_factor: float):
-        super().__init__()
-        self.gate = nn.Linear(dim, num_experts, bias=False)
-        self.num_experts = num_experts
-        self.top_k = top_k
-        self.capacity_factor = capacity_factor
-
-    def capacity(self, num_tokens: int) -> int:
-        """Assignments one expert takes from one sequence of ``num_tokens`` tokens (at least 1)."""
-        return max(1, math.ceil(self.capacity_factor * num_tokens * self.top_k / self.num_experts))
-
-    def forward(self, x: torch.Tensor) -> RouterOutput:
-        b, t, _ = x.shape
-        logits = self.gate(x)
-        probs = logits.softmax(dim=-1)
-        top, indices = probs.topk(self.top_k, dim=-1)
-        weights = top / top.sum(dim=-1, keepdim=True)
-        # Slot-major flat order, then a priority key: choice index minus gate weight (in (0, 1]),
-        # so every first choice ranks before every second choice, heavier gates first.
-        flat_expert = indices.transpose(1, 2).reshape(b, self.top_k * t)
-        flat_weight = weights.transpose(1, 2).reshape(b, self.top_k * t)
-        choice = torch.arange(self.top_k, device=x.device).repeat_interleave(t)
-        order = (choice - flat_weight.detach()).argsort(dim=1, stable=True)
-        onehot = F.one_hot(flat_expert.gather(1, order), self.num_experts)  # (B, kT, E), priority order
-        slot_in_expert = (onehot.cumsum(dim=1) * onehot).sum(-1) - 1
-        position = torch.empty_like(slot_in_expert).scatter_(1, order, slot_in_expert)
-        kept = (position < self.capacity(t)).reshape(b, self.top_k, t).transpose(1, 2)
-        return RouterOutput(logits, probs, indices, weights, kept)
-
-
-def load_balancing_loss(probs: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """Switch/GShard auxiliary loss ``E * sum_e f_e * P_e`` (scalar).
-
-    probs (..., E) router probabilities; indices (..., k) chosen experts. ``f_e`` is the share of
-    all k-choices that go to expert e (before capacity drops), ``P_e`` the mean probability of e.
-    It is 1 whenever the router is uniform or the load is balanced, and grows towards E when
-    one expert takes everything; only ``P_e`` carries the gradient (f is a count).
-    """
-    num_experts = probs.shape[-1]
-    if probs.numel() == 0:
-        return probs.new_ones(())
-    share = F.one_hot(indices, num_experts).flatten(0, -2).float().mean(dim=0)  # (E,)
-    mean_prob = probs.flatten(0, -2).mean(dim=0)
-    return num_experts * (share * mean_prob).sum()
-
-
-class MoEFeedForward(nn.Module):
-    """Mixture-of-experts feed-forward: (B, T, dim) -> (B, T, dim), its RouterOutput and balance loss.
-
-    Each token's output is the gate-weighted sum of its kept experts' outputs; a token whose
-    every assignment overflowed gets exactly zero, so the block passes it through its residual.
-    """
-
-    def __init__(self, dim: int, num_experts: int, top_k: int, expert_hidden: int, capacity_factor: float):
-        super().__init__()
-        self.router = TopKRouter(dim, num_experts, top_k, capacity_factor)
-        self.experts = nn.ModuleList(FeedForward(dim, expert_hidden) for _ in range(num_experts))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, RouterOutput, torch.Tensor]:
-        route = self.router(x)
-        tokens = x.flatten(0, 1)
-        expert_of = route.indices.flatten(0, 1)  # (B*T, k)
-        weight_of = route.weights.flatten(0, 1)
-        kept = route.kept.flatten(0, 1)
-        out = torch.zeros_like(tokens)
-        for e, expert in enumerate(self.experts):
-            token, choice = torch.nonzero((expert_of == e) & kept, as_tuple=True)
-            out.index_add_(0, token, expert(tokens[token]) * weight_of[token, choice, None])
-        return out.reshape(x.shape), route, load_balancing_loss(route.probs, route.indices)
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + ffn(norm(x)) with an MoE or dense FFN."""
-
-    def __init__(self, config: HumanMoEConfig):
-        super().__init__()
-        c = config
-        self.norm1 = nn.LayerNorm(c.dim)
-        self.attn = Attention(c.dim, c.heads)
-        self.norm2 = nn.LayerNorm(c.dim)
-        if c.ffn == "moe":
-            self.ffn: nn.Module = MoEFeedForward(c.dim, c.num_experts, c.top_k, c.expert_hidden, c.capacity_factor)
-        else:
-            self.ffn = FeedForward(c.dim, c.expert_hidden * c.num_experts)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, RouterOutput | None, torch.Tensor | None]:
-        """(B, T, dim) -> tokens, routing and balance loss (both None for a dense FFN)."""
-        x = x + self.attn(self.norm1(x))
-        if isinstance(self.ffn, MoEFeedForward):
-            update, route, balance = self.ffn(self.norm2(x))
-            return x + update, route, balance
-        return x + self.ffn(self.norm2(x)), None, None
 
 
 def _rotation_6d(x: torch.Tensor) -> torch.Tensor:
@@ -503,7 +182,9 @@ class HumanMoE(nn.Module):
             self.image_pos_embed = nn.Parameter(torch.zeros(self.backbone.num_patches, c.dim))
         self.type_embed = nn.Parameter(torch.zeros(len(TOKEN_TYPES), c.dim))
         self.queries = nn.Parameter(torch.zeros(len(TASK_QUERIES), c.dim))
-        self.blocks = nn.ModuleList(Block(c) for _ in range(c.depth))
+        self.blocks = nn.ModuleList(
+            Block(c.dim, c.heads, c.ffn, c.num_experts, c.top_k, c.expert_hidden, c.capacity_factor) for _ in range(c.depth)
+        )
         self.norm = nn.LayerNorm(c.dim)
         self.pose_head = FeedForward(c.dim, c.dim, 6 * (len(POSE_BONES) + 1))
         self.shape_head = FeedForward(c.dim, c.dim, len(PHENOTYPE_NAMES))
@@ -574,7 +255,7 @@ class HumanMoE(nn.Module):
         position = (uv - inputs.box_centre[:, None]) / inputs.box_height[:, None, None]
         features = [position, visibility, inputs.world3d]
         if self.config.camera_encoding == "rays":
-            features.append(fourier_encode(pixel_rays(inputs.K, uv), self.config.fourier_bands, _MAX_FREQUENCY))
+            features.append(fourier_encode(unit_rays(inputs.K, uv), self.config.fourier_bands, _MAX_FREQUENCY))
         # Joints without a detection carry no position: zero them so arbitrary coordinates can't leak in.
         observed = (visibility > 0).to(uv.dtype)
         keypoints = self.keypoint_embed((torch.cat(features, dim=-1) * observed).to(dtype)) + self.joint_embed
@@ -653,6 +334,39 @@ class HumanMoE(nn.Module):
         out["token_type"] = self.token_type
         return out | aux
 
+    @torch.inference_mode()
+    def infer(self, inputs: HumanInputs) -> dict[str, torch.Tensor]:
+        """Metric bodies of the people in ``inputs``, in one pass, without gradients.
+
+        ``inputs``: B people (``HumanInputs``, see ``models.tokens``), or one person with the
+        batch dimension left out (then so is every output's).
+
+        Returns a dict of tensors on the inputs' device, OpenCV camera frame, metres:
+
+        - ``translation`` (B, 3): the body root (hip midpoint), metres;
+        - ``depth_m`` (B,): the root's depth z, metres;
+        - ``global_rotation`` (B, 3, 3): the body's rotation, camera frame (identity: upright,
+          facing the camera);
+        - ``bone_rotvec`` (B, 18, 3): axis-angle of ``body.POSE_BONES``, radians, Anny's
+          world-aligned axes;
+        - ``phenotype`` (B, 6): ``body.PHENOTYPE_NAMES`` in [0, 1] (age, height, ...).
+
+        ``body.BodyModel`` poses them (``to_body_params``). For training, and for a fit that
+        differentiates through the prediction, use ``forward`` (raw tensors, log depth).
+        """
+        single = inputs.keypoints2d.dim() == 2
+        if single:
+            inputs = inputs.map_tensors(lambda value: value[None])
+        out = self(inputs)
+        result = {
+            "translation": out["translation"],
+            "depth_m": out["translation"][:, 2],
+            "global_rotation": out["global_rotation"],
+            "bone_rotvec": out["bone_rotvec"],
+            "phenotype": out["phenotype"],
+        }
+        return {name: value[0] for name, value in result.items()} if single else result
+
     def save(self, path: str | Path) -> None:
         """Write config and weights to one torch file."""
         torch.save({"format": _FORMAT, "config": self.config.to_dict(), "state_dict": self.state_dict()}, path)
@@ -672,6 +386,18 @@ class HumanMoE(nn.Module):
         return model.eval()
 
 
+def load_network(weights: str | Path, device: torch.device | str = "cpu") -> HumanMoE:
+    """The HumanMoE network in the file ``weights`` (``HumanMoE.load``) on ``device``; InputError
+    (one line) for a missing or foreign file."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise InputError(f"weights {weights}: no such file")
+    try:
+        return HumanMoE.load(weights, map_location=device)
+    except Exception:  # torch.load's errors for a foreign file are of many kinds, and long
+        raise InputError(f"weights {weights}: not a HumanMoE network file (`metrichmsr train` writes them)") from None
+
+
 def _init_weights(module: nn.Module) -> None:
     """timm's ViT init: truncated-normal linear weights (std 0.02), zero biases."""
     if isinstance(module, nn.Linear):
@@ -680,9 +406,10 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-def to_fit_params(outputs: dict) -> FitParams:
-    """HumanMoE's predictions (``HumanMoE.forward``) as the fitter's initial guess (detached)."""
-    return FitParams(outputs["phenotype"], outputs["bone_rotvec"], outputs["global_rotation"], outputs["translation"]).detach()
+def to_body_params(outputs: dict) -> BodyParams:
+    """HumanMoE's predictions (``HumanMoE.forward``) as body parameters (detached): the bodies
+    to pose, or the fit's initial guess."""
+    return BodyParams(outputs["phenotype"], outputs["bone_rotvec"], outputs["global_rotation"], outputs["translation"]).detach()
 
 
 def router_statistics(outputs: dict, inputs: HumanInputs) -> dict:

@@ -5,12 +5,17 @@ import warnings
 # mediapipe 0.10.14 calls a protobuf API deprecated in the protobuf it runs with.
 warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
 
-from metrichmsr.perception._tiles import box_containment, box_iou
-from metrichmsr.perception.blazepose import (
-    BLAZEPOSE_LANDMARK_NAMES,
-    PersonObservation,
-    PoseDetector,
-    feet_seen,
-)
+from metrichmsr.perception._tiles import box_containment, box_iou, match_boxes
+from metrichmsr.perception.blazepose import PersonObservation, PoseDetector
+from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT, BLAZEPOSE_LANDMARK_NAMES, feet_seen
 
-__all__ = ["BLAZEPOSE_LANDMARK_NAMES", "PersonObservation", "PoseDetector", "box_containment", "box_iou", "feet_seen"]
+__all__ = [
+    "BLAZEPOSE_FOR_JOINT",
+    "BLAZEPOSE_LANDMARK_NAMES",
+    "PersonObservation",
+    "PoseDetector",
+    "box_containment",
+    "box_iou",
+    "feet_seen",
+    "match_boxes",
+]

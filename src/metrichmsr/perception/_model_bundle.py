@@ -40,9 +40,7 @@ def _with_image_metadata(model: bytes, name: str, mean: float, std: float) -> by
     """
     buffer = bytearray(model)
     writer = (
-        metadata_writer.MetadataWriter.create(buffer)
-        .add_general_info(name)
-        .add_image_input(norm_mean=[mean], norm_std=[std])
+        metadata_writer.MetadataWriter.create(buffer).add_general_info(name).add_image_input(norm_mean=[mean], norm_std=[std])
     )
     for _ in writer_utils.get_output_tensor_names(buffer):
         writer.add_feature_output()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,7 @@ def scan_tiles(
     return tiles
 
 
-def landmarks_box(
-    xy: np.ndarray, weight: np.ndarray | None = None, pad: float = 0.1
-) -> np.ndarray | None:
+def landmarks_box(xy: np.ndarray, weight: np.ndarray | None = None, pad: float = 0.1) -> np.ndarray | None:
     """(4,) box around the (N, 2) pixel-centre points ``xy`` whose ``weight`` > 0.5 (all points
     when ``weight`` is None), grown by ``pad`` of its width and height on each side (landmarks
     stop at the eyes, wrists and heels, the body does not). None when fewer than 3 points
@@ -163,6 +162,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = _intersection(a, b)
     union = box_area(a) + box_area(b) - inter
     return inter / union if union > 0 else 0.0
+
+
+def match_boxes(pred_boxes: np.ndarray, true_boxes: np.ndarray, min_iou: float) -> dict[int, int]:
+    """One-to-one matches {true index: predicted index} maximising total IoU, each >= min_iou.
+
+    pred_boxes (P, 4), true_boxes (T, 4), [x0, y0, x1, y1] px.
+    """
+    if len(pred_boxes) == 0 or len(true_boxes) == 0:
+        return {}
+    iou = np.array([[box_iou(p, t) for p in pred_boxes] for t in true_boxes])
+    rows, cols = linear_sum_assignment(-iou)
+    return {int(t): int(p) for t, p in zip(rows, cols) if iou[t, p] >= min_iou}
 
 
 def box_containment(inner: np.ndarray, outer: np.ndarray) -> float:

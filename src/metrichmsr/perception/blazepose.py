@@ -32,6 +32,7 @@ import numpy as np
 from mediapipe.tasks.python import BaseOptions, vision
 
 from metrichmsr._quiet import native_output_silenced
+from metrichmsr.defaults import MIN_PERSON_PX
 from metrichmsr.errors import InputError
 from metrichmsr.perception._model_bundle import build_pose_landmarker_bundle
 from metrichmsr.perception._tiles import (
@@ -45,42 +46,7 @@ from metrichmsr.perception._tiles import (
     scan_tiles,
     suppress_duplicates,
 )
-
-BLAZEPOSE_LANDMARK_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye_inner",
-    "left_eye",
-    "left_eye_outer",
-    "right_eye_inner",
-    "right_eye",
-    "right_eye_outer",
-    "left_ear",
-    "right_ear",
-    "mouth_left",
-    "mouth_right",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_pinky",
-    "right_pinky",
-    "left_index",
-    "right_index",
-    "left_thumb",
-    "right_thumb",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "left_heel",
-    "right_heel",
-    "left_foot_index",
-    "right_foot_index",
-)
+from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES
 
 _SCAN_SIZE = 256  # pixels: side every scan tile is resampled to (the landmark network's input)
 _MIN_FILL = 0.35  # smallest person height / tile side the detector finds reliably
@@ -96,15 +62,6 @@ _REFINE_POSES = 3
 _MATCH_IOU = 0.3
 _SPECK_FRACTION = 1 / 3  # detections shorter than this times min_person_px are dropped
 _TORSO = [11, 12, 23, 24]  # shoulders and hips in BLAZEPOSE_LANDMARK_NAMES
-_FEET = [27, 28, 29, 30, 31, 32]  # ankles, heels and toes in BLAZEPOSE_LANDMARK_NAMES
-
-
-def feet_seen(landmarks2d: np.ndarray, min_visibility: float = 0.5) -> np.ndarray:
-    """(N,) bool: whose ankle, heel or toe BlazePose saw (in the image, not occluded).
-
-    landmarks2d: (N, 33, 3) as in :class:`PersonObservation` (x, y, visibility).
-    """
-    return np.asarray(landmarks2d)[:, _FEET, 2].max(axis=1) >= min_visibility
 
 
 @dataclass
@@ -202,9 +159,7 @@ def _check_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     clipped = np.stack([clip_box(box, width, height) for box in boxes]) if len(boxes) else boxes
     for i, box in enumerate(clipped):
         if box[2] <= box[0] or box[3] <= box[1]:
-            raise InputError(
-                f"boxes[{i}] = {boxes[i].tolist()} is empty inside the {width}x{height} image"
-            )
+            raise InputError(f"boxes[{i}] = {boxes[i].tolist()} is empty inside the {width}x{height} image")
     return clipped
 
 
@@ -233,7 +188,7 @@ class PoseDetector:
 
     def __init__(
         self,
-        min_person_px: float = 60.0,
+        min_person_px: float = MIN_PERSON_PX,
         max_people: int = 20,
         detect_max_side: int = 1920,
         min_score: float = 0.5,
@@ -284,9 +239,7 @@ class PoseDetector:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blazepose")
         self._closed = False
 
-    def detect(
-        self, image: np.ndarray, boxes: np.ndarray | None = None
-    ) -> list[PersonObservation]:
+    def detect(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[PersonObservation]:
         """People in ``image`` with their landmarks.
 
         Args:
@@ -313,8 +266,7 @@ class PoseDetector:
             boxes = _check_boxes(boxes, width, height)
             poses = self._pool.map(lambda box: self._refine(image, box), boxes)
             return [
-                _placeholder(box) if pose is None else pose.observation(box, width, height)
-                for box, pose in zip(boxes, poses)
+                _placeholder(box) if pose is None else pose.observation(box, width, height) for box, pose in zip(boxes, poses)
             ]
 
         # 1. The detection image.

@@ -33,11 +33,12 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from metrichmsr.errors import InputError
+from metrichmsr.geometry import image_rays_z1
 
 if TYPE_CHECKING:
     from metrichmsr.scene.floor import FloorPlane
 
-# The floor geometry (and the body model under it) is imported where the planar layout is
+# The floor itself (and the body model under it) is imported where the planar layout is
 # built, not here: parsing and checking a --depth spec must not load torch, so a bad flag
 # fails in well under a second.
 
@@ -67,7 +68,27 @@ class DepthEstimate:
 
 
 class DepthBackend(Protocol):
+    """A scene depth source: ``load`` once with the other models, then ``estimate`` per image.
+
+    Before any model loads, ``check_available`` and ``check_size`` (per image) raise
+    InputError for what would fail later (a model neither cached nor reachable, a depth file
+    of another aspect ratio); backends with nothing to check inherit no-ops, as they do
+    ``load``. ``estimate`` reads the (H, W, 3)
+    uint8 image and its (3, 3) K; ``people_joints`` ((N, 23, 3) camera frame, metres) and the
+    ``floor`` they stand on are what the planar layout is built from (other backends ignore
+    them). It returns None where the backend has no depth to give.
+    """
+
     spec: str
+
+    def check_available(self) -> None:
+        """InputError when what the backend needs cannot be had; nothing by default."""
+
+    def check_size(self, size: tuple[int, int]) -> None:
+        """InputError when the backend cannot serve an image of ``size`` (W, H); nothing by default."""
+
+    def load(self) -> None:
+        """Load what the backend needs (a network) before the first image; nothing by default."""
 
     def estimate(
         self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
@@ -136,7 +157,7 @@ def resize_depth(depth_m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
-class NoDepth:
+class NoDepth(DepthBackend):
     """``--depth none``: no scene depth."""
 
     spec = "none"
@@ -152,7 +173,7 @@ class NoDepth:
 # ---------------------------------------------------------------------------------------
 
 
-class PlanarDepth:
+class PlanarDepth(DepthBackend):
     """``--depth planar``: a floor and a backdrop, metric because the people are.
 
     Layout (a room seen from inside, with only its floor and far wall):
@@ -217,9 +238,7 @@ def planar_layout_depth(
         ``depth_m`` (H, W) float32 metres, finite (rays that meet neither plane, looking up and
         back, get the largest depth in the map), and ``on_floor`` (H, W) bool.
     """
-    from metrichmsr.scene.floor import image_rays
-
-    rays = image_rays(K, size)
+    rays = image_rays_z1(K, size)
     floor_m = floor.depth_map(K, size).astype(np.float64)
     toward_backdrop = rays @ floor.forward
     with np.errstate(divide="ignore"):
@@ -237,12 +256,10 @@ def _floor_confidence(
     """(H, W) confidence of floor pixels: high near the people's feet, 0.3 far from them."""
     import cv2
 
-    from metrichmsr.scene.floor import image_rays
-
     # Smooth in the image: computed every 4th pixel and interpolated (a crowd would otherwise
     # cost an (H, W, N, 3) array).
     step = 4
-    points = image_rays(K, size)[::step, ::step] * depth_m[::step, ::step, None]
+    points = image_rays_z1(K, size)[::step, ::step] * depth_m[::step, ::step, None]
     distance = np.min(np.linalg.norm(points[..., None, :] - contacts_m, axis=-1), axis=-1)
     coarse = (0.3 + 0.6 * np.exp(-((distance / 3.0) ** 2))).astype(np.float32)
     return cv2.resize(coarse, size, interpolation=cv2.INTER_LINEAR)
@@ -253,7 +270,7 @@ def _floor_confidence(
 # ---------------------------------------------------------------------------------------
 
 
-class FileDepth:
+class FileDepth(DepthBackend):
     """``--depth file:PATH``: a depth map from any estimator.
 
     ``.npy``: (h, w) or (h, w, 1) floats, metres. ``.png``: 16-bit single channel,
@@ -355,7 +372,7 @@ def _one_line(error: BaseException) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-class HFDepth:
+class HFDepth(DepthBackend):
     """``--depth hf:MODEL``: a ``transformers`` depth-estimation model.
 
     Expects a metric model (Depth Anything V2 Metric, Depth Pro (whose processor needs

@@ -1,5 +1,6 @@
-"""Export people, camera and scene as one glTF binary (``.glb``) that opens in Blender and
-three.js, and the scene depth as a colour-mapped picture.
+"""The one metric 3D overlay (the paper's fourth idea): people, camera and scene exported as one
+glTF binary (``.glb``) that opens in Blender and three.js, the people drawn back over the
+photo, and the scene depth as a colour-mapped picture (:func:`write_overlay` writes them all).
 
 Inputs are in the OpenCV camera frame (x right, y down, z forward), metres. glTF is y-up with
 cameras looking down -z, so every vertex is turned 180 degrees about x on the way out:
@@ -18,8 +19,9 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+from metrichmsr.geometry import rays_z1
 from metrichmsr.render import Mesh, as_colors, as_intrinsics, as_meshes, srgb_to_linear
-from metrichmsr.scene.floor import FloorPlane, pixel_rays
+from metrichmsr.scene.floor import FloorPlane
 
 # (x, y, z) OpenCV camera frame -> (x, -y, -z) glTF.
 _OPENCV_TO_GLTF = np.array([1.0, -1.0, -1.0])
@@ -41,9 +43,7 @@ def _image_corners(K: np.ndarray, image_size: tuple[int, int], depth_m: float) -
     return np.stack([x, y, np.full(4, depth_m)], axis=1)
 
 
-def camera_frustum_mesh(
-    K: np.ndarray, image_size: tuple[int, int], depth_m: float = 0.5
-) -> trimesh.Trimesh:
+def camera_frustum_mesh(K: np.ndarray, image_size: tuple[int, int], depth_m: float = 0.5) -> trimesh.Trimesh:
     """A wireframe pyramid from the camera centre to the image corners at ``depth_m``.
 
     Each of the 8 edges (4 rays, 4 sides of the far rectangle) is a thin 6-sided tube of radius
@@ -61,13 +61,8 @@ def camera_frustum_mesh(
     if not np.isfinite(depth_m) or depth_m <= 0:
         raise ValueError(f"depth_m must be a positive number of metres, got {depth_m}")
     corners = _image_corners(K, image_size, depth_m)
-    edges = [(np.zeros(3), c) for c in corners] + [
-        (corners[i], corners[(i + 1) % 4]) for i in range(4)
-    ]
-    tubes = [
-        trimesh.creation.cylinder(radius=depth_m / 200.0, sections=6, segment=np.stack(edge))
-        for edge in edges
-    ]
+    edges = [(np.zeros(3), c) for c in corners] + [(corners[i], corners[(i + 1) % 4]) for i in range(4)]
+    tubes = [trimesh.creation.cylinder(radius=depth_m / 200.0, sections=6, segment=np.stack(edge)) for edge in edges]
     return trimesh.util.concatenate(tubes)
 
 
@@ -123,7 +118,7 @@ def depth_mesh(
     stride = max(1, int(np.ceil(max(width, height) / max_side)))
     v, u = np.mgrid[0:height:stride, 0:width:stride]
     z = depth_m[v, u].astype(np.float64)
-    points = (pixel_rays(K, u, v) * z[..., None]).reshape(-1, 3)
+    points = (rays_z1(K, u, v) * z[..., None]).reshape(-1, 3)
     rows, cols = u.shape
     index = np.arange(rows * cols).reshape(rows, cols)
     a, b, c, d = index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]  # TL, TR, BR, BL
@@ -164,7 +159,7 @@ def write_depth_png(path: str | Path, depth_m: np.ndarray, max_side_px: int = 10
 
     height, width = depth_m.shape
     finite = depth_m[np.isfinite(depth_m)]
-    low, high = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+    low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
     scale = min(1.0, max_side_px / max(width, height)) / 100  # inches at 100 dpi
     figure, axis = plt.subplots(figsize=(width * scale + 1.2, height * scale), dpi=100)
     cmap = matplotlib.colormaps["turbo"].with_extremes(bad="black")
@@ -175,16 +170,11 @@ def write_depth_png(path: str | Path, depth_m: np.ndarray, max_side_px: int = 10
     plt.close(figure)
 
 
-def _image_plane(
-    image: np.ndarray, K: np.ndarray, image_size: tuple[int, int], depth_m: float
-) -> trimesh.Trimesh:
+def _image_plane(image: np.ndarray, K: np.ndarray, image_size: tuple[int, int], depth_m: float) -> trimesh.Trimesh:
     """The photo as a textured quad on the frustum's far plane, facing the camera (glTF frame)."""
     W, H = image_size
     if image.shape != (H, W, 3) or image.dtype != np.uint8:
-        raise ValueError(
-            f"image must be a ({H}, {W}, 3) uint8 RGB array matching image_size, "
-            f"got {image.dtype} {image.shape}"
-        )
+        raise ValueError(f"image must be a ({H}, {W}, 3) uint8 RGB array matching image_size, got {image.dtype} {image.shape}")
     texture = _photo_texture(image)
     corners = _image_corners(K, image_size, depth_m)  # TL, TR, BR, BL
     # Wound TL, BR, TR so the front face (counter-clockwise) looks back at the camera.
@@ -248,10 +238,7 @@ def write_scene_glb(
         or len(set(names)) != len(names)
         or not all(isinstance(n, str) and n and n not in _RESERVED_NAMES for n in names)
     ):
-        raise ValueError(
-            f"names must be {len(people)} unique non-empty strings other than "
-            f"{_RESERVED_NAMES}, got {names!r}"
-        )
+        raise ValueError(f"names must be {len(people)} unique non-empty strings other than {_RESERVED_NAMES}, got {names!r}")
 
     scene = trimesh.Scene()
     for (vertices, faces), color, name in zip(people, colors, names):
@@ -278,9 +265,12 @@ def write_scene_glb(
         square = floor_mesh(floor, roots.mean(axis=0), half_size_m=spread / 2 + 3.0)
         square.vertices = _to_gltf(square.vertices)
         material = trimesh.visual.material.PBRMaterial(
-            baseColorFactor=[*srgb_to_linear(_FLOOR_SRGBA[:3]), _FLOOR_SRGBA[3]], metallicFactor=0.0,
-            roughnessFactor=1.0, alphaMode="BLEND", doubleSided=True,
-        )  # fmt: skip
+            baseColorFactor=[*srgb_to_linear(_FLOOR_SRGBA[:3]), _FLOOR_SRGBA[3]],
+            metallicFactor=0.0,
+            roughnessFactor=1.0,
+            alphaMode="BLEND",
+            doubleSided=True,
+        )
         square.visual = trimesh.visual.TextureVisuals(material=material)
         scene.add_geometry(square, node_name="floor", geom_name="floor")
 
@@ -297,3 +287,40 @@ def write_scene_glb(
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_overlay(
+    out_dir: str | Path,
+    image: np.ndarray,
+    K: np.ndarray,
+    people: Sequence[Mesh],
+    depth_m: np.ndarray | None = None,
+    floor: FloorPlane | None = None,
+    renderer=None,
+) -> None:
+    """Write the one metric 3D overlay of an image into the folder ``out_dir``.
+
+    ``scene.glb`` (:func:`write_scene_glb`: the people, the camera, the photo, and the scene
+    surface and floor when given), ``overlay.png`` (the people drawn over the photo) and, with
+    ``depth_m``, ``depth.npy`` (float32 metres) and ``depth.png`` (:func:`write_depth_png`).
+
+    Args:
+        out_dir: an existing folder.
+        image: (H, W, 3) uint8 RGB photo.
+        K: (3, 3) OpenCV pixel-centre intrinsics, pixels.
+        people: ``(vertices (V, 3) metres camera frame, faces (F, 3))`` per person.
+        depth_m: (H, W) scene depth (camera-frame z, metres, NaN where unknown), or None.
+        floor: the floor the people stand on, or None.
+        renderer: a ``render.Renderer`` to draw the overlay with (default: a new one).
+    """
+    from metrichmsr.render import Renderer
+
+    out_dir = Path(out_dir)
+    height, width = image.shape[:2]
+    write_scene_glb(out_dir / "scene.glb", people, K, (width, height), image=image, scene_depth_m=depth_m, floor=floor)
+    renderer = renderer or Renderer()
+    overlay = renderer.overlay(image, K, people) if people else image
+    Image.fromarray(overlay).save(out_dir / "overlay.png", optimize=False)
+    if depth_m is not None:
+        np.save(out_dir / "depth.npy", depth_m)
+        write_depth_png(out_dir / "depth.png", depth_m)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metrichmsr.body import JOINT_NAMES
+from metrichmsr.geometry import image_rays_z1, unit
 from metrichmsr.scene._stats import weighted_median
 
 
@@ -59,7 +60,7 @@ class FloorPlane:
 
         size: (W, H) pixels.
         """
-        return self.ray_depth(image_rays(K, size)).astype(np.float32)
+        return self.ray_depth(image_rays_z1(K, size)).astype(np.float32)
 
     def ray_depth(self, rays: np.ndarray) -> np.ndarray:
         """(...) float64 depth (z, metres) where camera rays (..., 3) with z = 1 meet the floor; inf where they miss it."""
@@ -343,21 +344,3 @@ def camera_pitch_roll_deg(up: np.ndarray) -> tuple[float, float]:
     """
     x, y, z = unit(np.asarray(up, dtype=np.float64))
     return float(np.degrees(np.arcsin(np.clip(-z, -1.0, 1.0)))), float(np.degrees(np.arctan2(x, -y)))
-
-
-def pixel_rays(K: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rays ``K^-1 [u, v, 1]`` (..., 3), z = 1, through pixels at (...) coordinates u, v (pixel centres)."""
-    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
-    return np.stack(((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)), axis=-1)
-
-
-def image_rays(K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) float64 rays (z = 1) through the pixel centres of a (W, H) image."""
-    v, u = np.mgrid[0 : size[1], 0 : size[0]]
-    return pixel_rays(K, u, v)
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    """``v`` (..., 3) scaled to unit length along its last axis (NaN for zero vectors)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return v / np.linalg.norm(v, axis=-1, keepdims=True)

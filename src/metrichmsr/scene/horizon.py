@@ -40,7 +40,8 @@ import cv2
 import numpy as np
 from scipy.optimize import minimize
 
-from metrichmsr.scene.floor import FloorPlane, pixel_rays, unit
+from metrichmsr.geometry import rays_z1, unit
+from metrichmsr.scene.floor import FloorPlane
 
 #: Segments shorter than this fraction of the image diagonal are too imprecise to vote.
 MIN_SEGMENT_FRACTION = 0.02
@@ -157,7 +158,7 @@ def detect_segments(image: np.ndarray, K: np.ndarray, exclude_boxes: np.ndarray 
         inside = np.all((midpoint[:, None] >= low) & (midpoint[:, None] <= high), axis=2).any(axis=1)
         keep &= ~inside
     ends, delta, length, midpoint = ends[keep], delta[keep], length[keep], midpoint[keep]
-    rays = pixel_rays(K, ends[..., 0], ends[..., 1])  # (S, 2, 3)
+    rays = rays_z1(K, ends[..., 0], ends[..., 1])  # (S, 2, 3)
     return Segments(midpoint, delta / length[:, None], length, unit(np.cross(rays[:, 0], rays[:, 1])))
 
 
@@ -262,7 +263,7 @@ def with_floor_extent(floor: FloorPlane, lines: LineUp, K: np.ndarray, beyond_m:
 def _ahead_on_floor(pixels: np.ndarray, floor: FloorPlane, K: np.ndarray) -> np.ndarray:
     """(P,) metres along ``floor.forward`` to where each pixel's (P, 2) ray meets the floor;
     NaN above the horizon or within :data:`MIN_FOOT_BELOW_HORIZON_PX` below it."""
-    rays = pixel_rays(K, pixels[:, 0], pixels[:, 1])
+    rays = rays_z1(K, pixels[:, 0], pixels[:, 1])
     up = np.asarray(floor.up, dtype=np.float64)
     # A pixel or two off moves a floor point's distance by more than a fifth this close to the horizon.
     sine_below_horizon = np.clip(-(rays @ up) / np.linalg.norm(rays, axis=1), -1.0, 1.0)

@@ -2,7 +2,7 @@
 
 The people are metric rulers standing in the scene (MetricHMSR's third idea). Their rendered
 z-buffer on their visible pixels, and the floor under their feet, are *anchors*: pixels whose
-metric depth is known. So is the open floor, once the people have placed the floor plane
+metric depth is known (``scene.anchors``). So is the open floor, once the people have placed the floor plane
 (``scene.floor``): the pixels where the depth map, under the people's scale, shows that
 plane are anchors too. They run from near the camera to beyond the people, so even one
 person and the floor tell a shift from a scale, which a person alone (all at one depth)
@@ -33,17 +33,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from metrichmsr.geometry import rays_z1
 from metrichmsr.scene._stats import weighted_median, weighted_quantiles
-from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, pixel_rays
+from metrichmsr.scene.anchors import Anchors, feet_to_floor_m
+from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg
 
 if TYPE_CHECKING:
-    from metrichmsr.render import Mesh, Renderer
     from metrichmsr.scene.depth import DepthEstimate
 
 RefineMode = Literal["none", "global", "spatial"]
@@ -87,119 +88,6 @@ FLOOR_WEIGHT = 1.0
 #: barely pulls toward the global fit, so a drift the anchors show goes on across the image
 #: (the thin plate's null space: a plane) instead of fading back to the global scale.
 _REGULARISATION = tuple((smooth, pull) for smooth in (0.03, 0.3, 3.0) for pull in (1e-3, 1e-1)) + ((3.0, 1e-5),)
-
-
-# ---------------------------------------------------------------------------------------
-# Anchors
-# ---------------------------------------------------------------------------------------
-
-
-def people_depth(
-    renderer: Renderer, K: np.ndarray, size: tuple[int, int], meshes: Sequence[Mesh]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The people's z-buffer: the nearest person surface at each pixel (occlusion included).
-
-    Args:
-        renderer: the shared renderer; K: (3, 3); size: (W, H) of the image.
-        meshes: one (vertices (V, 3) camera frame metres, faces (F, 3)) per person.
-
-    Returns:
-        ``depth_m`` (H, W) float32, NaN off the people; ``ids`` (H, W) int16, the person seen
-        at each pixel, -1 elsewhere. Renders above the renderer's ``max_side`` are brought
-        back to (W, H) by nearest-neighbour sampling.
-    """
-    import cv2
-
-    _, depth, ids = renderer.render(K, size, meshes)
-    if ids.shape != (size[1], size[0]):
-        depth = cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
-        ids = cv2.resize(ids, size, interpolation=cv2.INTER_NEAREST)
-    return np.where(ids >= 0, depth, np.nan).astype(np.float32), ids
-
-
-@dataclass(frozen=True)
-class Anchors:
-    """Pixels of one image whose metric depth is known from the people.
-
-    Attributes:
-        depth_m: (H, W) float32 metres, NaN where there is no anchor.
-        group: (H, W) int32, the person an anchor belongs to (people pixels and the floor
-            around their feet), -1 where none: the unit held out when validating.
-        weight: (H, W) float32 >= 0: each person's body pixels share weight 1, the floor
-            pixels around their feet another 1, so a near person counts as much as a far one.
-        on_people: (H, W) bool, pixels covered by a person.
-        K: (3, 3) intrinsics.
-        contacts_m: (N, 3) camera-frame foot contacts, one per person (may be empty).
-        floor: the floor plane, if known.
-    """
-
-    depth_m: np.ndarray
-    group: np.ndarray
-    weight: np.ndarray
-    on_people: np.ndarray
-    K: np.ndarray
-    contacts_m: np.ndarray
-    floor: FloorPlane | None = None
-
-
-def human_anchors(
-    K: np.ndarray,
-    people_depth_m: np.ndarray,
-    ids: np.ndarray,
-    contacts_m: np.ndarray | None = None,
-    floor: FloorPlane | None = None,
-    edge_px: int = 2,
-    contact_radius_m: float = 0.3,
-) -> Anchors:
-    """Anchors from the people's z-buffer and the floor under their feet.
-
-    Args:
-        K: (3, 3) intrinsics of the image.
-        people_depth_m, ids: (H, W) from :func:`people_depth`.
-        contacts_m: (N, 3) foot contacts (``floor.foot_contacts``), row i for person i.
-        floor: when given, floor anchors get the plane's depth at each pixel; otherwise the
-            contact's depth.
-        edge_px: people pixels this close to another person or the background are dropped:
-            estimators blur depth edges, and a one-pixel shift there is a large depth error.
-        contact_radius_m: floor pixels within this radius (on the image, at the contact's
-            distance) of a projected contact and not covered by a person become anchors.
-    """
-    import cv2
-
-    height, width = ids.shape
-    kernel = np.ones((2 * edge_px + 1, 2 * edge_px + 1), np.uint8)
-    label = ids.astype(np.float32)
-    interior = (cv2.erode(label, kernel) == cv2.dilate(label, kernel)) & (ids >= 0) & np.isfinite(people_depth_m)
-    depth = np.where(interior, people_depth_m, np.nan).astype(np.float32)
-    group = np.where(interior, ids, -1).astype(np.int32)
-    is_contact = np.zeros(ids.shape, bool)
-    contacts = np.zeros((0, 3)) if contacts_m is None else np.asarray(contacts_m, dtype=np.float64)
-    for person, contact in enumerate(contacts):
-        if not (np.all(np.isfinite(contact)) and contact[2] > 0):
-            continue
-        centre = (K @ contact)[:2] / contact[2]
-        radius_px = np.clip(K[0, 0] * contact_radius_m / contact[2], 2.0, 50.0)
-        low = np.maximum(np.floor(centre - radius_px), 0).astype(int)
-        high = np.minimum(np.ceil(centre + radius_px) + 1, (width, height)).astype(int)
-        if np.any(high <= low):  # the disc lies outside the image
-            continue
-        v, u = np.mgrid[low[1] : high[1], low[0] : high[0]]
-        disc = ((u - centre[0]) ** 2 + (v - centre[1]) ** 2 <= radius_px**2) & (ids[v, u] < 0)
-        u, v = u[disc], v[disc]
-        if floor is None:
-            depth[v, u] = contact[2]
-        else:
-            on_floor_m = floor.ray_depth(pixel_rays(K, u, v))
-            depth[v, u] = np.where(np.isfinite(on_floor_m), on_floor_m, np.nan)
-        group[v, u] = person
-        is_contact[v, u] = True
-    group[~np.isfinite(depth)] = -1
-    weight = np.zeros(ids.shape, np.float32)
-    for part in (~is_contact, is_contact):
-        members = part & (group >= 0)
-        counts = np.bincount(group[members], minlength=1)
-        weight[members] = 1.0 / counts[group[members]]
-    return Anchors(depth, group, weight, ids >= 0, np.asarray(K, dtype=np.float64), contacts, floor)
 
 
 # ---------------------------------------------------------------------------------------
@@ -280,7 +168,7 @@ def refine_depth(
     Args:
         depth_m: (H, W) depth to correct, metres or any unit proportional to them; NaN or
             non-positive = unknown.
-        anchors: from :func:`human_anchors`, same (H, W).
+        anchors: from ``scene.anchors.human_anchors``, same (H, W).
         spatial: try the spatially varying fit (with anchors from :data:`MIN_PEOPLE_FOR_SHIFT_OR_FIELD`
             people or more, the open floor counting as :data:`FLOOR_COUNTS_AS`; kept only if
             it wins on held-out people and blocks of floor).
@@ -303,8 +191,9 @@ def refine_depth(
     before = weighted_median(np.abs(data.depth - data.target), data.weight) if len(data.target) else float("nan")
     if len(data.target) < min_anchors:
         refined = np.where(depth_m > 0, depth_m, np.nan).astype(np.float32)
-        return DepthRefinement(refined, "none", 1.0, 0.0, before, before, len(data.target),
-                               feet_to_floor_m=_median_feet_to_floor(refined, anchors))  # fmt: skip
+        return DepthRefinement(
+            refined, "none", 1.0, 0.0, before, before, len(data.target), feet_to_floor_m=_median_feet_to_floor(refined, anchors)
+        )
     unit_m = float(np.median(data.target))  # shifts are solved in units of this, for conditioning
     people = len(np.unique(data.group))
     people_samples = data
@@ -313,7 +202,9 @@ def refine_depth(
         data = _concat(data, floor)
     witnesses = people + (FLOOR_COUNTS_AS if floor is not None else 0)
     if fit_shift is None:
-        fit_shift = witnesses >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD and any(_spread(a) >= MIN_SHIFT_SPREAD for a in (data, floor) if a is not None)
+        fit_shift = witnesses >= MIN_PEOPLE_FOR_SHIFT_OR_FIELD and any(
+            _spread(a) >= MIN_SHIFT_SPREAD for a in (data, floor) if a is not None
+        )
 
     # 1. Global fit: the same solver on a single node.
     one_node = _Grid(1, 1, width, height)
@@ -345,9 +236,20 @@ def refine_depth(
     rows, cols = people_samples.pixels  # the residuals compare like with like: the people's anchors
     after = weighted_median(np.abs(np.nan_to_num(refined[rows, cols], nan=np.inf) - people_samples.target), people_samples.weight)
     return DepthRefinement(
-        refined, mode, scale, shift_m, before, after, len(data.target), holdout_global, holdout_spatial,
-        scale_field, shift_field, _median_feet_to_floor(refined, anchors), 0 if floor is None else len(floor.target),
-    )  # fmt: skip
+        refined,
+        mode,
+        scale,
+        shift_m,
+        before,
+        after,
+        len(data.target),
+        holdout_global,
+        holdout_spatial,
+        scale_field,
+        shift_field,
+        _median_feet_to_floor(refined, anchors),
+        0 if floor is None else len(floor.target),
+    )
 
 
 @dataclass
@@ -376,8 +278,9 @@ def _anchor_samples(depth_m: np.ndarray, anchors: Anchors, max_anchors: int) -> 
         full = np.bincount(anchors.group[usable], weights=anchors.weight[usable])
         kept = np.bincount(group, weights=weight, minlength=len(full))
         weight *= full[group] / kept[group]
-    return _Samples(depth_m[rows, cols].astype(np.float64), anchors.depth_m[rows, cols].astype(np.float64),
-                    weight, group, (rows, cols))  # fmt: skip
+    return _Samples(
+        depth_m[rows, cols].astype(np.float64), anchors.depth_m[rows, cols].astype(np.float64), weight, group, (rows, cols)
+    )
 
 
 def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reach: float, unit_m: float) -> _Samples | None:
@@ -402,7 +305,7 @@ def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reac
     rng = np.random.default_rng(1)
     picked = rng.choice(len(rows), min(len(rows), 4 * FLOOR_SAMPLES), replace=False)
     rows, cols = rows[picked], cols[picked]
-    floor_m = anchors.floor.ray_depth(pixel_rays(anchors.K, cols, rows))
+    floor_m = anchors.floor.ray_depth(rays_z1(anchors.K, cols, rows))
     near = np.isfinite(floor_m) & (floor_m <= reach * float(np.max(contacts[:, 2])))
     picked = rng.permutation(np.flatnonzero(near))[:FLOOR_SAMPLES]
     rows, cols, floor_m = rows[picked], cols[picked], floor_m[picked]
@@ -416,8 +319,13 @@ def _floor_samples(depth_m: np.ndarray, anchors: Anchors, people: _Samples, reac
         count = int(on_floor.sum())
         if count < MIN_FLOOR_SHARE * len(floor_m) or count < MIN_FLOOR_SAMPLES:
             return None
-        floor = _Samples(source_m[on_floor], floor_m[on_floor], np.full(count, FLOOR_WEIGHT / count), np.full(count, group),
-                         (rows[on_floor], cols[on_floor]))  # fmt: skip
+        floor = _Samples(
+            source_m[on_floor],
+            floor_m[on_floor],
+            np.full(count, FLOOR_WEIGHT / count),
+            np.full(count, group),
+            (rows[on_floor], cols[on_floor]),
+        )
         _, nodes = _fit_global(_concat(people, floor), one_node, True, unit_m)
         scale, shift_m = float(nodes[0]), float(nodes[1] * unit_m)
     return floor if _spread(floor) >= MIN_FLOOR_SPREAD else None
@@ -461,8 +369,12 @@ def _spread(samples: _Samples) -> float:
 
 def _concat(first: _Samples, second: _Samples) -> _Samples:
     """The anchors of both (robust weights dropped: they are the global fit's, made afterwards)."""
-    arrays = [np.concatenate([x, y]) for x, y in zip((first.depth, first.target, first.weight, first.group),
-                                                     (second.depth, second.target, second.weight, second.group))]  # fmt: skip
+    arrays = [
+        np.concatenate([x, y])
+        for x, y in zip(
+            (first.depth, first.target, first.weight, first.group), (second.depth, second.target, second.weight, second.group)
+        )
+    ]
     return _Samples(*arrays, tuple(np.concatenate([x, y]) for x, y in zip(first.pixels, second.pixels)))
 
 
@@ -510,7 +422,7 @@ class _Grid:
         lower, fraction = _cell(np.arange(self.height), self.height, self.ny)
         upper = np.minimum(lower + 1, self.ny - 1)
         fraction = fraction[:, None].astype(np.float32)
-        return ((1 - fraction) * node_rows[lower].astype(np.float32) + fraction * node_rows[upper].astype(np.float32))
+        return (1 - fraction) * node_rows[lower].astype(np.float32) + fraction * node_rows[upper].astype(np.float32)
 
     @cached_property
     def stiffness(self) -> np.ndarray:
@@ -641,53 +553,8 @@ def _holdout_errors(one_node: _FieldModel, fields: _FieldModel) -> tuple[float, 
 
 
 # ---------------------------------------------------------------------------------------
-# Feet on the floor, people in the scene, the summary
+# Feet on the floor, the summary
 # ---------------------------------------------------------------------------------------
-
-
-def feet_to_floor_m(
-    depth_m: np.ndarray,
-    K: np.ndarray,
-    contacts_m: np.ndarray,
-    up: np.ndarray,
-    on_people: np.ndarray | None = None,
-    window_px: int = 3,
-) -> np.ndarray:
-    """Height of each foot contact above the scene surface the depth map shows around it.
-
-    Each pixel of a (2 window_px + 1)^2 window around the projected contact is lifted to 3D
-    on its own ray; the contact's distance is the median of ``up . (contact - point)``.
-    Pixels covered by people are left out when any others remain (the shoe hides the floor
-    it stands on).
-
-    Args:
-        depth_m: (H, W) scene depth, metres; K: (3, 3); contacts_m: (N, 3) camera frame.
-        up: (3,) unit vector against gravity (the floor's ``up``).
-        on_people: (H, W) bool, pixels covered by a person.
-
-    Returns:
-        (N,) metres, > 0 for feet above the surface, NaN for contacts outside the image or
-        without depth around them.
-    """
-    height, width = depth_m.shape
-    out = np.full(len(contacts_m), np.nan)
-    for i, contact in enumerate(np.asarray(contacts_m, dtype=np.float64)):
-        if not (np.all(np.isfinite(contact)) and contact[2] > 0):
-            continue
-        u, v = np.rint((K @ contact)[:2] / contact[2]).astype(int)
-        if not (0 <= u < width and 0 <= v < height):
-            continue
-        rows, cols = np.mgrid[
-            max(v - window_px, 0) : min(v + window_px + 1, height), max(u - window_px, 0) : min(u + window_px + 1, width)
-        ]
-        keep = np.isfinite(depth_m[rows, cols])
-        if on_people is not None and (keep & ~on_people[rows, cols]).any():
-            keep &= ~on_people[rows, cols]
-        if not keep.any():
-            continue
-        points = pixel_rays(K, cols[keep], rows[keep]) * depth_m[rows, cols][keep][:, None]
-        out[i] = float(np.median((contact - points) @ up))
-    return out
 
 
 def _median_feet_to_floor(depth_m: np.ndarray, anchors: Anchors) -> float | None:
@@ -698,14 +565,7 @@ def _median_feet_to_floor(depth_m: np.ndarray, anchors: Anchors) -> float | None
     return float(np.nanmedian(np.abs(distances))) if np.isfinite(distances).any() else None
 
 
-def composite_people(depth_m: np.ndarray, people_depth_m: np.ndarray) -> np.ndarray:
-    """(H, W) the scene depth with the people's z-buffer in front where they are nearer (NaN-aware)."""
-    return np.fmin(depth_m, people_depth_m).astype(np.float32)
-
-
-def scene_summary(
-    estimate: DepthEstimate | None, refinement: DepthRefinement | None, floor: FloorPlane | None
-) -> dict:
+def scene_summary(estimate: DepthEstimate | None, refinement: DepthRefinement | None, floor: FloorPlane | None) -> dict:
     """The ``scene`` record of ``result.json``: backend, refinement and floor (JSON-ready)."""
     out: dict = {"backend": estimate.backend if estimate is not None else "none"}
     if refinement is not None:

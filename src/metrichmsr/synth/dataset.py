@@ -31,8 +31,8 @@ import torch
 from PIL import Image
 
 from metrichmsr._outputs import staged_output
+from metrichmsr.body import BodyParams
 from metrichmsr.errors import InputError
-from metrichmsr.fit import FitParams
 from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.synth.people import SyntheticImage
 from metrichmsr.synth.scenes import HELD_OUT_SEED_START, SceneConfig, sample_scene
@@ -69,11 +69,13 @@ def load_sample(png_path: Path) -> SyntheticImage:
     png_path = Path(png_path)
     with np.load(png_path.with_suffix(".npz")) as data:
         gt = {key: data[key] for key in data.files}
-    tensor = {key: torch.as_tensor(gt[key], dtype=torch.float32) for key in ("phenotype", "bone_rotvec", "global_rotation", "root")}
+    tensor = {
+        key: torch.as_tensor(gt[key], dtype=torch.float32) for key in ("phenotype", "bone_rotvec", "global_rotation", "root")
+    }
     return SyntheticImage(
         image=np.asarray(Image.open(png_path).convert("RGB")),
         K=gt["K"],
-        params=FitParams(tensor["phenotype"], tensor["bone_rotvec"], tensor["global_rotation"], tensor["root"]),
+        params=BodyParams(tensor["phenotype"], tensor["bone_rotvec"], tensor["global_rotation"], tensor["root"]),
         joints=gt["joints"],
         vertices=gt["vertices"],
         height_m=gt["height_m"],
@@ -98,7 +100,13 @@ def list_samples(directory: Path) -> list[Path]:
 
 
 def write_dataset(
-    out_dir: Path, n: int, seed: int, config: SceneConfig = SceneConfig(), body=None, renderer=None, progress: bool = True,
+    out_dir: Path,
+    n: int,
+    seed: int,
+    config: SceneConfig = SceneConfig(),
+    body=None,
+    renderer=None,
+    progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
     """Render scenes ``seed .. seed + n - 1`` into ``out_dir``, written atomically when complete;

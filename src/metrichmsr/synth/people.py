@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from metrichmsr.body import BodyModel
-from metrichmsr.fit import FitParams
+from metrichmsr.body import BodyModel, BodyParams
+from metrichmsr.geometry import image_rays_z1
 from metrichmsr.render import Renderer
-from metrichmsr.scene.floor import FloorPlane, image_rays
+from metrichmsr.scene.floor import FloorPlane
 
 # sRGB colours: skin, shirt and trousers choices, shoes.
 _SKIN = ((0.87, 0.69, 0.56), (0.62, 0.44, 0.32), (0.40, 0.27, 0.19), (0.95, 0.80, 0.70))
@@ -31,7 +31,7 @@ class SyntheticImage:
 
     image: np.ndarray  # (H, W, 3) uint8
     K: np.ndarray  # (3, 3)
-    params: FitParams  # (N, ...) ground-truth body parameters; translation = root (hip midpoint)
+    params: BodyParams  # (N, ...) ground-truth body parameters; translation = root (hip midpoint)
     joints: np.ndarray  # (N, 23, 3) JOINT_NAMES order
     vertices: np.ndarray  # (N, V, 3) posed
     height_m: np.ndarray  # (N,) standing height
@@ -56,7 +56,6 @@ def clothing_colors(rest_vertices: np.ndarray, rng: np.random.Generator) -> np.n
     colors[(level <= 0.47) & (level > 0.04)] = _TROUSERS[rng.integers(len(_TROUSERS))]
     colors[level <= 0.04] = _SHOES
     return colors
-
 
 
 def level_axes(up: np.ndarray) -> np.ndarray:
@@ -88,7 +87,7 @@ def room_backdrop(
     ray meets neither plane).
     """
     axes = level_axes(floor.up)
-    level = image_rays(K, size) @ axes  # (H, W, 3) ray in level axes
+    level = image_rays_z1(K, size) @ axes  # (H, W, 3) ray in level axes
     with np.errstate(divide="ignore", invalid="ignore"):
         floor_depth = np.where(level[..., 1] > 1e-6, floor.camera_height_m / level[..., 1], np.inf)
         wall_depth = np.where(level[..., 2] > 1e-6, wall_distance_m / level[..., 2], np.inf)
@@ -132,7 +131,7 @@ def box_mesh(center: np.ndarray, size: np.ndarray, rotation: np.ndarray) -> tupl
 def render_people(
     body: BodyModel,
     renderer: Renderer,
-    params: FitParams,
+    params: BodyParams,
     K: np.ndarray,
     size: tuple[int, int],
     floor: FloorPlane | None = None,
@@ -141,7 +140,7 @@ def render_people(
     wall_distance_m: float | None = None,
     pose_family: tuple[str, ...] = (),
 ) -> SyntheticImage:
-    """Render N people (FitParams, camera frame) and props in a room; returns image and ground truth.
+    """Render N people (BodyParams, camera frame) and props in a room; returns image and ground truth.
 
     Args:
         floor: the floor the people stand on; default a level camera 1.4 m above it.

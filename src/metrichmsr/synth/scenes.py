@@ -18,8 +18,7 @@ import numpy as np
 import roma
 import torch
 
-from metrichmsr.body import PHENOTYPE_NAMES, BodyModel
-from metrichmsr.fit import FitParams
+from metrichmsr.body import PHENOTYPE_NAMES, BodyModel, BodyParams
 from metrichmsr.render import Renderer
 from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.synth.people import SyntheticImage, box_mesh, level_axes, render_people
@@ -148,7 +147,7 @@ def sample_scene(body: BodyModel, renderer: Renderer, seed: int, config: SceneCo
 
     axes = level_axes(floor.up)
     keep = torch.as_tensor(kept, dtype=torch.long)
-    params = FitParams(
+    params = BodyParams(
         phenotype[keep],
         bone_rotvec[keep],
         torch.as_tensor(axes, dtype=torch.float32) @ yaw_rotation[keep],

@@ -36,12 +36,12 @@ import numpy as np
 import torch
 from scipy.ndimage import maximum_filter, minimum_filter
 
-from metrichmsr.body import BodyModel
-from metrichmsr.fit import FitParams
-from metrichmsr.models.humanmoe import HumanInputs, silhouette_window
+from metrichmsr.body import BodyModel, BodyParams
+from metrichmsr.geometry import project_points
+from metrichmsr.models.tokens import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, level_axes, sample_camera, sample_pose
 from metrichmsr.synth.scenes import sample_phenotypes
-from metrichmsr.train.noise import NoiseModel, inside_image, joint_box, project_points
+from metrichmsr.train.noise import NoiseModel, inside_image, joint_box
 
 #: How far Anny's soles lie below its lowest joint (heel or toe), metres: median over the pose
 #: families and the population (1.5 cm, 0.5-3.7 cm).
@@ -62,13 +62,13 @@ CLOSING_CELLS = 5
 class PeopleTargets:
     """Ground truth of a batch (B people, one per sample), camera frame (OpenCV), metres.
 
-    params: ``FitParams``: phenotype (B, 6), bone_rotvec (B, 18, 3) rad, global_rotation
+    params: ``BodyParams``: phenotype (B, 6), bone_rotvec (B, 18, 3) rad, global_rotation
         (B, 3, 3), translation (B, 3) = the root (hip midpoint).
     joints: (B, 23, 3) ``body.JOINT_NAMES`` order, = ``body.joints(*params)`` (fast path).
     image_size: (B, 2) [W, H] pixels of each sample's image.
     """
 
-    params: FitParams
+    params: BodyParams
     joints: torch.Tensor
     image_size: torch.Tensor
 
@@ -82,7 +82,7 @@ class PeopleTargets:
     @classmethod
     def cat(cls, parts: list["PeopleTargets"]) -> "PeopleTargets":
         """One batch of several."""
-        params = FitParams.cat([p.params for p in parts])
+        params = BodyParams.cat([p.params for p in parts])
         return cls(params, torch.cat([p.joints for p in parts]), torch.cat([p.image_size for p in parts]))
 
 
@@ -149,7 +149,12 @@ class SyntheticPeople:
             joints.append(j.double().numpy())
             phenotype.append(ph.numpy())
             bone_rotvec.append(poses)
-        return np.concatenate(phenotype), np.concatenate(bone_rotvec), np.concatenate(joints), np.concatenate(surface) if surface else None
+        return (
+            np.concatenate(phenotype),
+            np.concatenate(bone_rotvec),
+            np.concatenate(joints),
+            np.concatenate(surface) if surface else None,
+        )
 
     def _renew_pool(self) -> None:
         size = len(self._joints)
@@ -253,14 +258,13 @@ class SyntheticPeople:
             silhouette[self.rng.random(len(silhouette)) < NO_SILHOUETTE_SHARE] = 0.0
             silhouette = f32(silhouette)
         inputs = HumanInputs(f32(seen["keypoints2d"]), f32(seen["world3d"]), f32(seen["bbox"]), f32(drawn["K"]), silhouette)
-        params = FitParams(
+        params = BodyParams(
             f32(self._phenotype[drawn["body"]]),
             f32(self._bone_rotvec[drawn["body"]]),
             f32(drawn["global_rotation"]),
             f32(drawn["translation"]),
         )
         return inputs, PeopleTargets(params, f32(drawn["joints"]), f32(drawn["image_size"]))
-
 
 
 class ParallelPeople:
@@ -305,8 +309,15 @@ class _WorkerStreams(torch.utils.data.IterableDataset):
         worker = torch.utils.data.get_worker_info()
         stream = 1 + (worker.id if worker is not None else 0)
         fresh = min(self.pool_size, max(1, round(8 * self.batch_size / 128)))
-        sampler = SyntheticPeople(BodyModel(), NoiseModel.load(), seed=self.seed, pool_size=self.pool_size, fresh_per_batch=fresh,
-                                  silhouette_grid=self.silhouette_grid, stream=stream)  # fmt: skip
+        sampler = SyntheticPeople(
+            BodyModel(),
+            NoiseModel.load(),
+            seed=self.seed,
+            pool_size=self.pool_size,
+            fresh_per_batch=fresh,
+            silhouette_grid=self.silhouette_grid,
+            stream=stream,
+        )
         while True:
             yield sampler.sample(self.batch_size)
 

@@ -22,17 +22,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from metrichmsr.body import BodyParams
 from metrichmsr.errors import InputError
-from metrichmsr.fit import FitParams
-from metrichmsr.models.humanmoe import HumanInputs, inputs_from_blazepose
+from metrichmsr.models.tokens import HumanInputs, inputs_from_blazepose
 from metrichmsr.synth import HELD_OUT_SEED_START
 from metrichmsr.train.data import PeopleTargets
 
 #: The cache of one folder's matched detections (an npz: ``_FIELDS``, and ``key``, what it was made from).
 DETECTIONS_FILE = "blazepose_people.npz"
 MATCH_IOU = 0.5
-_FIELDS = ("image", "landmarks2d", "world_landmarks", "bbox", "K", "silhouette", "phenotype", "bone_rotvec",
-           "global_rotation", "translation", "joints", "image_size")  # fmt: skip
+_FIELDS = (
+    "image",
+    "landmarks2d",
+    "world_landmarks",
+    "bbox",
+    "K",
+    "silhouette",
+    "phenotype",
+    "bone_rotvec",
+    "global_rotation",
+    "translation",
+    "joints",
+    "image_size",
+)
 
 
 def matched_people(directory: Path, silhouette_grid: int, progress: bool = True) -> dict[str, np.ndarray]:
@@ -75,9 +87,9 @@ def training_scenes(directory: Path) -> tuple[list[Path], dict]:
 def _detect_and_match(pngs: list[Path], silhouette_grid: int, progress: bool) -> dict[str, np.ndarray]:
     from tqdm import tqdm
 
-    from metrichmsr.bench.score import match
-    from metrichmsr.perception import PoseDetector
-    from metrichmsr.pipeline import MIN_SCORE, silhouettes
+    from metrichmsr.defaults import MIN_SCORE
+    from metrichmsr.models.tokens import silhouettes
+    from metrichmsr.perception import PoseDetector, match_boxes
     from metrichmsr.synth.dataset import load_sample
 
     found: dict[str, list] = {name: [] for name in _FIELDS}
@@ -87,7 +99,7 @@ def _detect_and_match(pngs: list[Path], silhouette_grid: int, progress: bool) ->
             height, width = scene.image.shape[:2]
             observations = [o for o in detector.detect(scene.image) if o.score > 0]
             full = np.clip(scene.boxes_full, 0, [width - 1, height - 1, width - 1, height - 1])
-            pairs = match(np.array([o.bbox for o in observations]).reshape(-1, 4), full, MATCH_IOU)
+            pairs = match_boxes(np.array([o.bbox for o in observations]).reshape(-1, 4), full, MATCH_IOU)
             masks = silhouettes(observations, silhouette_grid) if observations else None
             for person, detection in sorted(pairs.items()):
                 seen = observations[detection]
@@ -125,7 +137,13 @@ class RenderedPeople:
     """
 
     def __init__(
-        self, directories: list[Path], silhouette_grid: int, seed: int = 0, crop_size: int = 0, holdout: int = 0, progress: bool = True
+        self,
+        directories: list[Path],
+        silhouette_grid: int,
+        seed: int = 0,
+        crop_size: int = 0,
+        holdout: int = 0,
+        progress: bool = True,
     ):
         if not directories:
             raise ValueError("need at least one synth folder")
@@ -141,14 +159,17 @@ class RenderedPeople:
         self.image = people["image"]
         self.crop_size, self.holdout = crop_size, holdout
         self.inputs = inputs_from_blazepose(
-            people["landmarks2d"], people["world_landmarks"], people["bbox"], people["K"],
+            people["landmarks2d"],
+            people["world_landmarks"],
+            people["bbox"],
+            people["K"],
             people["silhouette"] if silhouette_grid else None,
-        )  # fmt: skip
+        )
 
         def f32(name: str) -> torch.Tensor:
             return torch.as_tensor(people[name], dtype=torch.float32)
 
-        params = FitParams(f32("phenotype"), f32("bone_rotvec"), f32("global_rotation"), f32("translation"))
+        params = BodyParams(f32("phenotype"), f32("bone_rotvec"), f32("global_rotation"), f32("translation"))
         self.targets = PeopleTargets(params, f32("joints"), f32("image_size"))
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -174,7 +195,7 @@ class RenderedPeople:
         """(len(pick), 3, S, S) crops of the picked people, each png read once."""
         from PIL import Image
 
-        from metrichmsr.models.humanmoe import crop_from_image
+        from metrichmsr.models.tokens import crop_from_image
 
         crops = torch.empty(len(pick), 3, self.crop_size, self.crop_size)
         scenes = self.image[pick.numpy()]

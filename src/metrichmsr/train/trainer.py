@@ -83,8 +83,10 @@ class TrainConfig:
         if self.rendered_share > 0 and not self.rendered_data:
             raise ValueError("rendered_share > 0 needs rendered_data (synth folders)")
         if self.model.get("backbone") and (self.rendered_share < 1 or self.rendered_from_step > 0):
-            raise ValueError("a network with an image backbone reads crops, which only rendered people have: "
-                             "set rendered_share = 1.0 and rendered_from_step = 0")  # fmt: skip
+            raise ValueError(
+                "a network with an image backbone reads crops, which only rendered people have: "
+                "set rendered_share = 1.0 and rendered_from_step = 0"
+            )
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":
@@ -97,7 +99,7 @@ class TrainConfig:
 
 
 def losses(outputs: dict, inputs, targets, body: BodyModel, config: TrainConfig) -> dict[str, torch.Tensor]:
-    """Weighted loss terms (scalars) of one batch; ``targets`` has FitParams fields and joints (B, 23, 3)."""
+    """Weighted loss terms (scalars) of one batch; ``targets`` has BodyParams fields and joints (B, 23, 3)."""
     predicted = body.joints(outputs["phenotype"], outputs["bone_rotvec"], outputs["global_rotation"], outputs["translation"])
     true_joints = targets.joints
     root_pred = predicted[:, _HIPS].mean(1, keepdim=True)
@@ -105,7 +107,12 @@ def losses(outputs: dict, inputs, targets, body: BodyModel, config: TrainConfig)
     joints_m = ((predicted - root_pred) - (true_joints - root_true)).norm(dim=-1).mean()
     true_translation = targets.params.translation
     depth = (outputs["log_depth"] - true_translation[:, 2].log()).abs().mean()
-    offset = (outputs["translation"][:, :2] / outputs["translation"][:, 2:] - true_translation[:, :2] / true_translation[:, 2:]).abs().sum(-1).mean()
+    offset = (
+        (outputs["translation"][:, :2] / outputs["translation"][:, 2:] - true_translation[:, :2] / true_translation[:, 2:])
+        .abs()
+        .sum(-1)
+        .mean()
+    )
     box_height = (inputs.bbox[:, 3] - inputs.bbox[:, 1]).clamp(min=8.0)
     reprojection = ((project(inputs.K, predicted) - project(inputs.K, true_joints)).norm(dim=-1) / box_height[:, None]).mean()
     phenotype = (outputs["phenotype"] - targets.params.phenotype).abs().mean()
@@ -124,8 +131,8 @@ def losses(outputs: dict, inputs, targets, body: BodyModel, config: TrainConfig)
 @torch.no_grad()
 def validate(model, body: BodyModel, batch) -> dict[str, float]:
     """Median relative root-depth error (all, children), adult height MAE (m) and joint errors on a fixed batch."""
-    from metrichmsr.bench.metrics import mpjpe, pa_mpjpe
     from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES
+    from metrichmsr.metrics import mpjpe, pa_mpjpe
 
     inputs, targets = batch
     model.eval()
@@ -149,8 +156,12 @@ def _standing_height(body: BodyModel, phenotype: torch.Tensor) -> torch.Tensor:
     from metrichmsr.body import POSE_BONES
 
     n = len(phenotype)
-    rest = body(phenotype, torch.zeros(n, len(POSE_BONES), 3, device=phenotype.device),
-                torch.eye(3, device=phenotype.device).expand(n, 3, 3), torch.zeros(n, 3, device=phenotype.device))  # fmt: skip
+    rest = body(
+        phenotype,
+        torch.zeros(n, len(POSE_BONES), 3, device=phenotype.device),
+        torch.eye(3, device=phenotype.device).expand(n, 3, 3),
+        torch.zeros(n, 3, device=phenotype.device),
+    )
     return body.standing_height(rest.rest_vertices)
 
 
@@ -180,8 +191,11 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
     left.set_xlabel("step")
     left.legend()
     validated = [r for r in rows if r.get("val_depth_median")]
-    for key, label, scale in (("val_depth_median", "median depth error (%)", 100), ("val_adult_height_mae_m", "adult height MAE (cm)", 100),
-                              ("val_pa_mpjpe_m", "PA-MPJPE (cm)", 100)):  # fmt: skip
+    for key, label, scale in (
+        ("val_depth_median", "median depth error (%)", 100),
+        ("val_adult_height_mae_m", "adult height MAE (cm)", 100),
+        ("val_pa_mpjpe_m", "PA-MPJPE (cm)", 100),
+    ):
         right.plot([int(r["step"]) for r in validated], [float(r[key]) * scale for r in validated], marker=".", label=label)
     right.set_xlabel("step")
     right.set_title("validation (synthetic, fixed batch)")
@@ -194,7 +208,12 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
 
 
 def train(
-    config: TrainConfig, out_dir: Path, device: str = "cpu", resume: bool = False, progress: bool = True, max_minutes: float | None = None
+    config: TrainConfig,
+    out_dir: Path,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+    max_minutes: float | None = None,
 ) -> Path:
     """Run (or continue) training; returns the exported network's path.
 
@@ -244,7 +263,9 @@ def train(
     # A resumed run draws from a stream seeded by the step it resumes at: reproducible, and
     # never the batches it already saw.
     if config.sampler_workers:
-        sampler = ParallelPeople(config.sampler_workers, config.batch_size, seed=config.seed + step, silhouette_grid=silhouette_grid)
+        sampler = ParallelPeople(
+            config.sampler_workers, config.batch_size, seed=config.seed + step, silhouette_grid=silhouette_grid
+        )
     else:
         sampler = SyntheticPeople(data_body, noise, seed=config.seed + step, silhouette_grid=silhouette_grid)
     rendered_count = round(config.rendered_share * config.batch_size)
@@ -253,13 +274,20 @@ def train(
         from metrichmsr.train.rendered import RenderedPeople
 
         crops = model.backbone is not None  # crops, and validation people set aside from the renders
-        rendered = RenderedPeople([Path(d) for d in config.rendered_data], silhouette_grid, seed=config.seed + step,
-                                  crop_size=model.config.backbone_image_size if crops else 0,
-                                  holdout=config.validation_size if crops else 0, progress=progress)  # fmt: skip
+        rendered = RenderedPeople(
+            [Path(d) for d in config.rendered_data],
+            silhouette_grid,
+            seed=config.seed + step,
+            crop_size=model.config.backbone_image_size if crops else 0,
+            holdout=config.validation_size if crops else 0,
+            progress=progress,
+        )
     if model.backbone is not None:
         validation = rendered.validation()
     else:
-        validation = SyntheticPeople(data_body, noise, seed=VALIDATION_SEED, silhouette_grid=silhouette_grid).sample(config.validation_size)
+        validation = SyntheticPeople(data_body, noise, seed=VALIDATION_SEED, silhouette_grid=silhouette_grid).sample(
+            config.validation_size
+        )
     validation = (validation[0].to(device), validation[1].to(device))
     out_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
@@ -283,8 +311,12 @@ def train(
         optimiser.step()
         step += 1
         bar.update(1)
-        row = {"step": step, "seconds": round(time.perf_counter() - started, 1), "loss": loss.item(),
-               **{k: round(v.item(), 5) for k, v in terms.items()}}  # fmt: skip
+        row = {
+            "step": step,
+            "seconds": round(time.perf_counter() - started, 1),
+            "loss": loss.item(),
+            **{k: round(v.item(), 5) for k, v in terms.items()},
+        }
         if time.perf_counter() > stop_at:
             last_step = step  # out of time: this step is the last (validated, checkpointed, exported)
         if step % config.eval_every == 0 or step == last_step:
@@ -293,7 +325,10 @@ def train(
         if step % 10 == 0 or "val_depth_median" in row:
             _append(log_path, row)
         if step % config.checkpoint_every == 0 or step == last_step:
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "config": asdict(config)}, checkpoint)
+            torch.save(
+                {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "config": asdict(config)},
+                checkpoint,
+            )
             plot_curves(log_path, out_dir / RUN_FILES[2])
     bar.close()
     exported = out_dir / RUN_FILES[3]
@@ -307,15 +342,33 @@ def _batch(sampler, rendered, size: int, rendered_count: int):
         return sampler.sample(size)
     if rendered_count == size:
         return rendered.sample(size)
-    from metrichmsr.models.humanmoe import HumanInputs
+    from metrichmsr.models.tokens import HumanInputs
     from metrichmsr.train.data import PeopleTargets
 
-    (sim_inputs, sim_targets), (real_inputs, real_targets) = sampler.sample(size - rendered_count), rendered.sample(rendered_count)
+    (sim_inputs, sim_targets), (real_inputs, real_targets) = (
+        sampler.sample(size - rendered_count),
+        rendered.sample(rendered_count),
+    )
     return HumanInputs.cat([sim_inputs, real_inputs]), PeopleTargets.cat([sim_targets, real_targets])
 
 
-_LOG_FIELDS = ("step", "seconds", "loss", "joints", "depth", "offset", "reprojection", "phenotype", "orientation", "balance",
-               "val_depth_median", "val_child_depth_median", "val_adult_height_mae_m", "val_mpjpe_m", "val_pa_mpjpe_m")  # fmt: skip
+_LOG_FIELDS = (
+    "step",
+    "seconds",
+    "loss",
+    "joints",
+    "depth",
+    "offset",
+    "reprojection",
+    "phenotype",
+    "orientation",
+    "balance",
+    "val_depth_median",
+    "val_child_depth_median",
+    "val_adult_height_mae_m",
+    "val_mpjpe_m",
+    "val_pa_mpjpe_m",
+)
 
 
 def _append(path: Path, row: dict) -> None:

@@ -1,0 +1,13 @@
+"""Defaults of `recover` shared by the command line and :class:`metrichmsr.Recoverer`.
+
+A light module (no torch, no numpy) so that the command line can read it before it parses its
+arguments and loads the models.
+"""
+
+#: Smallest person height (pixels) the detector looks for.
+MIN_PERSON_PX = 60.0
+#: BlazePose confidence a person needs in `recover` (lower than mediapipe's 0.5: small, distant
+#: people score low and are still worth recovering).
+MIN_SCORE = 0.4
+#: A group photo holds dozens: the detector's own default (20) cut the sample photo's 24.
+MAX_PEOPLE = 60
