@@ -133,11 +133,11 @@ def test_finds_a_large_and_a_small_person(detector, two_people):
 
 def test_segmentation_covers_the_person(detector, two_people):
     """Each person's BlazePose segmentation, resampled onto HumanMoE's silhouette grid, is on
-    down the middle of their torso and at most of their hips, shoulders and nose, and off in
-    the window's corners.
+    down the middle of their torso, at their hips and nose, and off in the window's corners.
 
-    Shoulders and hips lie near the outline, where BlazePose's mask differs between CPUs
-    (XNNPACK kernels): one of them may fall off it (a shoulder read 0.23 on one Xeon)."""
+    Not at the shoulders: on the 32-cell grid they sit on the outline, where BlazePose's mask
+    differs between CPUs (XNNPACK kernels): above 0.5 where the test was written, 0.23 and 0.42
+    on another x86 CPU."""
     image, _, true_joints = two_people
     assert all(obs.segmentation is None and obs.segmentation_box is None for obs in detector.detect(image))  # not asked for
     with PoseDetector(segmentation=True) as segmenting:
@@ -155,10 +155,8 @@ def test_segmentation_covers_the_person(detector, two_people):
             col, row = ((points - window[:2]) / (window[2:] - window[:2]) * 32).astype(int).T
             return silhouette[row, col]
 
-        outline = on_grid(
-            joints[[JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "nose")]]
-        )
-        assert (outline > 0.5).sum() >= 4, outline
+        inside = on_grid(joints[[JOINT_NAMES.index(n) for n in ("left_hip", "right_hip", "nose")]])
+        assert (inside > 0.5).all(), inside
         hips = joints[[JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]].mean(axis=0)
         shoulders = joints[[JOINT_NAMES.index("left_shoulder"), JOINT_NAMES.index("right_shoulder")]].mean(axis=0)
         torso = on_grid(hips + np.linspace(0.0, 1.0, 5)[:, None] * (shoulders - hips))
