@@ -357,12 +357,12 @@ class _Job:
     boxes: object = None  # (N, 4) array, or None: detect the people
 
 
-def _recover_jobs(args, depth) -> tuple[list[_Job], list[str], object]:
+def _recover_jobs(args, depth) -> tuple[list[_Job], list[tuple[str, InputError]], object]:
     """Every check of a ``recover`` run that needs no model: the images, the output folders,
     ``--boxes`` and ``--depth`` against the images. Writes nothing.
 
-    Returns (the jobs, one line per folder image that cannot be read, the decoded single image
-    or None)."""
+    Returns (the jobs, (file name, why) of each folder image that cannot be used, the decoded
+    single image or None)."""
     from metrichmsr._outputs import check_apart, check_output, folder_output_names
     from metrichmsr.image_io import image_size, list_images, load_image
     from metrichmsr.inputs import check_boxes
@@ -391,9 +391,9 @@ def _recover_jobs(args, depth) -> tuple[list[_Job], list[str], object]:
             depth.check_size(size)
             sizes[path.name] = size
         except InputError as error:
-            unreadable.append(f"skipped {path.name}: {error}")
+            unreadable.append((path.name, error))
     if not sizes:
-        raise InputError(f"{args.input}: none of its {len(images)} image file(s) can be used ({unreadable[0].split(': ', 1)[1]})")
+        raise InputError(f"{args.input}: none of its {len(images)} image file(s) can be used ({unreadable[0][1]})")
     boxes = _load_boxes(args.boxes, sizes) or {}
     names = folder_output_names([path for path in images if path.name in sizes])
     jobs = [_Job(path, args.output / name, boxes.get(path.name)) for path, name in names.items()]
@@ -419,8 +419,8 @@ def _recover(args) -> int:
     resolve_device(args.device)
     if not args.dry_run:
         probe_writable(args.output)
-    for line in unreadable:
-        print(f"metrichmsr: {line}", file=sys.stderr)
+    for name, error in unreadable:
+        print(f"metrichmsr: skipped {name}: {error}", file=sys.stderr)
     failures = len(unreadable)
     if args.dry_run:
         for job in jobs:
