@@ -5,7 +5,8 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, SURFACE_POINTS, BodyModel, up_directions
+from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, SURFACE_POINTS, BodyModel, up_directions
+from metrichmsr.joints import JOINT_NAMES
 
 
 def _params(n: int, height: float = 0.4):

@@ -229,7 +229,7 @@ def test_cli_on_the_sample_photo(tmp_path):
 
 
 def test_result_json_follows_the_contract(recoverer, scene, tmp_path):
-    from metrichmsr.body import COCO_JOINT_NAMES
+    from metrichmsr.joints import COCO_JOINT_NAMES
     from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES
 
     result = recoverer.infer(scene.image, K=scene.K)

@@ -5,7 +5,7 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyParams
+from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyParams
 from metrichmsr.camera import project
 from metrichmsr.fit import (
     BodyFitter,
@@ -14,6 +14,7 @@ from metrichmsr.fit import (
     _solve_translation,
     evidence_from_blazepose,
 )
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 W, H = 1024, 768

@@ -7,8 +7,9 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES, BodyParams
+from metrichmsr.body import BodyParams
 from metrichmsr.camera import project
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.models import (
     TASK_QUERIES,
     TOKEN_TYPES,

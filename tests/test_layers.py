@@ -25,6 +25,7 @@ LAYERS = {
     "image_io": 0,
     "inputs": 0,
     "geometry": 0,
+    "joints": 0,
     "camera": 0,
     "body": 0,
     "perception": 0,

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from metrichmsr.body import JOINT_NAMES, POSE_BONES, BodyModel, BodyParams
+from metrichmsr.body import POSE_BONES, BodyModel, BodyParams
 from metrichmsr.camera import project
 from metrichmsr.errors import InputError
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.models.tokens import silhouette_from_segmentation, silhouette_window
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, PersonObservation, PoseDetector, feet_seen
 from metrichmsr.perception._tiles import (

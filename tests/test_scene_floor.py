@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from _people_on_floor import camera_rotation, people_on_floor
-from metrichmsr.body import JOINT_NAMES
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.scene.floor import (
     FloorPlane,
     body_up_directions,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from metrichmsr.body import JOINT_NAMES
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.models.tokens import inputs_from_blazepose, silhouette_from_segmentation, silhouette_window
 from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 

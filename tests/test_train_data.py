@@ -10,10 +10,10 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES
 from metrichmsr.camera import project
 from metrichmsr.fit import evidence_from_blazepose
 from metrichmsr.geometry import project_points
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.models.tokens import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START
 from metrichmsr.train.data import ParallelPeople, SyntheticPeople, splat_silhouettes

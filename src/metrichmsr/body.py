@@ -20,20 +20,12 @@ import numpy as np
 import roma
 import torch
 
+from metrichmsr.joints import JOINT_NAMES
+
 #: Anny (x left-of-person, y backward, z up) -> camera (x right, y down, z forward) for a person
 #: facing the camera: their left is the image's right, their up is -y, their back is +z.
 ANNY_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
-COCO_JOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-FOOT_JOINT_NAMES = (
-    "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe", "left_heel", "right_heel",
-)  # fmt: skip
-#: The 23 joints every BodyOutput carries, in this order.
-JOINT_NAMES = COCO_JOINT_NAMES + FOOT_JOINT_NAMES
 _HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
 
 #: Bones that carry the articulated pose in fitting; the rest (fingers, toes, face) stay at rest.

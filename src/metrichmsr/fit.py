@@ -40,8 +40,9 @@ import numpy as np
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams
+from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams
 from metrichmsr.camera import crop_rotation, project
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 _J = {name: i for i, name in enumerate(JOINT_NAMES)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import roma
 import torch
 
-from metrichmsr.body import JOINT_NAMES
+from metrichmsr.joints import JOINT_NAMES
 
 _HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
 

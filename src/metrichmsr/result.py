@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from metrichmsr._outputs import staged_output
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams
+from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams
 from metrichmsr.camera import Intrinsics
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES
 from metrichmsr.scene.floor import FloorPlane
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metrichmsr.body import JOINT_NAMES
 from metrichmsr.geometry import project_points
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 from metrichmsr.train import noise as noise_model
 from metrichmsr.train.noise import (

@@ -45,9 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrichmsr.body import JOINT_NAMES, PHENOTYPE_NAMES, POSE_BONES, BodyParams
+from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyParams
 from metrichmsr.camera import box_ray_map, fourier_encode, unit_rays
 from metrichmsr.errors import InputError
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.models.moe import Block, FeedForward, FFNKind
 from metrichmsr.models.tokens import HumanInputs
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metrichmsr.body import JOINT_NAMES
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 _NUM_JOINTS = len(JOINT_NAMES)

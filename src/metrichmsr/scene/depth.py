@@ -28,19 +28,13 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from metrichmsr.errors import InputError
 from metrichmsr.geometry import image_rays_z1
-
-if TYPE_CHECKING:
-    from metrichmsr.scene.floor import FloorPlane
-
-# The floor itself (and the body model under it) is imported where the planar layout is
-# built, not here: parsing and checking a --depth spec must not load torch, so a bad flag
-# fails in well under a second.
+from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts
 
 SPEC_FORMS = "hf:<model id or folder>, file:<depth.npy|.png|.exr>, planar, none"
 FILE_SUFFIXES = (".npy", ".png", ".exr")
@@ -204,8 +198,6 @@ class PlanarDepth(DepthBackend):
     def estimate(
         self, image: np.ndarray, K: np.ndarray, people_joints: np.ndarray | None = None, floor: FloorPlane | None = None
     ) -> DepthEstimate | None:
-        from metrichmsr.scene.floor import floor_from_people, foot_contacts
-
         size = _check_image(image, K)
         if people_joints is None or len(people_joints) == 0:
             return None

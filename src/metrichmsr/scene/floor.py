@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metrichmsr.body import JOINT_NAMES
 from metrichmsr.geometry import image_rays_z1, unit
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.scene._stats import weighted_median
 
 

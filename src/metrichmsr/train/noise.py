@@ -68,8 +68,8 @@ import numpy as np
 import torch
 
 from metrichmsr import camera
-from metrichmsr.body import JOINT_NAMES
 from metrichmsr.geometry import project_points
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT
 
 NOISE_FILE = "blazepose_noise.json"

@@ -28,9 +28,10 @@ from pathlib import Path
 import torch
 
 from metrichmsr._outputs import write_manifest
-from metrichmsr.body import JOINT_NAMES, BodyModel
+from metrichmsr.body import BodyModel
 from metrichmsr.camera import project
 from metrichmsr.errors import InputError
+from metrichmsr.joints import JOINT_NAMES
 
 _HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
 VALIDATION_SEED = 900_000

@@ -1,0 +1,16 @@
+"""The names of the 23 joints every body carries: COCO-17 then 6 foot points, in that order.
+
+Anny's COCO keypoint regressor gives them (``body.BodyModel``); ``result.json`` names them;
+geometry on plain arrays (the floor, the metrics) indexes them. Plain data, no torch.
+"""
+
+COCO_JOINT_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+FOOT_JOINT_NAMES = (
+    "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe", "left_heel", "right_heel",
+)  # fmt: skip
+#: The 23 joints every BodyOutput carries, in this order.
+JOINT_NAMES = COCO_JOINT_NAMES + FOOT_JOINT_NAMES
