@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -73,24 +74,28 @@ def check_output(target: Path, overwrite: bool = False, flag: str = "-o") -> Non
             )
         if not overwrite:
             raise InputError(f"{flag} {target}: holds an earlier run's results; pass --overwrite to replace them")
-    existing = target
-    while not existing.exists():
-        if existing.is_symlink() or existing.parent == existing:
-            raise InputError(f"{flag} {target}: cannot be created ({existing} is a broken link)")
-        existing = existing.parent
+    existing = _nearest_existing(target, flag)
     if not existing.is_dir():
         raise InputError(f"{flag} {target}: cannot be created ({existing} is a file, not a folder)")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{flag} {target}: cannot be written ({existing} is not writable)")
 
 
+def _nearest_existing(target: Path, flag: str) -> Path:
+    """``target`` or its nearest ancestor that exists: where it would be created."""
+    existing = target
+    while not existing.exists():
+        if existing.is_symlink() or existing.parent == existing:
+            raise InputError(f"{flag} {target}: cannot be created ({existing} is a broken link)")
+        existing = existing.parent
+    return existing
+
+
 def probe_writable(target: Path, flag: str = "-o") -> None:
     """InputError unless a folder can be made where ``target`` goes: one is made in its nearest
     existing folder and removed at once. Permissions do not tell (root, read-only mounts,
     /proc); trying does. Run it last, just before the models load."""
-    existing = Path(target)
-    while not existing.exists():
-        existing = existing.parent
+    existing = _nearest_existing(Path(target), flag)
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".metrichmsr-probe-", dir=existing))
     except OSError as error:
@@ -112,9 +117,7 @@ def folder_output_names(paths: list[Path]) -> dict[Path, str]:
     """The output folder name of each image of a folder run: its stem (``a.jpg`` -> ``a``), or
     its whole file name for images whose stems collide (``a.jpg``, ``A.png`` -> ``a.jpg``,
     ``A.png``; compared ignoring case, as some file systems do). InputError if names still collide."""
-    stems: dict[str, int] = {}
-    for path in paths:
-        stems[path.stem.casefold()] = stems.get(path.stem.casefold(), 0) + 1
+    stems = Counter(path.stem.casefold() for path in paths)
     names = {path: path.stem if stems[path.stem.casefold()] == 1 else path.name for path in paths}
     seen: dict[str, Path] = {}
     for path, name in names.items():

@@ -311,9 +311,10 @@ def _bench(args) -> int:
     return 0
 
 
-def _load_boxes(path: Path | None, sizes: dict[str, tuple[int, int]] | None):
-    """``--boxes``: (N, 4) boxes for one image, or for a folder run (``sizes``: each readable
-    image's file name -> (W, H)) a file name -> (N, 4) mapping; every box checked against its image."""
+def _load_boxes(path: Path | None, sizes: dict[str, tuple[int, int]], single: str | None = None):
+    """``--boxes``, every box checked against its image: for the one image named ``single``, its
+    (N, 4) boxes; for a folder run, a file name -> (N, 4) mapping. ``sizes``: each readable
+    image's file name -> (W, H)."""
     from metrichmsr.inputs import check_boxes
 
     if path is None:
@@ -324,10 +325,10 @@ def _load_boxes(path: Path | None, sizes: dict[str, tuple[int, int]] | None):
         raise InputError(f"--boxes {path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise InputError(f"--boxes {path}: not valid JSON ({str(error).splitlines()[0]})") from None
-    if sizes is None:
+    if single is not None:
         if not isinstance(data, list):
             raise InputError(f"--boxes {path}: expected a list of [x0, y0, x1, y1]")
-        return data
+        return check_boxes(data, f"--boxes {path}", sizes[single])
     if not isinstance(data, dict):
         raise InputError(f"--boxes {path}: for a folder, expected an object mapping file names to box lists")
     unknown = sorted(name for name in data if name not in sizes)
@@ -365,7 +366,6 @@ def _recover_jobs(args, depth) -> tuple[list[_Job], list[tuple[str, InputError]]
     single image or None)."""
     from metrichmsr._outputs import check_apart, check_output, folder_output_names
     from metrichmsr.image_io import image_size, list_images, load_image
-    from metrichmsr.inputs import check_boxes
 
     if not args.input.exists():
         raise InputError(f"{args.input}: no such file or folder")
@@ -374,9 +374,7 @@ def _recover_jobs(args, depth) -> tuple[list[_Job], list[tuple[str, InputError]]
         check_output(args.output, args.overwrite)
         decoded = load_image(args.input)
         size = decoded[0].shape[1::-1]
-        boxes = _load_boxes(args.boxes, None)
-        if boxes is not None:
-            boxes = check_boxes(boxes, f"--boxes {args.boxes}", size)
+        boxes = _load_boxes(args.boxes, {args.input.name: size}, single=args.input.name)
         depth.check_size(size)
         return [_Job(args.input, args.output, boxes)], [], decoded
     images = list_images(args.input)
