@@ -94,6 +94,10 @@ def workspace(tmp_path):
     w.broken_photos.mkdir()
     (w.broken_photos / "zero.jpg").touch()
     (w.broken_photos / "text.png").write_text("not an image")
+    w.two_sizes = tmp_path / "two_sizes"
+    w.two_sizes.mkdir()
+    blank_png(w.two_sizes / "a.png")
+    Image.new("RGB", (80, 48)).save(w.two_sizes / "b.png")
     w.out = tmp_path / "out"
     return w
 
@@ -123,6 +127,7 @@ BAD_INPUT = {
     "boxes outside the image": lambda w: ["recover", w.good, "-o", w.out, "--boxes", w.far_box],
     "boxes naming no file of the folder": lambda w: ["recover", w.photos, "-o", w.out, "--boxes", w.unknown_name_boxes],
     "folder of only bad files": lambda w: ["recover", w.broken_photos, "-o", w.out],
+    "--same-camera over two image sizes": lambda w: ["recover", w.two_sizes, "-o", w.out, "--same-camera"],
     "-o under a file": lambda w: ["recover", w.good, "-o", w.a_file / "out"],
     "-o cannot be made": lambda w: ["recover", w.good, "-o", "/proc/metrichmsr-out"],
     "-o holds the input": lambda w: ["recover", w.photos / "a.png", "-o", w.root],
@@ -251,6 +256,7 @@ EARLY = [
     "boxes outside the image",
     "boxes naming no file of the folder",
     "folder of only bad files",
+    "--same-camera over two image sizes",
     "-o under a file",
     "--depth file 3-D",
     "--depth file of another aspect",

@@ -440,3 +440,27 @@ def test_recover_says_when_the_camera_height_went_unused(tmp_path, monkeypatch, 
     ]
     assert cli.main(args) == 0
     assert "(--camera-height unused: no floor could be placed under these people)" in capsys.readouterr().out
+
+
+def test_recover_pools_one_camera_over_a_folder_and_warns_when_it_cannot_tell(tmp_path, capsys):
+    """--same-camera: one focal length from every image's lines; an image without lines
+    (and no K) gets the default, and a warning saying so."""
+    from PIL import Image
+
+    from _people_on_floor import ROOM_K, room_image
+    from metrichmsr import cli
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, pitch in (("a.png", 12.0), ("b.png", 18.0)):
+        Image.fromarray(room_image(pitch, 3.0, K=ROOM_K)[0]).save(photos / name)
+    assert cli.main(["recover", str(photos), "-o", str(tmp_path / "out"), "--same-camera", "--depth", "none"]) == 0
+    assert "--same-camera: horizontal FOV" in capsys.readouterr().err
+    cameras = [json.loads((tmp_path / "out" / stem / "result.json").read_text())["camera"] for stem in "ab"]
+    assert cameras[0] == cameras[1]
+    assert cameras[0]["source"] == "estimated" and "pooled over 2 of 2 images" in cameras[0]["note"]
+    assert abs(cameras[0]["fx"] / ROOM_K[0, 0] - 1) < 0.04
+
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(tmp_path / "blank.png")
+    assert cli.main(["recover", str(tmp_path / "blank.png"), "-o", str(tmp_path / "blank"), "--depth", "none"]) == 0
+    assert "warning: blank.png: focal length unknown (no straight lines" in capsys.readouterr().err

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _people_on_floor import ROOM_K, room_image
+
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "result.schema.json"
 
 
@@ -46,6 +48,8 @@ def outputs(scene, tmp_path_factory):
     nobody = root / "sky.png"
     sky = np.tile(np.linspace([90, 140, 210], [170, 200, 235], 240)[:, None], (1, 320, 1))
     Image.fromarray(sky.astype(np.uint8)).save(nobody)
+    lines = root / "lines.png"
+    Image.fromarray(room_image(14.0, 4.0, K=ROOM_K)[0]).save(lines)
     monocular = root / "mono.npy"
     np.save(monocular, scene.depth_m * 1.3 + 0.2)  # a depth map off in scale and shift
 
@@ -56,6 +60,7 @@ def outputs(scene, tmp_path_factory):
             ("file", photo, f"file:{monocular}", scene.K),
             ("none", photo, "none", scene.K),
             ("nobody", nobody, "planar", None),
+            ("lines, no K", lines, "none", None),
         ]:
             recoverer.depth = depth_backend(spec)
             result = recoverer.infer(str(image), K=K)
@@ -90,6 +95,18 @@ def test_nobody_in_the_photo(validator, outputs):
     document = read(outputs["nobody"])
     assert problems(validator, document) == []
     assert document["people"] == [] and "no_depth" in document["scene"]
+
+
+def test_the_camera_estimated_from_lines_or_the_default_with_why(validator, outputs):
+    estimated = read(outputs["lines, no K"])["camera"]
+    assert problems(validator, read(outputs["lines, no K"])) == []
+    assert estimated["source"] == "estimated" and "vertical" in estimated["note"]
+    true_fov = 2 * np.degrees(np.arctan(320 / ROOM_K[0, 0]))
+    assert abs(estimated["fov_deg"] - true_fov) < 2.0
+    low, high = estimated["fov_deg_68"]
+    assert low < estimated["fov_deg"] < high
+    default = read(outputs["nobody"])["camera"]
+    assert default["source"] == "default" and default["fov_deg"] == 60.0 and "no straight lines" in default["note"]
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from metrichmsr.errors import InputError
 #: 60 deg sits between a phone's main camera (~69 deg) and a 35 mm lens on full frame (~54 deg).
 DEFAULT_FOV_DEG = 60.0
 
-CameraSource = Literal["user", "exif", "default"]
+CameraSource = Literal["user", "exif", "estimated", "default"]
 
 # EXIF tag ids (Exif IFD).
 _EXIF_IFD = 0x8769
@@ -42,13 +42,21 @@ _MM_PER_UNIT = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # inch, cm, mm, micrometre
 
 @dataclass(frozen=True)
 class Intrinsics:
-    """Pinhole intrinsics in pixels and where they came from."""
+    """Pinhole intrinsics in pixels and where they came from.
+
+    ``source``: ``user`` (flags or ``K=``), ``exif``, ``estimated`` (from the image itself,
+    ``scene.focal``) or ``default`` (:data:`DEFAULT_FOV_DEG`). With ``estimated``,
+    ``fov_interval_deg`` is the 68% interval of the horizontal field of view (degrees).
+    ``note``: how it was estimated, or why the default was taken (one line, for the user).
+    """
 
     fx: float
     fy: float
     cx: float
     cy: float
     source: CameraSource
+    fov_interval_deg: tuple[float, float] | None = None
+    note: str | None = None
 
     @property
     def K(self) -> np.ndarray:
@@ -58,8 +66,20 @@ class Intrinsics:
     def horizontal_fov_deg(self, width: int) -> float:
         return math.degrees(2.0 * math.atan(width / (2.0 * self.fx)))
 
+    def fov_text(self, width: int) -> str:
+        """The horizontal field of view over ``width`` pixels, and its interval when estimated, for the user."""
+        text = f"horizontal FOV {self.horizontal_fov_deg(width):.1f} deg"
+        if self.fov_interval_deg is not None:
+            text += " (68%: {:.1f}-{:.1f})".format(*self.fov_interval_deg)
+        return text
+
     def to_dict(self) -> dict:
-        return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy, "source": self.source}
+        out = {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy, "source": self.source}
+        if self.fov_interval_deg is not None:
+            out["fov_deg_68"] = [round(v, 2) for v in self.fov_interval_deg]
+        if self.note is not None:
+            out["note"] = self.note
+        return out
 
 
 def scale_K(K: np.ndarray, sx: float, sy: float) -> np.ndarray:

@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="horizontal field of view in degrees",
     )
     recover.add_argument(
+        "--same-camera",
+        action="store_true",
+        help="the folder's images come from one camera (one lens, one zoom, one size): without "
+        "--intrinsics/--focal/--fov or EXIF, the focal length is estimated once from all of their lines",
+    )
+    recover.add_argument(
         "--camera-height",
         type=_camera_height,
         metavar="M",
@@ -182,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
     bench.add_argument(
         "--methods",
-        default="full,fixed-fov,box-only",
-        help="comma-separated, from full, fixed-fov, box-only, box-true-focal, fit-only, humanmoe+fit (default: the first three)",
+        help="comma-separated, from full, fixed-fov, box-only, box-true-focal, fit-only, humanmoe+fit, default-fov, "
+        "estimated (default: the first three; with --unknown-camera: full, default-fov, estimated)",
     )
     bench.add_argument(
         "--limit",
@@ -191,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="score only the first N images",
     )
     bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    bench.add_argument(
+        "--unknown-camera",
+        action="store_true",
+        help="hide K from the methods: run full (true K), default-fov and estimated (what recover does without K)",
+    )
     bench.add_argument(
         "--camera-height-known",
         action="store_true",
@@ -277,10 +288,13 @@ def _synth(args) -> int:
 
 def _bench(args) -> int:
     from metrichmsr._outputs import check_apart, check_output
-    from metrichmsr.bench.run import MARKER, METHODS
+    from metrichmsr.bench.run import DEFAULT_METHODS, MARKER, METHODS, UNKNOWN_CAMERA_METHODS
     from metrichmsr.synth.dataset import list_samples
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.methods is None:
+        methods = list(UNKNOWN_CAMERA_METHODS if args.unknown_camera else DEFAULT_METHODS)
+    else:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise InputError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
@@ -392,6 +406,9 @@ def _recover_jobs(args, depth) -> tuple[list[_Job], list[tuple[str, InputError]]
             unreadable.append((path.name, error))
     if not sizes:
         raise InputError(f"{args.input}: none of its {len(images)} image file(s) can be used ({unreadable[0][1]})")
+    if args.same_camera and len(set(sizes.values())) > 1:
+        (first, a), (other, b) = next((x, y) for x, y in zip(sizes.items(), list(sizes.items())[1:]) if x[1] != y[1])
+        raise InputError(f"--same-camera: {first} is {a[0]}x{a[1]} but {other} is {b[0]}x{b[1]}; one camera gives one image size")
     boxes = _load_boxes(args.boxes, sizes) or {}
     names = folder_output_names([path for path in images if path.name in sizes])
     jobs = [_Job(path, args.output / name, boxes.get(path.name)) for path, name in names.items()]
@@ -445,12 +462,15 @@ def _recover(args) -> int:
         weights=args.weights or HUMANMOE_WEIGHTS,
     ) as recoverer:
         load_s = time.perf_counter() - started
+        shared = _shared_camera(jobs) if args.same_camera and not camera and decoded is None else None
         progress = tqdm(jobs, desc="recover", unit="image", disable=not folder, file=sys.stderr)
         for job in progress:
             try:
                 pixels, exif = decoded if decoded is not None else load_image(job.path)
                 height, width = pixels.shape[:2]
                 intrinsics = resolve_intrinsics(width, height, exif=exif, **camera)
+                if shared is not None and intrinsics.source == "default":
+                    intrinsics = shared
                 result = recoverer.infer(pixels, K=intrinsics, boxes=job.boxes, camera_height_m=args.camera_height)
                 result.image_path = str(job.path)
                 recoverer.save(result, job.out_dir, overwrite=args.overwrite)
@@ -460,11 +480,43 @@ def _recover(args) -> int:
                 failures += 1
                 tqdm.write(f"metrichmsr: skipped {job.path.name}: {_one_line(error)}", file=sys.stderr)
                 continue
+            if result.intrinsics.source == "default":
+                tqdm.write(
+                    f"metrichmsr: warning: {job.path.name}: focal length unknown ({result.intrinsics.note}); "
+                    "every distance scales with it: give --fov, --focal or --intrinsics if you know it",
+                    file=sys.stderr,
+                )
             tqdm.write(_summary(job, result, args.camera_height), file=sys.stdout)
     total_s = time.perf_counter() - started
     done = len(jobs) + len(unreadable) - failures
     print(f"done: {done}/{len(jobs) + len(unreadable)} image(s) in {total_s:.1f} s (models loaded in {load_s:.1f} s)")
     return EXIT_SOME_FAILED if failures else 0
+
+
+def _shared_camera(jobs: list[_Job]):
+    """``--same-camera``: the intrinsics of the folder's one camera, its focal length pooled
+    from every image's lines (``scene.focal.pooled``); the default, with a note, when none tells."""
+    from tqdm import tqdm
+
+    from metrichmsr.camera import resolve_intrinsics
+    from metrichmsr.image_io import load_image
+    from metrichmsr.scene.focal import focal_from_lines, pooled, with_estimate
+
+    estimates, size = [], None
+    for job in tqdm(jobs, desc="camera from lines", unit="image", file=sys.stderr):
+        try:
+            pixels, _ = load_image(job.path)
+        except InputError:
+            continue  # reported, and skipped, by the run itself
+        size = pixels.shape[1::-1]
+        estimates.append(focal_from_lines(pixels))
+    if size is None:
+        return None
+    estimate = pooled(estimates)
+    shared = with_estimate(resolve_intrinsics(*size), size[0], estimate)
+    if estimate.focal_px is not None:
+        print(f"metrichmsr: --same-camera: {shared.fov_text(size[0])}, {estimate.cue}", file=sys.stderr)
+    return shared
 
 
 def _summary(job: _Job, result, camera_height_m: float | None) -> str:
@@ -478,6 +530,9 @@ def _summary(job: _Job, result, camera_height_m: float | None) -> str:
         message += f" (brought nearer onto the others' floor, as children: person {', '.join(moved)})"
     if people and camera_height_m is not None and result.floor is None:
         message += " (--camera-height unused: no floor could be placed under these people)"
+    camera = result.intrinsics
+    if camera.source == "estimated":
+        message += f" (focal length estimated: {camera.fov_text(result.width)})"
     if result.boxes_without_person:
         message += f" (no person found in box {', '.join(map(str, result.boxes_without_person))} of --boxes)"
     return message

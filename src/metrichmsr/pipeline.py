@@ -31,6 +31,7 @@ from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_b
 from metrichmsr.scene.anchors import human_anchors, people_depth
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, shared_floor_scales, sunken_scales
+from metrichmsr.scene.focal import focal_from_lines, with_estimate
 from metrichmsr.scene.horizon import ImageLines
 from metrichmsr.scene.placement import parts_read_as_far, people_floor, scene_lines
 from metrichmsr.scene.refine import refine_depth, scene_summary
@@ -135,7 +136,8 @@ class Recoverer:
 
         Args:
             image: (H, W, 3) uint8 RGB, or a path to an image file.
-            K: (3, 3) intrinsics in pixels or an ``Intrinsics``; None: EXIF, else the default FOV.
+            K: (3, 3) intrinsics in pixels or an ``Intrinsics``; None: EXIF, else the focal
+                length the image's lines give (``scene.focal``), else the default FOV.
             boxes: optional (N, 4) person boxes [x0, y0, x1, y1] px; then exactly these people.
             exif: EXIF tags of an in-memory image, used for the focal length when K is None.
             camera_height_m: the camera's height above the floor in metres, when known (a
@@ -161,6 +163,9 @@ class Recoverer:
             intrinsics = resolve_intrinsics(width, height, exif=exif)
 
         detected = self.detect(image, boxes=boxes)
+        if intrinsics.source == "default":  # neither the user nor EXIF: the image's lines may tell
+            people_boxes = np.stack([o.bbox for o in detected]) if detected else None
+            intrinsics = with_estimate(intrinsics, width, focal_from_lines(image, people_boxes))
         result = RecoveryResult(image, image_path, intrinsics, faces=self.body.faces.cpu().numpy())
         if boxes is not None:
             result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]

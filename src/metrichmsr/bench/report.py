@@ -76,6 +76,40 @@ def markdown_table(rows: Sequence[dict], methods: Sequence[str], seconds: dict[s
     return "\n".join(lines) + "\n"
 
 
+def focal_table(rows: Sequence[dict], methods: Sequence[str]) -> str:
+    """Per method and FOV bucket: images, the share whose focal length was estimated, the
+    median |focal error| over all of them and over the estimated ones, and the median
+    relative depth error of the people (``bench --unknown-camera``)."""
+    header = [
+        "method",
+        "split",
+        "images",
+        "estimated",
+        "median focal err (%)",
+        "estimated: median focal err (%)",
+        "median rel. depth err (%)",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        for name, split in {"all": mine, **buckets(mine, "fov_deg", FOV_BUCKETS_DEG, "deg FOV")}.items():
+            images = {r["image"]: r for r in split}.values()  # the focal length is one per image
+            estimated = [abs(r["focal_ratio_err"]) * 100 for r in images if r["camera_source"] == "estimated"]
+            focal = statistics.median(abs(r["focal_ratio_err"]) * 100 for r in images)
+            depth = median_rel_depth_err(split)
+            cells = [
+                method,
+                name,
+                str(len(images)),
+                f"{len(estimated) / len(images):.2f}",
+                f"{focal:.1f}",
+                f"{statistics.median(estimated):.1f}" if estimated else "-",
+                "-" if depth is None else f"{depth * 100:.1f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_csv(rows: Sequence[dict], path: Path) -> None:
     """All rows, one per (method, image, ground-truth person); unmatched people have empty errors."""
     keys: list[str] = []

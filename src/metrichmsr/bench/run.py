@@ -17,6 +17,10 @@ Methods (people are detected once per image; each method then recovers them its 
 - ``box-true-focal`` (not run by default): ``box-only`` told the true focal length. A crop is
   a principal-point shift of the image, so the box then carries the distance nearly as well
   as the rays; what it loses is the body's orientation off-centre (MPJPE).
+- ``default-fov`` and ``estimated`` (``--unknown-camera``, with ``full``): K hidden from the
+  method. ``default-fov`` is ``recover`` before it estimated cameras (60 deg, centred);
+  ``estimated`` is ``recover`` without K today: the focal length the image's lines give
+  (``scene.focal``), else the default.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from metrichmsr.bench.baselines import CameraModel, fit_people_variants
 from metrichmsr.bench.report import (
     OFF_AXIS_BUCKETS_DEG,
     buckets,
+    focal_table,
     markdown_table,
     median_rel_depth_err,
     weights_label,
@@ -39,29 +44,34 @@ from metrichmsr.bench.report import (
     write_plots,
 )
 from metrichmsr.bench.score import ScoreConfig, score_image
-from metrichmsr.camera import focal_from_fov
+from metrichmsr.camera import DEFAULT_FOV_DEG, focal_from_fov
 
 FIXED_FOV_DEG = 55.0
-METHODS = ("full", "fixed-fov", "box-only", "box-true-focal", "fit-only", "humanmoe+fit")
+METHODS = ("full", "fixed-fov", "box-only", "box-true-focal", "fit-only", "humanmoe+fit", "default-fov", "estimated")
 DEFAULT_METHODS = METHODS[:3]
+UNKNOWN_CAMERA_METHODS = ("full", "default-fov", "estimated")
 #: (HumanMoE, fit) stages of each method; the others run recover's default, HumanMoE alone.
 _STAGES = {"fit-only": (False, True), "humanmoe+fit": (True, True)}
 _DEFAULT_STAGES = (True, False)
 MARKER = "table.md"
 
 
-def method_camera(method: str, K: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, CameraModel]:
-    """The (K (3, 3), camera model, ``bench.baselines``) a method fits with, given the image's true K and (W, H)."""
+def method_camera(
+    method: str, K: np.ndarray, size: tuple[int, int], estimated_K: np.ndarray | None = None
+) -> tuple[np.ndarray, CameraModel]:
+    """The (K (3, 3), camera model, ``bench.baselines``) a method fits with, given the image's
+    true K, (W, H) and, for ``estimated``, the intrinsics ``recover`` estimates without K."""
     if method in ("full", "fit-only", "humanmoe+fit"):
         return K, "rays"
     if method == "box-true-focal":
         return K, "box"
+    if method == "estimated":
+        return estimated_K, "rays"
     width, height = size
-    if method in ("fixed-fov", "box-only"):
-        f = focal_from_fov(FIXED_FOV_DEG, width) if method == "fixed-fov" else float(np.hypot(width, height))
-        return np.array(
-            [[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]]
-        ), "rays" if method == "fixed-fov" else "box"
+    if method in ("fixed-fov", "box-only", "default-fov"):
+        fov = {"fixed-fov": FIXED_FOV_DEG, "default-fov": DEFAULT_FOV_DEG}.get(method)
+        f = focal_from_fov(fov, width) if fov else float(np.hypot(width, height))
+        return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]]), "box" if method == "box-only" else "rays"
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
@@ -87,7 +97,9 @@ def evaluate(
     from tqdm import tqdm
 
     from metrichmsr.bench.depth_bench import bench_scene
+    from metrichmsr.camera import resolve_intrinsics
     from metrichmsr.pipeline import without_parts_read_as_far
+    from metrichmsr.scene.focal import focal_from_lines, with_estimate
     from metrichmsr.synth.dataset import load_sample
 
     faces = recoverer.body.faces.cpu().numpy()
@@ -99,11 +111,17 @@ def evaluate(
         observations = [o for o in recoverer.detect(scene.image) if o.score > 0]
         detect_s = time.perf_counter() - started
         known_m = scene.floor.camera_height_m if camera_height_known else None
+        estimated = None
+        if "estimated" in methods:
+            started = time.perf_counter()
+            boxes = np.stack([o.bbox for o in observations]) if observations else None
+            estimated = with_estimate(resolve_intrinsics(*size), size[0], focal_from_lines(scene.image, boxes))
+            estimate_s = time.perf_counter() - started
         # Methods sharing stages run as one batched fit: each is charged the detection plus its share.
         for stages in dict.fromkeys(_STAGES.get(m, _DEFAULT_STAGES) for m in methods):
             group = [m for m in methods if _STAGES.get(m, _DEFAULT_STAGES) == stages]
             started = time.perf_counter()
-            variants = [method_camera(m, scene.K, size) for m in group]
+            variants = [method_camera(m, scene.K, size, estimated.K if estimated else None) for m in group]
             results = fit_people_variants(
                 recoverer, observations, variants, humanmoe=stages[0], refine=stages[1], image=scene.image
             )
@@ -111,8 +129,13 @@ def evaluate(
             for (method, people), (K, _) in zip(zip(group, results), variants):
                 started = time.perf_counter()
                 people, floor, contacts = recoverer.stand_on_floor(without_parts_read_as_far(people), scene.image, K, known_m)
-                seconds[method].append(detect_s + fit_s + time.perf_counter() - started)
-                rows += score_image(scene, people, config, method=method, image=path.stem)
+                seconds[method].append(
+                    detect_s + fit_s + time.perf_counter() - started + (estimate_s if method == "estimated" else 0.0)
+                )
+                source = estimated.source if method == "estimated" else ("true" if K is scene.K else "default")
+                focal_err = float(K[0, 0] / scene.K[0, 0] - 1.0)
+                for row in score_image(scene, people, config, method=method, image=path.stem):
+                    rows.append({**row, "camera_source": source, "focal_ratio_err": focal_err})
                 if method == "full" and people:
                     vertices, joints = np.stack([p.vertices for p in people]), np.stack([p.joints3d for p in people])
                     rng = np.random.default_rng(int(path.stem) if path.stem.isdigit() else 0)
@@ -136,6 +159,18 @@ def summary_line(rows: Sequence[dict], methods: Sequence[str]) -> str:
     found = [r for r in rows if r["method"] == methods[0]]
     recall = sum(r["found"] for r in found) / max(len(found), 1)
     return f"summary: median rel. root-depth error: {'; '.join(parts)}; recall {recall:.2f} over {len(found)} people"
+
+
+def focal_summary(rows: Sequence[dict]) -> str:
+    """One line: how often ``estimated`` found a focal length, and how right it was."""
+    images = {r["image"]: r for r in rows if r["method"] == "estimated"}.values()
+    found = [abs(r["focal_ratio_err"]) for r in images if r["camera_source"] == "estimated"]
+    everyone = [abs(r["focal_ratio_err"]) for r in images]
+    estimated_err = f"{statistics.median(found) * 100:.1f}%" if found else "-"
+    return (
+        f"focal: estimated on {len(found)} of {len(everyone)} images, median focal error {estimated_err} there, "
+        f"{statistics.median(everyone) * 100:.1f}% over all images (the default elsewhere)"
+    )
 
 
 def run(
@@ -171,6 +206,11 @@ def run(
         f"({time.strftime('%Y-%m-%d')})\n\n"
     )
     report = heading + markdown_table(rows, methods, seconds) + "\n" + summary_line(rows, methods) + "\n"
+    hidden = [m for m in methods if m in UNKNOWN_CAMERA_METHODS]
+    if "estimated" in methods:
+        report += (
+            "\nThe focal length with K hidden (per image)\n\n" + focal_table(rows, hidden) + "\n" + focal_summary(rows) + "\n"
+        )
     if scene_rows:
         report += (
             "\nScene depth anchored on the people `full` recovered (true depth corrupted per image; "

@@ -25,11 +25,12 @@ tell: then :attr:`FocalEstimate.focal_px` is None and ``why`` says what was miss
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import least_squares
 
+from metrichmsr.camera import DEFAULT_FOV_DEG, Intrinsics
 from metrichmsr.geometry import rays_z1, unit
 from metrichmsr.scene.horizon import Segments, detect_segments, vanishing_points
 
@@ -59,6 +60,9 @@ MIN_ANGLE_NOISE_DEG = 0.2
 #: may lie from the centre: a percent or two in a whole frame, more in a crop. Three families
 #: at right angles (a room's verticals and its floor's two directions) fix it.
 PRINCIPAL_POINT_STD = 0.1
+#: Images of one camera whose estimates lie farther than this many of their standard
+#: deviations from the others' disagree (a frame whose lines mislead), and are left out.
+AGREEMENT_SIGMAS = 3.0
 #: Floor on the combined relative uncertainty (log f).
 MIN_SPREAD = 0.02
 #: Focal lengths outside these horizontal fields of view (degrees) are no answer.
@@ -84,10 +88,6 @@ class FocalEstimate:
     cue: str | None = None
     pairs: int = 0
     why: str | None = None
-
-    def fov_deg(self, width: int) -> float:
-        """The horizontal field of view (degrees) of ``focal_px`` over ``width`` pixels."""
-        return math.degrees(2.0 * math.atan(width / (2.0 * self.focal_px)))
 
     def fov_interval_deg(self, width: int, sigmas: float = 1.0) -> tuple[float, float]:
         """The horizontal FOV interval (degrees) ``sigmas`` standard deviations either side
@@ -232,3 +232,38 @@ def _cannot_tell(vertical: list) -> str:
     if not vertical:
         return "no vertical lines, and the horizontal ones do not tell the focal length"
     return "the vertical lines are parallel in the image (a level camera) or meet too far away to tell"
+
+
+def pooled(estimates: list[FocalEstimate]) -> FocalEstimate:
+    """One focal length from several images of one camera (``--same-camera``): the
+    estimates within AGREEMENT_SIGMAS of their precision-weighted median, combined in log f."""
+    found = [e for e in estimates if e.focal_px is not None]
+    if not found:
+        return FocalEstimate(None, why=f"none of the {len(estimates)} image(s) has lines that tell the focal length")
+    log_f = np.log([e.focal_px for e in found])
+    weight = 1.0 / np.array([e.log_std for e in found]) ** 2
+    order = np.argsort(log_f)
+    cumulative = np.cumsum(weight[order])
+    median = log_f[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
+    agree = np.abs(log_f - median) <= AGREEMENT_SIGMAS * np.array([e.log_std for e in found])
+    focal = math.exp(float((weight[agree] * log_f[agree]).sum() / weight[agree].sum()))
+    log_std = max(float(weight[agree].sum() ** -0.5), MIN_SPREAD)
+    return FocalEstimate(focal, log_std, f"pooled over {int(agree.sum())} of {len(estimates)} images", int(agree.sum()))
+
+
+def with_estimate(intrinsics: Intrinsics, width: int, estimate: FocalEstimate) -> Intrinsics:
+    """``intrinsics`` of source ``default`` replaced by what ``estimate`` says about a
+    ``width``-pixel-wide image (principal point kept at the centre); still the default, with
+    a note saying why, when the estimate found nothing."""
+    if estimate.focal_px is None:
+        return replace(intrinsics, note=f"{estimate.why}: assumed a {DEFAULT_FOV_DEG:.0f} deg horizontal field of view")
+    f = estimate.focal_px
+    return Intrinsics(
+        f,
+        f,
+        intrinsics.cx,
+        intrinsics.cy,
+        "estimated",
+        estimate.fov_interval_deg(width),
+        f"from the image's lines: {estimate.cue}",
+    )
