@@ -455,7 +455,7 @@ def test_recover_pools_one_camera_over_a_folder_and_warns_when_it_cannot_tell(tm
     for name, pitch in (("a.png", 12.0), ("b.png", 18.0)):
         Image.fromarray(room_image(pitch, 3.0, K=ROOM_K)[0]).save(photos / name)
     assert cli.main(["recover", str(photos), "-o", str(tmp_path / "out"), "--same-camera", "--depth", "none"]) == 0
-    assert "--same-camera: horizontal FOV" in capsys.readouterr().err
+    assert "--same-camera: focal length" in capsys.readouterr().err
     cameras = [json.loads((tmp_path / "out" / stem / "result.json").read_text())["camera"] for stem in "ab"]
     assert cameras[0] == cameras[1]
     assert cameras[0]["source"] == "estimated" and "pooled over 2 of 2 images" in cameras[0]["note"]

@@ -17,7 +17,8 @@ def centred_K(fov_deg: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    "fov_deg, pitch_deg, roll_deg", [(40.0, 10.0, 4.0), (65.0, 14.0, 4.0), (65.0, 22.0, -6.0), (95.0, 14.0, 4.0), (95.0, 25.0, -6.0)]
+    "fov_deg, pitch_deg, roll_deg",
+    [(40.0, 10.0, 4.0), (65.0, 14.0, 4.0), (65.0, 22.0, -6.0), (95.0, 14.0, 4.0), (95.0, 25.0, -6.0)],
 )
 def test_a_room_s_verticals_and_floor_lines_give_the_focal_length(fov_deg, pitch_deg, roll_deg):
     K = centred_K(fov_deg)

@@ -494,28 +494,22 @@ def _recover(args) -> int:
 
 
 def _shared_camera(jobs: list[_Job]):
-    """``--same-camera``: the intrinsics of the folder's one camera, its focal length pooled
-    from every image's lines (``scene.focal.pooled``); the default, with a note, when none tells."""
+    """``--same-camera``: the intrinsics of the folder's one camera (``scene.focal.shared_camera``)."""
     from tqdm import tqdm
 
-    from metrichmsr.camera import resolve_intrinsics
     from metrichmsr.image_io import load_image
-    from metrichmsr.scene.focal import focal_from_lines, pooled, with_estimate
+    from metrichmsr.scene.focal import shared_camera
 
-    estimates, size = [], None
-    for job in tqdm(jobs, desc="camera from lines", unit="image", file=sys.stderr):
-        try:
-            pixels, _ = load_image(job.path)
-        except InputError:
-            continue  # reported, and skipped, by the run itself
-        size = pixels.shape[1::-1]
-        estimates.append(focal_from_lines(pixels))
-    if size is None:
-        return None
-    estimate = pooled(estimates)
-    shared = with_estimate(resolve_intrinsics(*size), size[0], estimate)
-    if estimate.focal_px is not None:
-        print(f"metrichmsr: --same-camera: {shared.fov_text(size[0])}, {estimate.cue}", file=sys.stderr)
+    def images():
+        for job in tqdm(jobs, desc="camera from lines", unit="image", file=sys.stderr):
+            try:
+                yield load_image(job.path)[0]
+            except InputError:
+                continue  # reported, and skipped, by the run itself
+
+    shared = shared_camera(images())
+    if shared is not None and shared.source == "estimated":
+        print(f"metrichmsr: --same-camera: focal length {shared.fx:.0f} px, {shared.note}", file=sys.stderr)
     return shared
 
 

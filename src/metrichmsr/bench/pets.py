@@ -11,7 +11,9 @@ camera ray and compares depths. Each mode runs ``Recoverer(depth="none").infer``
 
 - ``true-K``: told the calibrated K (always run);
 - ``camera-height`` (``--camera-height-known``): also told the camera's height above the floor;
-- ``K-hidden`` (``--hide-K``): told nothing of the camera (EXIF-less frames: the default FOV).
+- ``K-hidden`` (``--hide-K``): told nothing of the camera: each still's own estimate of the
+  focal length (``scene.focal``), else the default FOV; and ``K-hidden-same-camera``: one
+  focal length pooled over every still's lines, as ``recover --same-camera`` does.
 
 Beside them ``rule-1.70``: every person the ``true-K`` run kept, placed by the oldest rule
 there is, "everyone is 1.70 m tall": the ankle midpoint at depth z = fy * 1.70 / box height
@@ -66,11 +68,15 @@ class Mode:
     label: str
     true_K: bool
     camera_height: bool
+    same_camera: bool = False
 
 
 TRUE_K = Mode("true-K", "recover (true K)", true_K=True, camera_height=False)
 CAMERA_HEIGHT = Mode("camera-height", "recover --camera-height", true_K=True, camera_height=True)
 K_HIDDEN = Mode("K-hidden", "recover (K hidden)", true_K=False, camera_height=False)
+SAME_CAMERA = Mode(
+    "K-hidden-same-camera", "recover --same-camera (K hidden)", true_K=False, camera_height=False, same_camera=True
+)
 RULE_FOLDER, RULE_LABEL = "rule-1.70", "1.70-m rule, same detections"
 
 
@@ -157,7 +163,12 @@ def run_mode(recoverer, mode: Mode, frames: list[Path], camera: dict, out_dir: P
     """``infer`` every frame as ``mode`` says, write ``out_dir/<stem>/result.json``; seconds per frame."""
     from tqdm import tqdm
 
+    from metrichmsr.image_io import load_image
+    from metrichmsr.scene.focal import shared_camera
+
     K = np.asarray(camera["K"]) if mode.true_K else None
+    if mode.same_camera:
+        K = shared_camera([load_image(frame)[0] for frame in frames])
     camera_height_m = camera["camera_height_m"] if mode.camera_height else None
     seconds = []
     for frame in tqdm(frames, desc=mode.folder, unit="image"):
@@ -189,6 +200,12 @@ def pck(mode_dir: Path) -> float:
     return correct / scored if scored else float("nan")
 
 
+def focal_error(mode_dir: Path, true_fx: float) -> float:
+    """Median over the stills of a mode's focal length relative to the calibrated one, minus 1."""
+    ratios = [json.loads(path.read_text())["camera"]["fx"] / true_fx for path in mode_dir.glob("*/result.json")]
+    return statistics.median(ratios) - 1.0 if ratios else float("nan")
+
+
 def markdown_table(rows: list[dict]) -> str:
     """One row per mode: score.py's numbers, PCK@0.05 and seconds per image ("-" where none)."""
 
@@ -196,15 +213,17 @@ def markdown_table(rows: list[dict]) -> str:
         return "-" if value is None or value != value else format(value * scale, fmt)
 
     lines = [
-        "| method | people | median depth error % | p90 % | bias % | median height m | tilt deg | PCK@0.05 | seconds/image |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| method | people | median depth error % | p90 % | bias % | median height m | tilt deg | PCK@0.05 | focal err % "
+        "| seconds/image |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lines.append(
             f"| {row['label']} | {row['people']} | {number(row['depth_rel_med'], '.1f', 100)} "
             f"| {number(row['depth_rel_p90'], '.1f', 100)} | {number(row['bias'], '+.1f', 100)} "
             f"| {number(row['height_med'], '.2f')} | {number(row['tilt_med_deg'], '.1f')} "
-            f"| {number(row['pck'], '.2f')} | {number(row['seconds_per_image'], '.2f')} |"
+            f"| {number(row['pck'], '.2f')} | {number(row['focal_err'], '+.1f', 100)} "
+            f"| {number(row['seconds_per_image'], '.2f')} |"
         )
     return "\n".join(lines)
 
@@ -253,7 +272,7 @@ def run(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit {args.limit}: must be at least 1")
     check_output(args.output, args.overwrite)
-    modes = [TRUE_K] + [CAMERA_HEIGHT] * args.camera_height_known + [K_HIDDEN] * args.hide_K
+    modes = [TRUE_K] + [CAMERA_HEIGHT] * args.camera_height_known + [K_HIDDEN, SAME_CAMERA] * args.hide_K
 
     from metrichmsr.bench.report import weights_label
     from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
@@ -274,8 +293,8 @@ def run(args) -> int:
 
         scored_camera = score.load_camera(str(dev / "camera.json"))
         # The rule's row right after the true-K run whose detections it uses; the hidden K last.
-        order = [(m.folder, m.label) for m in modes if m != K_HIDDEN] + [(RULE_FOLDER, RULE_LABEL)]
-        order += [(K_HIDDEN.folder, K_HIDDEN.label)] * args.hide_K
+        order = [(m.folder, m.label) for m in modes if m.true_K] + [(RULE_FOLDER, RULE_LABEL)]
+        order += [(m.folder, m.label) for m in modes if not m.true_K]
         rows = []
         for folder, label in order:
             numbers = score.evaluate(str(staging / folder), scored_camera, verbose=False)
@@ -286,6 +305,7 @@ def run(args) -> int:
                     "label": label,
                     **{k: v for k, v in numbers.items() if k not in ("frames", "missing")},
                     "pck": pck(staging / folder) if pipeline else None,
+                    "focal_err": focal_error(staging / folder, camera["fx"]) if pipeline else None,
                     "seconds_per_image": statistics.median(seconds[folder]) if pipeline else None,
                 }
             )

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Iterable
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from metrichmsr.camera import DEFAULT_FOV_DEG, Intrinsics
+from metrichmsr.camera import DEFAULT_FOV_DEG, Intrinsics, resolve_intrinsics
 from metrichmsr.geometry import rays_z1, unit
 from metrichmsr.scene.horizon import Segments, detect_segments, vanishing_points
 
@@ -267,3 +268,16 @@ def with_estimate(intrinsics: Intrinsics, width: int, estimate: FocalEstimate) -
         estimate.fov_interval_deg(width),
         f"from the image's lines: {estimate.cue}",
     )
+
+
+def shared_camera(images: Iterable[np.ndarray]) -> Intrinsics | None:
+    """The intrinsics of one camera that took all of ``images`` ((H, W, 3) uint8, one size):
+    the focal length :func:`pooled` from each image's lines, the principal point at the
+    centre; the default, with a note, when no image's lines tell; None without images."""
+    estimates, size = [], None
+    for image in images:
+        size = image.shape[1::-1]
+        estimates.append(focal_from_lines(image))
+    if size is None:
+        return None
+    return with_estimate(resolve_intrinsics(*size), size[0], pooled(estimates))
