@@ -236,8 +236,8 @@ class Recoverer:
                     floor = pooled_floor(floors, weights)
                 if floor is not None:
                     result.people, on_floor = self._onto_floor(result.people, floor, contacts)
-            roots = np.stack([p.translation for p in result.people]).reshape(-1, 3)
-            boxes = np.stack([p.bbox for p in result.people]).reshape(-1, 4)
+            roots = np.array([p.translation for p in result.people]).reshape(-1, 3)  # (0, 3) for nobody
+            boxes = np.array([p.bbox for p in result.people]).reshape(-1, 4)
             clip_floor = floor if static_camera else None  # a moving camera's floors do not pin where people stand
             ids = tracker.update(frame.time_s, standing_positions(roots, boxes, on_floor, intrinsics.K, clip_floor), boxes)
             yield TrackedFrame(frame.index, frame.time_s, result, ids, floor, on_floor)

@@ -22,10 +22,10 @@ from metrichmsr.camera import Intrinsics
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.result import RecoveryResult
 from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, foot_contacts
-from metrichmsr.tracking import floor_axes, floor_coordinates, smooth_positions
+from metrichmsr.tracking import floor_axes, floor_coordinates, horizontal, smooth_positions, standing_positions
 
 SCHEMA = "metrichmsr.tracks/1"
-CSV_COLUMNS = ("frame", "time_s", "track_id", "x_m", "y_m", "height_m", "cam_x_m", "cam_y_m", "cam_z_m")
+CSV_COLUMNS = ("frame", "time_s", "track_id", "x_m", "y_m", "height_m", "cam_x_m", "cam_y_m", "cam_z_m", "on_floor")
 
 
 @dataclass
@@ -112,7 +112,9 @@ class ClipTracks:
         standing on it are now scaled about the camera onto the floor pooled over them all
         (a uniform scale of joints, position and height, a few percent at most once the pool
         has settled; their meshes are not kept, so no body is posed again). Smoothing moves
-        each person's joints with their hip midpoint."""
+        each person's joints with their hip midpoint, along the floor only when there is one
+        floor; a frame where a fixed camera's person was not on the floor is a gap in their
+        track's smoothing."""
         if self.finished:
             return
         self.finished = True
@@ -123,12 +125,20 @@ class ClipTracks:
                     person.translation, person.joints3d = person.translation / ratio, person.joints3d / ratio
                     person.height_m /= ratio
         rate_hz = self.fps / self.every
+        one_floor = self.static_camera and self.floor is not None
         for seen in self.tracks().values():
+            # On one floor, only the people standing on it are smoothed: the others' bodies are
+            # misread (tracking.standing_positions), and would drag their neighbours along.
+            seen = [(frame, person) for frame, person in seen if person.on_floor or not one_floor]
+            if not seen:
+                continue
             times = np.array([frame.time_s for frame, _ in seen])
             roots = np.stack([p.translation for _, p in seen])
-            smooth = smooth_positions(times, roots, rate_hz)
-            for (_, person), old, new in zip(seen, roots, smooth):
-                person.translation, person.joints3d = new, person.joints3d + (new - old)
+            shifts = smooth_positions(times, roots, rate_hz) - roots
+            if one_floor:  # along the floor only: the feet stay on it
+                shifts = horizontal(shifts, self.floor.up)
+            for (_, person), shift in zip(seen, shifts):
+                person.translation, person.joints3d = person.translation + shift, person.joints3d + shift
 
     def tracks(self) -> dict[int, list[tuple[FrameRecord, TrackedPerson]]]:
         """Track id -> its (frame, person) in time order."""
@@ -140,9 +150,18 @@ class ClipTracks:
 
     def floor_xy(self, frame: FrameRecord, person: TrackedPerson) -> np.ndarray | None:
         """(2,) where the person stands on the floor (x right, y forward, metres;
-        ``tracking.floor_axes``): on the clip's floor for a fixed camera, else on the frame's; None without one."""
-        floor = self.floor if self.static_camera else frame.floor
-        return floor_coordinates(person.translation, floor) if floor is not None else None
+        ``tracking.floor_axes``); None without a floor.
+
+        A fixed camera's: on the clip's floor, where the tracker saw them stand
+        (``tracking.standing_positions``: under their hip midpoint when they stand on the floor,
+        else where the bottom of their box meets it). A moving camera's: under their hip
+        midpoint on the frame's floor."""
+        if not self.static_camera:
+            return floor_coordinates(person.translation, frame.floor) if frame.floor is not None else None
+        if self.floor is None:
+            return None
+        standing = standing_positions(person.translation, person.bbox, [person.on_floor], self.intrinsics.K, self.floor)
+        return floor_coordinates(standing[0], self.floor)
 
     def to_json(self) -> dict:
         """``tracks.json``'s content (schema ``metrichmsr.tracks/1``)."""
@@ -199,6 +218,7 @@ class ClipTracks:
                     writer.writerow(
                         [frame.index, f"{frame.time_s:.4f}", person.track_id, *floor_cells, f"{person.height_m:.4f}"]
                         + [f"{v:.4f}" for v in person.translation]
+                        + [int(person.on_floor)]
                     )
 
     def plot(self, path: Path) -> None:
