@@ -23,6 +23,7 @@ LAYERS = {
     "_quiet": 0,
     "_outputs": 0,
     "image_io": 0,
+    "video_io": 0,
     "inputs": 0,
     "geometry": 0,
     "joints": 0,
@@ -37,6 +38,8 @@ LAYERS = {
     "synth": 1,
     "metrics": 1,
     "result": 1,
+    "tracking": 1,
+    "tracks": 1,
     # The one place that wires the stages.
     "pipeline": 2,
     # Training HumanMoE, then the front ends: the benchmarks (which may measure what training

@@ -56,7 +56,7 @@ def _camera_height(text: str) -> float:
 EXIT_CODES = f"""exit status:
   0  done (also when nobody is in the photo)
   {EXIT_INPUT_ERROR}  bad input: one line on stderr, nothing written, nothing touched (checked before any model loads)
-  {EXIT_SOME_FAILED}  a folder run where some images could not be read (the others are done)
+  {EXIT_SOME_FAILED}  a folder run where some images could not be read, or a clip with broken frames (the others are done)
   1  internal error (METRICHMSR_DEBUG=1 shows the traceback)"""
 
 RECOVER_FILES = """files written, per image (OUT, or OUT/<image stem>/ for a folder; OUT/<file name>/ where stems collide):
@@ -69,9 +69,19 @@ RECOVER_FILES = """files written, per image (OUT, or OUT/<image stem>/ for a fol
 An existing output folder is replaced only with --overwrite, and only when it holds nothing
 but the files metrichmsr wrote there; a folder with anything else in it is never touched."""
 
+TRACK_FILES = """files written (OUT; docs/tracks.md):
+  tracks.json        every frame's people with their track ids, camera frame, metres (schema metrichmsr.tracks/1)
+  tracks.csv         one row per person per frame: where they stand on the floor, height, camera-frame position
+  trajectories.png   the floor from above, one line per track
+  .metrichmsr-output.json   the list of these files (see recover --help)
+
+A fixed camera (the default) sees one floor: every frame's people place it, the pooled floor
+puts everyone on it. With --moving-camera each frame keeps its own."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     from metrichmsr import __version__
+    from metrichmsr.video_io import DEFAULT_FPS, VIDEO_SUFFIXES
 
     parser = _Parser(
         prog="metrichmsr",
@@ -95,41 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check every input and say where each image's results would go; load no model, write nothing",
     )
-    camera = recover.add_mutually_exclusive_group()
-    camera.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels")
-    camera.add_argument("--focal", type=_positive_float("--focal"), help="focal length in pixels")
-    camera.add_argument(
-        "--fov",
-        type=_number("--fov", lambda value: 0 < value < 180, "between 0 and 180 degrees"),
-        help="horizontal field of view in degrees",
-    )
+    _add_camera_arguments(recover)
     recover.add_argument(
         "--same-camera",
         action="store_true",
         help="the folder's images come from one camera (one lens, one zoom, one size): without "
         "--intrinsics/--focal/--fov or EXIF, the focal length is estimated once from all of their lines",
     )
-    recover.add_argument(
-        "--camera-height",
-        type=_camera_height,
-        metavar="M",
-        help="the camera's height above the floor in metres, if known (a mounted or tripod camera): "
-        "the people standing on the floor are placed by it",
-    )
     recover.add_argument("--boxes", type=Path, help="JSON person boxes [[x0,y0,x1,y1], ...] (folder: {file name: boxes})")
-    recover.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     recover.add_argument(
         "--refine",
         action=argparse.BooleanOptionalAction,
         default=False,
         help="refine HumanMoE's one-pass prediction with the metric fit (slower; on the benchmark it is "
         "not better, see BENCHMARKS.md)",
-    )
-    recover.add_argument(
-        "--weights",
-        type=Path,
-        metavar="FILE",
-        help="HumanMoE network to use: a `metrichmsr train` run's humanmoe.pt (default: the shipped one)",
     )
     recover.add_argument(
         "--depth",
@@ -140,25 +129,37 @@ def build_parser() -> argparse.ArgumentParser:
         "hf:MODEL (a Hugging Face metric depth model, e.g. "
         "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf; needs `pip install transformers`)",
     )
-    recover.add_argument(
-        "--min-person-px",
-        type=_positive_float("--min-person-px"),
-        default=MIN_PERSON_PX,
-        help=f"smallest person height in pixels to look for (default {MIN_PERSON_PX:g})",
+    _add_people_arguments(recover)
+
+    track = commands.add_parser(
+        "track",
+        help="people in metres over time from a video or a folder of frames: tracks on one floor",
+        epilog=f"{TRACK_FILES}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    recover.add_argument(
-        "--max-people",
-        type=_number("--max-people", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
-        default=MAX_PEOPLE,
-        help=f"most people to recover from one image, the most confident first (default {MAX_PEOPLE})",
+    track.add_argument("input", type=Path, help=f"video file ({', '.join(VIDEO_SUFFIXES)}) or folder of frames (name order)")
+    track.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    track.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in the output folder")
+    _add_camera_arguments(track)
+    track.add_argument(
+        "--every",
+        type=_number("--every", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        default=1,
+        metavar="N",
+        help="recover every N-th frame only (default 1: every frame)",
     )
-    recover.add_argument(
-        "--min-score",
-        type=_number("--min-score", lambda value: 0 < value < 1, "between 0 and 1"),
-        default=MIN_SCORE,
-        help=f"detection confidence a person needs, 0-1 (default {MIN_SCORE:g}; raise it if "
-        "things that are not people are found, lower it to find more people)",
+    track.add_argument(
+        "--fps",
+        type=_positive_float("--fps"),
+        help=f"the clip's frame rate (default: the video's own; {DEFAULT_FPS:g} for a folder of frames)",
     )
+    track.add_argument(
+        "--moving-camera",
+        action="store_true",
+        help="the camera moves (a phone following someone): each frame keeps its own floor, "
+        "and positions are relative to the camera in that frame",
+    )
+    _add_people_arguments(track)
 
     synth = commands.add_parser("synth", help="render synthetic people with metric ground truth (for benchmarks and training)")
     synth.add_argument(
@@ -231,6 +232,55 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-minutes", type=_positive_float("--max-minutes"), help="stop (and export) after this many minutes")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     return parser
+
+
+def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
+    """--intrinsics | --focal | --fov, and --camera-height."""
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels")
+    camera.add_argument("--focal", type=_positive_float("--focal"), help="focal length in pixels")
+    camera.add_argument(
+        "--fov",
+        type=_number("--fov", lambda value: 0 < value < 180, "between 0 and 180 degrees"),
+        help="horizontal field of view in degrees",
+    )
+    parser.add_argument(
+        "--camera-height",
+        type=_camera_height,
+        metavar="M",
+        help="the camera's height above the floor in metres, if known (a mounted or tripod camera): "
+        "the people standing on the floor are placed by it",
+    )
+
+
+def _add_people_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which network finds the people, where it runs and how hard it looks."""
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE",
+        help="HumanMoE network to use: a `metrichmsr train` run's humanmoe.pt (default: the shipped one)",
+    )
+    parser.add_argument(
+        "--min-person-px",
+        type=_positive_float("--min-person-px"),
+        default=MIN_PERSON_PX,
+        help=f"smallest person height in pixels to look for (default {MIN_PERSON_PX:g})",
+    )
+    parser.add_argument(
+        "--max-people",
+        type=_number("--max-people", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        default=MAX_PEOPLE,
+        help=f"most people to recover from one image, the most confident first (default {MAX_PEOPLE})",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=_number("--min-score", lambda value: 0 < value < 1, "between 0 and 1"),
+        default=MIN_SCORE,
+        help=f"detection confidence a person needs, 0-1 (default {MIN_SCORE:g}; raise it if "
+        "things that are not people are found, lower it to find more people)",
+    )
 
 
 def _train(args) -> int:
@@ -426,8 +476,7 @@ def _recover(args) -> int:
     camera = _camera_kwargs(args)
     depth = depth_backend(args.depth, args.device)  # a file: map is read and checked here
     jobs, unreadable, decoded = _recover_jobs(args, depth)
-    if args.weights is not None and not args.weights.is_file():
-        raise InputError(f"--weights {args.weights}: no such file")
+    _check_weights(args)
     depth.check_available()  # a hf: model neither cached nor reachable
     from metrichmsr.devices import resolve_device  # imports torch: the last check
 
@@ -447,20 +496,10 @@ def _recover(args) -> int:
 
     from metrichmsr.camera import resolve_intrinsics
     from metrichmsr.image_io import load_image
-    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
-    from metrichmsr.pipeline import Recoverer
 
     folder = decoded is None
     started = time.perf_counter()
-    with Recoverer(
-        device=args.device,
-        min_person_px=args.min_person_px,
-        max_people=int(args.max_people),
-        min_score=args.min_score,
-        depth=depth,
-        refine=args.refine,
-        weights=args.weights or HUMANMOE_WEIGHTS,
-    ) as recoverer:
+    with _recoverer(args, depth=depth, refine=args.refine) as recoverer:
         load_s = time.perf_counter() - started
         shared = _shared_camera(jobs) if args.same_camera and not camera and decoded is None else None
         progress = tqdm(jobs, desc="recover", unit="image", disable=not folder, file=sys.stderr)
@@ -513,6 +552,119 @@ def _shared_camera(jobs: list[_Job]):
     return shared
 
 
+def _check_weights(args) -> None:
+    if args.weights is not None and not args.weights.is_file():
+        raise InputError(f"--weights {args.weights}: no such file")
+
+
+def _recoverer(args, **options):
+    """The ``Recoverer`` the people flags (``_add_people_arguments``) ask for, with ``options`` on top."""
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
+    from metrichmsr.pipeline import Recoverer
+
+    return Recoverer(
+        device=args.device,
+        min_person_px=args.min_person_px,
+        max_people=int(args.max_people),
+        min_score=args.min_score,
+        weights=args.weights or HUMANMOE_WEIGHTS,
+        **options,
+    )
+
+
+#: Frames of a clip whose lines give its camera's focal length, when neither the user nor EXIF does.
+CAMERA_FRAMES = 30
+
+
+def _track(args) -> int:
+    from metrichmsr._outputs import check_apart, check_output, probe_writable
+    from metrichmsr.video_io import probe
+
+    # As for recover: every check before the heavy imports and the model loads.
+    camera = _camera_kwargs(args)
+    info = probe(args.input, fps=args.fps)  # decodes a video's first frame
+    check_apart(args.output, [args.input])
+    check_output(args.output, args.overwrite)
+    _check_weights(args)
+    from metrichmsr.devices import resolve_device  # imports torch: the last check
+
+    resolve_device(args.device)
+    probe_writable(args.output)
+
+    from tqdm import tqdm
+
+    from metrichmsr.camera import resolve_intrinsics
+    from metrichmsr.image_io import load_image
+    from metrichmsr.tracks import ClipTracks
+    from metrichmsr.video_io import BrokenFrame, read_frames
+
+    every = int(args.every)
+    exif = load_image(info.frames[0])[1] if info.is_folder else None  # a folder of photos may say its lens
+    intrinsics = resolve_intrinsics(*info.size, exif=exif, **camera)
+    if intrinsics.source == "default":  # one camera: one focal length from the lines of frames across the clip
+        intrinsics = _clip_camera(info, intrinsics)
+    static = not args.moving_camera
+    broken: list[BrokenFrame] = []
+
+    def frames():
+        for frame in read_frames(info, every):
+            if isinstance(frame, BrokenFrame):  # reported and skipped; the clip goes on
+                broken.append(frame)
+                tqdm.write(f"metrichmsr: skipped frame {frame.index}: {frame.reason}", file=sys.stderr)
+            else:
+                yield frame
+
+    clip = ClipTracks(intrinsics, info.size, info.fps, every, static_camera=static, input_path=str(args.input))
+    started = time.perf_counter()
+    with _recoverer(args, depth="none") as recoverer:
+        load_s = time.perf_counter() - started
+        tracked = recoverer.track(frames(), K=intrinsics, camera_height_m=args.camera_height, static_camera=static)
+        total = math.ceil(info.frame_count / every)
+        with tqdm(tracked, desc="track", unit="frame", total=total, file=sys.stderr) as progress:
+            started_tracks = 0
+            for frame in progress:
+                clip.add(frame)
+                started_tracks = max(started_tracks, frame.track_ids.max(initial=-1) + 1)  # ids count up from 0
+                progress.set_postfix(people=len(frame.result.people), tracks=started_tracks)
+    run_s = time.perf_counter() - started - load_s
+    clip.save(args.output, overwrite=args.overwrite)
+    print(_track_summary(clip, run_s, load_s, args.output))
+    return EXIT_SOME_FAILED if broken else 0
+
+
+def _clip_camera(info, default):
+    """The clip's one camera (``scene.focal.shared_camera``) from up to CAMERA_FRAMES frames
+    spread over it; ``default`` when no frame can be read."""
+    from metrichmsr.scene.focal import shared_camera
+    from metrichmsr.video_io import Frame, read_frames
+
+    step = max(1, math.ceil(info.frame_count / CAMERA_FRAMES))
+    shared = shared_camera(frame.image for frame in read_frames(info, step) if isinstance(frame, Frame))
+    if shared is None:
+        return default
+    if shared.source == "estimated":
+        print(f"metrichmsr: focal length {shared.fx:.0f} px ({shared.fov_text(info.size[0])}), {shared.note}", file=sys.stderr)
+    else:
+        print(f"metrichmsr: warning: focal length unknown ({shared.note}); every distance scales with it", file=sys.stderr)
+    return shared
+
+
+def _track_summary(clip, run_s: float, load_s: float, output: Path) -> str:
+    """One line about a ``track`` run."""
+    tracks = clip.tracks()
+    lasting = sum(len(seen) >= 3 for seen in tracks.values())
+    rate = len(clip.frames) / run_s if run_s > 0 else float("nan")
+    message = (
+        f"done: {len(clip.frames)} frame(s) in {run_s:.1f} s ({rate:.2f} frames/s; models loaded in {load_s:.1f} s), "
+        f"{len(tracks)} track(s), {lasting} seen in 3 frames or more"
+    )
+    if clip.static_camera and clip.floor is not None:
+        message += f"; camera {clip.floor.camera_height_m:.2f} m above the floor ({clip.floor.height_source})"
+    elif clip.static_camera:
+        message += "; no floor: nobody's feet were seen"
+    return f"{message} -> {output}"
+
+
 def _summary(job: _Job, result, camera_height_m: float | None) -> str:
     """One line about one image's result."""
     people = len(result.people)
@@ -541,7 +693,8 @@ def main(argv: list[str] | None = None) -> int:
         if argv is not None and any("\x00" in arg for arg in argv):  # a shell cannot pass one; Python can
             raise InputError("an argument holds a NUL byte")
         args = build_parser().parse_args(argv)
-        return {"recover": _recover, "synth": _synth, "bench": _bench, "train": _train}[args.command](args)
+        commands = {"recover": _recover, "track": _track, "synth": _synth, "bench": _bench, "train": _train}
+        return commands[args.command](args)
     except InputError as error:
         print(f"metrichmsr: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_INPUT_ERROR

@@ -5,14 +5,15 @@ depth backend) and ``infer`` runs one image: detect people and their keypoints, 
 Anny bodies under the image's intrinsics, estimate the scene's metric depth and make it agree
 with the people, and return a ``RecoveryResult`` whose ``save`` writes ``result.json``,
 ``scene.glb``, ``overlay.png`` and, with scene depth, ``depth.npy`` and ``depth.png`` (the
-output contract in DESIGN.md).
+output contract in DESIGN.md). ``track`` runs a clip: the people of each frame on one floor,
+followed from frame to frame (``tracking``), for ``tracks.ClipTracks`` to write.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Iterable, Iterator, Literal, Mapping
 
 import numpy as np
 import torch
@@ -30,11 +31,25 @@ from metrichmsr.perception import PoseDetector, feet_seen
 from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_bodies, posed_people
 from metrichmsr.scene.anchors import human_anchors, people_depth
 from metrichmsr.scene.depth import DepthBackend, depth_backend
-from metrichmsr.scene.floor import FloorPlane, shared_floor_scales, sunken_scales
+from metrichmsr.scene.floor import FloorPlane, foot_contacts, shared_floor_scales, sunken_scales
 from metrichmsr.scene.focal import focal_from_lines, with_estimate
 from metrichmsr.scene.horizon import ImageLines
 from metrichmsr.scene.placement import parts_read_as_far, people_floor, scene_lines
 from metrichmsr.scene.refine import refine_depth, scene_summary
+from metrichmsr.tracking import Tracker, onto_floor_scales, pooled_floor, standing_positions
+from metrichmsr.tracks import TrackedFrame
+from metrichmsr.video_io import DEFAULT_FPS, Frame
+
+
+def _intrinsics(K: np.ndarray | Intrinsics | None, width: int, height: int, exif: Mapping[int, object] | None) -> Intrinsics:
+    """The intrinsics of a W x H image: ``K`` as given ((3, 3) pixels or ``Intrinsics``), else
+    from EXIF, else the default field of view (``camera.resolve_intrinsics``)."""
+    if isinstance(K, Intrinsics):
+        return K
+    if K is not None:
+        K = check_K(K)
+        return resolve_intrinsics(width, height, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    return resolve_intrinsics(width, height, exif=exif)
 
 
 def without_parts_read_as_far(people: list[PersonResult]) -> list[PersonResult]:
@@ -154,27 +169,104 @@ class Recoverer:
         height, width = image.shape[:2]
         if boxes is not None:
             boxes = check_boxes(boxes, size=(width, height))
-        if isinstance(K, Intrinsics):
-            intrinsics = K
-        elif K is not None:
-            K = check_K(K)
-            intrinsics = resolve_intrinsics(width, height, intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
-        else:
-            intrinsics = resolve_intrinsics(width, height, exif=exif)
+        result, contacts = self._people_on_floor(image, _intrinsics(K, width, height, exif), boxes, camera_height_m)
+        result.image_path = image_path
+        result.scene = self.scene_depth(image, result.intrinsics.K, result.people, result.faces, result.floor, contacts)
+        return result
 
+    def _people_on_floor(
+        self, image: np.ndarray, intrinsics: Intrinsics, boxes: np.ndarray | None, camera_height_m: float | None
+    ) -> tuple[RecoveryResult, np.ndarray | None]:
+        """:meth:`infer` without the scene depth: the result (people, floor) and the foot contacts
+        of :meth:`stand_on_floor`."""
         detected = self.detect(image, boxes=boxes)
         if intrinsics.source == "default":  # neither the user nor EXIF: the image's lines may tell
             people_boxes = np.stack([o.bbox for o in detected]) if detected else None
-            intrinsics = with_estimate(intrinsics, width, focal_from_lines(image, people_boxes))
-        result = RecoveryResult(image, image_path, intrinsics, faces=self.body.faces.cpu().numpy())
+            intrinsics = with_estimate(intrinsics, image.shape[1], focal_from_lines(image, people_boxes))
+        result = RecoveryResult(image, "", intrinsics, faces=self.body.faces.cpu().numpy())
         if boxes is not None:
             result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]
         people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K, image=image)
         if boxes is None:  # the user's boxes are people by definition
             people = without_parts_read_as_far(people)
         result.people, result.floor, contacts = self.stand_on_floor(people, image, intrinsics.K, camera_height_m)
-        result.scene = self.scene_depth(image, intrinsics.K, result.people, result.faces, result.floor, contacts)
-        return result
+        return result, contacts
+
+    def track(
+        self,
+        frames: Iterable[Frame | np.ndarray],
+        K: np.ndarray | Intrinsics | None = None,
+        camera_height_m: float | None = None,
+        static_camera: bool = True,
+        fps: float = DEFAULT_FPS,
+        tracker: Tracker | None = None,
+    ) -> Iterator[TrackedFrame]:
+        """Follow the people of a clip: one :class:`~metrichmsr.tracks.TrackedFrame` per frame, as
+        each is recovered (a live stream works; nothing is kept).
+
+        Each frame's people are recovered as by :meth:`infer` (no scene depth) and placed on
+        the floor (:meth:`stand_on_floor`). With ``static_camera`` (a fixed camera) the floors
+        of the frames so far are pooled into one (``tracking.pooled_floor``) and everyone
+        whose feet were seen is scaled about the camera to stand on it
+        (``tracking.onto_floor_scales``, with the bodies of their new heights); otherwise
+        each frame keeps its own floor. Then the ``tracker`` (default a new
+        ``tracking.Tracker``) assigns them track ids by where they stand on it.
+
+        Args:
+            frames: ``video_io.Frame``s (index, time, pixels), or (H, W, 3) uint8 RGB arrays
+                taken as frames 0, 1, ... at ``fps``.
+            K: (3, 3) intrinsics in pixels or an ``Intrinsics``; None: the default field of view.
+            camera_height_m: the camera's known height above the floor, metres.
+            fps: frame rate of plain arrays, frames per second.
+
+        The positions are neither smoothed nor placed on the clip's final floor here:
+        ``tracks.ClipTracks.finish`` does that once the clip has ended.
+        """
+        if camera_height_m is not None:
+            camera_height_m = check_camera_height(camera_height_m)
+        tracker = Tracker() if tracker is None else tracker
+        floors, weights, intrinsics, floor = [], [], None, None
+        for i, frame in enumerate(frames):
+            frame = frame if isinstance(frame, Frame) else Frame(i, i / fps, frame)
+            image = check_image(frame.image)
+            intrinsics = intrinsics or _intrinsics(K, image.shape[1], image.shape[0], None)
+            result, contacts = self._people_on_floor(image, intrinsics, None, camera_height_m)
+            on_floor = np.zeros(len(result.people), dtype=bool)
+            if not static_camera:
+                floor = result.floor or floor  # a frame without one keeps the last
+            else:
+                if result.floor is not None:
+                    floors.append(result.floor)
+                    weights.append(int(np.isfinite(contacts).all(axis=1).sum()))  # the people who placed it
+                    floor = pooled_floor(floors, weights)
+                if floor is not None:
+                    result.people, on_floor = self._onto_floor(result.people, floor, contacts)
+            roots = np.array([p.translation for p in result.people]).reshape(-1, 3)  # (0, 3) for nobody
+            boxes = np.array([p.bbox for p in result.people]).reshape(-1, 4)
+            clip_floor = floor if static_camera else None  # a moving camera's floors do not pin where people stand
+            ids = tracker.update(frame.time_s, standing_positions(roots, boxes, on_floor, intrinsics.K, clip_floor), boxes)
+            yield TrackedFrame(frame.index, frame.time_s, result, ids, floor, on_floor)
+
+    def _onto_floor(
+        self, people: list[PersonResult], floor: FloorPlane, contacts: np.ndarray | None
+    ) -> tuple[list[PersonResult], np.ndarray]:
+        """``people`` whose feet were seen (finite ``contacts`` (N, 3), from :meth:`stand_on_floor`)
+        scaled about the camera to stand on a floor of known height (``tracking.onto_floor_scales``),
+        given the bodies of their new heights; and (N,) bool, who stands on it."""
+        if not people:
+            return people, np.zeros(0, dtype=bool)
+        seen = np.isfinite(contacts).all(axis=1) if contacts is not None else np.zeros(len(people), dtype=bool)
+        feet = np.where(seen[:, None], foot_contacts(np.stack([p.joints3d for p in people]), floor.up), np.nan)
+        scales, on_floor = onto_floor_scales(floor, feet)
+        moved = np.flatnonzero(scales != 1.0)
+        if len(moved):
+            scaled = self._scaled(people, moved, scales[moved], sunk=False)
+            # shared_floor_scale: this factor on top of the one the frame's own floor gave.
+            people = [
+                replace(new, shared_floor_scale=new.shared_floor_scale * old.shared_floor_scale) if k in moved else old
+                for k, (new, old) in enumerate(zip(scaled, people))
+            ]
+        return people, on_floor
 
     def stand_on_floor(
         self, people: list[PersonResult], image: np.ndarray, K: np.ndarray, camera_height_m: float | None = None

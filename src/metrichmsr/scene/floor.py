@@ -22,8 +22,9 @@ class FloorPlane:
         camera_height_m: height of the camera centre above the floor, metres (> 0).
         up_source: what gave ``up``: ``"people"`` (their bodies and feet) or ``"lines"`` (the
             image's vanishing points, ``scene.horizon``).
-        height_source: what gave ``camera_height_m``: ``"people"`` (their feet) or ``"user"``
-            (the camera's known height, ``recover --camera-height``).
+        height_source: what gave ``camera_height_m``: ``"people"`` (their feet), ``"user"``
+            (the camera's known height, ``recover --camera-height``) or ``"video"`` (the people
+            of every frame of a fixed camera's clip, ``tracking.pooled_floor``).
         wall_distance_m: how far ahead (metres along :attr:`forward`) vertical lines stand on
             the floor behind the people, where a far wall or building begins
             (``scene.horizon.wall_distance_m``); None when unknown.
@@ -297,6 +298,9 @@ def sunken_scales(
 #: way) stand on the floor they share (:func:`shared_floor_scales`); further off, on a step,
 #: a chair or another level, or sunk (:func:`sunken_scales`).
 SHARED_FLOOR_BAND = 1.25
+#: ``FloorPlane.height_source`` values of a floor whose height is known, not placed by the
+#: people it is then used on: the user's camera height, or one pooled over a clip's frames.
+KNOWN_HEIGHT_SOURCES = ("user", "video")
 #: How far each is moved toward the shared floor, as a fraction of their log distance from
 #: it: ``s^2 / (s^2 + c^2)`` with ``s`` ~5%, one recovered person's distance error (the
 #: median on the renders), and ``c`` ~2.5%, one contact's error (3 cm at a 1.2-1.5 m camera
@@ -320,8 +324,9 @@ def shared_floor_scales(
     ``exp(-pull * (log r - mean log r))``: toward the depth they agree on. With N people the
     error that is left is about the mean of their errors, ``1/sqrt(N)`` of one.
 
-    A floor whose camera height the user gave (``height_source == "user"``) is itself the
-    depth to agree on: ``mean log r`` is then 0, and one person is enough.
+    A floor whose camera height is known (``height_source`` ``"user"``, or ``"video"``:
+    pooled over a clip's frames) is itself the depth to agree on: ``mean log r`` is then 0,
+    and one person is enough.
 
     Args:
         floor: the floor, placed by the people (:func:`floor_from_people`).
@@ -335,7 +340,7 @@ def shared_floor_scales(
         log_ratio = np.log(np.where(ratio > 0, ratio, np.nan))
     on_floor = np.abs(log_ratio) <= np.log(band)  # False for NaN
     scales = np.ones(len(ratio))
-    known = floor.height_source == "user"
+    known = floor.height_source in KNOWN_HEIGHT_SOURCES
     if on_floor.sum() < (1 if known else 2):
         return scales
     log_scale = -pull * (log_ratio[on_floor] - (0.0 if known else log_ratio[on_floor].mean()))

@@ -1,0 +1,302 @@
+"""What `track` returns and writes: the video output contract (``docs/tracks.md``).
+
+``TrackedFrame`` is one frame as ``Recoverer.track`` yields it. ``ClipTracks`` keeps a clip's
+people light as the frames come (boxes, positions, joints; no meshes, no images, so a long
+clip fits in memory), ``finish`` puts a fixed camera's people on the clip's one floor and
+smooths every track, and ``save`` writes ``tracks.json``, ``tracks.csv`` and
+``trajectories.png``. Camera frame (OpenCV axes), metres, pixels, seconds throughout.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from metrichmsr._outputs import staged_output
+from metrichmsr.camera import Intrinsics
+from metrichmsr.joints import JOINT_NAMES
+from metrichmsr.result import RecoveryResult
+from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, foot_contacts
+from metrichmsr.tracking import floor_axes, floor_coordinates, horizontal, smooth_positions, standing_positions
+
+SCHEMA = "metrichmsr.tracks/1"
+CSV_COLUMNS = ("frame", "time_s", "track_id", "x_m", "y_m", "height_m", "cam_x_m", "cam_y_m", "cam_z_m", "on_floor")
+
+
+@dataclass
+class TrackedFrame:
+    """One frame of a clip, as ``Recoverer.track`` yields it.
+
+    ``result``: the frame's people (``RecoveryResult``, no scene depth), placed on ``floor``;
+    ``track_ids`` (N,) int, each person's track; ``floor``: the floor they were placed on (a
+    fixed camera's pooled over the frames so far, or this frame's; None before any);
+    ``on_floor`` (N,) bool: who was scaled onto a fixed camera's pooled floor.
+    """
+
+    index: int
+    time_s: float
+    result: RecoveryResult
+    track_ids: np.ndarray
+    floor: FloorPlane | None
+    on_floor: np.ndarray
+
+
+@dataclass
+class TrackedPerson:
+    """One person in one frame: box (4,) px, detection score, hip midpoint (3,) m, standing
+    height m, joints (23, 3) m (``JOINT_NAMES``), and whether they stand on the pooled floor."""
+
+    track_id: int
+    bbox: np.ndarray
+    score: float
+    translation: np.ndarray
+    height_m: float
+    joints3d: np.ndarray
+    on_floor: bool
+
+
+@dataclass
+class FrameRecord:
+    """A frame's people, kept light; ``floor``: the floor they were placed on (see :class:`TrackedFrame`)."""
+
+    index: int
+    time_s: float
+    people: list[TrackedPerson]
+    floor: FloorPlane | None
+
+
+@dataclass
+class ClipTracks:
+    """A clip's tracked people: :meth:`add` each frame, :meth:`finish` once, then :meth:`save`.
+
+    Args:
+        intrinsics: the camera.
+        size: (W, H) px of the frames.
+        fps: the clip's frame rate; ``every``: every how many frames were processed.
+        static_camera: one floor for the whole clip (``Recoverer.track``'s ``static_camera``).
+        input_path: the clip as the user named it.
+    """
+
+    intrinsics: Intrinsics
+    size: tuple[int, int]
+    fps: float
+    every: int = 1
+    static_camera: bool = True
+    input_path: str = ""
+    frames: list[FrameRecord] = field(default_factory=list)
+    floor: FloorPlane | None = None  # a fixed camera's floor, pooled over every frame so far
+    floor_frames: int = 0  # how many frames placed a floor
+    finished: bool = False
+
+    def add(self, tracked: TrackedFrame) -> None:
+        """Keep one frame's people (the meshes and the image are dropped)."""
+        people = [
+            TrackedPerson(int(k), p.bbox, float(p.score), p.translation, float(p.height_m), p.joints3d, bool(f))
+            for k, p, f in zip(tracked.track_ids, tracked.result.people, tracked.on_floor)
+        ]
+        self.frames.append(FrameRecord(tracked.index, tracked.time_s, people, tracked.floor))
+        self.floor_frames += tracked.result.floor is not None
+        if self.static_camera:
+            self.floor = tracked.floor
+
+    def finish(self) -> None:
+        """After the last frame: the people of a fixed camera onto the clip's final floor, then
+        every track smoothed over time (``tracking.smooth_positions``).
+
+        The frames were placed on the floor pooled over the frames before them; the people
+        standing on it are now scaled about the camera onto the floor pooled over them all
+        (a uniform scale of joints, position and height, a few percent at most once the pool
+        has settled; their meshes are not kept, so no body is posed again). Smoothing moves
+        each person's joints with their hip midpoint, along the floor only when there is one
+        floor; a frame where a fixed camera's person was not on the floor is a gap in their
+        track's smoothing."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.static_camera and self.floor is not None:
+            for person in (p for frame in self.frames for p in frame.people if p.on_floor):
+                ratio = float(self.floor.below_ratio(foot_contacts(person.joints3d[None], self.floor.up)[0]))
+                if np.isfinite(ratio) and ratio > 0:
+                    person.translation, person.joints3d = person.translation / ratio, person.joints3d / ratio
+                    person.height_m /= ratio
+        rate_hz = self.fps / self.every
+        one_floor = self.static_camera and self.floor is not None
+        for seen in self.tracks().values():
+            # On one floor, only the people standing on it are smoothed: the others' bodies are
+            # misread (tracking.standing_positions), and would drag their neighbours along.
+            seen = [(frame, person) for frame, person in seen if person.on_floor or not one_floor]
+            if not seen:
+                continue
+            times = np.array([frame.time_s for frame, _ in seen])
+            roots = np.stack([p.translation for _, p in seen])
+            shifts = smooth_positions(times, roots, rate_hz) - roots
+            if one_floor:  # along the floor only: the feet stay on it
+                shifts = horizontal(shifts, self.floor.up)
+            for (_, person), shift in zip(seen, shifts):
+                person.translation, person.joints3d = person.translation + shift, person.joints3d + shift
+
+    def tracks(self) -> dict[int, list[tuple[FrameRecord, TrackedPerson]]]:
+        """Track id -> its (frame, person) in time order."""
+        out: dict[int, list[tuple[FrameRecord, TrackedPerson]]] = defaultdict(list)
+        for frame in self.frames:
+            for person in frame.people:
+                out[person.track_id].append((frame, person))
+        return dict(sorted(out.items()))
+
+    def floor_xy(self, frame: FrameRecord, person: TrackedPerson) -> np.ndarray | None:
+        """(2,) where the person stands on the floor (x right, y forward, metres;
+        ``tracking.floor_axes``); None without a floor.
+
+        A fixed camera's: on the clip's floor, where the tracker saw them stand
+        (``tracking.standing_positions``: under their hip midpoint when they stand on the floor,
+        else where the bottom of their box meets it). A moving camera's: under their hip
+        midpoint on the frame's floor."""
+        if not self.static_camera:
+            return floor_coordinates(person.translation, frame.floor) if frame.floor is not None else None
+        if self.floor is None:
+            return None
+        standing = standing_positions(person.translation, person.bbox, [person.on_floor], self.intrinsics.K, self.floor)
+        return floor_coordinates(standing[0], self.floor)
+
+    def to_json(self) -> dict:
+        """``tracks.json``'s content (schema ``metrichmsr.tracks/1``)."""
+
+        def person_json(frame: FrameRecord, person: TrackedPerson) -> dict:
+            xy = self.floor_xy(frame, person)
+            return {
+                "track_id": person.track_id,
+                "bbox": _floats(person.bbox),
+                "score": round(person.score, 4),
+                "translation": _floats(person.translation),
+                "height_m": round(person.height_m, 4),
+                "floor_xy_m": _floats(xy) if xy is not None else None,
+                "on_floor": person.on_floor,
+                "joints3d": {name: _floats(p) for name, p in zip(JOINT_NAMES, person.joints3d)},
+            }
+
+        frames = []
+        for frame in self.frames:
+            record = {"index": frame.index, "time_s": round(frame.time_s, 4)}
+            if not self.static_camera:
+                record["floor"] = _floor_json(frame.floor)
+            frames.append({**record, "people": [person_json(frame, p) for p in frame.people]})
+        width, height = self.size
+        return {
+            "schema": SCHEMA,
+            "input": {"path": self.input_path, "width": width, "height": height, "every": self.every},
+            "camera": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.intrinsics.to_dict().items()},
+            "fps": round(self.fps, 4),
+            "static_camera": self.static_camera,
+            "floor": {**_floor_json(self.floor), "frames": self.floor_frames} if self.floor is not None else None,
+            "tracks": [
+                {
+                    "track_id": track_id,
+                    "first_frame": seen[0][0].index,
+                    "last_frame": seen[-1][0].index,
+                    "frames": len(seen),
+                    "height_m": round(float(np.median([p.height_m for _, p in seen])), 4),
+                }
+                for track_id, seen in self.tracks().items()
+            ],
+            "frames": frames,
+        }
+
+    def write_csv(self, path: Path) -> None:
+        """``tracks.csv``: one row per person per frame (:data:`CSV_COLUMNS`; x_m, y_m empty without a floor)."""
+        with open(path, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(CSV_COLUMNS)
+            for frame in self.frames:
+                for person in frame.people:
+                    xy = self.floor_xy(frame, person)
+                    floor_cells = [f"{v:.4f}" for v in xy] if xy is not None else ["", ""]
+                    writer.writerow(
+                        [frame.index, f"{frame.time_s:.4f}", person.track_id, *floor_cells, f"{person.height_m:.4f}"]
+                        + [f"{v:.4f}" for v in person.translation]
+                        + [int(person.on_floor)]
+                    )
+
+    def plot(self, path: Path) -> None:
+        """``trajectories.png``: the floor from above (x right, y forward, metres), one line per
+        track, the camera at the origin with its horizontal field of view."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MultipleLocator
+
+        fig, ax = plt.subplots(figsize=(8, 8), dpi=110)
+        colours = plt.get_cmap("tab20")
+        reach = 1.0
+        for n, (track_id, seen) in enumerate(self.tracks().items()):
+            xy = [self.floor_xy(frame, person) for frame, person in seen]
+            xy = np.array([v for v in xy if v is not None]).reshape(-1, 2)
+            if not len(xy):
+                continue
+            colour = colours((2 * n) % 20 + (n // 10) % 2)  # the 10 strong shades first, then the light ones
+            ax.plot(xy[:, 0], xy[:, 1], "-", color=colour, lw=1.6, marker="." if len(xy) < 3 else None, ms=5)
+            ax.annotate(str(track_id), xy[-1], fontsize=7, color=colour, xytext=(2, 2), textcoords="offset points")
+            reach = max(reach, float(np.abs(xy).max()))
+        floor = self.floor if self.static_camera else next((f.floor for f in reversed(self.frames) if f.floor), None)
+        if floor is not None:  # the field of view's edges along the image's middle row
+            right, forward = floor_axes(floor)
+            K_inv = np.linalg.inv(self.intrinsics.K)
+            for u in (-0.5, self.size[0] - 0.5):
+                ray = K_inv @ np.array([u, self.intrinsics.cy, 1.0])
+                edge = np.array([ray @ right, ray @ forward])
+                if edge[1] > 0:
+                    edge = edge / edge[1] * reach * 1.1
+                    ax.plot([0, edge[0]], [0, edge[1]], ":", color="0.5", lw=1)
+        ax.plot([0], [0], marker="^", color="k", ms=10, ls="")
+        ax.annotate("camera", (0, 0), fontsize=8, xytext=(6, -10), textcoords="offset points")
+        ax.set_aspect("equal")
+        ax.autoscale()
+        step = 1.0 if reach <= 25 else 5.0
+        ax.xaxis.set_major_locator(MultipleLocator(step))
+        ax.yaxis.set_major_locator(MultipleLocator(step))
+        ax.grid(True, color="0.85", lw=0.6)
+        ax.set_xlabel("x: right of the camera (m)")
+        ax.set_ylabel("y: ahead of the camera (m)")
+        where = (
+            f"one floor, camera {self.floor.camera_height_m:.2f} m above it"
+            if self.static_camera and self.floor is not None
+            else "each frame's floor under the moving camera"
+        )
+        ax.set_title(f"{len(self.tracks())} tracks over {len(self.frames)} frames; {where}", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+    def save(self, out_dir: str | Path, overwrite: bool = False) -> Path:
+        """Write ``tracks.json``, ``tracks.csv`` and ``trajectories.png`` into ``out_dir``
+        atomically (``_outputs.staged_output``: a hidden folder that replaces ``out_dir`` once
+        complete; the same folder rules as ``RecoveryResult.save``). Calls :meth:`finish` first."""
+        self.finish()
+        with staged_output(Path(out_dir), overwrite) as staging:
+            (staging / "tracks.json").write_text(json.dumps(self.to_json(), indent=1))
+            self.write_csv(staging / "tracks.csv")
+            self.plot(staging / "trajectories.png")
+        return Path(out_dir)
+
+
+def _floor_json(floor: FloorPlane | None) -> dict | None:
+    if floor is None:
+        return None
+    pitch, roll = camera_pitch_roll_deg(floor.up)
+    return {
+        "up": _floats(floor.up, 6),
+        "camera_height_m": round(float(floor.camera_height_m), 4),
+        "up_source": floor.up_source,
+        "camera_height_source": floor.height_source,
+        "camera_pitch_deg": round(pitch, 2),
+        "camera_roll_deg": round(roll, 2),
+    }
+
+
+def _floats(values, digits: int = 4) -> list[float]:
+    return [round(float(v), digits) for v in np.asarray(values).ravel()]

@@ -1,0 +1,155 @@
+"""`metrichmsr track` as a user runs it: bad input fails before torch loads with one line and
+nothing written; a tiny clip gives tracks.json by its schema (docs/tracks.schema.json), with
+ids that persist, tracks.csv and trajectories.png."""
+
+import copy
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import jsonschema
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_cli import EXIT_INPUT_ERROR, blank_png, run_cli, snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_FILE = ROOT / "docs" / "tracks.schema.json"
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    w = SimpleNamespace(root=tmp_path)
+    w.missing = tmp_path / "missing.mp4"
+    w.text_video = tmp_path / "notes.mp4"
+    w.text_video.write_text("not a video\n")
+    w.text = tmp_path / "notes.txt"
+    w.text.write_text("not a video\n")
+    w.frames = tmp_path / "frames"
+    w.frames.mkdir()
+    for i in range(3):
+        blank_png(w.frames / f"f{i:03d}.png")
+    w.empty = tmp_path / "empty"
+    w.empty.mkdir()
+    w.theirs = tmp_path / "theirs"
+    w.theirs.mkdir()
+    (w.theirs / "thesis.txt").write_text("keep me")
+    w.out = tmp_path / "out"
+    return w
+
+
+BAD_INPUT = {
+    "missing file": lambda w: ["track", w.missing, "-o", w.out],
+    "a text file named .mp4": lambda w: ["track", w.text_video, "-o", w.out],
+    "not a video suffix": lambda w: ["track", w.text, "-o", w.out],
+    "folder without frames": lambda w: ["track", w.empty, "-o", w.out],
+    "output inside the input folder": lambda w: ["track", w.frames, "-o", w.frames / "out"],
+    "output holds the user's files": lambda w: ["track", w.frames, "-o", w.theirs, "--overwrite"],
+    "--every 0": lambda w: ["track", w.frames, "-o", w.out, "--every", "0"],
+    "--fps negative": lambda w: ["track", w.frames, "-o", w.out, "--fps", "-5"],
+    "--intrinsics 3 numbers": lambda w: ["track", w.frames, "-o", w.out, "--intrinsics", "1,2,3"],
+    "--camera-height 1000": lambda w: ["track", w.frames, "-o", w.out, "--camera-height", "1000"],
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_fails_before_torch_with_one_line(workspace, case):
+    """Exit 2, one line on stderr, nothing written or touched, torch not even imported."""
+    argv = [str(arg) for arg in BAD_INPUT[case](workspace)]
+    before = snapshot(workspace.root)
+    code = f"import sys; from metrichmsr.cli import main; rc = main({argv!r}); print(rc, 'torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == [str(EXIT_INPUT_ERROR), "False"], done.stdout + done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("metrichmsr: error: "), done.stderr
+    assert snapshot(workspace.root) == before
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 4-frame .avi: two people of the sample photo, the view panning 8 px a frame, then a
+    grey frame with nobody; tracked."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("track")
+    photo = np.asarray(Image.open(ROOT / "assets" / "sample.jpg").convert("RGB"))
+    video = root / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (256, photo.shape[0]))
+    for shift in (0, 8, 16):
+        writer.write(cv2.cvtColor(np.ascontiguousarray(photo[:, shift : shift + 256]), cv2.COLOR_RGB2BGR))
+    writer.write(np.full((photo.shape[0], 256, 3), 128, np.uint8))
+    writer.release()
+    out = root / "out"
+    done = run_cli("track", video, "-o", out, "--fov", "60", timeout=300)
+    return SimpleNamespace(out=out, done=done, document=json.loads((out / "tracks.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def validator():
+    schema = json.loads(SCHEMA_FILE.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def problems(validator, document: dict) -> list[str]:
+    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(document)]
+
+
+def test_a_tiny_clip_is_tracked(clip, validator):
+    assert clip.done.returncode == 0, clip.done.stderr
+    assert "frames/s" in clip.done.stdout and "track(s)" in clip.done.stdout
+    assert {p.name for p in clip.out.iterdir()} == {"tracks.json", "tracks.csv", "trajectories.png", ".metrichmsr-output.json"}
+    document = clip.document
+    assert problems(validator, document) == []
+    assert [f["index"] for f in document["frames"]] == [0, 1, 2, 3] and document["frames"][3]["people"] == []
+    assert document["fps"] == 10.0 and document["frames"][2]["time_s"] == pytest.approx(0.2)
+    floor = document["floor"]
+    assert floor["camera_height_source"] == "video" and 0.5 < floor["camera_height_m"] < 3.0
+
+    # The two people seen in every frame keep their ids, and stand where they stood (the view moved 8 px).
+    first = {p["track_id"]: p for p in document["frames"][0]["people"]}
+    assert len(first) >= 2
+    for frame in document["frames"][1:3]:
+        ids = [p["track_id"] for p in frame["people"]]
+        assert len(ids) == len(set(ids))
+        for person in frame["people"]:
+            if person["track_id"] in first:
+                moved = np.subtract(person["floor_xy_m"], first[person["track_id"]]["floor_xy_m"])
+                assert np.linalg.norm(moved) < 0.5
+    lasting = [t for t in document["tracks"] if t["frames"] == 3]
+    assert len(lasting) >= 2 and {t["track_id"] for t in lasting} <= set(first)
+
+
+def test_the_csv_matches_the_json(clip):
+    with open(clip.out / "tracks.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    people = [(f, p) for f in clip.document["frames"] for p in f["people"]]
+    assert len(rows) == len(people)
+    for row, (frame, person) in zip(rows, people):
+        assert int(row["frame"]) == frame["index"] and int(row["track_id"]) == person["track_id"]
+        assert [float(row["x_m"]), float(row["y_m"])] == pytest.approx(person["floor_xy_m"], abs=1e-3)
+        assert [float(row[f"cam_{a}_m"]) for a in "xyz"] == pytest.approx(person["translation"], abs=1e-3)
+        assert row["on_floor"] == str(int(person["on_floor"]))
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda d: d.update(schema="metrichmsr.tracks/2"),
+        lambda d: d.pop("fps"),
+        lambda d: d["floor"].update(camera_height_m=-1.0),
+        lambda d: d["frames"][0]["people"][0].pop("track_id"),
+        lambda d: d["frames"][0]["people"][0].update(translation=[1.0, 2.0]),
+        lambda d: d["frames"][0]["people"][0]["joints3d"].pop("left_heel"),
+        lambda d: d["camera"].update(source="guess"),
+    ],
+    ids=["other schema", "no fps", "negative height", "no track id", "translation of 2", "joint missing", "camera source"],
+)
+def test_a_broken_document_fails(clip, validator, break_it):
+    broken = copy.deepcopy(clip.document)
+    break_it(broken)
+    assert problems(validator, broken) != []

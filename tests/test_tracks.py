@@ -1,0 +1,76 @@
+"""tracks.json, tracks.csv and trajectories.png from synthetic tracked frames (no models): a
+fixed camera's people end on the clip's final floor, a moving camera's keep each frame's, both
+documents follow docs/tracks.schema.json, and the files are written atomically."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from metrichmsr.camera import Intrinsics
+from metrichmsr.joints import JOINT_NAMES
+from metrichmsr.result import PersonResult, RecoveryResult
+from metrichmsr.scene.floor import FloorPlane, foot_contacts
+from metrichmsr.tracks import ClipTracks, TrackedFrame
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "tracks.schema.json").read_text())
+INTRINSICS = Intrinsics(500.0, 500.0, 159.5, 119.5, "user")
+SOLE = {"ankle": 0.092, "big_toe": 0.019, "small_toe": 0.017, "heel": 0.036}  # above the sole, as scene.floor has it
+
+
+def person(root: np.ndarray, floor_depth_m: float) -> PersonResult:
+    """A standing person (joints straight below the hip midpoint ``root``) whose soles lie ``floor_depth_m`` below the camera."""
+    joints = np.repeat(root[None], len(JOINT_NAMES), axis=0)
+    for i, name in enumerate(JOINT_NAMES):
+        part = name.partition("_")[2]  # "left_big_toe" -> "big_toe"; "nose" -> ""
+        if part in SOLE:
+            joints[i, 1] = floor_depth_m - SOLE[part]
+    x, y, z = root
+    box = np.array([(x - 0.3) / z, (y - 0.9) / z, (x + 0.3) / z, floor_depth_m / z]) * 500 + [159.5, 119.5, 159.5, 119.5]
+    zeros = np.zeros(1)
+    return PersonResult(0, box, 0.9, root, 1.7, joints, np.zeros((33, 3)), zeros, zeros, zeros, np.eye(3))
+
+
+def tracked(index: int, roots, floor: FloorPlane, depth_m: float, on_floor: bool = True) -> TrackedFrame:
+    people = [person(np.asarray(r, float), depth_m) for r in roots]
+    result = RecoveryResult(np.zeros((240, 320, 3), np.uint8), "", INTRINSICS, people=people, floor=floor)
+    return TrackedFrame(index, index / 10.0, result, np.arange(len(people)), floor, np.full(len(people), on_floor))
+
+
+def test_a_fixed_camera_ends_on_the_final_floor(tmp_path):
+    clip = ClipTracks(INTRINSICS, (320, 240), fps=10.0)
+    early = FloorPlane.level(1.4)
+    final = FloorPlane(np.array([0.0, -1.0, 0.0]), 1.5, height_source="video")
+    for i in range(6):  # the first frames were placed on a floor 1.4 m down, the last on 1.5 m
+        floor = early if i < 3 else final
+        clip.add(tracked(i, [[0.1 * i, floor.camera_height_m - 0.9, 6.0]], floor, floor.camera_height_m))
+    clip.finish()
+    for frame in clip.frames:
+        joints = frame.people[0].joints3d
+        # To the millimetre: the scale moves the foot joints, the sole stays a fixed few cm below them.
+        assert final.below_ratio(foot_contacts(joints[None], final.up))[0] == pytest.approx(1.0, abs=2e-3)
+    out = clip.save(tmp_path / "out")
+    document = json.loads((out / "tracks.json").read_text())
+    assert list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(document)) == []
+    assert document["floor"]["camera_height_m"] == 1.5 and document["floor"]["frames"] == 6
+    assert [t["frames"] for t in document["tracks"]] == [6]
+    assert sorted(p.name for p in out.iterdir()) == [".metrichmsr-output.json", "tracks.csv", "tracks.json", "trajectories.png"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_a_moving_camera_keeps_each_frames_floor(tmp_path):
+    clip = ClipTracks(INTRINSICS, (320, 240), fps=10.0, static_camera=False)
+    floors = [FloorPlane.level(1.2), FloorPlane.level(1.6), None]
+    for i, floor in enumerate(floors):
+        clip.add(tracked(i, [[1.0, 0.5, 5.0], [-1.0, 0.5, 8.0]], floor, 1.4, on_floor=False))
+    clip.finish()
+    document = clip.to_json()
+    assert list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(document)) == []
+    assert document["floor"] is None and document["static_camera"] is False
+    assert [f["floor"]["camera_height_m"] if f["floor"] else None for f in document["frames"]] == [1.2, 1.6, None]
+    assert document["frames"][0]["people"][0]["floor_xy_m"] == pytest.approx([1.0, 5.0])
+    assert document["frames"][2]["people"][0]["floor_xy_m"] is None
+    clip.save(tmp_path / "moving")  # no floor in the last frame: still drawn and written
+    assert (tmp_path / "moving" / "trajectories.png").stat().st_size > 0
