@@ -136,13 +136,6 @@ def foot_contacts(joints: np.ndarray, up: np.ndarray) -> np.ndarray:
     return feet[rows, lowest] - np.outer(_FOOT_ABOVE_SOLE_M[lowest], up)
 
 
-#: How far (degrees, one standard deviation) the ground people stand on may slope against the
-#: up the image's lines give. Lines measure gravity (walls, poles); plazas, streets and lawns
-#: slope a few degrees against it (PETS 2009's plaza: 3.8 degrees). Three or more people
-#: spread in depth then fit the slope; with fewer the lines' up stands.
-GROUND_SLOPE_DEG = 3.0
-
-
 def floor_from_people(
     joints: np.ndarray,
     ups: np.ndarray | None = None,
@@ -151,7 +144,7 @@ def floor_from_people(
     depth_noise: float = 0.0,
     up_noise_deg: float = 5.0,
     scene_up: np.ndarray | None = None,
-    scene_up_noise_deg: float = GROUND_SLOPE_DEG,
+    scene_up_noise_deg: float = 0.5,
     iterations: int = 3,
 ) -> FloorPlane | None:
     """The floor the recovered people stand on.
@@ -187,8 +180,7 @@ def floor_from_people(
             bodies recovered from one photo).
         up_noise_deg: expected error of one person's up direction, degrees.
         scene_up: optional (3,) up direction of the scene (``scene.horizon.up_from_lines``).
-        scene_up_noise_deg: how far the floor's normal may lie from it, degrees
-            (:data:`GROUND_SLOPE_DEG`).
+        scene_up_noise_deg: its expected error, degrees.
 
     Returns:
         The floor, or None when no person is usable or the fit puts the camera on or below it.
