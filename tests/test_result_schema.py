@@ -6,25 +6,17 @@ import copy
 import json
 from pathlib import Path
 
-import jsonschema  # the `test` extra
 import numpy as np
 import pytest
 from PIL import Image
 
 from _people_on_floor import ROOM_K, room_image
-
-SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "result.schema.json"
+from _schema import problems, schema_validator
 
 
 @pytest.fixture(scope="module")
 def validator():
-    schema = json.loads(SCHEMA_FILE.read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
-
-
-def problems(validator, document: dict) -> list[str]:
-    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(document)]
+    return schema_validator("result.schema.json")
 
 
 @pytest.fixture(scope="module")

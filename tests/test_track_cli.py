@@ -10,15 +10,14 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import jsonschema
 import numpy as np
 import pytest
 from PIL import Image
 
+from _schema import problems, schema_validator
 from test_cli import EXIT_INPUT_ERROR, blank_png, run_cli, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_FILE = ROOT / "docs" / "tracks.schema.json"
 
 
 @pytest.fixture
@@ -90,13 +89,7 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def validator():
-    schema = json.loads(SCHEMA_FILE.read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
-
-
-def problems(validator, document: dict) -> list[str]:
-    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(document)]
+    return schema_validator("tracks.schema.json")
 
 
 def test_a_tiny_clip_is_tracked(clip, validator):
