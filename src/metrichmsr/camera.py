@@ -64,7 +64,7 @@ class Intrinsics:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     def horizontal_fov_deg(self, width: int) -> float:
-        return math.degrees(2.0 * math.atan(width / (2.0 * self.fx)))
+        return fov_from_focal(self.fx, width)
 
     def fov_text(self, width: int) -> str:
         """The horizontal field of view over ``width`` pixels, and its interval when estimated, for the user."""
@@ -103,6 +103,11 @@ def focal_from_fov(fov_deg: float, width: int) -> float:
     if not 0.0 < fov_deg < 180.0:
         raise InputError(f"--fov must be in (0, 180) degrees, got {fov_deg}")
     return (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
+
+
+def fov_from_focal(focal_px: float, width: int) -> float:
+    """Horizontal field of view (degrees) of a focal length ``focal_px`` over ``width`` pixels."""
+    return math.degrees(2.0 * math.atan(width / (2.0 * focal_px)))
 
 
 def _exif_number(value) -> float | None:

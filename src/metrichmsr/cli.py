@@ -520,11 +520,7 @@ def _recover(args) -> int:
                 tqdm.write(f"metrichmsr: skipped {job.path.name}: {_one_line(error)}", file=sys.stderr)
                 continue
             if result.intrinsics.source == "default":
-                tqdm.write(
-                    f"metrichmsr: warning: {job.path.name}: focal length unknown ({result.intrinsics.note}); "
-                    "every distance scales with it: give --fov, --focal or --intrinsics if you know it",
-                    file=sys.stderr,
-                )
+                tqdm.write(_camera_line(job.path.name, result.intrinsics), file=sys.stderr)
             tqdm.write(_summary(job, result, args.camera_height), file=sys.stdout)
     total_s = time.perf_counter() - started
     done = len(jobs) + len(unreadable) - failures
@@ -547,9 +543,20 @@ def _shared_camera(jobs: list[_Job]):
                 continue  # reported, and skipped, by the run itself
 
     shared = shared_camera(images())
-    if shared is not None and shared.source == "estimated":
-        print(f"metrichmsr: --same-camera: focal length {shared.fx:.0f} px, {shared.note}", file=sys.stderr)
+    if shared is not None and shared.source == "estimated":  # a default one is warned about per image
+        print(_camera_line("--same-camera", shared), file=sys.stderr)
     return shared
+
+
+def _camera_line(where: str, intrinsics) -> str:
+    """The stderr line about intrinsics ``recover`` or ``track`` found themselves: the focal
+    length estimated from the lines, or the warning that the default was taken, and why."""
+    if intrinsics.source == "estimated":
+        return f"metrichmsr: {where}: focal length {intrinsics.fx:.0f} px, {intrinsics.note}"
+    return (
+        f"metrichmsr: warning: {where}: focal length unknown ({intrinsics.note}); "
+        "every distance scales with it: give --fov, --focal or --intrinsics if you know it"
+    )
 
 
 def _check_weights(args) -> None:
@@ -642,10 +649,7 @@ def _clip_camera(info, default):
     shared = shared_camera(frame.image for frame in read_frames(info, step) if isinstance(frame, Frame))
     if shared is None:
         return default
-    if shared.source == "estimated":
-        print(f"metrichmsr: focal length {shared.fx:.0f} px ({shared.fov_text(info.size[0])}), {shared.note}", file=sys.stderr)
-    else:
-        print(f"metrichmsr: warning: focal length unknown ({shared.note}); every distance scales with it", file=sys.stderr)
+    print(_camera_line(info.path.name, shared), file=sys.stderr)
     return shared
 
 

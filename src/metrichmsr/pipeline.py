@@ -32,7 +32,7 @@ from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_b
 from metrichmsr.scene.anchors import human_anchors, people_depth
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import FloorPlane, foot_contacts, shared_floor_scales, sunken_scales
-from metrichmsr.scene.focal import focal_from_lines, with_estimate
+from metrichmsr.scene.focal import camera_from_lines
 from metrichmsr.scene.horizon import ImageLines
 from metrichmsr.scene.placement import parts_read_as_far, people_floor, scene_lines
 from metrichmsr.scene.refine import refine_depth, scene_summary
@@ -175,14 +175,19 @@ class Recoverer:
         return result
 
     def _people_on_floor(
-        self, image: np.ndarray, intrinsics: Intrinsics, boxes: np.ndarray | None, camera_height_m: float | None
+        self,
+        image: np.ndarray,
+        intrinsics: Intrinsics,
+        boxes: np.ndarray | None,
+        camera_height_m: float | None,
+        estimate_camera: bool = True,
     ) -> tuple[RecoveryResult, np.ndarray | None]:
         """:meth:`infer` without the scene depth: the result (people, floor) and the foot contacts
-        of :meth:`stand_on_floor`."""
+        of :meth:`stand_on_floor`. ``estimate_camera``: default ``intrinsics`` are replaced by the
+        focal length the image's lines give (``scene.focal``), where they tell it."""
         detected = self.detect(image, boxes=boxes)
-        if intrinsics.source == "default":  # neither the user nor EXIF: the image's lines may tell
-            people_boxes = np.stack([o.bbox for o in detected]) if detected else None
-            intrinsics = with_estimate(intrinsics, image.shape[1], focal_from_lines(image, people_boxes))
+        if estimate_camera and intrinsics.source == "default":  # neither the user nor EXIF: the lines may tell
+            intrinsics = camera_from_lines(intrinsics, image, np.stack([o.bbox for o in detected]) if detected else None)
         result = RecoveryResult(image, "", intrinsics, faces=self.body.faces.cpu().numpy())
         if boxes is not None:
             result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]
@@ -215,7 +220,9 @@ class Recoverer:
         Args:
             frames: ``video_io.Frame``s (index, time, pixels), or (H, W, 3) uint8 RGB arrays
                 taken as frames 0, 1, ... at ``fps``.
-            K: (3, 3) intrinsics in pixels or an ``Intrinsics``; None: the default field of view.
+            K: (3, 3) intrinsics in pixels or an ``Intrinsics``; None: EXIF-less, the focal
+                length the first frame's lines give (``scene.focal``), else the default field
+                of view; one camera for the whole clip either way.
             camera_height_m: the camera's known height above the floor, metres.
             fps: frame rate of plain arrays, frames per second.
 
@@ -229,8 +236,10 @@ class Recoverer:
         for i, frame in enumerate(frames):
             frame = frame if isinstance(frame, Frame) else Frame(i, i / fps, frame)
             image = check_image(frame.image)
+            first = intrinsics is None
             intrinsics = intrinsics or _intrinsics(K, image.shape[1], image.shape[0], None)
-            result, contacts = self._people_on_floor(image, intrinsics, None, camera_height_m)
+            result, contacts = self._people_on_floor(image, intrinsics, None, camera_height_m, estimate_camera=first)
+            intrinsics = result.intrinsics  # the first frame's camera, estimated or not, is the clip's
             on_floor = np.zeros(len(result.people), dtype=bool)
             if not static_camera:
                 floor = result.floor or floor  # a frame without one keeps the last

@@ -168,7 +168,7 @@ def run_mode(recoverer, mode: Mode, frames: list[Path], camera: dict, out_dir: P
 
     K = np.asarray(camera["K"]) if mode.true_K else None
     if mode.same_camera:
-        K = shared_camera([load_image(frame)[0] for frame in frames])
+        K = shared_camera(load_image(frame)[0] for frame in frames)
     camera_height_m = camera["camera_height_m"] if mode.camera_height else None
     seconds = []
     for frame in tqdm(frames, desc=mode.folder, unit="image"):

@@ -99,7 +99,7 @@ def evaluate(
     from metrichmsr.bench.depth_bench import bench_scene
     from metrichmsr.camera import resolve_intrinsics
     from metrichmsr.pipeline import without_parts_read_as_far
-    from metrichmsr.scene.focal import focal_from_lines, with_estimate
+    from metrichmsr.scene.focal import camera_from_lines
     from metrichmsr.synth.dataset import load_sample
 
     faces = recoverer.body.faces.cpu().numpy()
@@ -115,7 +115,7 @@ def evaluate(
         if "estimated" in methods:
             started = time.perf_counter()
             boxes = np.stack([o.bbox for o in observations]) if observations else None
-            estimated = with_estimate(resolve_intrinsics(*size), size[0], focal_from_lines(scene.image, boxes))
+            estimated = camera_from_lines(resolve_intrinsics(*size), scene.image, boxes)
             estimate_s = time.perf_counter() - started
         # Methods sharing stages run as one batched fit: each is charged the detection plus its share.
         for stages in dict.fromkeys(_STAGES.get(m, _DEFAULT_STAGES) for m in methods):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES
+from metrichmsr.camera import fov_from_focal
 from metrichmsr.metrics import mpjpe, pa_mpjpe
 from metrichmsr.perception import match_boxes
 from metrichmsr.synth.people import SyntheticImage
@@ -55,7 +56,7 @@ def score_image(scene: SyntheticImage, people: Sequence[Prediction], config: Sco
     height, width = scene.image.shape[:2]
     full = np.clip(scene.boxes_full, 0, [width - 1, height - 1, width - 1, height - 1])
     matches = match_boxes(np.array([p.bbox for p in people]).reshape(-1, 4), full, config.min_iou)
-    fov_deg = math.degrees(2 * math.atan(width / (2 * scene.K[0, 0])))
+    fov_deg = fov_from_focal(scene.K[0, 0], width)
     rows = []
     for i, root in enumerate(scene.params.translation.numpy().astype(np.float64)):
         box_height = scene.boxes[i, 3] - scene.boxes[i, 1]

@@ -13,10 +13,13 @@ the scene is a box; two horizontal families give it only when they meet at right
    an image point, whatever K). People's boxes are left out.
 2. Families whose segments stand within :data:`VERTICAL_IMAGE_DEG` of the image's vertical
    are vertical candidates; the others horizontal.
-3. Each usable pair gives f, and its spread over :data:`BOOTSTRAP` resamplings of the
-   segments gives its uncertainty (a vanishing point far outside the image, as for a level
-   camera's verticals, moves wildly and so tells little). The pairs that agree are combined
-   in log f, weighted by their variances.
+3. Every pair (vertical with horizontal; two horizontal ones at :data:`MANHATTAN_WEIGHT`)
+   asks for a right angle. Each family's direction noise comes from :data:`BOOTSTRAP`
+   resamplings of its segments (a vanishing point far outside the image, as for a level
+   camera's verticals, moves wildly and so tells little). A grid search over focal length and
+   principal point (its prior :data:`PRINCIPAL_POINT_STD`), each pair's misfit capped at
+   :data:`OUTLIER_SIGMAS`, picks the pairs that agree; least squares on them gives the focal
+   length and, from its Jacobian, its uncertainty.
 
 A level camera (verticals parallel in the image), a single family, or no lines at all cannot
 tell: then :attr:`FocalEstimate.focal_px` is None and ``why`` says what was missing.
@@ -31,8 +34,9 @@ from typing import Iterable
 import numpy as np
 from scipy.optimize import least_squares
 
-from metrichmsr.camera import DEFAULT_FOV_DEG, Intrinsics, resolve_intrinsics
+from metrichmsr.camera import DEFAULT_FOV_DEG, Intrinsics, focal_from_fov, fov_from_focal, resolve_intrinsics
 from metrichmsr.geometry import rays_z1, unit
+from metrichmsr.scene._stats import weighted_median
 from metrichmsr.scene.horizon import Segments, detect_segments, vanishing_points
 
 #: A family is a vertical candidate when its segments (length-weighted) lean less than this
@@ -94,7 +98,7 @@ class FocalEstimate:
         """The horizontal FOV interval (degrees) ``sigmas`` standard deviations either side
         (1: the 68% interval); the longer focal gives the narrower view, listed first."""
         long, short = (self.focal_px * math.exp(s * sigmas * self.log_std) for s in (1.0, -1.0))
-        return tuple(math.degrees(2.0 * math.atan(width / (2.0 * f))) for f in (long, short))
+        return fov_from_focal(long, width), fov_from_focal(short, width)
 
 
 def nominal_K(width: int, height: int) -> np.ndarray:
@@ -171,7 +175,7 @@ def focal_from_lines(
         return FocalEstimate(None, why=_cannot_tell(vertical))
     centre = K[:2, 2]
     pp_std = np.array([width, height]) * (PRINCIPAL_POINT_STD if principal_point is None else 1e-6)
-    log_f_range = [math.log(width / 2.0 / math.tan(math.radians(fov) / 2.0)) for fov in FOV_RANGE_DEG[::-1]]
+    log_f_range = [math.log(focal_from_fov(fov, width)) for fov in FOV_RANGE_DEG[::-1]]
     # A pair's cosine moves with its two directions: their angular spread over the resampled segments.
     angle_noise = np.maximum(_angular_spread(samples), math.radians(MIN_ANGLE_NOISE_DEG))
     noise = np.hypot(angle_noise[pairs[:, 0]], angle_noise[pairs[:, 1]])
@@ -243,9 +247,7 @@ def pooled(estimates: list[FocalEstimate]) -> FocalEstimate:
         return FocalEstimate(None, why=f"none of the {len(estimates)} image(s) has lines that tell the focal length")
     log_f = np.log([e.focal_px for e in found])
     weight = 1.0 / np.array([e.log_std for e in found]) ** 2
-    order = np.argsort(log_f)
-    cumulative = np.cumsum(weight[order])
-    median = log_f[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
+    median = weighted_median(log_f, weight)
     agree = np.abs(log_f - median) <= AGREEMENT_SIGMAS * np.array([e.log_std for e in found])
     focal = math.exp(float((weight[agree] * log_f[agree]).sum() / weight[agree].sum()))
     log_std = max(float(weight[agree].sum() ** -0.5), MIN_SPREAD)
@@ -268,6 +270,13 @@ def with_estimate(intrinsics: Intrinsics, width: int, estimate: FocalEstimate) -
         estimate.fov_interval_deg(width),
         f"from the image's lines: {estimate.cue}",
     )
+
+
+def camera_from_lines(intrinsics: Intrinsics, image: np.ndarray, people_boxes: np.ndarray | None = None) -> Intrinsics:
+    """``intrinsics`` of source ``default`` for an (H, W, 3) uint8 ``image``, replaced by the
+    focal length its lines give (:func:`focal_from_lines`, the people's (N, 4) boxes left out)
+    where they tell it (:func:`with_estimate`)."""
+    return with_estimate(intrinsics, image.shape[1], focal_from_lines(image, people_boxes))
 
 
 def shared_camera(images: Iterable[np.ndarray]) -> Intrinsics | None:
