@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Idempotent setup: system EGL/Mesa libraries for offscreen rendering, then .venv with the
-# CPU build of torch (from this machine's local wheel store) and the package itself.
+# Idempotent setup: system EGL/Mesa libraries for offscreen rendering and Chromium for the
+# viewer's browser test, then .venv with the CPU build of torch (from this machine's local
+# wheel store) and the package itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri; do
+for pkg in libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -452,13 +452,13 @@ def test_blank_image_succeeds_with_nobody(single_runs):
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert "nobody" in done.stdout.lower()
-    assert set(single_runs.first_files) == {"result.json", "scene.glb", "overlay.png", ".metrichmsr-output.json"}
+    assert set(single_runs.first_files) == {"result.json", "scene.glb", "overlay.png", "view.html", ".metrichmsr-output.json"}
     result = json.loads(single_runs.first_files["result.json"])
     assert_blank_result(result, single_runs.image)
     assert result["camera"]["source"] == "default"
     assert single_runs.first_files["scene.glb"][:4] == b"glTF"
     assert single_runs.first_files["overlay.png"][:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads(single_runs.first_files[".metrichmsr-output.json"])["files"] == ["overlay.png", "result.json", "scene.glb"]
+    assert json.loads(single_runs.first_files[".metrichmsr-output.json"])["files"] == ["overlay.png", "result.json", "scene.glb", "view.html"]
 
 
 def test_rerun_without_overwrite_is_refused_untouched(single_runs):
@@ -470,7 +470,7 @@ def test_rerun_without_overwrite_is_refused_untouched(single_runs):
 def test_overwrite_replaces_our_own_result_folder(single_runs):
     done = single_runs.overwrite
     assert done.returncode == 0, done.stderr
-    assert single_runs.overwrite_files == [".metrichmsr-output.json", "overlay.png", "result.json", "scene.glb"]
+    assert single_runs.overwrite_files == [".metrichmsr-output.json", "overlay.png", "result.json", "scene.glb", "view.html"]
     assert single_runs.stray.returncode == EXIT_INPUT_ERROR, single_runs.stray.stderr
     assert snapshot(single_runs.root) == single_runs.stray_snapshot  # the user's notes.txt made it theirs
     result = read_result(single_runs.out)

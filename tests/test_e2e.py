@@ -135,6 +135,7 @@ def test_no_depth_backend_writes_no_scene(recoverer, scene, depth_spec, tmp_path
         "overlay.png",
         "result.json",
         "scene.glb",
+        "view.html",
     ]
 
 

@@ -63,6 +63,7 @@ RECOVER_FILES = """files written, per image (OUT, or OUT/<image stem>/ for a fol
   result.json   people (camera frame, metres), camera, scene (schema metrichmsr.result/1)
   scene.glb     people, camera and scene in one glTF file (Blender, three.js)
   overlay.png   the bodies drawn over the photo
+  view.html     the 3D viewer: open it in a browser (works offline), or `metrichmsr view OUT`
   depth.npy     scene depth in metres (float32, NaN unknown), and depth.png to look at (with scene depth)
   .metrichmsr-output.json   the list of these files: how a later --overwrite knows the folder is ours
 
@@ -73,6 +74,7 @@ TRACK_FILES = """files written (OUT; docs/tracks.md):
   tracks.json        every frame's people with their track ids, camera frame, metres (schema metrichmsr.tracks/1)
   tracks.csv         one row per person per frame: where they stand on the floor, height, camera-frame position
   trajectories.png   the floor from above, one line per track
+  view.html          the 3D viewer with a timeline: open it in a browser, or `metrichmsr view OUT`
   .metrichmsr-output.json   the list of these files (see recover --help)
 
 A fixed camera (the default) sees one floor: every frame's people place it, the pooled floor
@@ -160,6 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
         "and positions are relative to the camera in that frame",
     )
     _add_people_arguments(track)
+
+    view = commands.add_parser(
+        "view",
+        help="serve a result folder's 3D viewer (view.html) on this machine and open it in a browser",
+        description="Serve a recover or track output folder (or a folder of them) at http://127.0.0.1:PORT/ "
+        "until Ctrl-C. view.html also opens straight from the file system; the server is for a browser "
+        "on another machine (forward the port) or a folder written before view.html existed.",
+    )
+    view.add_argument("folder", type=Path, help="a recover or track output folder, or a folder of recover's per-image folders")
+    view.add_argument(
+        "--port",
+        type=_number("--port", lambda v: 0 <= v <= 65535 and v == int(v), "a whole number from 0 to 65535"),
+        default=8765,
+        help="port to listen on, on 127.0.0.1 only (default 8765; 0: any free port)",
+    )
+    view.add_argument("--no-browser", action="store_true", help="print the address, open no browser")
 
     synth = commands.add_parser("synth", help="render synthetic people with metric ground truth (for benchmarks and training)")
     synth.add_argument(
@@ -281,6 +299,32 @@ def _add_people_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"detection confidence a person needs, 0-1 (default {MIN_SCORE:g}; raise it if "
         "things that are not people are found, lower it to find more people)",
     )
+
+
+def _view(args) -> int:
+    import webbrowser
+
+    from metrichmsr.viewer import make_server, pages
+
+    found = pages(args.folder)
+    server = make_server(args.folder, int(args.port))
+    host, port = server.server_address[:2]
+    urls = [f"http://{host}:{port}/{page}" for page in found]
+    print(f"serving {args.folder} (Ctrl-C to stop):")
+    for url in urls[:10]:
+        print(f"  {url}")
+    if len(urls) > 10:
+        print(f"  ... and {len(urls) - 10} more: http://{host}:{port}/ lists the folders")
+    sys.stdout.flush()
+    if not args.no_browser:
+        webbrowser.open(urls[0])
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # how a server is stopped: not an error
+    finally:
+        server.server_close()
+    return 0
 
 
 def _train(args) -> int:
@@ -697,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv is not None and any("\x00" in arg for arg in argv):  # a shell cannot pass one; Python can
             raise InputError("an argument holds a NUL byte")
         args = build_parser().parse_args(argv)
-        commands = {"recover": _recover, "track": _track, "synth": _synth, "bench": _bench, "train": _train}
+        commands = {"recover": _recover, "track": _track, "view": _view, "synth": _synth, "bench": _bench, "train": _train}
         return commands[args.command](args)
     except InputError as error:
         print(f"metrichmsr: error: {_one_line(error)}", file=sys.stderr)

@@ -120,8 +120,9 @@ class RecoveryResult:
         }
 
     def save(self, out_dir: str | Path, renderer=None, overwrite: bool = False) -> Path:
-        """Write result.json and the 3D overlay (``scene.export.write_overlay``: scene.glb,
-        overlay.png, and with scene depth depth.npy, depth.png) into ``out_dir`` atomically.
+        """Write result.json, the 3D overlay (``scene.export.write_overlay``: scene.glb,
+        overlay.png, and with scene depth depth.npy, depth.png) and the viewer page view.html
+        (``viewer.write_view_html``) into ``out_dir`` atomically.
 
         The files are written into a hidden sibling folder that replaces ``out_dir`` only once
         complete, so an interrupted run never leaves a half-written result folder. ``out_dir``
@@ -130,6 +131,7 @@ class RecoveryResult:
         ``renderer``: a ``render.Renderer`` to draw the overlay with (default: a new one).
         """
         from metrichmsr.scene.export import write_overlay
+        from metrichmsr.viewer import write_view_html
 
         with staged_output(Path(out_dir), overwrite) as staging:
             (staging / "result.json").write_text(json.dumps(self.to_json(), indent=1))
@@ -142,6 +144,7 @@ class RecoveryResult:
                 floor=self.floor if self.scene is not None else None,  # no scene asked for: no floor drawn
                 renderer=renderer,
             )
+            write_view_html(staging)
         return Path(out_dir)
 
 

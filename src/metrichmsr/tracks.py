@@ -23,6 +23,7 @@ from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.result import RecoveryResult
 from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, foot_contacts
 from metrichmsr.tracking import floor_axes, floor_coordinates, horizontal, smooth_positions, standing_positions
+from metrichmsr.viewer import write_view_html
 
 SCHEMA = "metrichmsr.tracks/1"
 CSV_COLUMNS = ("frame", "time_s", "track_id", "x_m", "y_m", "height_m", "cam_x_m", "cam_y_m", "cam_z_m", "on_floor")
@@ -273,7 +274,8 @@ class ClipTracks:
         plt.close(fig)
 
     def save(self, out_dir: str | Path, overwrite: bool = False) -> Path:
-        """Write ``tracks.json``, ``tracks.csv`` and ``trajectories.png`` into ``out_dir``
+        """Write ``tracks.json``, ``tracks.csv``, ``trajectories.png`` and the viewer page
+        ``view.html`` (``viewer.write_view_html``) into ``out_dir``
         atomically (``_outputs.staged_output``: a hidden folder that replaces ``out_dir`` once
         complete; the same folder rules as ``RecoveryResult.save``). Calls :meth:`finish` first."""
         self.finish()
@@ -281,6 +283,7 @@ class ClipTracks:
             (staging / "tracks.json").write_text(json.dumps(self.to_json(), indent=1))
             self.write_csv(staging / "tracks.csv")
             self.plot(staging / "trajectories.png")
+            write_view_html(staging)
         return Path(out_dir)
 
 
