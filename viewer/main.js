@@ -478,6 +478,7 @@ function setupInteraction(viewer, ruler, select) {
     const key = event.key.toLowerCase();
     if (key === 'c') viewer.setView(viewer.cameraView ? 'orbit' : 'camera');
     else if (key === 'r') setRuler(!rulerOn);
+    else if (key === 'h') document.body.classList.toggle('bare'); // panels away: a clean picture
     else if (key === 'escape') (rulerOn ? setRuler(false) : select(null));
     else if (keys[key]) {
       if (viewer.cameraView) viewer.setView('orbit');

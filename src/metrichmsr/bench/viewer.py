@@ -96,9 +96,10 @@ def save_screenshots(path: Path, out_dir: Path) -> list[Path]:
     with open_page(path) as (page, _):
         page.evaluate("window.metrichmsrViewer.rendered()")
         page.screenshot(path=str(written[0]))
-        page.mouse.move(640, 420)
+        # Dragging left and down turns the view to the right and lifts it above the floor.
+        page.mouse.move(640, 360)
         page.mouse.down()
-        page.mouse.move(520, 360, steps=8)
+        page.mouse.move(560, 420, steps=8)
         page.mouse.up()
         page.evaluate("window.metrichmsrViewer.rendered()")
         page.screenshot(path=str(written[1]))
