@@ -458,7 +458,12 @@ def test_blank_image_succeeds_with_nobody(single_runs):
     assert result["camera"]["source"] == "default"
     assert single_runs.first_files["scene.glb"][:4] == b"glTF"
     assert single_runs.first_files["overlay.png"][:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads(single_runs.first_files[".metrichmsr-output.json"])["files"] == ["overlay.png", "result.json", "scene.glb", "view.html"]
+    assert json.loads(single_runs.first_files[".metrichmsr-output.json"])["files"] == [
+        "overlay.png",
+        "result.json",
+        "scene.glb",
+        "view.html",
+    ]
 
 
 def test_rerun_without_overwrite_is_refused_untouched(single_runs):

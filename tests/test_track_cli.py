@@ -95,7 +95,13 @@ def validator():
 def test_a_tiny_clip_is_tracked(clip, validator):
     assert clip.done.returncode == 0, clip.done.stderr
     assert "frames/s" in clip.done.stdout and "track(s)" in clip.done.stdout
-    assert {p.name for p in clip.out.iterdir()} == {"tracks.json", "tracks.csv", "trajectories.png", "view.html", ".metrichmsr-output.json"}
+    assert {p.name for p in clip.out.iterdir()} == {
+        "tracks.json",
+        "tracks.csv",
+        "trajectories.png",
+        "view.html",
+        ".metrichmsr-output.json",
+    }
     document = clip.document
     assert problems(validator, document) == []
     assert [f["index"] for f in document["frames"]] == [0, 1, 2, 3] and document["frames"][3]["people"] == []

@@ -41,7 +41,10 @@ def tracks_document() -> dict:
     frames = []
     for index in range(3):
         x = -0.5 + 0.5 * index
-        joints = {name: [x + 0.1 * ("left" in name) - 0.1 * ("right" in name), 0.7 - 0.05 * i, 5.0] for i, name in enumerate(JOINT_NAMES)}
+        joints = {
+            name: [x + 0.1 * ("left" in name) - 0.1 * ("right" in name), 0.7 - 0.05 * i, 5.0]
+            for i, name in enumerate(JOINT_NAMES)
+        }
         person = {"track_id": 7, "bbox": [0, 0, 1, 1], "score": 0.9, "translation": [x, 0.0, 5.0], "height_m": 1.7,
                   "floor_xy_m": [x, 5.0], "on_floor": True, "joints3d": joints}  # fmt: skip
         frames.append({"index": index, "time_s": index / 5, "people": [person]})
@@ -151,7 +154,10 @@ def test_the_page_lines_up_with_the_photo_and_measures_in_metres(recovered):
         up, camera_height = np.array(floor["up"]), floor["camera_height_m"]
         free = ~expected
         v = height - 6
-        u0, u1 = (next(u for u in columns if free[v - 3 : v + 4, u - 3 : u + 4].all()) for columns in (range(6, width), range(width - 7, 0, -1)))
+        u0, u1 = (
+            next(u for u in columns if free[v - 3 : v + 4, u - 3 : u + 4].all())
+            for columns in (range(6, width), range(width - 7, 0, -1))
+        )
         points = []
         for u in (u0, u1):
             ray = np.array([(u - cx) / fx, (v - cy) / fy, 1.0])
