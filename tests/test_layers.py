@@ -40,6 +40,7 @@ LAYERS = {
     "result": 1,
     "tracking": 1,
     "tracks": 1,
+    "viewer": 1,
     # The one place that wires the stages.
     "pipeline": 2,
     # Training HumanMoE, then the front ends: the benchmarks (which may measure what training

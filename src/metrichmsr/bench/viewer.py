@@ -91,20 +91,20 @@ def _first_frame_s(path: Path) -> tuple[float, int, list[str]]:
 
 
 def save_screenshots(path: Path, out_dir: Path) -> list[Path]:
-    """``viewer_camera.png`` (the camera's view, the photo behind) and ``viewer_orbit.png``
+    """``viewer_camera.jpg`` (the camera's view, the photo behind) and ``viewer_orbit.jpg``
     (orbited a little to the side and above) of one view.html, into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "viewer_camera.png", out_dir / "viewer_orbit.png"]
+    written = [out_dir / "viewer_camera.jpg", out_dir / "viewer_orbit.jpg"]
     with open_page(path) as (page, _):
         page.evaluate("window.metrichmsrViewer.rendered()")
-        page.screenshot(path=str(written[0]))
+        page.screenshot(path=str(written[0]), quality=85)
         # Dragging left and down turns the view to the right and lifts it above the floor.
         page.mouse.move(640, 360)
         page.mouse.down()
         page.mouse.move(560, 420, steps=8)
         page.mouse.up()
         page.evaluate("window.metrichmsrViewer.rendered()")
-        page.screenshot(path=str(written[1]))
+        page.screenshot(path=str(written[1]), quality=85)
     return written
 
 
