@@ -26,6 +26,7 @@ const ORBIT_BACKGROUND = 0x1e2227;
 const PICK_TOLERANCE_PX = 5;
 
 const $ = (id) => document.getElementById(id);
+const count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 
 /** A camera-frame point (OpenCV, metres) in the scene's y-up frame. */
 const fromOpenCV = ([x, y, z]) => new THREE.Vector3(x, -y, -z);
@@ -383,7 +384,7 @@ class Tracks {
     geometry.setAttribute('color', new THREE.Float32BufferAttribute(colours, 3));
     geometry.computeBoundingSphere();
     $('timeline').value = String(this.index);
-    $('time').textContent = frame ? `${frame.time_s.toFixed(2)} s · frame ${frame.index} · ${frame.people.length} people` : 'no frames';
+    $('time').textContent = frame ? `${frame.time_s.toFixed(2)} s · frame ${frame.index} · ${count(frame.people.length, 'person', 'people')}` : 'no frames';
     this.viewer.requestRender();
   }
 
@@ -439,7 +440,7 @@ function setupPeoplePanel(viewer) {
   });
   $('people-panel').hidden = viewer.people.length === 0;
   $('people-panel').open = viewer.people.length <= 8; // a long list would hide the scene: one click opens it
-  $('people-summary').textContent = `${viewer.people.length} people: id · height · distance`;
+  $('people-summary').textContent = `${count(viewer.people.length, 'person', 'people')}: id · height · distance`;
   return select;
 }
 
@@ -518,7 +519,9 @@ async function main() {
   track?.show(0);
   viewer.resetOrbit();
   viewer.setView('camera'); // the photo's view first: the overlay, in 3D
-  $('title').textContent = result ? `${result.image.path} · ${people.length} people` : `${tracks.input.path} · ${tracks.tracks.length} tracks`;
+  $('title').textContent = result
+    ? `${result.image.path} · ${count(people.length, 'person', 'people')}`
+    : `${tracks.input.path} · ${count(tracks.tracks.length, 'track', 'tracks')}`;
   // The page's state for scripts (the browser test drives it through this).
   window.metrichmsrViewer = {
     ready: true,
