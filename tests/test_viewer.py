@@ -184,3 +184,25 @@ def test_a_track_page_plays_its_timeline(tmp_path):
         # The skeleton walked right: the picture changed.
         assert np.abs(canvas_image(page).astype(int) - first.astype(int)).max() > 50
         assert problems == []
+
+
+@needs_browser
+def test_a_result_with_nobody_and_no_scene_opens(tmp_path):
+    from metrichmsr.scene.export import write_scene_glb
+
+    width, height = 160, 120
+    K = np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]])
+    write_scene_glb(tmp_path / "scene.glb", [], K, (width, height), image=np.full((height, width, 3), 90, np.uint8))
+    result = {
+        "schema": "metrichmsr.result/1",
+        "image": {"path": "empty.png", "width": width, "height": height},
+        "camera": {"fx": 150.0, "fy": 150.0, "cx": 79.5, "cy": 59.5, "source": "user"},
+        "people": [],
+    }
+    (tmp_path / "view.html").write_text(view_html(result=result, scene_glb=(tmp_path / "scene.glb").read_bytes()))
+    with open_page(tmp_path / "view.html", 400, 300) as (page, problems):
+        assert page.evaluate("window.metrichmsrViewer.ready") and page.evaluate("window.metrichmsrViewer.peopleCount") == 0
+        assert page.is_hidden("#people-panel") and page.is_hidden("label:has([data-layer=grid])")  # no floor: no grid
+        page.keyboard.press("c")  # to the orbit and back
+        page.keyboard.press("c")
+        assert problems == []
