@@ -21,7 +21,7 @@ import torch
 
 from metrichmsr.body import BodyModel, BodyParams
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
-from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
+from metrichmsr.defaults import DEFAULT_RIG_FORMATS, MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.devices import Device, resolve_device
 from metrichmsr.fit import BodyFitter, FitConfig, evidence_from_blazepose
 from metrichmsr.image_io import load_image
@@ -441,10 +441,10 @@ class Recoverer:
         return crop_from_image(image, np.stack([o.bbox for o in observations]), config.backbone_image_size)
 
     def save(
-        self, result: RecoveryResult, out_dir: str | Path, overwrite: bool = False, formats: Sequence[str] = ("glb",)
+        self, result: RecoveryResult, out_dir: str | Path, overwrite: bool = False, formats: Sequence[str] = DEFAULT_RIG_FORMATS
     ) -> Path:
         """``result.save`` with this recoverer's renderer (:meth:`RecoveryResult.save`; ``formats``:
-        the rigged people's, ``result.RIG_FORMATS``)."""
+        the rigged people's, ``defaults.RIG_FORMATS``)."""
         return result.save(out_dir, renderer=self.renderer, overwrite=overwrite, formats=formats)
 
     def close(self) -> None:

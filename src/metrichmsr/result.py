@@ -18,14 +18,11 @@ import torch
 from metrichmsr._outputs import staged_output
 from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams, Skeleton
 from metrichmsr.camera import Intrinsics
+from metrichmsr.defaults import DEFAULT_RIG_FORMATS, RIG_FORMATS
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES
 from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.scene.rig_export import BvhSkeleton, PersonRig, bvh_pose, bvh_text, rigged_glb
-
-#: What ``RecoveryResult.save`` can write the rigged people as (``--format``): one glTF file of
-#: skinned meshes, ``people_rigged.glb``, and one BVH file per person, ``person_<id>.bvh``.
-RIG_FORMATS = ("glb", "bvh")
 
 SCHEMA = "metrichmsr.result/1"
 
@@ -127,10 +124,12 @@ class RecoveryResult:
             **({"scene": self.scene.summary} if self.scene is not None else {}),
         }
 
-    def save(self, out_dir: str | Path, renderer=None, overwrite: bool = False, formats: Sequence[str] = ("glb",)) -> Path:
+    def save(
+        self, out_dir: str | Path, renderer=None, overwrite: bool = False, formats: Sequence[str] = DEFAULT_RIG_FORMATS
+    ) -> Path:
         """Write result.json and the 3D overlay (``scene.export.write_overlay``: scene.glb,
         overlay.png, and with scene depth depth.npy, depth.png) into ``out_dir`` atomically,
-        with the rigged people in ``formats`` (:data:`RIG_FORMATS`, ``scene.rig_export``):
+        with the rigged people in ``formats`` (``defaults.RIG_FORMATS``, ``scene.rig_export``):
         ``"glb"`` people_rigged.glb, ``"bvh"`` person_<id>.bvh (needs :attr:`skeleton` and
         each person's ``rig``).
 
@@ -142,6 +141,7 @@ class RecoveryResult:
         """
         from metrichmsr.scene.export import write_overlay
 
+        self._check_rigs(formats)
         with staged_output(Path(out_dir), overwrite) as staging:
             (staging / "result.json").write_text(json.dumps(self.to_json(), indent=1))
             write_overlay(
@@ -156,16 +156,17 @@ class RecoveryResult:
             self._write_rigs(staging, formats)
         return Path(out_dir)
 
-    def _write_rigs(self, folder: Path, formats: Sequence[str]) -> None:
+    def _check_rigs(self, formats: Sequence[str]) -> None:
+        """ValueError unless the rigged people can be written in ``formats``."""
         unknown = [f for f in formats if f not in RIG_FORMATS]
         if unknown:
             raise ValueError(f"formats must be among {RIG_FORMATS}, got {unknown}")
-        if not formats:
-            return
-        if self.skeleton is None or any(p.rig is None for p in self.people):
-            raise ValueError("rigged exports need the result's skeleton and every person's rig (RecoveryResult from a Recoverer)")
+        if formats and self.people and (self.skeleton is None or any(p.rig is None for p in self.people)):
+            raise ValueError("rigged exports need the result's skeleton and every person's rig (as a Recoverer gives them)")
+
+    def _write_rigs(self, folder: Path, formats: Sequence[str]) -> None:
         rigs = [p.rig for p in self.people]
-        if "glb" in formats:
+        if "glb" in formats and rigs:  # nobody: no rig to write
             names = [f"person_{p.id}" for p in self.people]
             (folder / "people_rigged.glb").write_bytes(rigged_glb(rigs, self.skeleton, self.faces, names=names))
         if "bvh" in formats:
