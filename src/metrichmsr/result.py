@@ -22,7 +22,7 @@ from metrichmsr.defaults import DEFAULT_RIG_FORMATS, RIG_FORMATS
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES
 from metrichmsr.scene.floor import FloorPlane
-from metrichmsr.scene.rig_export import BvhSkeleton, PersonRig, bvh_pose, bvh_text, rigged_glb
+from metrichmsr.scene.rig_export import BvhSkeleton, PersonRig, bvh_pose, bvh_text, write_rigged_glb
 
 SCHEMA = "metrichmsr.result/1"
 
@@ -168,7 +168,7 @@ class RecoveryResult:
         rigs = [p.rig for p in self.people]
         if "glb" in formats and rigs:  # nobody: no rig to write
             names = [f"person_{p.id}" for p in self.people]
-            (folder / "people_rigged.glb").write_bytes(rigged_glb(rigs, self.skeleton, self.faces, names=names))
+            write_rigged_glb(folder / "people_rigged.glb", rigs, self.skeleton, self.faces, names=names)
         if "bvh" in formats:
             for person, rig in zip(self.people, rigs):
                 root, rotations = bvh_pose(rig)

@@ -59,19 +59,15 @@ class PersonRig:
         return np.diag([*OPENCV_TO_GLTF, 1.0]) @ np.asarray(self.to_camera, dtype=np.float64)
 
 
-def local_transforms(bone_poses: np.ndarray, parents: np.ndarray) -> np.ndarray:
-    """(B, 4, 4) each bone's transform relative to its parent (the root's: its world one),
-    from (B, 4, 4) rigid world transforms and (B,) parent indices (-1: root)."""
-    poses = np.asarray(bone_poses, dtype=np.float64)
-    local = poses.copy()
-    child = np.flatnonzero(np.asarray(parents) >= 0)
-    parent = poses[np.asarray(parents)[child]]
-    inverse = np.zeros_like(parent)
-    # A rigid inverse: [R | t]^-1 = [R^T | -R^T t].
-    inverse[:, :3, :3] = parent[:, :3, :3].transpose(0, 2, 1)
-    inverse[:, :3, 3] = -np.einsum("bji,bj->bi", parent[:, :3, :3], parent[:, :3, 3])
-    inverse[:, 3, 3] = 1.0
-    local[child] = inverse @ poses[child]
+def relative_to_parents(transforms: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """(..., B, n, n) each bone's transform relative to its parent's (the root's: its own),
+    from world transforms (..., B, n, n) (rigid 4 x 4, or 3 x 3 rotations) and (B,) parent
+    indices (-1: root)."""
+    transforms = np.asarray(transforms, dtype=np.float64)
+    parents = np.asarray(parents)
+    local = transforms.copy()
+    child = np.flatnonzero(parents >= 0)
+    local[..., child, :, :] = np.linalg.inv(transforms[..., parents[child], :, :]) @ transforms[..., child, :, :]
     return local
 
 
@@ -196,7 +192,7 @@ def rigged_glb(
         roots += [len(gltf.nodes), len(gltf.nodes) + 1]
         gltf.nodes.append(pygltflib.Node(name=name, mesh=len(gltf.meshes) - 1, skin=len(gltf.skins) - 1))
         gltf.nodes.append(pygltflib.Node(name=f"{name}_skeleton", children=[first_joint], **_trs(rig.to_gltf())))
-        for bone, (bone_name, local) in enumerate(zip(skeleton.bone_names, local_transforms(rig.bone_poses, parents))):
+        for bone, (bone_name, local) in enumerate(zip(skeleton.bone_names, relative_to_parents(rig.bone_poses, parents))):
             children = [first_joint + int(c) for c in np.flatnonzero(parents == bone)]
             gltf.nodes.append(pygltflib.Node(name=bone_name, children=children, **_trs(local)))
     gltf.scenes.append(pygltflib.Scene(nodes=roots))
@@ -205,9 +201,16 @@ def rigged_glb(
     return b"".join(gltf.save_to_bytes())
 
 
-def write_rigged_glb(path: str | Path, *args, **kwargs) -> None:
-    """Write :func:`rigged_glb` (same arguments) to ``path`` atomically (``scene.export.write_atomic``)."""
-    write_atomic(path, rigged_glb(*args, **kwargs))
+def write_rigged_glb(
+    path: str | Path,
+    rigs: Sequence[PersonRig],
+    skeleton: Skeleton,
+    faces: np.ndarray,
+    colors: Sequence[tuple[float, float, float]] | None = None,
+    names: Sequence[str] | None = None,
+) -> None:
+    """Write :func:`rigged_glb` to ``path`` atomically (``scene.export.write_atomic``)."""
+    write_atomic(path, rigged_glb(rigs, skeleton, faces, colors, names))
 
 
 @dataclass
@@ -238,9 +241,8 @@ class BvhSkeleton:
 
 
 def bvh_pose(rig: PersonRig) -> tuple[np.ndarray, np.ndarray]:
-    """One BVH frame of a posed body: the root's position (3,) and every bone's rotation
-    relative to its parent (B, 3, 3) (the root's: its world rotation), glTF frame, on the rest
-    skeleton :meth:`BvhSkeleton.of` gives (``parents`` from ``rig``'s bone poses' skeleton).
+    """One BVH frame of a posed body: the root's position (3,) and every bone's world rotation
+    (B, 3, 3) on the rest skeleton :meth:`BvhSkeleton.of` gives, glTF frame, metres.
 
     With ``S`` the rotation of the Anny -> glTF map and ``F = ANNY_TO_GLTF``, a bone's world
     rotation on the BVH skeleton is ``S G_c F^T`` (``G_c`` as in the module docstring), which
@@ -253,15 +255,6 @@ def bvh_pose(rig: PersonRig) -> tuple[np.ndarray, np.ndarray]:
     world = to_gltf[:3, :3] @ turn @ ANNY_TO_GLTF.T
     root = to_gltf[:3, :3] @ poses[0, :3, 3] + to_gltf[:3, 3]
     return root, world
-
-
-def bvh_local(world: np.ndarray, parents: np.ndarray) -> np.ndarray:
-    """(..., B, 3, 3) rotations relative to the parent's, from world rotations (..., B, 3, 3)."""
-    parents = np.asarray(parents)
-    local = world.copy()
-    child = np.flatnonzero(parents >= 0)
-    local[..., child, :, :] = np.swapaxes(world[..., parents[child], :, :], -1, -2) @ world[..., child, :, :]
-    return local
 
 
 def bvh_text(skeleton: BvhSkeleton, root_positions: np.ndarray, world_rotations: np.ndarray, frame_time_s: float) -> str:
@@ -301,7 +294,7 @@ def bvh_text(skeleton: BvhSkeleton, root_positions: np.ndarray, world_rotations:
 
     for root in np.flatnonzero(parents < 0):
         joint(int(root), 0)
-    local = bvh_local(np.asarray(world_rotations, dtype=np.float64), parents)[:, order]  # (F, B, 3, 3)
+    local = relative_to_parents(world_rotations, parents)[:, order]  # (F, B, 3, 3)
     frames = len(local)
     angles = Rotation.from_matrix(local.reshape(-1, 3, 3)).as_euler(BVH_ROTATION_ORDER, degrees=True).reshape(frames, -1)
     lines.extend(("MOTION", f"Frames: {frames}", f"Frame Time: {frame_time_s:.6f}"))
