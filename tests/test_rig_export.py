@@ -139,13 +139,26 @@ def test_bvh_reads_back_with_bvhio(saved, body_model):
         assert np.abs(heads - expected).max() <= 1e-3
 
 
-def test_bvh_frames_compose_to_posed_heads(saved):
-    """Several frames in one file (a track): every frame's forward kinematics gives its heads."""
+def test_bvh_frames_compose_to_posed_heads(saved, body_model, tmp_path):
+    """Several frames of one body in one file (a track): bvhio's forward kinematics of each
+    frame gives that frame's posed bone heads."""
+    bvhio = pytest.importorskip("bvhio")
     result, _ = saved
-    rigs = [p.rig for p in result.people]
-    skeleton = BvhSkeleton.of(result.skeleton, rigs[0].rest_bone_poses)
+    first = result.people[0]
+    params = BodyParams(
+        torch.tensor(first.phenotype[None]),
+        torch.tensor(first.bone_rotvec[None]).flip(1),  # another pose of the same body
+        torch.tensor(Rotation.from_rotvec([0.0, -1.0, 0.0]).as_matrix()[None], dtype=torch.float32),
+        torch.tensor([[0.5, 0.2, 4.0]]),
+    )
+    rigs = [first.rig, posed_bodies(body_model, params)[0]["rig"]]
     poses = [bvh_pose(rig) for rig in rigs]
-    text = bvh_text(skeleton, np.stack([p[0] for p in poses]), np.stack([p[1] for p in poses]), 0.04)
-    motion = text.split("MOTION\n")[1].splitlines()
-    assert motion[:2] == ["Frames: 2", "Frame Time: 0.040000"]
-    assert [len(line.split()) for line in motion[2:]] == [6 + 3 * (len(skeleton.names) - 1)] * 2
+    path = tmp_path / "track.bvh"
+    skeleton = BvhSkeleton.of(result.skeleton, first.rig.rest_bone_poses)
+    path.write_text(bvh_text(skeleton, np.stack([p[0] for p in poses]), np.stack([p[1] for p in poses]), 0.04))
+    root = bvhio.readAsHierarchy(str(path))
+    assert len(root.Keyframes) == 2
+    for frame, rig in enumerate(rigs):
+        root.loadPose(frame)
+        heads = np.array([list(joint.PositionWorld) for joint, _, _ in root.layout()])
+        assert np.abs(heads - (rig.to_gltf() @ rig.bone_poses[:, :, 3].T).T[:, :3]).max() <= 1e-3
