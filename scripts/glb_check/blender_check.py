@@ -31,7 +31,7 @@ def check(path: str) -> bool:
     print(
         f"blender {bpy.app.version_string}: {os.path.basename(path)}: {len(meshes)} meshes ({len(people)} people), "
         f"{sum(len(o.data.vertices) for o in meshes)} vertices, {len(armatures)} armatures of {bones} bones"
-        + (f", {bpy.context.scene.frame_end - bpy.context.scene.frame_start + 1} frames" if bvh else "")
+        + "".join(f", frames {a.animation_data.action.frame_range[:]}" for a in armatures if bvh and a.animation_data)
     )
     if bvh:
         return len(armatures) == 1 and bones == [ANNY_BONES]
