@@ -6,8 +6,8 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(PY) -m metrichmsr recover assets/sample.jpg -o out/demo --overwrite
-	@echo "demo outputs: out/demo/result.json out/demo/scene.glb out/demo/overlay.png out/demo/depth.png out/demo/depth.npy"
+	$(PY) -m metrichmsr recover assets/sample.jpg -o out/demo --overwrite --format glb,bvh
+	@echo "demo outputs: out/demo/result.json out/demo/scene.glb out/demo/people_rigged.glb out/demo/person_<id>.bvh out/demo/overlay.png out/demo/depth.png out/demo/depth.npy"
 
 test: setup
 	$(PY) -m pytest -q
@@ -20,13 +20,13 @@ bench: setup
 	$(PY) -m metrichmsr.bench.recover_bench
 	$(PY) -m metrichmsr.bench.pets -o out/bench-pets --overwrite --camera-height-known
 
-# Open the demo's scene.glb in Blender (its Python module, ~0.5 GB, into .venv-bpy) and in
-# three.js's GLTFLoader (npm). Not part of test: it downloads both.
+# Open the demo's scene.glb, people_rigged.glb and a BVH in Blender (its Python module, ~0.5 GB,
+# into .venv-bpy) and the two glb files in three.js's GLTFLoader (npm). Not part of test: it downloads both.
 glb-check: demo
 	[ -x .venv-bpy/bin/python ] || (python3.11 -m venv .venv-bpy && .venv-bpy/bin/pip install -q bpy==4.2.0)
-	.venv-bpy/bin/python scripts/glb_check/blender_check.py out/demo/scene.glb
+	.venv-bpy/bin/python scripts/glb_check/blender_check.py out/demo/scene.glb out/demo/people_rigged.glb out/demo/person_0.bvh
 	cd scripts/glb_check && npm install --silent --no-audit --no-fund
-	node scripts/glb_check/threejs_check.mjs out/demo/scene.glb
+	node scripts/glb_check/threejs_check.mjs out/demo/scene.glb out/demo/people_rigged.glb
 
 clean:
 	rm -rf out .pytest_cache

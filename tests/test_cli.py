@@ -171,6 +171,8 @@ BAD_INPUT = {
     "bench missing folder": lambda w: ["bench", w.root / "nope", "-o", w.out],
     "bench not a synth folder": lambda w: ["bench", w.root, "-o", w.out],
     "bench unknown method": lambda w: ["bench", w.root, "-o", w.out, "--methods", "full,oracle"],
+    "--format fbx": lambda w: ["recover", w.good, "-o", w.out, "--format", "fbx"],
+    "--format with an empty name": lambda w: ["recover", w.good, "-o", w.out, "--format", "glb,"],
 }
 
 
@@ -262,6 +264,7 @@ EARLY = [
     "--depth file of another aspect",
     "--depth file all NaN",
     "--depth file for a folder of another aspect",
+    "--format fbx",
 ]
 
 
@@ -289,6 +292,9 @@ def test_version_and_help_say_exit_codes_and_files():
         "scene.glb",
         "overlay.png",
         "depth.npy",
+        "people_rigged.glb",
+        "person_<id>.bvh",
+        "--format",
         "--overwrite",
         "--dry-run",
     ):
@@ -488,3 +494,18 @@ def test_single_runs_leave_input_and_no_leftovers(single_runs):
     assert snapshot(single_runs.root)[Path("blank.png")] == single_runs.before[Path("blank.png")]
     assert sorted(p.name for p in single_runs.root.iterdir()) == ["blank.png", "result"]
     assert leftovers(single_runs.root) == []
+
+
+def test_recover_format_bvh_writes_one_bvh_per_person(tmp_path):
+    """``--format bvh``: a BVH file per person of result.json, and no people_rigged.glb."""
+    photo = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "assets" / "sample.jpg").convert("RGB"))
+    Image.fromarray(np.ascontiguousarray(photo[:, :256])).save(tmp_path / "two.png")
+    done = run_cli("recover", tmp_path / "two.png", "-o", tmp_path / "out", "--fov", "60", "--depth", "none", "--format", "bvh")
+    assert done.returncode == 0, done.stderr
+    people = read_result(tmp_path / "out")["people"]
+    assert people
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert files == {"result.json", "scene.glb", "overlay.png", ".metrichmsr-output.json"} | {
+        f"person_{p['id']}.bvh" for p in people
+    }
+    assert (tmp_path / "out" / "person_0.bvh").read_text().startswith("HIERARCHY\nROOT root\n")

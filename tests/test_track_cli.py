@@ -52,6 +52,7 @@ BAD_INPUT = {
     "--fps negative": lambda w: ["track", w.frames, "-o", w.out, "--fps", "-5"],
     "--intrinsics 3 numbers": lambda w: ["track", w.frames, "-o", w.out, "--intrinsics", "1,2,3"],
     "--camera-height 1000": lambda w: ["track", w.frames, "-o", w.out, "--camera-height", "1000"],
+    "--format glb (BVH only)": lambda w: ["track", w.frames, "-o", w.out, "--format", "glb"],
 }
 
 
@@ -71,7 +72,7 @@ def test_bad_input_fails_before_torch_with_one_line(workspace, case):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """A 4-frame .avi: two people of the sample photo, the view panning 8 px a frame, then a
-    grey frame with nobody; tracked."""
+    grey frame with nobody; tracked, with a BVH file per track."""
     import cv2
 
     root = tmp_path_factory.mktemp("track")
@@ -83,7 +84,7 @@ def clip(tmp_path_factory):
     writer.write(np.full((photo.shape[0], 256, 3), 128, np.uint8))
     writer.release()
     out = root / "out"
-    done = run_cli("track", video, "-o", out, "--fov", "60", timeout=300)
+    done = run_cli("track", video, "-o", out, "--fov", "60", "--format", "bvh", timeout=300)
     return SimpleNamespace(out=out, done=done, document=json.loads((out / "tracks.json").read_text()))
 
 
@@ -95,13 +96,14 @@ def validator():
 def test_a_tiny_clip_is_tracked(clip, validator):
     assert clip.done.returncode == 0, clip.done.stderr
     assert "frames/s" in clip.done.stdout and "track(s)" in clip.done.stdout
+    bvh = {f"track_{t['track_id']}.bvh" for t in clip.document["tracks"]}
     assert {p.name for p in clip.out.iterdir()} == {
         "tracks.json",
         "tracks.csv",
         "trajectories.png",
         "view.html",
         ".metrichmsr-output.json",
-    }
+    } | bvh
     document = clip.document
     assert problems(validator, document) == []
     assert [f["index"] for f in document["frames"]] == [0, 1, 2, 3] and document["frames"][3]["people"] == []
@@ -152,3 +154,14 @@ def test_a_broken_document_fails(clip, validator, break_it):
     broken = copy.deepcopy(clip.document)
     break_it(broken)
     assert problems(validator, broken) != []
+
+
+def test_each_track_is_a_bvh_at_the_clips_rate(clip):
+    """bvhio reads each track_<id>.bvh: Anny's 104 bones, one frame per frame from the track's
+    first to its last, 1 / fps apart."""
+    bvhio = pytest.importorskip("bvhio")
+    for track in clip.document["tracks"]:
+        seen = [(f["index"], p) for f in clip.document["frames"] for p in f["people"] if p["track_id"] == track["track_id"]]
+        bvh = bvhio.readAsBvh(str(clip.out / f"track_{track['track_id']}.bvh"))
+        assert bvh.FrameCount == seen[-1][0] - seen[0][0] + 1 and bvh.FrameTime == pytest.approx(0.1)
+        assert len(bvh.Root.layout()) == 104 and bvh.Root.Name == "root"

@@ -69,11 +69,30 @@ def _vertex_subset(model: torch.nn.Module, vertex_index: torch.Tensor) -> torch.
 
 @dataclass
 class BodyOutput:
-    """Posed bodies in the camera frame (metres)."""
+    """Posed bodies in the camera frame (metres), and their rig in Anny's frame."""
 
     vertices: torch.Tensor  # (B, V, 3)
     joints: torch.Tensor  # (B, 23, 3), JOINT_NAMES order
-    rest_vertices: torch.Tensor  # (B, V, 3) Anny frame, rest pose (for anthropometry)
+    rest_vertices: torch.Tensor  # (B, V, 3) Anny frame, rest pose (for anthropometry and skinning)
+    rest_bone_poses: torch.Tensor  # (B, 104, 4, 4) each bone's world transform at rest (A-pose), Anny frame
+    bone_poses: torch.Tensor  # (B, 104, 4, 4) posed, Anny frame
+    to_camera: torch.Tensor  # (B, 4, 4) rigid: Anny frame -> camera frame (X_cam = to_camera @ X_anny)
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """Anny's rig, the same for every body: bone names and parents in Anny's order (a parent
+    always before its children), and each vertex's linear-blend skinning influences.
+
+    bone_names: (104,) str. parents: (104,) int, -1 for the root.
+    vertex_bones: (V, K) int bone indices; vertex_weights: (V, K) float, summing to 1 per
+    vertex, each row sorted from the largest (K = 9 in anny 0.6.2).
+    """
+
+    bone_names: tuple[str, ...]
+    parents: np.ndarray
+    vertex_bones: np.ndarray
+    vertex_weights: np.ndarray
 
 
 @dataclass
@@ -149,6 +168,13 @@ class BodyModel(torch.nn.Module):
         self.pose_bone_index = torch.tensor([self.bone_names.index(b) for b in POSE_BONES])
         self.register_buffer("anny_to_camera", ANNY_TO_CAMERA.to(dtype), persistent=False)
         self.register_buffer("faces", self.anny.get_triangular_faces().long(), persistent=False)
+        weights, order = self.anny.vertex_bone_weights.sort(dim=1, descending=True)
+        self.skeleton = Skeleton(
+            self.bone_names,
+            np.asarray(self.anny.bone_parents),
+            self.anny.vertex_bone_indices.gather(1, order).cpu().numpy(),
+            weights.cpu().numpy(),
+        )
 
     @property
     def num_bones(self) -> int:
@@ -194,7 +220,19 @@ class BodyModel(torch.nn.Module):
             translation: (B, 3) camera-frame position of the hip midpoint, metres.
         """
         out, joints, to_camera = self._posed(self.anny, self.keypoints, phenotype, bone_rotvec, global_rotation, translation)
-        return BodyOutput(vertices=to_camera(out["vertices"]), joints=to_camera(joints), rest_vertices=out["rest_vertices"])
+        # The same map as a (B, 4, 4) matrix: its translation is where Anny's origin lands.
+        rigid = torch.zeros(len(phenotype), 4, 4, dtype=translation.dtype, device=translation.device)
+        rigid[:, :3, :3] = global_rotation @ self.anny_to_camera
+        rigid[:, :3, 3] = to_camera(torch.zeros_like(translation)[:, None])[:, 0]
+        rigid[:, 3, 3] = 1.0
+        return BodyOutput(
+            vertices=to_camera(out["vertices"]),
+            joints=to_camera(joints),
+            rest_vertices=out["rest_vertices"],
+            rest_bone_poses=out["rest_bone_poses"],
+            bone_poses=out["bone_poses"],
+            to_camera=rigid,
+        )
 
     def joints(
         self,

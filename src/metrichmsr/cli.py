@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
+from metrichmsr.defaults import DEFAULT_RIG_FORMATS, MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE, RIG_FORMATS
 from metrichmsr.errors import InputError
 
 EXIT_INPUT_ERROR = 2
@@ -42,6 +42,19 @@ def _positive_float(name: str):
     return _number(name, lambda value: value > 0, "positive")
 
 
+def _formats(allowed: tuple[str, ...]):
+    """argparse type: a comma-separated list of ``allowed`` names, as a tuple."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(name.strip() for name in text.split(","))
+        unknown = [name for name in names if name not in allowed]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"--format must be {' or '.join(allowed)} (comma-separated), got {unknown[0]!r}")
+        return tuple(dict.fromkeys(names))
+
+    return parse
+
+
 def _camera_height(text: str) -> float:
     from metrichmsr.inputs import check_camera_height
 
@@ -64,6 +77,8 @@ RECOVER_FILES = """files written, per image (OUT, or OUT/<image stem>/ for a fol
   scene.glb     people, camera and scene in one glTF file (Blender, three.js)
   overlay.png   the bodies drawn over the photo
   view.html     the 3D viewer: open it in a browser (works offline), or `metrichmsr view OUT`
+  people_rigged.glb   the people on Anny's skeleton (104 bones), posed, to pose again (--format glb, the default)
+  person_<id>.bvh     each person's skeleton and pose as BVH motion (--format bvh)
   depth.npy     scene depth in metres (float32, NaN unknown), and depth.png to look at (with scene depth)
   .metrichmsr-output.json   the list of these files: how a later --overwrite knows the folder is ours
 
@@ -75,6 +90,7 @@ TRACK_FILES = """files written (OUT; docs/tracks.md):
   tracks.csv         one row per person per frame: where they stand on the floor, height, camera-frame position
   trajectories.png   the floor from above, one line per track
   view.html          the 3D viewer with a timeline: open it in a browser, or `metrichmsr view OUT`
+  track_<id>.bvh     each track's skeleton and poses as BVH motion, at the clip's frame rate (--format bvh)
   .metrichmsr-output.json   the list of these files (see recover --help)
 
 A fixed camera (the default) sees one floor: every frame's people place it, the pooled floor
@@ -131,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         "hf:MODEL (a Hugging Face metric depth model, e.g. "
         "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf; needs `pip install transformers`)",
     )
+    recover.add_argument(
+        "--format",
+        type=_formats(RIG_FORMATS),
+        default=DEFAULT_RIG_FORMATS,
+        metavar="FORMATS",
+        help="the rigged people's files, comma-separated: glb (people_rigged.glb, the default), "
+        "bvh (person_<id>.bvh), or glb,bvh",
+    )
     _add_people_arguments(recover)
 
     track = commands.add_parser(
@@ -160,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the camera moves (a phone following someone): each frame keeps its own floor, "
         "and positions are relative to the camera in that frame",
+    )
+    track.add_argument(
+        "--format",
+        type=_formats(("bvh",)),
+        default=(),
+        metavar="bvh",
+        help="also write each track's skeleton and poses as BVH motion (track_<id>.bvh)",
     )
     _add_people_arguments(track)
 
@@ -556,7 +587,7 @@ def _recover(args) -> int:
                     intrinsics = shared
                 result = recoverer.infer(pixels, K=intrinsics, boxes=job.boxes, camera_height_m=args.camera_height)
                 result.image_path = str(job.path)
-                recoverer.save(result, job.out_dir, overwrite=args.overwrite)
+                recoverer.save(result, job.out_dir, overwrite=args.overwrite, formats=args.format)
             except Exception as error:  # in a folder, one bad image must not stop the rest
                 if not folder:
                     raise
@@ -665,7 +696,9 @@ def _track(args) -> int:
             else:
                 yield frame
 
-    clip = ClipTracks(intrinsics, info.size, info.fps, every, static_camera=static, input_path=str(args.input))
+    clip = ClipTracks(
+        intrinsics, info.size, info.fps, every, static_camera=static, input_path=str(args.input), bvh="bvh" in args.format
+    )
     started = time.perf_counter()
     with _recoverer(args, depth="none") as recoverer:
         load_s = time.perf_counter() - started

@@ -4,23 +4,24 @@
 depth backend) and ``infer`` runs one image: detect people and their keypoints, fit metric
 Anny bodies under the image's intrinsics, estimate the scene's metric depth and make it agree
 with the people, and return a ``RecoveryResult`` whose ``save`` writes ``result.json``,
-``scene.glb``, ``overlay.png`` and, with scene depth, ``depth.npy`` and ``depth.png`` (the
-output contract in DESIGN.md). ``track`` runs a clip: the people of each frame on one floor,
-followed from frame to frame (``tracking``), for ``tracks.ClipTracks`` to write.
+``scene.glb``, ``overlay.png``, the rigged people (``people_rigged.glb``, BVH) and, with scene
+depth, ``depth.npy`` and ``depth.png`` (the output contract in DESIGN.md). ``track`` runs a
+clip: the people of each frame on one floor, followed from frame to frame (``tracking``), for
+``tracks.ClipTracks`` to write.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Mapping
+from typing import Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from metrichmsr.body import BodyModel, BodyParams
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
-from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
+from metrichmsr.defaults import DEFAULT_RIG_FORMATS, MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.devices import Device, resolve_device
 from metrichmsr.fit import BodyFitter, FitConfig, evidence_from_blazepose
 from metrichmsr.image_io import load_image
@@ -188,7 +189,7 @@ class Recoverer:
         detected = self.detect(image, boxes=boxes)
         if estimate_camera and intrinsics.source == "default":  # neither the user nor EXIF: the lines may tell
             intrinsics = camera_from_lines(intrinsics, image, np.stack([o.bbox for o in detected]) if detected else None)
-        result = RecoveryResult(image, "", intrinsics, faces=self.body.faces.cpu().numpy())
+        result = RecoveryResult(image, "", intrinsics, faces=self.body.faces.cpu().numpy(), skeleton=self.body.skeleton)
         if boxes is not None:
             result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]
         people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K, image=image)
@@ -439,9 +440,12 @@ class Recoverer:
             raise ValueError("this HumanMoE network reads image crops: pass the image")
         return crop_from_image(image, np.stack([o.bbox for o in observations]), config.backbone_image_size)
 
-    def save(self, result: RecoveryResult, out_dir: str | Path, overwrite: bool = False) -> Path:
-        """``result.save`` with this recoverer's renderer (:meth:`RecoveryResult.save`)."""
-        return result.save(out_dir, renderer=self.renderer, overwrite=overwrite)
+    def save(
+        self, result: RecoveryResult, out_dir: str | Path, overwrite: bool = False, formats: Sequence[str] = DEFAULT_RIG_FORMATS
+    ) -> Path:
+        """``result.save`` with this recoverer's renderer (:meth:`RecoveryResult.save`; ``formats``:
+        the rigged people's, ``defaults.RIG_FORMATS``)."""
+        return result.save(out_dir, renderer=self.renderer, overwrite=overwrite, formats=formats)
 
     def close(self) -> None:
         self.detector.close()

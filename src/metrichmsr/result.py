@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from metrichmsr._outputs import staged_output
-from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams
+from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams, Skeleton
 from metrichmsr.camera import Intrinsics
+from metrichmsr.defaults import DEFAULT_RIG_FORMATS, RIG_FORMATS
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES
 from metrichmsr.scene.floor import FloorPlane
+from metrichmsr.scene.rig_export import BvhSkeleton, PersonRig, bvh_pose, bvh_text, write_rigged_glb
 
 SCHEMA = "metrichmsr.result/1"
 
@@ -45,6 +48,7 @@ class PersonResult:
     # Then farther and taller (> 1) or nearer and shorter (< 1) by this factor, toward the
     # floor the people share (scene.floor.shared_floor_scales); 1: left where they were.
     shared_floor_scale: float = 1.0
+    rig: PersonRig | None = None  # the body on Anny's skeleton, for the rigged exports
 
     def to_json(self) -> dict:
         return {
@@ -98,6 +102,7 @@ class RecoveryResult:
     boxes_without_person: list[int] = field(default_factory=list)  # indices of given boxes where no pose was found
     scene: SceneResult | None = None
     floor: FloorPlane | None = None  # the floor the people stand on (:meth:`Recoverer.stand_on_floor`); None: nobody placed one
+    skeleton: Skeleton | None = None  # the body model's rig (``BodyModel.skeleton``), for the rigged exports
 
     @property
     def width(self) -> int:
@@ -119,10 +124,15 @@ class RecoveryResult:
             **({"scene": self.scene.summary} if self.scene is not None else {}),
         }
 
-    def save(self, out_dir: str | Path, renderer=None, overwrite: bool = False) -> Path:
+    def save(
+        self, out_dir: str | Path, renderer=None, overwrite: bool = False, formats: Sequence[str] = DEFAULT_RIG_FORMATS
+    ) -> Path:
         """Write result.json, the 3D overlay (``scene.export.write_overlay``: scene.glb,
         overlay.png, and with scene depth depth.npy, depth.png) and the viewer page view.html
-        (``viewer.write_view_html``) into ``out_dir`` atomically.
+        (``viewer.write_view_html``) into ``out_dir`` atomically, with the rigged people in
+        ``formats`` (``defaults.RIG_FORMATS``, ``scene.rig_export``): ``"glb"``
+        people_rigged.glb, ``"bvh"`` person_<id>.bvh (needs :attr:`skeleton` and each
+        person's ``rig``).
 
         The files are written into a hidden sibling folder that replaces ``out_dir`` only once
         complete, so an interrupted run never leaves a half-written result folder. ``out_dir``
@@ -133,6 +143,7 @@ class RecoveryResult:
         from metrichmsr.scene.export import write_overlay
         from metrichmsr.viewer import write_view_html
 
+        self._check_rigs(formats)
         with staged_output(Path(out_dir), overwrite) as staging:
             (staging / "result.json").write_text(json.dumps(self.to_json(), indent=1))
             write_overlay(
@@ -144,8 +155,32 @@ class RecoveryResult:
                 floor=self.floor if self.scene is not None else None,  # no scene asked for: no floor drawn
                 renderer=renderer,
             )
+            self._write_rigs(staging, formats)
             write_view_html(staging)
         return Path(out_dir)
+
+    def _check_rigs(self, formats: Sequence[str]) -> None:
+        """ValueError unless the rigged people can be written in ``formats``."""
+        unknown = [f for f in formats if f not in RIG_FORMATS]
+        if unknown:
+            raise ValueError(f"formats must be among {RIG_FORMATS}, got {unknown}")
+        if formats and self.people and (self.skeleton is None or any(p.rig is None for p in self.people)):
+            raise ValueError("rigged exports need the result's skeleton and every person's rig (as a Recoverer gives them)")
+
+    def _write_rigs(self, folder: Path, formats: Sequence[str]) -> None:
+        rigs = [p.rig for p in self.people]
+        if "glb" in formats and rigs:  # nobody: no rig to write
+            names = [f"person_{p.id}" for p in self.people]
+            write_rigged_glb(folder / "people_rigged.glb", rigs, self.skeleton, self.faces, names=names)
+        if "bvh" in formats:
+            for person, rig in zip(self.people, rigs):
+                root, rotations = bvh_pose(rig)
+                text = bvh_text(BvhSkeleton.of(self.skeleton, rig.rest_bone_poses), root[None], rotations[None], STILL_FRAME_S)
+                (folder / f"person_{person.id}.bvh").write_text(text)
+
+
+#: The frame time a photo's one-frame BVH files give (what most BVH players assume, 30 fps).
+STILL_FRAME_S = 1 / 30
 
 
 def _floats(values, digits: int = 4) -> list[float]:
@@ -164,7 +199,7 @@ def posed_people(body: BodyModel, observations: list, params: BodyParams) -> lis
 @torch.inference_mode()
 def posed_bodies(body: BodyModel, params: BodyParams) -> list[dict]:
     """Per person, the :class:`PersonResult` fields of the body ``params`` describe (numpy):
-    translation, height_m, joints3d, vertices, phenotype, bone_rotvec, global_rotation."""
+    translation, height_m, joints3d, vertices, phenotype, bone_rotvec, global_rotation, rig."""
     out = body(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation)
     heights = body.standing_height(out.rest_vertices)
     return [
@@ -176,6 +211,12 @@ def posed_bodies(body: BodyModel, params: BodyParams) -> list[dict]:
             phenotype=params.phenotype[i].cpu().numpy(),
             bone_rotvec=params.bone_rotvec[i].cpu().numpy(),
             global_rotation=params.global_rotation[i].cpu().numpy(),
+            rig=PersonRig(
+                rest_vertices=out.rest_vertices[i].cpu().numpy(),
+                rest_bone_poses=out.rest_bone_poses[i].cpu().numpy(),
+                bone_poses=out.bone_poses[i].cpu().numpy(),
+                to_camera=out.to_camera[i].cpu().numpy(),
+            ),
         )
         for i in range(len(params.translation))
     ]

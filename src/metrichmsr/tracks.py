@@ -3,8 +3,9 @@
 ``TrackedFrame`` is one frame as ``Recoverer.track`` yields it. ``ClipTracks`` keeps a clip's
 people light as the frames come (boxes, positions, joints; no meshes, no images, so a long
 clip fits in memory), ``finish`` puts a fixed camera's people on the clip's one floor and
-smooths every track, and ``save`` writes ``tracks.json``, ``tracks.csv`` and
-``trajectories.png``. Camera frame (OpenCV axes), metres, pixels, seconds throughout.
+smooths every track, and ``save`` writes ``tracks.json``, ``tracks.csv``,
+``trajectories.png`` and, when asked, one BVH file per track (``track_<id>.bvh``). Camera
+frame (OpenCV axes), metres, pixels, seconds throughout.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from metrichmsr._outputs import staged_output
 from metrichmsr.camera import Intrinsics
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.result import RecoveryResult
+from metrichmsr.scene.export import OPENCV_TO_GLTF
 from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, foot_contacts
+from metrichmsr.scene.rig_export import BvhSkeleton, bvh_pose, bvh_text
 from metrichmsr.tracking import floor_axes, floor_coordinates, horizontal, smooth_positions, standing_positions
 from metrichmsr.viewer import write_view_html
 
@@ -50,7 +53,12 @@ class TrackedFrame:
 @dataclass
 class TrackedPerson:
     """One person in one frame: box (4,) px, detection score, hip midpoint (3,) m, standing
-    height m, joints (23, 3) m (``JOINT_NAMES``), and whether they stand on the pooled floor."""
+    height m, joints (23, 3) m (``JOINT_NAMES``), and whether they stand on the pooled floor.
+
+    ``bvh``, kept only for BVH files (``ClipTracks.bvh``): the BVH root's position less the
+    hip midpoint's (3,) and every bone's world rotation (104, 3, 3), glTF frame
+    (``scene.rig_export.bvh_pose``); the root follows the hip midpoint wherever :meth:`ClipTracks.finish` moves it.
+    """
 
     track_id: int
     bbox: np.ndarray
@@ -59,6 +67,7 @@ class TrackedPerson:
     height_m: float
     joints3d: np.ndarray
     on_floor: bool
+    bvh: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -81,6 +90,7 @@ class ClipTracks:
         fps: the clip's frame rate; ``every``: every how many frames were processed.
         static_camera: one floor for the whole clip (``Recoverer.track``'s ``static_camera``).
         input_path: the clip as the user named it.
+        bvh: keep each person's pose, and write one BVH file per track.
     """
 
     intrinsics: Intrinsics
@@ -93,6 +103,8 @@ class ClipTracks:
     floor: FloorPlane | None = None  # a fixed camera's floor, pooled over every frame so far
     floor_frames: int = 0  # how many frames placed a floor
     finished: bool = False
+    bvh: bool = False
+    skeletons: dict[int, BvhSkeleton] = field(default_factory=dict)  # each track's rest skeleton: its first frame's body
 
     def add(self, tracked: TrackedFrame) -> None:
         """Keep one frame's people (the meshes and the image are dropped)."""
@@ -100,6 +112,12 @@ class ClipTracks:
             TrackedPerson(int(k), p.bbox, float(p.score), p.translation, float(p.height_m), p.joints3d, bool(f))
             for k, p, f in zip(tracked.track_ids, tracked.result.people, tracked.on_floor)
         ]
+        if self.bvh:
+            for person, recovered in zip(people, tracked.result.people):
+                root, rotations = bvh_pose(recovered.rig)
+                person.bvh = (root - OPENCV_TO_GLTF * person.translation, rotations.astype(np.float32))
+                if person.track_id not in self.skeletons:
+                    self.skeletons[person.track_id] = BvhSkeleton.of(tracked.result.skeleton, recovered.rig.rest_bone_poses)
         self.frames.append(FrameRecord(tracked.index, tracked.time_s, people, tracked.floor))
         self.floor_frames += tracked.result.floor is not None
         if self.static_camera:
@@ -274,8 +292,9 @@ class ClipTracks:
         plt.close(fig)
 
     def save(self, out_dir: str | Path, overwrite: bool = False) -> Path:
-        """Write ``tracks.json``, ``tracks.csv``, ``trajectories.png`` and the viewer page
-        ``view.html`` (``viewer.write_view_html``) into ``out_dir``
+        """Write ``tracks.json``, ``tracks.csv``, ``trajectories.png``, the viewer page
+        ``view.html`` (``viewer.write_view_html``) (and with :attr:`bvh` ``track_<id>.bvh``,
+        :meth:`bvh_text`) into ``out_dir``
         atomically (``_outputs.staged_output``: a hidden folder that replaces ``out_dir`` once
         complete; the same folder rules as ``RecoveryResult.save``). Calls :meth:`finish` first."""
         self.finish()
@@ -283,8 +302,26 @@ class ClipTracks:
             (staging / "tracks.json").write_text(json.dumps(self.to_json(), indent=1))
             self.write_csv(staging / "tracks.csv")
             self.plot(staging / "trajectories.png")
+            if self.bvh:
+                for track_id, seen in self.tracks().items():
+                    (staging / f"track_{track_id}.bvh").write_text(self.bvh_text(seen))
             write_view_html(staging)
         return Path(out_dir)
+
+    def bvh_text(self, seen: list[tuple[FrameRecord, TrackedPerson]]) -> str:
+        """One track's BVH file (``scene.rig_export.bvh_text``): its first frame's rest skeleton,
+        one motion frame per processed frame from its first to its last (every ``every``-th of
+        the clip, so ``every / fps`` seconds apart), a frame it was not seen in holding the
+        last pose it was seen in; the root at its (finished, smoothed) hip midpoint."""
+        positions, rotations, last = [], [], 0
+        for index in range(seen[0][0].index, seen[-1][0].index + 1, self.every):
+            while last + 1 < len(seen) and seen[last + 1][0].index <= index:
+                last += 1
+            person = seen[last][1]
+            positions.append(OPENCV_TO_GLTF * person.translation + person.bvh[0])
+            rotations.append(person.bvh[1])
+        skeleton = self.skeletons[seen[0][1].track_id]
+        return bvh_text(skeleton, np.stack(positions), np.stack(rotations), self.every / self.fps)
 
 
 def _floor_json(floor: FloorPlane | None) -> dict | None:

@@ -24,7 +24,7 @@ from metrichmsr.render import Mesh, as_colors, as_intrinsics, as_meshes, srgb_to
 from metrichmsr.scene.floor import FloorPlane
 
 # (x, y, z) OpenCV camera frame -> (x, -y, -z) glTF.
-_OPENCV_TO_GLTF = np.array([1.0, -1.0, -1.0])
+OPENCV_TO_GLTF = np.array([1.0, -1.0, -1.0])
 _RESERVED_NAMES = ("camera", "image_plane", "scene", "floor")
 _FLOOR_SRGBA = (0.55, 0.6, 0.65, 0.35)
 _MAX_TEXTURE_SIDE = 1024
@@ -78,7 +78,7 @@ def _material(srgb: Sequence[float], **kwargs) -> trimesh.visual.material.PBRMat
 
 
 def _to_gltf(vertices: np.ndarray) -> np.ndarray:
-    return np.asarray(vertices, dtype=np.float64) * _OPENCV_TO_GLTF
+    return np.asarray(vertices, dtype=np.float64) * OPENCV_TO_GLTF
 
 
 def _photo_texture(image: np.ndarray) -> Image.Image:
@@ -275,13 +275,18 @@ def write_scene_glb(
         scene.add_geometry(square, node_name="floor", geom_name="floor")
 
     # Normals give viewers smooth shading (without them three.js shades flat).
-    data = scene.export(file_type="glb", include_normals=True)
+    write_atomic(path, scene.export(file_type="glb", include_normals=True))
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file in ``path``'s folder and move it into place, so
+    ``path`` is either the complete new file or untouched."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        # mkstemp creates the file private (0600); a written scene is an ordinary output.
+        # mkstemp creates the file private (0600); a written file is an ordinary output.
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
