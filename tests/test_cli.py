@@ -505,7 +505,7 @@ def test_recover_format_bvh_writes_one_bvh_per_person(tmp_path):
     people = read_result(tmp_path / "out")["people"]
     assert people
     files = {p.name for p in (tmp_path / "out").iterdir()}
-    assert files == {"result.json", "scene.glb", "overlay.png", ".metrichmsr-output.json"} | {
+    assert files == {"result.json", "scene.glb", "overlay.png", "view.html", ".metrichmsr-output.json"} | {
         f"person_{p['id']}.bvh" for p in people
     }
     assert (tmp_path / "out" / "person_0.bvh").read_text().startswith("HIERARCHY\nROOT root\n")

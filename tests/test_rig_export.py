@@ -10,12 +10,12 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from metrichmsr.bench.rig_roundtrip import skinned_people
 from metrichmsr.body import POSE_BONES, BodyParams
 from metrichmsr.camera import Intrinsics
 from metrichmsr.result import PersonResult, RecoveryResult, posed_bodies
+from metrichmsr.scene.export import OPENCV_TO_GLTF
 from metrichmsr.scene.rig_export import BvhSkeleton, bvh_pose, bvh_text
-
-OPENCV_TO_GLTF = np.array([1.0, -1.0, -1.0])
 
 
 @pytest.fixture(scope="module")
@@ -45,61 +45,10 @@ def saved(body_model, session_renderer, tmp_path_factory):
     return result, folder
 
 
-def _node_worlds(gltf: pygltflib.GLTF2) -> np.ndarray:
-    """(N, 4, 4) every node's world matrix, from its TRS and its parents'."""
-    local = []
-    for node in gltf.nodes:
-        assert node.matrix is None and node.scale is None  # TRS, rigid: nothing a viewer could skew
-        matrix = np.eye(4)
-        matrix[:3, :3] = Rotation.from_quat(node.rotation or [0, 0, 0, 1]).as_matrix()
-        matrix[:3, 3] = node.translation or [0, 0, 0]
-        local.append(matrix)
-    world = [None] * len(gltf.nodes)
-
-    def visit(index, parent):
-        world[index] = parent @ local[index]
-        for child in gltf.nodes[index].children:
-            visit(child, world[index])
-
-    for root in gltf.scenes[gltf.scene].nodes:
-        visit(root, np.eye(4))
-    return np.stack(world)
-
-
-def _accessor(gltf: pygltflib.GLTF2, index: int) -> np.ndarray:
-    accessor = gltf.accessors[index]
-    view = gltf.bufferViews[accessor.bufferView]
-    dtype = {pygltflib.FLOAT: np.float32, pygltflib.UNSIGNED_BYTE: np.uint8, pygltflib.UNSIGNED_INT: np.uint32}
-    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[accessor.type]
-    data = gltf.binary_blob()[view.byteOffset : view.byteOffset + view.byteLength]
-    return np.frombuffer(data, dtype=dtype[accessor.componentType]).reshape(accessor.count, width)
-
-
-def skinned_people(path) -> dict[str, np.ndarray]:
-    """Each skinned mesh node's name -> its (V, 3) posed vertices, glTF frame: linear blend
-    skinning with the joint nodes' world matrices times the inverse bind matrices."""
-    gltf = pygltflib.GLTF2.load(path)
-    worlds = _node_worlds(gltf)
-    people = {}
-    for node in gltf.nodes:
-        if node.skin is None:
-            continue
-        skin = gltf.skins[node.skin]
-        inverse_bind = _accessor(gltf, skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)  # column-major
-        joint_matrices = worlds[skin.joints] @ inverse_bind  # (J, 4, 4)
-        attributes = gltf.meshes[node.mesh].primitives[0].attributes
-        rest = _accessor(gltf, attributes.POSITION).astype(np.float64)
-        joints = np.concatenate([_accessor(gltf, attributes.JOINTS_0), _accessor(gltf, attributes.JOINTS_1)], axis=1)
-        weights = np.concatenate([_accessor(gltf, attributes.WEIGHTS_0), _accessor(gltf, attributes.WEIGHTS_1)], axis=1)
-        blended = np.einsum("vk,vkij->vij", weights, joint_matrices[joints])
-        people[node.name] = np.einsum("vij,vj->vi", blended[:, :3], np.concatenate([rest, np.ones((len(rest), 1))], 1))
-    return people
-
-
 def test_rigged_glb_reposes_to_result_joints(saved, body_model):
     result, folder = saved
     document = json.loads((folder / "result.json").read_text())
-    people = skinned_people(folder / "people_rigged.glb")
+    people = skinned_people(pygltflib.GLTF2.load(folder / "people_rigged.glb"))
     assert sorted(people) == ["person_0", "person_1"]
     for person, record in zip(result.people, document["people"]):
         camera = people[f"person_{person.id}"] * OPENCV_TO_GLTF  # glTF -> camera frame

@@ -1,0 +1,135 @@
+"""Round trip of the rigged exports: re-posed from their own saved rotations, do they give back
+``result.json``'s joints?
+
+``python -m metrichmsr.bench.rig_roundtrip OUT`` (a ``recover --format glb,bvh`` folder) reads
+``people_rigged.glb`` with ``pygltflib`` and skins it with numpy from the file's own accessors
+(joint node world matrices times inverse bind matrices, JOINTS/WEIGHTS), regresses the COCO
+joints with Anny's keypoint regressor and compares them with ``result.json``'s ``joints3d``;
+then reads each ``person_<id>.bvh`` with ``bvhio`` and compares its bones' positions with the
+glb's joints. Prints a table per person and a summary line; target (issue 24): within 1 mm.
+``skinned_people`` and ``joint_positions`` are what the tests read the glb with too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pygltflib
+from scipy.spatial.transform import Rotation
+
+from metrichmsr.scene.export import OPENCV_TO_GLTF
+
+TARGET_MM = 1.0
+
+
+def node_worlds(gltf: pygltflib.GLTF2) -> np.ndarray:
+    """(N, 4, 4) every node's world matrix, from its TRS and its parents'."""
+    local = []
+    for node in gltf.nodes:
+        if node.matrix is not None or node.scale is not None:
+            raise ValueError(f"node {node.name!r}: a matrix or scale where the rig writes rigid TRS")
+        matrix = np.eye(4)
+        matrix[:3, :3] = Rotation.from_quat(node.rotation or [0, 0, 0, 1]).as_matrix()
+        matrix[:3, 3] = node.translation or [0, 0, 0]
+        local.append(matrix)
+    world: list = [None] * len(gltf.nodes)
+
+    def visit(index: int, parent: np.ndarray) -> None:
+        world[index] = parent @ local[index]
+        for child in gltf.nodes[index].children:
+            visit(child, world[index])
+
+    for root in gltf.scenes[gltf.scene].nodes:
+        visit(root, np.eye(4))
+    return np.stack(world)
+
+
+def _accessor(gltf: pygltflib.GLTF2, index: int) -> np.ndarray:
+    accessor = gltf.accessors[index]
+    view = gltf.bufferViews[accessor.bufferView]
+    dtype = {pygltflib.FLOAT: np.float32, pygltflib.UNSIGNED_BYTE: np.uint8, pygltflib.UNSIGNED_INT: np.uint32}
+    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[accessor.type]
+    data = gltf.binary_blob()[view.byteOffset : view.byteOffset + view.byteLength]
+    return np.frombuffer(data, dtype=dtype[accessor.componentType]).reshape(accessor.count, width)
+
+
+def skinned_people(gltf: pygltflib.GLTF2) -> dict[str, np.ndarray]:
+    """Each skinned mesh node's name -> its (V, 3) posed vertices, glTF frame, metres: linear
+    blend skinning with the joint nodes' world matrices times the inverse bind matrices."""
+    worlds = node_worlds(gltf)
+    people = {}
+    for node in gltf.nodes:
+        if node.skin is None:
+            continue
+        skin = gltf.skins[node.skin]
+        inverse_bind = _accessor(gltf, skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)  # column-major
+        joint_matrices = worlds[skin.joints] @ inverse_bind  # (J, 4, 4)
+        attributes = gltf.meshes[node.mesh].primitives[0].attributes
+        rest = _accessor(gltf, attributes.POSITION).astype(np.float64)
+        joints = np.concatenate([_accessor(gltf, attributes.JOINTS_0), _accessor(gltf, attributes.JOINTS_1)], axis=1)
+        weights = np.concatenate([_accessor(gltf, attributes.WEIGHTS_0), _accessor(gltf, attributes.WEIGHTS_1)], axis=1)
+        blended = np.einsum("vk,vkij->vij", weights, joint_matrices[joints])  # (V, 4, 4)
+        people[node.name] = np.einsum("vij,vj->vi", blended[:, :3], np.concatenate([rest, np.ones((len(rest), 1))], 1))
+    return people
+
+
+def joint_positions(gltf: pygltflib.GLTF2) -> dict[str, np.ndarray]:
+    """Each skinned mesh node's name -> its skeleton's (J, 3) joint positions (bone heads),
+    glTF frame, in the skin's joint order."""
+    worlds = node_worlds(gltf)
+    return {node.name: worlds[gltf.skins[node.skin].joints][:, :3, 3] for node in gltf.nodes if node.skin is not None}
+
+
+def bvh_positions(path: Path) -> np.ndarray:
+    """(J, 3) the first frame's joint positions of a BVH file (``bvhio``'s forward kinematics)."""
+    import bvhio
+
+    root = bvhio.readAsHierarchy(str(path))
+    root.loadPose(0)
+    return np.array([list(joint.PositionWorld) for joint, _, _ in root.layout()])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m metrichmsr.bench.rig_roundtrip", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="a `recover --format glb,bvh` output folder")
+    args = parser.parse_args(argv)
+    glb_path, result_path = args.folder / "people_rigged.glb", args.folder / "result.json"
+    for path in (glb_path, result_path):
+        if not path.is_file():
+            parser.error(f"{path}: no such file (recover --format glb,bvh writes it)")
+
+    import torch
+
+    from metrichmsr.body import BodyModel
+
+    body = BodyModel()
+    gltf = pygltflib.GLTF2.load(glb_path)
+    people, heads = skinned_people(gltf), joint_positions(gltf)
+    records = json.loads(result_path.read_text())["people"]
+    print("| person | joints vs result.json: max (mm) | mean (mm) | BVH bones vs glb joints: max (mm) |")
+    print("| --- | --- | --- | --- |")
+    worst = {"glb": 0.0, "bvh": 0.0}
+    for record in records:
+        name = f"person_{record['id']}"
+        camera = people[name] * OPENCV_TO_GLTF
+        joints = body.keypoints({"vertices": torch.tensor(camera[None], dtype=torch.float32)})[0].numpy()
+        error_mm = 1000 * np.linalg.norm(joints - np.array(list(record["joints3d"].values())), axis=1)
+        bvh_path = args.folder / f"{name}.bvh"
+        bvh_mm = 1000 * np.linalg.norm(bvh_positions(bvh_path) - heads[name], axis=1).max() if bvh_path.is_file() else None
+        worst["glb"] = max(worst["glb"], error_mm.max())
+        worst["bvh"] = max(worst["bvh"], bvh_mm or 0.0)
+        bvh_text = "-" if bvh_mm is None else f"{bvh_mm:.3f}"
+        print(f"| {record['id']} | {error_mm.max():.3f} | {error_mm.mean():.3f} | {bvh_text} |")
+    met = worst["glb"] <= TARGET_MM and worst["bvh"] <= TARGET_MM
+    print(
+        f"rig round trip: {len(records)} people, worst joint {worst['glb']:.3f} mm (glb), worst bone {worst['bvh']:.3f} mm "
+        f"(BVH); target <= {TARGET_MM:g} mm {'met' if met else 'NOT met'}"
+    )
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
