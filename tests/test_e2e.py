@@ -133,6 +133,7 @@ def test_no_depth_backend_writes_no_scene(recoverer, scene, depth_spec, tmp_path
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         ".metrichmsr-output.json",
         "overlay.png",
+        "people_rigged.glb",
         "result.json",
         "scene.glb",
         "view.html",
