@@ -13,12 +13,13 @@ glb's joints. Prints a table per person and a summary line; target (issue 24): w
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 
 import numpy as np
 import pygltflib
-from scipy.spatial.transform import Rotation
+from scipy.spatial.transform import Rotation, Slerp
 
 from metrichmsr.scene.export import OPENCV_TO_GLTF
 
@@ -29,10 +30,10 @@ def node_worlds(gltf: pygltflib.GLTF2) -> np.ndarray:
     """(N, 4, 4) every node's world matrix, from its TRS and its parents'."""
     local = []
     for node in gltf.nodes:
-        if node.matrix is not None or node.scale is not None:
-            raise ValueError(f"node {node.name!r}: a matrix or scale where the rig writes rigid TRS")
+        if node.matrix is not None:
+            raise ValueError(f"node {node.name!r}: a matrix where the rig writes TRS")
         matrix = np.eye(4)
-        matrix[:3, :3] = Rotation.from_quat(node.rotation or [0, 0, 0, 1]).as_matrix()
+        matrix[:3, :3] = Rotation.from_quat(node.rotation or [0, 0, 0, 1]).as_matrix() * (node.scale or [1, 1, 1])
         matrix[:3, 3] = node.translation or [0, 0, 0]
         local.append(matrix)
     world: list = [None] * len(gltf.nodes)
@@ -54,6 +55,29 @@ def _accessor(gltf: pygltflib.GLTF2, index: int) -> np.ndarray:
     width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[accessor.type]
     data = gltf.binary_blob()[view.byteOffset : view.byteOffset + view.byteLength]
     return np.frombuffer(data, dtype=dtype[accessor.componentType]).reshape(accessor.count, width)
+
+
+def posed_at(gltf: pygltflib.GLTF2, time_s: float, animation: int = 0) -> pygltflib.GLTF2:
+    """``gltf`` (sharing its buffers) with every node its animation gives at ``time_s`` seconds
+    set to the value sampled there: LINEAR (slerp for rotations) or STEP, held before the first
+    keyframe and after the last, as the glTF specification has it."""
+    posed = copy.copy(gltf)
+    posed.nodes = [copy.copy(node) for node in gltf.nodes]
+    for channel in gltf.animations[animation].channels:
+        sampler = gltf.animations[animation].samplers[channel.sampler]
+        times, values = _accessor(gltf, sampler.input)[:, 0], _accessor(gltf, sampler.output).astype(np.float64)
+        after = int(np.searchsorted(times, time_s, side="right"))  # keyframes at or before time_s
+        if after == 0 or after == len(times) or sampler.interpolation == "STEP":
+            value = values[max(after - 1, 0)]
+        else:
+            t = (time_s - times[after - 1]) / (times[after] - times[after - 1])
+            if channel.target.path == "rotation":
+                pair = Rotation.from_quat(values[after - 1 : after + 1])
+                value = Slerp([0.0, 1.0], pair)(t).as_quat()
+            else:
+                value = (1 - t) * values[after - 1] + t * values[after]
+        setattr(posed.nodes[channel.target.node], channel.target.path, value.tolist())
+    return posed
 
 
 def skinned_people(gltf: pygltflib.GLTF2) -> dict[str, np.ndarray]:
