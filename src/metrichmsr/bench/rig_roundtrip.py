@@ -60,7 +60,9 @@ def _accessor(gltf: pygltflib.GLTF2, index: int) -> np.ndarray:
 def posed_at(gltf: pygltflib.GLTF2, time_s: float, animation: int = 0) -> pygltflib.GLTF2:
     """``gltf`` (sharing its buffers) with every node its animation gives at ``time_s`` seconds
     set to the value sampled there: LINEAR (slerp for rotations) or STEP, held before the first
-    keyframe and after the last, as the glTF specification has it."""
+    keyframe and after the last, as the glTF specification has it. ``time_s`` is rounded to
+    float32 first, as the file's keyframe times are: a frame's time is then its keyframe's."""
+    time_s = np.float32(time_s)
     posed = copy.copy(gltf)
     posed.nodes = [copy.copy(node) for node in gltf.nodes]
     for channel in gltf.animations[animation].channels:

@@ -306,8 +306,11 @@ class RigMotion:
     scales: np.ndarray | None = None
 
 
-#: A bone turning less than this (radians, about) relative to its parent at every keyframe
-#: keeps its rest transform, unanimated: Anny turns only its pose bones (``body.POSE_BONES``).
+#: A bone turning less than this (radians, about) relative to its parent over all keyframes
+#: keeps its first keyframe's rotation, unanimated. Anny's bones but its pose bones
+#: (``body.POSE_BONES``) keep their rotation relative to their parent as a body moves, though
+#: not the rest skeleton's (its bones with every pose rotation the identity are a few degrees
+#: off its rest bones, by the body's shape): so only the pose bones are animated.
 STILL_BONE_RAD = 1e-4
 
 
@@ -351,12 +354,12 @@ def animated_glb(
         placement = np.tile(np.eye(4), (len(turn), 1, 1))
         placement[:, :3, :3] = turn[:, 0]
         placement[:, :3, 3] = motion.roots - turn[:, 0] @ rest[0, :3, 3]
-        # Joint c's world rotation S G_c R_c, relative to its parent's; the root's is the placement's.
+        # Joint c's world rotation S G_c R_c, relative to its parent's (the root's: the
+        # placement's), its head where the rest skeleton has it from its parent's.
         locals_ = np.tile(relative_to_parents(rest, parents), (len(turn), 1, 1, 1))  # (T, B, 4, 4)
-        turned = relative_to_parents(turn @ rest[:, :3, :3], parents)
-        moving = np.abs(turned - locals_[..., :3, :3]).max(axis=(0, 2, 3)) > STILL_BONE_RAD
-        moving &= parents >= 0
-        locals_[:, moving, :3, :3] = turned[:, moving]
+        child = parents >= 0
+        locals_[:, child, :3, :3] = relative_to_parents(turn @ rest[:, :3, :3], parents)[:, child]
+        moving = np.abs(locals_[..., :3, :3] - locals_[:1, :, :3, :3]).max(axis=(0, 2, 3)) > STILL_BONE_RAD
         node = document.add_person(name, color, motion.rest_vertices, rest, placement[0], locals_[0])
         times = motion.times_s
         document.add_channel(animation, node, "translation", times, placement[:, :3, 3])
