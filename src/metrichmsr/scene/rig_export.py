@@ -213,12 +213,16 @@ class _GlbDocument:
             self._node(pygltflib.Node(name=bone_name, children=children, **_trs(local)), root=False)
         return skeleton_node
 
+    def add_times(self, times_s: np.ndarray) -> int:
+        """(T,) keyframe times, seconds, as an accessor the channels of one motion share; its index."""
+        return self.add(np.asarray(times_s, dtype=np.float32), "SCALAR", bounds=True)  # glTF: inputs carry min and max
+
     def add_channel(
-        self, animation: pygltflib.Animation, node: int, path: str, times: np.ndarray, values: np.ndarray, step: bool = False
+        self, animation: pygltflib.Animation, node: int, path: str, times: int, values: np.ndarray, step: bool = False
     ) -> None:
-        """Animate ``node``'s ``path`` (translation, rotation, scale): (T,) seconds, (T, 3 or 4)
-        values, float32; LINEAR (slerp for rotations) or STEP."""
-        times = self.add(np.asarray(times, dtype=np.float32), "SCALAR", bounds=True)  # glTF: inputs carry min and max
+        """Animate ``node``'s ``path`` (translation, rotation, scale): keyframe times (the
+        accessor :meth:`add_times` gave), (T, 3 or 4) values, float32; LINEAR (slerp for
+        rotations) or STEP."""
         values = np.asarray(values, dtype=np.float32)
         output = self.add(values, "VEC4" if values.shape[1] == 4 else "VEC3")
         animation.samplers.append(
@@ -361,7 +365,7 @@ def animated_glb(
         locals_[:, child, :3, :3] = relative_to_parents(turn @ rest[:, :3, :3], parents)[:, child]
         moving = np.abs(locals_[..., :3, :3] - locals_[:1, :, :3, :3]).max(axis=(0, 2, 3)) > STILL_BONE_RAD
         node = document.add_person(name, color, motion.rest_vertices, rest, placement[0], locals_[0])
-        times = motion.times_s
+        times = document.add_times(motion.times_s)
         document.add_channel(animation, node, "translation", times, placement[:, :3, 3])
         document.add_channel(animation, node, "rotation", times, _quaternions(placement[:, :3, :3]))
         for bone in np.flatnonzero(moving):
@@ -369,12 +373,14 @@ def animated_glb(
         if motion.scales is not None and np.any(motion.scales != 1):  # on the root joint: the skeleton node's hides
             document.gltf.nodes[node + 1].scale = [float(motion.scales[0])] * 3
             document.add_channel(animation, node + 1, "scale", times, np.repeat(np.asarray(motion.scales)[:, None], 3, axis=1))
-        later = clip_times_s[clip_times_s > times[-1]]
-        shown = [(clip_times_s[0], 0.0)] if clip_times_s[0] < times[0] else []
-        shown += [(times[0], 1.0)] + ([(later[0], 0.0)] if len(later) else [])
+        first, last = motion.times_s[0], motion.times_s[-1]
+        later = clip_times_s[clip_times_s > last]
+        shown = [(clip_times_s[0], 0.0)] if clip_times_s[0] < first else []
+        shown += [(first, 1.0)] + ([(later[0], 0.0)] if len(later) else [])
         if len(shown) > 1:
             keys, scales = np.array(shown).T
-            document.add_channel(animation, node, "scale", keys, np.repeat(scales[:, None], 3, axis=1), step=True)
+            scales = np.repeat(scales[:, None], 3, axis=1)
+            document.add_channel(animation, node, "scale", document.add_times(keys), scales, step=True)
     for name, mesh, material in props:
         document.add_mesh(name, mesh, material)
     if animation.channels:
