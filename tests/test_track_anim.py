@@ -74,14 +74,16 @@ def expected_heads(tracks, recovered, frame: int, track: int) -> np.ndarray:
     person = next(p for p in tracks.frames[frame].people if p.track_id == track)
     rig, start = recovered[frame, track].rig, recovered[frame, track].translation
     heads = (rig.to_camera @ rig.bone_poses[:, :, 3].T).T[:, :3]  # camera frame
-    return OPENCV_TO_GLTF * ((heads - start) * person.scale + person.translation)
+    scale = person.height_m / recovered[frame, track].height_m
+    return OPENCV_TO_GLTF * ((heads - start) * scale + person.translation)
 
 
 def test_each_frame_plays_back_its_pose(clip, body_model):
     tracks, recovered, out = clip
     gltf = pygltflib.GLTF2.load(out / "scene.glb")
     assert [a.name for a in gltf.animations] == ["clip"]
-    assert any(p.scale != 1.0 for f in tracks.frames for p in f.people)  # finish() scaled them onto the floor
+    scaled = [p.height_m != recovered[f.index, p.track_id].height_m for f in tracks.frames for p in f.people]
+    assert any(scaled)  # finish() scaled them onto the floor
     worst_heads = worst_joints = 0.0
     for frame in range(FRAMES):
         posed = posed_at(gltf, frame / 10.0)

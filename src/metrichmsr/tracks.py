@@ -61,8 +61,7 @@ class TrackedPerson:
     ``pose``, kept only for the rigged files (``ClipTracks.formats``): the root bone's head less
     the hip midpoint (3,) and every bone's world rotation (104, 3, 3), glTF frame
     (``scene.rig_export.bvh_pose``); the root follows the hip midpoint wherever
-    :meth:`ClipTracks.finish` moves it. ``scale``: how much :meth:`ClipTracks.finish` scaled
-    them about the camera (1: not at all).
+    :meth:`ClipTracks.finish` moves it.
     """
 
     track_id: int
@@ -73,7 +72,6 @@ class TrackedPerson:
     joints3d: np.ndarray
     on_floor: bool
     pose: tuple[np.ndarray, np.ndarray] | None = None
-    scale: float = 1.0
 
 
 @dataclass
@@ -164,7 +162,6 @@ class ClipTracks:
                 if np.isfinite(ratio) and ratio > 0:
                     person.translation, person.joints3d = person.translation / ratio, person.joints3d / ratio
                     person.height_m /= ratio
-                    person.scale /= ratio
         rate_hz = self.fps / self.every
         one_floor = self.static_camera and self.floor is not None
         for seen in self.tracks().values():
@@ -350,7 +347,7 @@ class ClipTracks:
         One skinned body per track (``track_<id>``) on its first frame's rest skeleton, a
         keyframe at every frame (``time_s``) from its first to its last, posed as the BVH
         file is (:meth:`bvh_text`: a frame it was not seen in holds its last pose; the root at
-        the finished hip midpoint) and scaled as :meth:`finish` scaled it onto the floor,
+        the finished hip midpoint) and scaled to the frame's standing height (``height_m``),
         hidden before its first frame and from the frame after its last. A moving camera's
         people are where they were relative to the camera in each frame, and there is no
         floor (each frame has its own)."""
@@ -379,16 +376,20 @@ class ClipTracks:
     def _held_poses(self, seen: list[tuple[FrameRecord, TrackedPerson]], indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A track at frame ``indices`` (increasing, from its first frame to its last): the root
         bone's head (T, 3) and every bone's world rotation (T, 104, 3, 3), glTF frame
-        (``TrackedPerson.pose``), and the body's scale (T,) (``TrackedPerson.scale``); a frame
-        it was not seen in holds the last pose it was seen in."""
+        (``TrackedPerson.pose``), and the scale (T,) that gives its first frame's rest body the
+        frame's standing height (``height_m``: each frame reads the body again, and
+        :meth:`finish` scales a fixed camera's people onto the floor); a frame it was not seen
+        in holds the last pose it was seen in."""
+        rest_height_m = np.ptp(self.rests[seen[0][1].track_id][0][:, 2])  # Anny is z-up
         roots, rotations, scales, last = [], [], [], 0
         for index in indices:
             while last + 1 < len(seen) and seen[last + 1][0].index <= index:
                 last += 1
             person = seen[last][1]
-            roots.append(OPENCV_TO_GLTF * person.translation + person.scale * person.pose[0])
+            scale = person.height_m / rest_height_m
+            roots.append(OPENCV_TO_GLTF * person.translation + scale * person.pose[0])
             rotations.append(person.pose[1])
-            scales.append(person.scale)
+            scales.append(scale)
         return np.stack(roots), np.stack(rotations), np.array(scales)
 
 

@@ -370,7 +370,8 @@ def animated_glb(
         document.add_channel(animation, node, "rotation", times, _quaternions(placement[:, :3, :3]))
         for bone in np.flatnonzero(moving):
             document.add_channel(animation, node + 1 + int(bone), "rotation", times, _quaternions(locals_[:, bone, :3, :3]))
-        if motion.scales is not None and np.any(motion.scales != 1):  # on the root joint: the skeleton node's hides
+        # The scale goes on the root joint: the skeleton node's hides the body.
+        if motion.scales is not None and not np.allclose(motion.scales, 1.0, rtol=0.0, atol=1e-6):
             document.gltf.nodes[node + 1].scale = [float(motion.scales[0])] * 3
             document.add_channel(animation, node + 1, "scale", times, np.repeat(np.asarray(motion.scales)[:, None], 3, axis=1))
         first, last = motion.times_s[0], motion.times_s[-1]
