@@ -1,5 +1,6 @@
-"""Rigged people: each body on Anny's own skeleton, as a glTF skin (``people_rigged.glb``) and as
-BVH motion (``person_<id>.bvh``, ``track_<id>.bvh``), so Blender or three.js can pose it again.
+"""Rigged people: each body on Anny's own skeleton, as a glTF skin (``people_rigged.glb``; over
+a clip, ``track``'s animated ``scene.glb``) and as BVH motion (``person_<id>.bvh``,
+``track_<id>.bvh``), so Blender or three.js can pose it again or play it.
 
 Both files keep Anny's 104 bones, named and ordered as Anny names and orders them (a parent
 always before its children), and are written in scene.glb's frame: the OpenCV camera frame
@@ -333,9 +334,10 @@ def animated_glb(
     Each motion (``names``, default ``"person_0"``, ...) is a skinned mesh on Anny's skeleton as
     in :func:`rigged_glb`, its rest body and skeleton the motion's own. The ``<name>_skeleton``
     node carries the root bone's turn and place at each keyframe (translation, rotation:
-    LINEAR, slerp for the rotation), the joint nodes their rest transform relative to their
-    parent but for the bones that turn (rotation, LINEAR): the pose bones; with ``scales``,
-    the root joint's scale (LINEAR). The bones' world rotations and, at scale 1, heads are
+    LINEAR, slerp for the rotation); the joint nodes hold their transform relative to their
+    parent at the first keyframe (their heads where the rest skeleton has them), but for the
+    bones that turn (rotation, LINEAR; :data:`STILL_BONE_RAD`): Anny's pose bones; with
+    ``scales``, the root joint's scale (LINEAR). The bones' world rotations and, at scale 1, heads are
     those of the BVH file of the same motion (:func:`bvh_text`).
     Outside its keyframes a motion is hidden: its skeleton node's scale steps (STEP) to 0 from
     the clip's start (``clip_times_s[0]``) to its first keyframe, and from the first time in
