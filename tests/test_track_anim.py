@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from metrichmsr.bench.rig_roundtrip import _accessor, joint_positions, posed_at, skinned_people
+from metrichmsr.bench.rig_roundtrip import accessor_array, joint_positions, posed_at, skinned_people
 from metrichmsr.body import POSE_BONES, BodyParams
 from metrichmsr.camera import Intrinsics
 from metrichmsr.result import PersonResult, RecoveryResult, posed_bodies
@@ -128,7 +128,7 @@ def test_only_the_pose_bones_turn_and_all_is_float32(clip, body_model):
     for sampler in gltf.animations[0].samplers:
         assert gltf.accessors[sampler.input].componentType == pygltflib.FLOAT
         assert gltf.accessors[sampler.output].componentType == pygltflib.FLOAT
-        times = _accessor(gltf, sampler.input)[:, 0]
+        times = accessor_array(gltf, sampler.input)[:, 0]
         assert np.all(np.diff(times) > 0) and sampler.interpolation in ("LINEAR", "STEP")
     bvh = sorted(p.name for p in out.iterdir() if p.suffix == ".bvh")
     assert bvh == ["track_0.bvh", "track_1.bvh"]

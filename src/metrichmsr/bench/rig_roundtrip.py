@@ -54,7 +54,8 @@ def node_worlds(gltf: pygltflib.GLTF2) -> np.ndarray:
     return np.stack(world)
 
 
-def _accessor(gltf: pygltflib.GLTF2, index: int) -> np.ndarray:
+def accessor_array(gltf: pygltflib.GLTF2, index: int) -> np.ndarray:
+    """(count, width) an accessor's data as the file stores it (float32, uint8 or uint32)."""
     accessor = gltf.accessors[index]
     view = gltf.bufferViews[accessor.bufferView]
     dtype = {pygltflib.FLOAT: np.float32, pygltflib.UNSIGNED_BYTE: np.uint8, pygltflib.UNSIGNED_INT: np.uint32}
@@ -73,7 +74,7 @@ def posed_at(gltf: pygltflib.GLTF2, time_s: float, animation: int = 0) -> pygltf
     posed.nodes = [copy.copy(node) for node in gltf.nodes]
     for channel in gltf.animations[animation].channels:
         sampler = gltf.animations[animation].samplers[channel.sampler]
-        times, values = _accessor(gltf, sampler.input)[:, 0], _accessor(gltf, sampler.output).astype(np.float64)
+        times, values = accessor_array(gltf, sampler.input)[:, 0], accessor_array(gltf, sampler.output).astype(np.float64)
         after = int(np.searchsorted(times, time_s, side="right"))  # keyframes at or before time_s
         if after == 0 or after == len(times) or sampler.interpolation == "STEP":
             value = values[max(after - 1, 0)]
@@ -97,12 +98,12 @@ def skinned_people(gltf: pygltflib.GLTF2) -> dict[str, np.ndarray]:
         if node.skin is None:
             continue
         skin = gltf.skins[node.skin]
-        inverse_bind = _accessor(gltf, skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)  # column-major
+        inverse_bind = accessor_array(gltf, skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)  # column-major
         joint_matrices = worlds[skin.joints] @ inverse_bind  # (J, 4, 4)
         attributes = gltf.meshes[node.mesh].primitives[0].attributes
-        rest = _accessor(gltf, attributes.POSITION).astype(np.float64)
-        joints = np.concatenate([_accessor(gltf, attributes.JOINTS_0), _accessor(gltf, attributes.JOINTS_1)], axis=1)
-        weights = np.concatenate([_accessor(gltf, attributes.WEIGHTS_0), _accessor(gltf, attributes.WEIGHTS_1)], axis=1)
+        rest = accessor_array(gltf, attributes.POSITION).astype(np.float64)
+        joints = np.concatenate([accessor_array(gltf, attributes.JOINTS_0), accessor_array(gltf, attributes.JOINTS_1)], axis=1)
+        weights = np.concatenate([accessor_array(gltf, attributes.WEIGHTS_0), accessor_array(gltf, attributes.WEIGHTS_1)], axis=1)
         blended = np.einsum("vk,vkij->vij", weights, joint_matrices[joints])  # (V, 4, 4)
         people[node.name] = np.einsum("vij,vj->vi", blended[:, :3], np.concatenate([rest, np.ones((len(rest), 1))], 1))
     return people
