@@ -52,7 +52,7 @@ BAD_INPUT = {
     "--fps negative": lambda w: ["track", w.frames, "-o", w.out, "--fps", "-5"],
     "--intrinsics 3 numbers": lambda w: ["track", w.frames, "-o", w.out, "--intrinsics", "1,2,3"],
     "--camera-height 1000": lambda w: ["track", w.frames, "-o", w.out, "--camera-height", "1000"],
-    "--format glb (BVH only)": lambda w: ["track", w.frames, "-o", w.out, "--format", "glb"],
+    "--format fbx": lambda w: ["track", w.frames, "-o", w.out, "--format", "glb,fbx"],
 }
 
 
@@ -72,7 +72,7 @@ def test_bad_input_fails_before_torch_with_one_line(workspace, case):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """A 4-frame .avi: two people of the sample photo, the view panning 8 px a frame, then a
-    grey frame with nobody; tracked, with a BVH file per track."""
+    grey frame with nobody; tracked, with the animated scene.glb and a BVH file per track."""
     import cv2
 
     root = tmp_path_factory.mktemp("track")
@@ -84,7 +84,7 @@ def clip(tmp_path_factory):
     writer.write(np.full((photo.shape[0], 256, 3), 128, np.uint8))
     writer.release()
     out = root / "out"
-    done = run_cli("track", video, "-o", out, "--fov", "60", "--format", "bvh", timeout=300)
+    done = run_cli("track", video, "-o", out, "--fov", "60", "--format", "glb,bvh", timeout=300)
     return SimpleNamespace(out=out, done=done, document=json.loads((out / "tracks.json").read_text()))
 
 
@@ -102,6 +102,7 @@ def test_a_tiny_clip_is_tracked(clip, validator):
         "tracks.csv",
         "trajectories.png",
         "view.html",
+        "scene.glb",
         ".metrichmsr-output.json",
     } | bvh
     document = clip.document
@@ -165,3 +166,18 @@ def test_each_track_is_a_bvh_at_the_clips_rate(clip):
         bvh = bvhio.readAsBvh(str(clip.out / f"track_{track['track_id']}.bvh"))
         assert bvh.FrameCount == seen[-1][0] - seen[0][0] + 1 and bvh.FrameTime == pytest.approx(0.1)
         assert len(bvh.Root.layout()) == 104 and bvh.Root.Name == "root"
+
+
+def test_scene_glb_plays_each_track(clip, body_model):
+    """scene.glb's animation at each frame's time, skinned, gives tracks.json's joints: to the
+    millimetre at a track's first frame (the body its skeleton is); later frames are that body
+    in their pose and at their height, off by how much the frame's own body differs in its
+    proportions (measured: up to 16 mm)."""
+    import pygltflib
+
+    from metrichmsr.bench.rig_roundtrip import track_joint_errors_mm
+
+    errors = track_joint_errors_mm(pygltflib.GLTF2.load(clip.out / "scene.glb"), clip.document, body_model.keypoints)
+    assert sorted(errors) == [t["track_id"] for t in clip.document["tracks"]]
+    assert max(mm[0] for mm in errors.values()) <= 1.0
+    assert max(mm.max() for mm in errors.values()) <= 30.0

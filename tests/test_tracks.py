@@ -56,13 +56,8 @@ def test_a_fixed_camera_ends_on_the_final_floor(tmp_path):
     assert list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(document)) == []
     assert document["floor"]["camera_height_m"] == 1.5 and document["floor"]["frames"] == 6
     assert [t["frames"] for t in document["tracks"]] == [6]
-    assert sorted(p.name for p in out.iterdir()) == [
-        ".metrichmsr-output.json",
-        "tracks.csv",
-        "tracks.json",
-        "trajectories.png",
-        "view.html",
-    ]
+    written = sorted(p.name for p in out.iterdir())
+    assert written == [".metrichmsr-output.json", "tracks.csv", "tracks.json", "trajectories.png", "view.html"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 

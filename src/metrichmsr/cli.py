@@ -90,6 +90,8 @@ TRACK_FILES = """files written (OUT; docs/tracks.md):
   tracks.csv         one row per person per frame: where they stand on the floor, height, camera-frame position
   trajectories.png   the floor from above, one line per track
   view.html          the 3D viewer with a timeline: open it in a browser, or `metrichmsr view OUT`
+  scene.glb          the people moving on Anny's skeleton (glTF animation "clip": Blender, three.js),
+                     camera and floor (--format glb, the default)
   track_<id>.bvh     each track's skeleton and poses as BVH motion, at the clip's frame rate (--format bvh)
   .metrichmsr-output.json   the list of these files (see recover --help)
 
@@ -187,10 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     track.add_argument(
         "--format",
-        type=_formats(("bvh",)),
-        default=(),
-        metavar="bvh",
-        help="also write each track's skeleton and poses as BVH motion (track_<id>.bvh)",
+        type=_formats(RIG_FORMATS),
+        default=DEFAULT_RIG_FORMATS,
+        metavar="FORMATS",
+        help="the people moving on Anny's skeleton, comma-separated: glb (the animated scene.glb, the default), "
+        "bvh (track_<id>.bvh), or glb,bvh",
     )
     _add_people_arguments(track)
 
@@ -697,7 +700,7 @@ def _track(args) -> int:
                 yield frame
 
     clip = ClipTracks(
-        intrinsics, info.size, info.fps, every, static_camera=static, input_path=str(args.input), bvh="bvh" in args.format
+        intrinsics, info.size, info.fps, every, static_camera=static, input_path=str(args.input), formats=args.format
     )
     started = time.perf_counter()
     with _recoverer(args, depth="none") as recoverer:

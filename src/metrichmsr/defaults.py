@@ -11,8 +11,9 @@ MIN_PERSON_PX = 60.0
 MIN_SCORE = 0.4
 #: A group photo holds dozens: the detector's own default (20) cut the sample photo's 24.
 MAX_PEOPLE = 60
-#: The formats `recover --format` can write the rigged people in (``scene.rig_export``): glTF
-#: skins (``people_rigged.glb``) and BVH (``person_<id>.bvh``); `track --format` writes BVH only.
+#: The formats `recover --format` and `track --format` can write the rigged people in
+#: (``scene.rig_export``): glTF skins (recover's ``people_rigged.glb``, track's animated
+#: ``scene.glb``) and BVH (``person_<id>.bvh``, ``track_<id>.bvh``).
 RIG_FORMATS = ("glb", "bvh")
-#: What `recover` writes them in unless told.
+#: What `recover` and `track` write them in unless told.
 DEFAULT_RIG_FORMATS = ("glb",)

@@ -4,8 +4,9 @@
 people light as the frames come (boxes, positions, joints; no meshes, no images, so a long
 clip fits in memory), ``finish`` puts a fixed camera's people on the clip's one floor and
 smooths every track, and ``save`` writes ``tracks.json``, ``tracks.csv``,
-``trajectories.png`` and, when asked, one BVH file per track (``track_<id>.bvh``). Camera
-frame (OpenCV axes), metres, pixels, seconds throughout.
+``trajectories.png`` and, when asked, the people moving on Anny's skeleton: the animated
+``scene.glb`` and one BVH file per track (``track_<id>.bvh``). Camera frame (OpenCV axes),
+metres, pixels, seconds throughout.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from metrichmsr._outputs import staged_output
+from metrichmsr.body import Skeleton
 from metrichmsr.camera import Intrinsics
+from metrichmsr.defaults import RIG_FORMATS
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.result import RecoveryResult
-from metrichmsr.scene.export import OPENCV_TO_GLTF
+from metrichmsr.scene.export import OPENCV_TO_GLTF, floor_prop, frustum_prop
 from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, foot_contacts
-from metrichmsr.scene.rig_export import BvhSkeleton, bvh_pose, bvh_text
+from metrichmsr.scene.rig_export import BvhSkeleton, RigMotion, animated_glb, bvh_pose, bvh_text
 from metrichmsr.tracking import floor_axes, floor_coordinates, horizontal, smooth_positions, standing_positions
 from metrichmsr.viewer import write_view_html
 
@@ -55,9 +58,10 @@ class TrackedPerson:
     """One person in one frame: box (4,) px, detection score, hip midpoint (3,) m, standing
     height m, joints (23, 3) m (``JOINT_NAMES``), and whether they stand on the pooled floor.
 
-    ``bvh``, kept only for BVH files (``ClipTracks.bvh``): the BVH root's position less the
-    hip midpoint's (3,) and every bone's world rotation (104, 3, 3), glTF frame
-    (``scene.rig_export.bvh_pose``); the root follows the hip midpoint wherever :meth:`ClipTracks.finish` moves it.
+    ``pose``, kept only for the rigged files (``ClipTracks.formats``): the root bone's head less
+    the hip midpoint (3,) and every bone's world rotation (104, 3, 3), glTF frame
+    (``scene.rig_export.bvh_pose``); the root follows the hip midpoint wherever
+    :meth:`ClipTracks.finish` moves it.
     """
 
     track_id: int
@@ -67,7 +71,7 @@ class TrackedPerson:
     height_m: float
     joints3d: np.ndarray
     on_floor: bool
-    bvh: tuple[np.ndarray, np.ndarray] | None = None
+    pose: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -90,7 +94,10 @@ class ClipTracks:
         fps: the clip's frame rate; ``every``: every how many frames were processed.
         static_camera: one floor for the whole clip (``Recoverer.track``'s ``static_camera``).
         input_path: the clip as the user named it.
-        bvh: keep each person's pose, and write one BVH file per track.
+        formats: the people moving on Anny's skeleton (``defaults.RIG_FORMATS``): ``"glb"``
+            the animated ``scene.glb`` (:meth:`scene_glb`), ``"bvh"`` ``track_<id>.bvh``
+            (:meth:`bvh_text`). Either keeps each person's pose (4 kB a person a frame) and
+            each track's first body, so needs the frames' skeleton and people's rigs.
     """
 
     intrinsics: Intrinsics
@@ -103,8 +110,16 @@ class ClipTracks:
     floor: FloorPlane | None = None  # a fixed camera's floor, pooled over every frame so far
     floor_frames: int = 0  # how many frames placed a floor
     finished: bool = False
-    bvh: bool = False
-    skeletons: dict[int, BvhSkeleton] = field(default_factory=dict)  # each track's rest skeleton: its first frame's body
+    formats: tuple[str, ...] = ()
+    # Each track's rest body, its first frame's: (V, 3) rest vertices and (104, 4, 4) rest bone poses, Anny frame.
+    rests: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    skeleton: Skeleton | None = None  # Anny's rig and the mesh's (F, 3) faces, for the rigged files
+    faces: np.ndarray | None = None
+
+    def __post_init__(self):
+        unknown = [f for f in self.formats if f not in RIG_FORMATS]
+        if unknown:
+            raise ValueError(f"formats must be among {RIG_FORMATS}, got {unknown}")
 
     def add(self, tracked: TrackedFrame) -> None:
         """Keep one frame's people (the meshes and the image are dropped)."""
@@ -112,12 +127,16 @@ class ClipTracks:
             TrackedPerson(int(k), p.bbox, float(p.score), p.translation, float(p.height_m), p.joints3d, bool(f))
             for k, p, f in zip(tracked.track_ids, tracked.result.people, tracked.on_floor)
         ]
-        if self.bvh:
+        if self.formats and people:
+            if tracked.result.skeleton is None or any(p.rig is None for p in tracked.result.people):
+                raise ValueError("rigged files need the frames' skeleton and every person's rig (as Recoverer.track gives them)")
+            self.skeleton, self.faces = tracked.result.skeleton, tracked.result.faces
             for person, recovered in zip(people, tracked.result.people):
                 root, rotations = bvh_pose(recovered.rig)
-                person.bvh = (root - OPENCV_TO_GLTF * person.translation, rotations.astype(np.float32))
-                if person.track_id not in self.skeletons:
-                    self.skeletons[person.track_id] = BvhSkeleton.of(tracked.result.skeleton, recovered.rig.rest_bone_poses)
+                person.pose = (root - OPENCV_TO_GLTF * person.translation, rotations.astype(np.float32))
+                if person.track_id not in self.rests:
+                    rig = recovered.rig
+                    self.rests[person.track_id] = (np.asarray(rig.rest_vertices, np.float32), np.asarray(rig.rest_bone_poses))
         self.frames.append(FrameRecord(tracked.index, tracked.time_s, people, tracked.floor))
         self.floor_frames += tracked.result.floor is not None
         if self.static_camera:
@@ -293,8 +312,8 @@ class ClipTracks:
 
     def save(self, out_dir: str | Path, overwrite: bool = False) -> Path:
         """Write ``tracks.json``, ``tracks.csv``, ``trajectories.png``, the viewer page
-        ``view.html`` (``viewer.write_view_html``) (and with :attr:`bvh` ``track_<id>.bvh``,
-        :meth:`bvh_text`) into ``out_dir``
+        ``view.html`` (``viewer.write_view_html``) and the :attr:`formats` asked for
+        (``scene.glb``, :meth:`scene_glb`; ``track_<id>.bvh``, :meth:`bvh_text`) into ``out_dir``
         atomically (``_outputs.staged_output``: a hidden folder that replaces ``out_dir`` once
         complete; the same folder rules as ``RecoveryResult.save``). Calls :meth:`finish` first."""
         self.finish()
@@ -302,7 +321,9 @@ class ClipTracks:
             (staging / "tracks.json").write_text(json.dumps(self.to_json(), indent=1))
             self.write_csv(staging / "tracks.csv")
             self.plot(staging / "trajectories.png")
-            if self.bvh:
+            if "glb" in self.formats:
+                (staging / "scene.glb").write_bytes(self.scene_glb())
+            if "bvh" in self.formats:
                 for track_id, seen in self.tracks().items():
                     (staging / f"track_{track_id}.bvh").write_text(self.bvh_text(seen))
             write_view_html(staging)
@@ -313,15 +334,63 @@ class ClipTracks:
         one motion frame per processed frame from its first to its last (every ``every``-th of
         the clip, so ``every / fps`` seconds apart), a frame it was not seen in holding the
         last pose it was seen in; the root at its (finished, smoothed) hip midpoint."""
-        positions, rotations, last = [], [], 0
-        for index in range(seen[0][0].index, seen[-1][0].index + 1, self.every):
+        indices = range(seen[0][0].index, seen[-1][0].index + 1, self.every)
+        roots, rotations, _ = self._held_poses(seen, indices)
+        skeleton = BvhSkeleton.of(self.skeleton, self.rests[seen[0][1].track_id][1])
+        return bvh_text(skeleton, roots, rotations, self.every / self.fps)
+
+    def scene_glb(self) -> bytes:
+        """``scene.glb``: the people moving over the clip (``scene.rig_export.animated_glb``),
+        the camera's frustum and a fixed camera's floor, glTF frame (scene.glb's: the OpenCV
+        camera frame with y and z negated), metres; its animation's time is the clip's.
+
+        One skinned body per track (``track_<id>``) on its first frame's rest skeleton, a
+        keyframe at every frame (``time_s``) from its first to its last, posed as the BVH
+        file is (:meth:`bvh_text`: a frame it was not seen in holds its last pose; the root at
+        the finished hip midpoint) and scaled to the frame's standing height (``height_m``),
+        hidden before its first frame and from the frame after its last. A moving camera's
+        people are where they were relative to the camera in each frame, and there is no
+        floor (each frame has its own)."""
+        self.finish()
+        times = {frame.index: frame.time_s for frame in self.frames}
+        motions = []
+        for track_id, seen in self.tracks().items():
+            indices = [i for i in times if seen[0][0].index <= i <= seen[-1][0].index]
+            roots, rotations, scales = self._held_poses(seen, indices)
+            rest_vertices, rest_bone_poses = self.rests[track_id]
+            keys = np.array([times[i] for i in indices])
+            motions.append(RigMotion(rest_vertices, rest_bone_poses, keys, roots, rotations, scales))
+        props = [("camera", *frustum_prop(self.intrinsics.K, self.size))]
+        if self.static_camera and self.floor is not None:
+            centres = [person.translation for frame in self.frames for person in frame.people]
+            props.append(("floor", *floor_prop(self.floor, centres)))
+        return animated_glb(
+            motions,
+            self.skeleton,
+            self.faces,
+            np.array(list(times.values())),
+            props,
+            names=[f"track_{track_id}" for track_id in self.tracks()],
+        )
+
+    def _held_poses(self, seen: list[tuple[FrameRecord, TrackedPerson]], indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A track at frame ``indices`` (increasing, from its first frame to its last): the root
+        bone's head (T, 3) and every bone's world rotation (T, 104, 3, 3), glTF frame
+        (``TrackedPerson.pose``), and the scale (T,) that gives its first frame's rest body the
+        frame's standing height (``height_m``: each frame reads the body again, and
+        :meth:`finish` scales a fixed camera's people onto the floor); a frame it was not seen
+        in holds the last pose it was seen in."""
+        rest_height_m = np.ptp(self.rests[seen[0][1].track_id][0][:, 2])  # Anny is z-up
+        roots, rotations, scales, last = [], [], [], 0
+        for index in indices:
             while last + 1 < len(seen) and seen[last + 1][0].index <= index:
                 last += 1
             person = seen[last][1]
-            positions.append(OPENCV_TO_GLTF * person.translation + person.bvh[0])
-            rotations.append(person.bvh[1])
-        skeleton = self.skeletons[seen[0][1].track_id]
-        return bvh_text(skeleton, np.stack(positions), np.stack(rotations), self.every / self.fps)
+            scale = person.height_m / rest_height_m
+            roots.append(OPENCV_TO_GLTF * person.translation + scale * person.pose[0])
+            rotations.append(person.pose[1])
+            scales.append(scale)
+        return np.stack(roots), np.stack(rotations), np.array(scales)
 
 
 def _floor_json(floor: FloorPlane | None) -> dict | None:

@@ -66,15 +66,37 @@ def camera_frustum_mesh(K: np.ndarray, image_size: tuple[int, int], depth_m: flo
     return trimesh.util.concatenate(tubes)
 
 
-def _material(srgb: Sequence[float], **kwargs) -> trimesh.visual.material.PBRMaterial:
-    """An opaque, non-metallic PBR material; glTF colour factors are linear, hence the gamma."""
-    return trimesh.visual.material.PBRMaterial(
-        baseColorFactor=[*srgb_to_linear(srgb), 1.0],
-        metallicFactor=0.0,
-        roughnessFactor=0.7,
-        alphaMode="OPAQUE",
-        **kwargs,
-    )
+def pbr_fields(srgb: Sequence[float], alpha: float = 1.0, roughness: float = 0.7) -> dict:
+    """A non-metallic glTF PBR material's fields, named as glTF (and trimesh's ``PBRMaterial``)
+    name them: opaque, or blended and seen from both sides with ``alpha`` < 1. ``srgb`` in
+    [0, 1]; glTF colour factors are linear, hence the gamma."""
+    fields = {"baseColorFactor": [*srgb_to_linear(srgb), alpha], "metallicFactor": 0.0, "roughnessFactor": roughness}
+    return {**fields, "alphaMode": "BLEND", "doubleSided": True} if alpha < 1 else {**fields, "alphaMode": "OPAQUE"}
+
+
+def _visual(fields: dict) -> trimesh.visual.TextureVisuals:
+    """A trimesh visual of one material (:func:`pbr_fields`)."""
+    return trimesh.visual.TextureVisuals(material=trimesh.visual.material.PBRMaterial(**fields))
+
+
+def frustum_prop(K: np.ndarray, image_size: tuple[int, int], depth_m: float = 0.5) -> tuple[trimesh.Trimesh, dict]:
+    """The camera frustum as scene.glb holds it (``"camera"``): :func:`camera_frustum_mesh` in
+    the glTF frame, and its material's fields (:func:`pbr_fields`)."""
+    frustum = camera_frustum_mesh(K, image_size, depth_m)
+    frustum.vertices = _to_gltf(frustum.vertices)
+    return frustum, pbr_fields(_FRUSTUM_SRGB)
+
+
+def floor_prop(floor: FloorPlane, centres_m: np.ndarray) -> tuple[trimesh.Trimesh, dict]:
+    """The floor as scene.glb holds it (``"floor"``): a translucent square of ``floor`` around
+    the points ``centres_m`` (N, 3) (OpenCV camera frame, metres; N = 0: 5 m ahead), 3 m beyond
+    their spread, in the glTF frame, and its material's fields (:func:`pbr_fields`)."""
+    centres = np.asarray(centres_m, dtype=np.float64).reshape(-1, 3)
+    centres = centres if len(centres) else np.array([[0.0, 0.0, 5.0]])
+    spread = np.ptp(centres, axis=0).max() if len(centres) > 1 else 0.0
+    square = floor_mesh(floor, centres.mean(axis=0), half_size_m=spread / 2 + 3.0)
+    square.vertices = _to_gltf(square.vertices)
+    return square, pbr_fields(_FLOOR_SRGBA[:3], alpha=_FLOOR_SRGBA[3], roughness=1.0)
 
 
 def _to_gltf(vertices: np.ndarray) -> np.ndarray:
@@ -245,13 +267,12 @@ def write_scene_glb(
         mesh = trimesh.Trimesh(
             _to_gltf(vertices),
             faces,
-            visual=trimesh.visual.TextureVisuals(material=_material(color)),
+            visual=_visual(pbr_fields(color)),
             process=False,
         )
         scene.add_geometry(mesh, node_name=name, geom_name=name)
-    frustum = camera_frustum_mesh(K, image_size, frustum_depth_m)
-    frustum.vertices = _to_gltf(frustum.vertices)
-    frustum.visual = trimesh.visual.TextureVisuals(material=_material(_FRUSTUM_SRGB))
+    frustum, material = frustum_prop(K, image_size, frustum_depth_m)
+    frustum.visual = _visual(material)
     scene.add_geometry(frustum, node_name="camera", geom_name="camera")
     if image is not None:
         plane = _image_plane(np.asarray(image), K, image_size, frustum_depth_m)
@@ -260,18 +281,8 @@ def write_scene_glb(
         if surface is not None:
             scene.add_geometry(surface, node_name="scene", geom_name="scene")
     if floor is not None:
-        roots = np.array([v.mean(axis=0) for v, _ in people]) if people else np.array([[0.0, 0.0, 5.0]])
-        spread = np.ptp(roots, axis=0).max() if len(roots) > 1 else 0.0
-        square = floor_mesh(floor, roots.mean(axis=0), half_size_m=spread / 2 + 3.0)
-        square.vertices = _to_gltf(square.vertices)
-        material = trimesh.visual.material.PBRMaterial(
-            baseColorFactor=[*srgb_to_linear(_FLOOR_SRGBA[:3]), _FLOOR_SRGBA[3]],
-            metallicFactor=0.0,
-            roughnessFactor=1.0,
-            alphaMode="BLEND",
-            doubleSided=True,
-        )
-        square.visual = trimesh.visual.TextureVisuals(material=material)
+        square, material = floor_prop(floor, [v.mean(axis=0) for v, _ in people])
+        square.visual = _visual(material)
         scene.add_geometry(square, node_name="floor", geom_name="floor")
 
     # Normals give viewers smooth shading (without them three.js shades flat).
