@@ -16,6 +16,7 @@ from PIL import Image
 
 from _schema import problems, schema_validator
 from test_cli import EXIT_INPUT_ERROR, blank_png, run_cli, snapshot
+from test_viewer import needs_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,3 +182,29 @@ def test_scene_glb_plays_each_track(clip, body_model):
     assert sorted(errors) == [t["track_id"] for t in clip.document["tracks"]]
     assert max(mm[0] for mm in errors.values()) <= 1.0
     assert max(mm.max() for mm in errors.values()) <= 30.0
+
+
+@needs_browser
+def test_the_track_page_animates_the_people_where_the_video_saw_them(clip):
+    """view.html plays scene.glb's animation: in the camera's view at each frame's time, the
+    bodies stand in that frame's boxes."""
+    from metrichmsr.bench.viewer import canvas_image, open_page
+
+    document = clip.document
+    width, height = document["input"]["width"], document["input"]["height"]
+    with open_page(clip.out / "view.html", width, height) as (page, problems):
+        assert page.evaluate("window.metrichmsrViewer.peopleCount") == len(document["tracks"])
+        page.evaluate("window.metrichmsrViewer.setSilhouettes(true)")
+        for frame in document["frames"]:
+            page.evaluate(f"window.metrichmsrViewer.showFrame({frame['index']})")
+            drawn = canvas_image(page).max(axis=2) > 127
+            boxes = np.zeros_like(drawn)
+            for person in frame["people"]:
+                x0, y0, x1, y1 = np.round(person["bbox"]).astype(int)
+                boxes[max(y0, 0) : y1, max(x0, 0) : x1] = True
+            if not frame["people"]:
+                assert not drawn.any(), f"frame {frame['index']}: nobody was seen, nobody is shown"
+                continue
+            inside = (drawn & boxes).sum() / drawn.sum()
+            assert inside >= 0.9, f"frame {frame['index']}: {inside:.2f} of the bodies inside the boxes"
+        assert problems == []

@@ -139,7 +139,10 @@ class Viewer {
     (this.layers[name] ||= []).push(object);
   }
 
-  /** scene.glb's content: people (`person_<i>`), the scene surface, floor, photo plane and photo. */
+  /**
+   * scene.glb's content: people (`person_<i>` for a result, the skinned `track_<id>` for
+   * tracks), the scene surface, floor, photo plane and photo. Its glTF, for the animation.
+   */
   async loadScene(glb, peopleRecords) {
     const gltf = await new GLTFLoader().parseAsync(glb, '');
     const root = gltf.scene;
@@ -164,9 +167,15 @@ class Viewer {
     const camera = byName('camera'); // the glb's tube frustum: the line frustum draws it crisper here
     if (camera) camera.visible = false;
     this.layers.people = this.people.map((p) => p.mesh);
+    root.traverse((object) => {
+      if (!object.isSkinnedMesh) return;
+      object.frustumCulled = false; // its bounds are the bind pose's: animated, it would be culled where it is not
+      if (/^track_\d+$/.test(object.name)) this.layers.people.push(object);
+    });
     this.centre = this.people.length
       ? this.people.reduce((sum, p) => sum.add(fromOpenCV(p.record.translation)), new THREE.Vector3()).divideScalar(this.people.length)
       : this.centre;
+    return gltf;
   }
 
   setFloor(floor, points) {
@@ -243,7 +252,7 @@ class Viewer {
     this.renderer.setClearColor(this.silhouettes ? 0x000000 : ORBIT_BACKGROUND, backdrop ? 0 : 1);
     // In the camera's view the photo is the backdrop: what stands between it and the camera goes.
     const hidden = this.cameraView ? ['scene', 'floor', 'frustum'] : [];
-    if (this.silhouettes) hidden.push('grid', 'tracks');
+    if (this.silhouettes) hidden.push('grid', 'tracks', 'skeletons');
     const restore = [];
     for (const name of hidden) {
       for (const object of this.layers[name] || []) {
@@ -337,10 +346,21 @@ class Ruler {
   }
 }
 
-/** tracks.json: skeletons of the current frame, each track's path, a timeline to play. */
+/**
+ * tracks.json: skeletons of the current frame, each track's path, a timeline to play; with
+ * scene.glb's animation (`clip`, in the clip's seconds), the people's bodies follow it.
+ */
 class Tracks {
-  constructor(viewer, tracks) {
+  constructor(viewer, tracks, gltf) {
     this.viewer = viewer;
+    const clip = gltf?.animations.find((animation) => animation.name === 'clip');
+    if (clip) {
+      // The timeline sets the time: the action never advances by itself.
+      this.mixer = new THREE.AnimationMixer(gltf.scene);
+      this.action = this.mixer.clipAction(clip);
+      this.action.play();
+      this.action.paused = true;
+    }
     this.frames = tracks.frames;
     this.colour = new Map(tracks.tracks.map((t, i) => [t.track_id, new THREE.Color(TRACK_COLOURS[i % TRACK_COLOURS.length])]));
     const paths = new Map();
@@ -355,7 +375,7 @@ class Tracks {
       viewer.addLayer('tracks', path);
     }
     this.skeletons = new THREE.LineSegments(new THREE.BufferGeometry(), new THREE.LineBasicMaterial({ vertexColors: true }));
-    viewer.addLayer('people', this.skeletons);
+    viewer.addLayer('skeletons', this.skeletons);
     this.points = [...paths.values()].flat();
     this.index = 0;
     this.playing = false;
@@ -383,6 +403,11 @@ class Tracks {
     geometry.setAttribute('position', new THREE.Float32BufferAttribute(positions, 3));
     geometry.setAttribute('color', new THREE.Float32BufferAttribute(colours, 3));
     geometry.computeBoundingSphere();
+    if (this.action) {
+      // At the keyframes' own float32 times, so a STEP key (who is seen) holds from its frame on.
+      this.action.time = Math.fround(frame?.time_s ?? 0);
+      this.mixer.update(0);
+    }
     $('timeline').value = String(this.index);
     $('time').textContent = frame ? `${frame.time_s.toFixed(2)} s · frame ${frame.index} · ${count(frame.people.length, 'person', 'people')}` : 'no frames';
     this.viewer.requestRender();
@@ -502,10 +527,10 @@ async function main() {
   const size = result ? result.image : tracks.input;
   const viewer = new Viewer($('view'), { intrinsics: { fx, fy, cx, cy }, width: size.width, height: size.height });
   const people = result ? result.people : [];
-  if (glb) await viewer.loadScene(base64ToArrayBuffer(glb), people);
+  const gltf = glb ? await viewer.loadScene(base64ToArrayBuffer(glb), people) : null;
   let track = null;
   if (tracks) {
-    track = new Tracks(viewer, tracks);
+    track = new Tracks(viewer, tracks, gltf);
     if (track.points.length) viewer.centre = track.points.reduce((s, p) => s.add(p), new THREE.Vector3()).divideScalar(track.points.length);
   }
   const floor = result ? result.scene?.floor : tracks.floor;

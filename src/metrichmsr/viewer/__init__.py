@@ -1,12 +1,13 @@
 """The 3D viewer: ``view.html``, one self-contained page per result folder, and a local server.
 
 The page inlines three.js and the viewer (``viewer.bundle.js``, built from ``viewer/main.js``
-at the repository root by ``npm run build``) and the folder's own data: ``result.json`` with
-``scene.glb`` (base64) for ``recover``, ``tracks.json`` for ``track``. It needs no server and
+at the repository root by ``npm run build``) and the folder's own data: ``result.json`` or
+``tracks.json``, with the folder's ``scene.glb`` (base64; a track's plays its animation). It needs no server and
 no network: it opens from the file system. What it shows: the photo as the backdrop of the
 camera's own view (people line up with it there), the scene surface and floor, each person
 (click: id, height, distance, score), the camera frustum, a metre grid on the floor,
-orbit/pan/zoom and WASD fly, a two-click ruler in metres and, for tracks, a timeline.
+orbit/pan/zoom and WASD fly, a two-click ruler in metres and, for tracks, a timeline that
+plays the people's animation and draws each track's path.
 """
 
 from __future__ import annotations
@@ -36,18 +37,19 @@ def _json_for_script(data: dict | None) -> str:
 
 
 def view_html(result: dict | None = None, scene_glb: bytes | None = None, tracks: dict | None = None) -> str:
-    """The viewer page for one ``result.json`` (with its ``scene.glb`` bytes) or one ``tracks.json``.
+    """The viewer page for one ``result.json`` or one ``tracks.json``, with its ``scene.glb``.
 
     Args:
         result: result.json's content (schema ``metrichmsr.result/1``).
-        scene_glb: scene.glb's bytes: people as nodes ``person_<i>`` in result.json's order.
+        scene_glb: scene.glb's bytes, or None: for a result, people as nodes ``person_<i>`` in
+            result.json's order; for tracks, nodes ``track_<id>`` and the animation ``clip``.
         tracks: tracks.json's content (schema ``metrichmsr.tracks/1``), instead of ``result``.
 
     Returns:
         The whole HTML page: it loads nothing from anywhere.
     """
     if (result is None) == (tracks is None):
-        raise ValueError("give one of result (with scene_glb) or tracks")
+        raise ValueError("give one of result or tracks")
     record = result if result is not None else tracks
     title = Path(str((record.get("image") or record.get("input") or {}).get("path", "result"))).name
     slots = {
@@ -62,16 +64,15 @@ def view_html(result: dict | None = None, scene_glb: bytes | None = None, tracks
 
 
 def folder_view_html(folder: Path) -> str:
-    """:func:`view_html` of a result folder's own files (``result.json`` + ``scene.glb``, or
-    ``tracks.json``); InputError when it holds neither."""
-    result_path, tracks_path = folder / "result.json", folder / "tracks.json"
+    """:func:`view_html` of a result folder's own files (``result.json`` or ``tracks.json``, and
+    ``scene.glb`` when there is one); InputError when it holds neither JSON file."""
+    result_path, tracks_path, scene_path = folder / "result.json", folder / "tracks.json", folder / "scene.glb"
     try:
+        scene = scene_path.read_bytes() if scene_path.is_file() else None
         if result_path.is_file():
-            scene_path = folder / "scene.glb"
-            scene = scene_path.read_bytes() if scene_path.is_file() else None
             return view_html(result=json.loads(result_path.read_text()), scene_glb=scene)
         if tracks_path.is_file():
-            return view_html(tracks=json.loads(tracks_path.read_text()))
+            return view_html(tracks=json.loads(tracks_path.read_text()), scene_glb=scene)
     except (OSError, json.JSONDecodeError) as error:
         raise InputError(f"{folder}: cannot read its results ({error})") from None
     raise InputError(f"{folder}: no result.json or tracks.json here: not a metrichmsr output folder")
