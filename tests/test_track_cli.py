@@ -73,7 +73,7 @@ def test_bad_input_fails_before_torch_with_one_line(workspace, case):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """A 4-frame .avi: two people of the sample photo, the view panning 8 px a frame, then a
-    grey frame with nobody; tracked, with the animated scene.glb and a BVH file per track."""
+    grey frame with nobody; tracked, with the animated scene.glb, a BVH file per track and overlay.mp4."""
     import cv2
 
     root = tmp_path_factory.mktemp("track")
@@ -85,8 +85,8 @@ def clip(tmp_path_factory):
     writer.write(np.full((photo.shape[0], 256, 3), 128, np.uint8))
     writer.release()
     out = root / "out"
-    done = run_cli("track", video, "-o", out, "--fov", "60", "--format", "glb,bvh", timeout=300)
-    return SimpleNamespace(out=out, done=done, document=json.loads((out / "tracks.json").read_text()))
+    done = run_cli("track", video, "-o", out, "--fov", "60", "--format", "glb,bvh", "--overlay-video", timeout=300)
+    return SimpleNamespace(out=out, done=done, document=json.loads((out / "tracks.json").read_text()), video=video)
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +104,7 @@ def test_a_tiny_clip_is_tracked(clip, validator):
         "trajectories.png",
         "view.html",
         "scene.glb",
+        "overlay.mp4",
         ".metrichmsr-output.json",
     } | bvh
     document = clip.document
@@ -125,6 +126,34 @@ def test_a_tiny_clip_is_tracked(clip, validator):
                 assert np.linalg.norm(moved) < 0.5
     lasting = [t for t in document["tracks"] if t["frames"] == 3]
     assert len(lasting) >= 2 and {t["track_id"] for t in lasting} <= set(first)
+
+
+def test_the_overlay_video_draws_the_people_on_each_frame(clip):
+    """overlay.mp4: one frame per recovered frame at the clip's rate; the frames with people
+    differ from the input where their boxes are, the empty grey one does not."""
+    import cv2
+
+    def frames(path):
+        capture = cv2.VideoCapture(str(path))
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield frame.astype(int)
+
+    overlay = cv2.VideoCapture(str(clip.out / "overlay.mp4"))
+    assert overlay.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
+    pairs = list(zip(frames(clip.video), frames(clip.out / "overlay.mp4"), clip.document["frames"], strict=True))
+    for source, drawn, record in pairs:
+        changed = np.abs(drawn - source).max(axis=2) > 40  # well above the two codecs' noise
+        boxes = np.zeros_like(changed)
+        for person in record["people"]:
+            x0, y0, x1, y1 = np.round(person["bbox"]).astype(int)
+            boxes[max(y0, 0) : y1, max(x0, 0) : x1] = True
+        if record["people"]:
+            assert changed[boxes].mean() > 0.2 and changed[~boxes].mean() < 0.1, f"frame {record['index']}"
+        else:
+            assert changed.mean() < 0.01
 
 
 def test_the_csv_matches_the_json(clip):

@@ -89,6 +89,7 @@ TRACK_FILES = """files written (OUT; docs/tracks.md):
   tracks.json        every frame's people with their track ids, camera frame, metres (schema metrichmsr.tracks/1)
   tracks.csv         one row per person per frame: where they stand on the floor, height, camera-frame position
   trajectories.png   the floor from above, one line per track
+  overlay.mp4        the bodies drawn over each recovered frame, H.264 (--overlay-video)
   view.html          the 3D viewer with a timeline: open it in a browser, or `metrichmsr view OUT`
   scene.glb          the people moving on Anny's skeleton (glTF animation "clip": Blender, three.js),
                      camera and floor (--format glb, the default)
@@ -180,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--fps",
         type=_positive_float("--fps"),
         help=f"the clip's frame rate (default: the video's own; {DEFAULT_FPS:g} for a folder of frames)",
+    )
+    track.add_argument(
+        "--overlay-video",
+        action="store_true",
+        help="also write overlay.mp4: the people drawn over each recovered frame (H.264; about 0.3 s more a frame)",
     )
     track.add_argument(
         "--moving-camera",
@@ -662,7 +668,7 @@ CAMERA_FRAMES = 30
 
 
 def _track(args) -> int:
-    from metrichmsr._outputs import check_apart, check_output, probe_writable
+    from metrichmsr._outputs import check_apart, check_output, probe_writable, staged_output
     from metrichmsr.video_io import probe
 
     # As for recover: every check before the heavy imports and the model loads.
@@ -681,7 +687,7 @@ def _track(args) -> int:
     from metrichmsr.camera import resolve_intrinsics
     from metrichmsr.image_io import load_image
     from metrichmsr.tracks import ClipTracks
-    from metrichmsr.video_io import BrokenFrame, read_frames
+    from metrichmsr.video_io import BrokenFrame, VideoWriter, read_frames
 
     every = int(args.every)
     exif = load_image(info.frames[0])[1] if info.is_folder else None  # a folder of photos may say its lens
@@ -703,18 +709,23 @@ def _track(args) -> int:
         intrinsics, info.size, info.fps, every, static_camera=static, input_path=str(args.input), formats=args.format
     )
     started = time.perf_counter()
-    with _recoverer(args, depth="none") as recoverer:
-        load_s = time.perf_counter() - started
-        tracked = recoverer.track(frames(), K=intrinsics, camera_height_m=args.camera_height, static_camera=static)
-        total = math.ceil(info.frame_count / every)
-        with tqdm(tracked, desc="track", unit="frame", total=total, file=sys.stderr) as progress:
-            started_tracks = 0
-            for frame in progress:
-                clip.add(frame)
-                started_tracks = max(started_tracks, frame.track_ids.max(initial=-1) + 1)  # ids count up from 0
-                progress.set_postfix(people=len(frame.result.people), tracks=started_tracks)
-    run_s = time.perf_counter() - started - load_s
-    clip.save(args.output, overwrite=args.overwrite)
+    # Staged from the start: overlay.mp4 grows frame by frame inside it, and a run that fails
+    # or is interrupted leaves nothing behind.
+    with staged_output(args.output, args.overwrite) as staging:
+        with _recoverer(args, depth="none") as recoverer, VideoWriter(staging / "overlay.mp4", info.fps / every) as video:
+            load_s = time.perf_counter() - started
+            tracked = recoverer.track(frames(), K=intrinsics, camera_height_m=args.camera_height, static_camera=static)
+            total = math.ceil(info.frame_count / every)
+            with tqdm(tracked, desc="track", unit="frame", total=total, file=sys.stderr) as progress:
+                started_tracks = 0
+                for frame in progress:
+                    if args.overlay_video:  # before add, which lets the frame's image and meshes go
+                        video.write(recoverer.overlay(frame.result))
+                    clip.add(frame)
+                    started_tracks = max(started_tracks, frame.track_ids.max(initial=-1) + 1)  # ids count up from 0
+                    progress.set_postfix(people=len(frame.result.people), tracks=started_tracks)
+        run_s = time.perf_counter() - started - load_s
+        clip.write(staging)
     print(_track_summary(clip, run_s, load_s, args.output))
     return EXIT_SOME_FAILED if broken else 0
 

@@ -440,6 +440,12 @@ class Recoverer:
             raise ValueError("this HumanMoE network reads image crops: pass the image")
         return crop_from_image(image, np.stack([o.bbox for o in observations]), config.backbone_image_size)
 
+    def overlay(self, result: RecoveryResult) -> np.ndarray:
+        """(H', W', 3) uint8: ``result``'s people drawn over its image with this recoverer's
+        renderer, as ``overlay.png`` has them; the same size for every image of one size, with
+        people or without (``render.Renderer.overlay``: capped at its ``max_side``)."""
+        return self.renderer.overlay(result.image, result.intrinsics.K, [(p.vertices, result.faces) for p in result.people])
+
     def save(
         self, result: RecoveryResult, out_dir: str | Path, overwrite: bool = False, formats: Sequence[str] = DEFAULT_RIG_FORMATS
     ) -> Path:

@@ -311,23 +311,27 @@ class ClipTracks:
         plt.close(fig)
 
     def save(self, out_dir: str | Path, overwrite: bool = False) -> Path:
+        """:meth:`write` into ``out_dir`` atomically (``_outputs.staged_output``: a hidden folder
+        that replaces ``out_dir`` once complete; the same folder rules as ``RecoveryResult.save``)."""
+        with staged_output(Path(out_dir), overwrite) as staging:
+            self.write(staging)
+        return Path(out_dir)
+
+    def write(self, folder: Path) -> None:
         """Write ``tracks.json``, ``tracks.csv``, ``trajectories.png``, the viewer page
         ``view.html`` (``viewer.write_view_html``) and the :attr:`formats` asked for
-        (``scene.glb``, :meth:`scene_glb`; ``track_<id>.bvh``, :meth:`bvh_text`) into ``out_dir``
-        atomically (``_outputs.staged_output``: a hidden folder that replaces ``out_dir`` once
-        complete; the same folder rules as ``RecoveryResult.save``). Calls :meth:`finish` first."""
+        (``scene.glb``, :meth:`scene_glb`; ``track_<id>.bvh``, :meth:`bvh_text`) into ``folder``
+        (a staged output folder). Calls :meth:`finish` first."""
         self.finish()
-        with staged_output(Path(out_dir), overwrite) as staging:
-            (staging / "tracks.json").write_text(json.dumps(self.to_json(), indent=1))
-            self.write_csv(staging / "tracks.csv")
-            self.plot(staging / "trajectories.png")
-            if "glb" in self.formats:
-                (staging / "scene.glb").write_bytes(self.scene_glb())
-            if "bvh" in self.formats:
-                for track_id, seen in self.tracks().items():
-                    (staging / f"track_{track_id}.bvh").write_text(self.bvh_text(seen))
-            write_view_html(staging)
-        return Path(out_dir)
+        (folder / "tracks.json").write_text(json.dumps(self.to_json(), indent=1))
+        self.write_csv(folder / "tracks.csv")
+        self.plot(folder / "trajectories.png")
+        if "glb" in self.formats:
+            (folder / "scene.glb").write_bytes(self.scene_glb())
+        if "bvh" in self.formats:
+            for track_id, seen in self.tracks().items():
+                (folder / f"track_{track_id}.bvh").write_text(self.bvh_text(seen))
+        write_view_html(folder)
 
     def bvh_text(self, seen: list[tuple[FrameRecord, TrackedPerson]]) -> str:
         """One track's BVH file (``scene.rig_export.bvh_text``): its first frame's rest skeleton,

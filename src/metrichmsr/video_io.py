@@ -1,4 +1,5 @@
-"""Reading user video: a video file (OpenCV) or a folder of frames, with clear errors.
+"""Reading user video: a video file (OpenCV) or a folder of frames, with clear errors; and
+writing one (:class:`VideoWriter`: H.264 MP4 through imageio-ffmpeg's own ffmpeg).
 
 Like ``image_io``, nothing here imports torch: the command line opens and checks a video
 before any model loads. Frames come out as (H, W, 3) uint8 RGB, the same as ``load_image``.
@@ -203,3 +204,52 @@ def _read_video(info: VideoInfo, every: int) -> Iterator[Frame | BrokenFrame]:
             yield Frame(index, index / info.fps, _rgb(frame))
     finally:
         capture.release()
+
+
+class VideoWriter:
+    """An H.264 MP4 file (yuv420p, what every player and browser plays) written frame by frame
+    with the ffmpeg that the ``imageio-ffmpeg`` wheel ships.
+
+    Frames: (H, W, 3) uint8 RGB, all of the first one's size; an odd width or height gets one
+    black column or row (H.264 in yuv420p needs even sides). Use as a context manager, or
+    call :meth:`close`.
+    """
+
+    def __init__(self, path: str | Path, fps: float, crf: int = 20):
+        self.path, self.fps, self.crf = Path(path), float(fps), crf
+        self._writer = None
+        self._size: tuple[int, int] | None = None
+
+    def write(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame)
+        height, width = frame.shape[:2]
+        if self._writer is None:
+            import imageio_ffmpeg
+
+            self._size = (width, height)
+            self._writer = imageio_ffmpeg.write_frames(
+                str(self.path),
+                (width + width % 2, height + height % 2),
+                fps=self.fps,
+                codec="libx264",
+                pix_fmt_out="yuv420p",
+                macro_block_size=1,  # padded here: ffmpeg would resample the frame to fit instead
+                quality=None,
+                output_params=["-crf", str(self.crf)],
+                ffmpeg_log_level="error",
+            )
+            self._writer.send(None)  # starts ffmpeg
+        elif (width, height) != self._size:
+            raise ValueError(f"frames must all be {self._size[0]}x{self._size[1]}, got {width}x{height}")
+        self._writer.send(np.ascontiguousarray(np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)))))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
