@@ -184,6 +184,23 @@ def test_boxes_give_one_observation_each_in_order(detector, two_people):
     assert detector.detect(image, boxes=np.zeros((0, 4))) == []
 
 
+def test_follow_finds_the_people_again_from_where_they_were(detector, two_people):
+    """Video mode: each person looked for around a box from an earlier frame (shifted as if
+    they walked); the box over background and the one that left the image find nobody."""
+    image, true_boxes, true_joints = two_people
+    walked = true_boxes + [6.0, 3.0, 6.0, 3.0]
+    empty = np.array([10.0, 10.0, 110.0, 160.0])
+    gone = np.array([-300.0, 10.0, -100.0, 200.0])
+    people = detector.follow(image, np.stack([walked[1], empty, walked[0], gone, walked[0] + 4.0]))
+    assert len(people) == 2  # the two boxes on the large man found one person
+    for obs, box, joints in zip(people, true_boxes, true_joints):  # left to right, as detect
+        _check_person(obs, box, joints)
+    scanned = detector.detect(image)
+    for followed, found in zip(people, scanned):
+        assert box_iou(followed.bbox, found.bbox) > 0.9  # each bbox the landmarks' own, as detect gives
+    assert detector.follow(image, np.zeros((0, 4))) == []
+
+
 def test_uniform_image_has_nobody(detector):
     assert detector.detect(np.full((HEIGHT, WIDTH, 3), 128, np.uint8)) == []
 

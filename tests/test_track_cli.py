@@ -54,6 +54,8 @@ BAD_INPUT = {
     "--intrinsics 3 numbers": lambda w: ["track", w.frames, "-o", w.out, "--intrinsics", "1,2,3"],
     "--camera-height 1000": lambda w: ["track", w.frames, "-o", w.out, "--camera-height", "1000"],
     "--format fbx": lambda w: ["track", w.frames, "-o", w.out, "--format", "glb,fbx"],
+    "--detect-every 0": lambda w: ["track", w.frames, "-o", w.out, "--detect-every", "0"],
+    "--detect-every 2.5": lambda w: ["track", w.frames, "-o", w.out, "--detect-every", "2.5"],
 }
 
 
@@ -73,7 +75,8 @@ def test_bad_input_fails_before_torch_with_one_line(workspace, case):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """A 4-frame .avi: two people of the sample photo, the view panning 8 px a frame, then a
-    grey frame with nobody; tracked, with the animated scene.glb, a BVH file per track and overlay.mp4."""
+    grey frame with nobody; tracked (frames 1-3 follow frame 0's people: ``--detect-every`` 5),
+    with the animated scene.glb, a BVH file per track and overlay.mp4."""
     import cv2
 
     root = tmp_path_factory.mktemp("track")

@@ -21,7 +21,7 @@ import torch
 
 from metrichmsr.body import BodyModel, BodyParams
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
-from metrichmsr.defaults import DEFAULT_RIG_FORMATS, MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
+from metrichmsr.defaults import DEFAULT_RIG_FORMATS, DETECT_EVERY, MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.devices import Device, resolve_device
 from metrichmsr.fit import BodyFitter, FitConfig, evidence_from_blazepose
 from metrichmsr.image_io import load_image
@@ -182,11 +182,14 @@ class Recoverer:
         boxes: np.ndarray | None,
         camera_height_m: float | None,
         estimate_camera: bool = True,
+        follow: np.ndarray | None = None,
     ) -> tuple[RecoveryResult, np.ndarray | None]:
         """:meth:`infer` without the scene depth: the result (people, floor) and the foot contacts
         of :meth:`stand_on_floor`. ``estimate_camera``: default ``intrinsics`` are replaced by the
-        focal length the image's lines give (``scene.focal``), where they tell it."""
-        detected = self.detect(image, boxes=boxes)
+        focal length the image's lines give (``scene.focal``), where they tell it. ``follow``:
+        (N, 4) an earlier frame's people's boxes, to find them again there instead of detecting
+        (``PoseDetector.follow``)."""
+        detected = self.detect(image, boxes=boxes) if follow is None else self.detector.follow(image, follow)
         if estimate_camera and intrinsics.source == "default":  # neither the user nor EXIF: the lines may tell
             intrinsics = camera_from_lines(intrinsics, image, np.stack([o.bbox for o in detected]) if detected else None)
         result = RecoveryResult(image, "", intrinsics, faces=self.body.faces.cpu().numpy(), skeleton=self.body.skeleton)
@@ -206,6 +209,7 @@ class Recoverer:
         static_camera: bool = True,
         fps: float = DEFAULT_FPS,
         tracker: Tracker | None = None,
+        detect_every: int = DETECT_EVERY,
     ) -> Iterator[TrackedFrame]:
         """Follow the people of a clip: one :class:`~metrichmsr.tracks.TrackedFrame` per frame, as
         each is recovered (a live stream works; nothing is kept).
@@ -226,20 +230,30 @@ class Recoverer:
                 of view; one camera for the whole clip either way.
             camera_height_m: the camera's known height above the floor, metres.
             fps: frame rate of plain arrays, frames per second.
+            detect_every: the whole frame is scanned for people on frames 0, ``detect_every``,
+                ...; on the others the previous frame's people are looked for where they were
+                (``PoseDetector.follow``: BlazePose's video mode), and whoever came in since is
+                found at the next scan. 1: scan every frame.
 
         The positions are neither smoothed nor placed on the clip's final floor here:
         ``tracks.ClipTracks.finish`` does that once the clip has ended.
         """
         if camera_height_m is not None:
             camera_height_m = check_camera_height(camera_height_m)
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         tracker = Tracker() if tracker is None else tracker
         floors, weights, intrinsics, floor = [], [], None, None
+        boxes = np.zeros((0, 4))
         for i, frame in enumerate(frames):
             frame = frame if isinstance(frame, Frame) else Frame(i, i / fps, frame)
             image = check_image(frame.image)
             first = intrinsics is None
             intrinsics = intrinsics or _intrinsics(K, image.shape[1], image.shape[0], None)
-            result, contacts = self._people_on_floor(image, intrinsics, None, camera_height_m, estimate_camera=first)
+            follow = boxes if i % detect_every and len(boxes) else None  # nobody to follow: scan
+            result, contacts = self._people_on_floor(
+                image, intrinsics, None, camera_height_m, estimate_camera=first, follow=follow
+            )
             intrinsics = result.intrinsics  # the first frame's camera, estimated or not, is the clip's
             on_floor = np.zeros(len(result.people), dtype=bool)
             if not static_camera:
