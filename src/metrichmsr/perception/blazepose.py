@@ -50,6 +50,7 @@ from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES
 
 _SCAN_SIZE = 256  # pixels: side every scan tile is resampled to (the landmark network's input)
 _MIN_FILL = 0.35  # smallest person height / tile side the detector finds reliably
+_FOLLOW_TILE_PAD = 0.5  # a followed person's scan tile: their box's side plus this much of it each way (2x)
 _BOX_PAD = 0.1  # landmark boxes grow by this fraction of their size on each side
 _REFINE_PAD = 0.25  # refinement crops add this fraction of the box's longer side on each side
 _SEGMENTATION_SIZE = 128  # pixels: segmentations kept per person are shrunk to at most this side
@@ -336,10 +337,20 @@ class PoseDetector:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         inside = [clip_box(box, width, height) for box in boxes]
         inside = [box for box in inside if box[2] > box[0] and box[3] > box[1]]
-        poses = [pose for pose in self._pool.map(lambda box: self._refine(image, box), inside) if pose is not None]
+        poses = [pose for pose in self._pool.map(lambda box: self._find_again(image, box), inside) if pose is not None]
         poses = [poses[i] for i in _unique(poses, boxes_decide_iou=REFINED_BOXES_DECIDE_IOU)]
         observations = [pose.observation(None, width, height) for pose in poses if pose.has_torso]
         return sorted(observations[: self.max_people], key=lambda obs: obs.bbox[0])
+
+    def _find_again(self, image: np.ndarray, box: np.ndarray) -> _Pose | None:
+        """The pose around an earlier frame's ``box``: refined on its crop, else (small people,
+        whom the refinement crop often misses; :meth:`detect` keeps the scan's pose for them)
+        the scan's detector on a tile twice the box's size, as a scan tile would show them."""
+        pose = self._refine(image, box)
+        if pose is not None:
+            return pose
+        tile = Crop.around_box(box, _FOLLOW_TILE_PAD, _SCAN_SIZE, _SCAN_SIZE)
+        return _best_match(self._run(self._scan_graphs, image, tile, image.shape[1::-1]), box)
 
     def _refine(self, image: np.ndarray, box: np.ndarray) -> _Pose | None:
         """The pose on a square crop of the original ``image`` around the (4,) ``box``, or None.
@@ -348,11 +359,7 @@ class PoseDetector:
         it overlaps at least ``_MATCH_IOU``.
         """
         crop = Crop.around_box(box, _REFINE_PAD, *_REFINE_SIZES)
-        poses = self._run(self._refine_graphs, image, crop, image.shape[1::-1])
-        overlaps = [box_iou(pose.extent, box) for pose in poses]
-        if not overlaps or max(overlaps) < _MATCH_IOU:
-            return None
-        return poses[int(np.argmax(overlaps))]
+        return _best_match(self._run(self._refine_graphs, image, crop, image.shape[1::-1]), box)
 
     def _run(
         self,
@@ -416,6 +423,12 @@ def _shrink(mask: np.ndarray, size: int) -> np.ndarray:
     scale = size / max(mask.shape)
     shape = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
     return cv2.resize(mask, shape, interpolation=cv2.INTER_AREA)
+
+
+def _best_match(poses: list[_Pose], box: np.ndarray) -> _Pose | None:
+    """The pose whose extent overlaps ``box`` most, if it overlaps at least ``_MATCH_IOU``."""
+    overlaps = [box_iou(pose.extent, box) for pose in poses]
+    return poses[int(np.argmax(overlaps))] if overlaps and max(overlaps) >= _MATCH_IOU else None
 
 
 def _unique(poses: list[_Pose], boxes_decide_iou: float = 1.0) -> list[int]:
