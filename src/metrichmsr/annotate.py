@@ -565,8 +565,9 @@ def annotate(
 
         try:
             run = _run_local if workers == 0 else _run_ray
+            workers = min(workers, len(todo.todo))  # no worker without an image
             summary.load_s, summary.peak_rss_mb = run(
-                todo.todo, out, options, workers, address, batch, threads, record, code_version()
+                todo.todo, out, options, workers, address, batch, threads, record, bar.reset, code_version()
             )
         finally:
             bar.close()
@@ -576,17 +577,22 @@ def annotate(
     return summary
 
 
-def _run_local(todo, out, options, workers, address, batch, threads, record, version) -> tuple[float, list[float]]:
+def _run_local(todo, out, options, workers, address, batch, threads, record, ready, version) -> tuple[float, list[float]]:
+    """The batches in this process, one after the other; returns (start-up seconds, [peak RSS MiB])."""
     worker = Annotator(options, str(out), threads, version)
+    ready()
     for part in batches(todo, batch):
         for item, attempt in part:
             record(worker.one(item, attempt))
     return worker.load_s, [worker.peak_rss_mb()]
 
 
-def _run_ray(todo, out, options, workers, address, batch, threads, record, version) -> tuple[float, list[float]]:
-    """The batches over ``workers`` Ray actors, two batches queued per actor so none waits."""
+def _run_ray(todo, out, options, workers, address, batch, threads, record, ready, version) -> tuple[float, list[float]]:
+    """The batches over ``workers`` Ray actors, two batches queued per actor so none waits;
+    returns (start-up seconds: Ray and the models, each actor's peak RSS MiB)."""
     import ray
+
+    started = time.perf_counter()
 
     env = {"env_vars": {"PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}}
     if address:
@@ -596,11 +602,11 @@ def _run_ray(todo, out, options, workers, address, batch, threads, record, versi
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
         ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False, runtime_env=env)
     try:
-        started = time.perf_counter()
         actor = ray.remote(Annotator).options(num_cpus=threads, max_restarts=1)
         actors = [actor.remote(options, str(out), threads, version) for _ in range(workers)]
         ray.get([a.ready.remote() for a in actors])
         load_s = time.perf_counter() - started
+        ready()
         queue = batches(todo, batch)
         pending = {}
         for a in actors:
