@@ -667,7 +667,6 @@ def _recover(args) -> int:
 
 def _annotate(args) -> int:
     from metrichmsr.annotate import Options, annotate, file_md5, prepare
-    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
     from metrichmsr.scene.depth import depth_backend
 
     # As for recover: every check before Ray starts or a model loads.
@@ -689,6 +688,8 @@ def _annotate(args) -> int:
     from metrichmsr.devices import resolve_device  # imports torch: the last check
 
     resolve_device(args.device)
+    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
+
     weights = args.weights or HUMANMOE_WEIGHTS
     options = Options(
         camera=camera,
