@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.errors import InputError
 from metrichmsr.image_io import IMAGE_SUFFIXES
 
@@ -64,9 +65,9 @@ class Options:
 
     camera: dict = field(default_factory=dict)  # resolve_intrinsics kwargs: intrinsics | focal_px | fov_deg
     camera_height_m: float | None = None
-    min_person_px: float = 60.0
-    max_people: int = 60
-    min_score: float = 0.4
+    min_person_px: float = float(MIN_PERSON_PX)
+    max_people: int = MAX_PEOPLE
+    min_score: float = float(MIN_SCORE)
     depth: str = "planar"
     refine: bool = False
     weights: str = ""

@@ -694,9 +694,9 @@ def _annotate(args) -> int:
     options = Options(
         camera=camera,
         camera_height_m=args.camera_height,
-        min_person_px=args.min_person_px,
+        min_person_px=float(args.min_person_px),
         max_people=int(args.max_people),
-        min_score=args.min_score,
+        min_score=float(args.min_score),
         depth=args.depth,
         refine=args.refine,
         weights=str(weights),
