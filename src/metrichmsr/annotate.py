@@ -533,6 +533,7 @@ def annotate(
     threads: int | None = None,
     on_row: Callable[[dict], None] | None = None,
     progress: bool = True,
+    todo: Plan | None = None,
 ) -> Summary:
     """Annotate ``items`` (from :func:`prepare`) into ``out``, skipping what an earlier run did.
 
@@ -540,12 +541,13 @@ def annotate(
     ``"auto"`` or ``ray://host:10001``; None: a local Ray on this machine). ``batch``: images per
     call to a worker. ``threads``: torch threads per worker (default: this machine's cores
     shared among the local workers). ``on_row`` sees each manifest row as it is written.
+    ``todo``: the run's :func:`plan`, when the caller has made it.
     """
     from tqdm import tqdm
 
     manifest = Manifest(out)
     digest = options_digest(options)
-    todo = plan(items, manifest, digest, out)
+    todo = todo or plan(items, manifest, digest, out)
     summary = Summary(images=len(items), done_before=todo.done, given_up=todo.given_up, workers=workers)
     started = time.perf_counter()
     if todo.todo:

@@ -666,7 +666,7 @@ def _recover(args) -> int:
 
 
 def _annotate(args) -> int:
-    from metrichmsr.annotate import Options, annotate, file_md5, prepare
+    from metrichmsr.annotate import Manifest, Options, annotate, file_md5, options_digest, plan, prepare
     from metrichmsr.scene.depth import depth_backend
 
     # As for recover: every check before Ray starts or a model loads.
@@ -684,11 +684,7 @@ def _annotate(args) -> int:
         except ImportError:
             raise InputError("--workers N needs Ray: pip install ray (or --workers 0: one process, no Ray)") from None
     items = prepare(args.input, args.output, args.intrinsics_file)
-    depth.check_available()
-    from metrichmsr.devices import resolve_device  # imports torch: the last check
-
-    resolve_device(args.device)
-    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
+    from metrichmsr.defaults import HUMANMOE_WEIGHTS
 
     weights = args.weights or HUMANMOE_WEIGHTS
     options = Options(
@@ -705,6 +701,12 @@ def _annotate(args) -> int:
         with_glb=args.with_glb,
         with_overlay=args.with_overlay,
     )
+    todo = plan(items, Manifest(args.output), options_digest(options), args.output)
+    if todo.todo:  # a finished run resumes without torch: nothing to load
+        depth.check_available()
+        from metrichmsr.devices import resolve_device  # imports torch: the last check
+
+        resolve_device(args.device)
     summary = annotate(
         items,
         args.output,
@@ -714,6 +716,7 @@ def _annotate(args) -> int:
         address=args.address,
         batch=int(args.batch),
         threads=int(args.threads) if args.threads else None,
+        todo=todo,
     )
     print(summary.line(args.output))
     return EXIT_SOME_FAILED if summary.skipped or summary.given_up else 0

@@ -43,7 +43,7 @@ def make_images(folder: Path, n: int, size: tuple[int, int] = (1024, 768)) -> No
 def throughput(images: Path, out: Path, workers: int) -> dict:
     """One annotate run over ``images`` into the new folder ``out``."""
     from metrichmsr.annotate import Options, annotate, file_md5, prepare
-    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
+    from metrichmsr.defaults import HUMANMOE_WEIGHTS
 
     items = prepare(images, out)
     options = Options(weights=str(HUMANMOE_WEIGHTS), weights_md5=file_md5(HUMANMOE_WEIGHTS), device="cpu")
@@ -63,7 +63,7 @@ def resume_time(folder: Path, rows: int) -> float:
     """Seconds ``metrichmsr annotate`` takes on a finished run of ``rows`` images (synthesised:
     tiny files, their result.json and ok rows)."""
     from metrichmsr.annotate import MANIFEST_FILE, RUN_FILE, SCHEMA, Options, file_md5, options_digest
-    from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
+    from metrichmsr.defaults import HUMANMOE_WEIGHTS
 
     images, out = folder / "images", folder / "out"
     digest = options_digest(Options(weights_md5=file_md5(HUMANMOE_WEIGHTS)))
