@@ -84,9 +84,14 @@ def options_digest(options: Options) -> str:
 
 
 def code_version() -> str:
-    """``metrichmsr.__version__``, with the git commit of the source tree when there is one (``+g<sha>``)."""
-    from metrichmsr import __version__
+    """The installed package's version (``metrichmsr.__version__``, read from its metadata here:
+    the package's front door is a layer above), with the source tree's git commit when there is one (``+g<sha>``)."""
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        __version__ = version("metrichmsr")
+    except PackageNotFoundError:
+        __version__ = "0.0.0+unknown"
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=10", "HEAD"],
