@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -675,14 +676,14 @@ def _annotate(args) -> int:
         raise InputError("--depth file: is one image's map; annotate takes planar, none or hf:MODEL")
     depth = depth_backend(args.depth, args.device)
     _check_weights(args)
-    workers = int(args.workers) if args.workers is not None else os.cpu_count() or 1
+    has_ray = importlib.util.find_spec("ray") is not None
+    workers = int(args.workers) if args.workers is not None else (os.cpu_count() or 1) * has_ray
     if args.address is not None and workers == 0:
         raise InputError("--address needs workers: give --workers N (N >= 1)")
-    if workers:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise InputError("--workers N needs Ray: pip install ray (or --workers 0: one process, no Ray)") from None
+    if workers and not has_ray:
+        raise InputError("--workers N needs Ray: pip install ray (or --workers 0: one process, no Ray)")
+    if not has_ray:
+        print("metrichmsr: ray is not installed: annotating in this process (pip install ray for workers)", file=sys.stderr)
     items = prepare(args.input, args.output, args.intrinsics_file)
     from metrichmsr.defaults import HUMANMOE_WEIGHTS
 
