@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from metrichmsr._outputs import write_atomic
 from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.errors import InputError
 from metrichmsr.image_io import IMAGE_SUFFIXES
@@ -278,26 +279,13 @@ class Manifest:
         order; returns the number of rows."""
         self.close()
         rows = list(self.last_rows().values())
-        _write_atomic(self.path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())
+        write_atomic(self.path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())
         return len(rows)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` through a temporary file in its folder and a rename: never half-written."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -461,7 +449,7 @@ class Annotator:
             with tempfile.TemporaryDirectory(dir=folder, prefix=".overlay-") as tmp:
                 Image.fromarray(overlay).save(Path(tmp) / "overlay.png", optimize=False)
                 os.replace(Path(tmp) / "overlay.png", folder / "overlay.png")
-        _write_atomic(folder / "result.json", json.dumps(result.to_json(), indent=1).encode())
+        write_atomic(folder / "result.json", json.dumps(result.to_json(), indent=1).encode())
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -519,7 +507,7 @@ def claim(out: Path, input_spec: str | Path, options: Options) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if not (out / RUN_FILE).is_file():
         info = {"schema": SCHEMA, "input": str(input_spec), "options": asdict(options), "manifest": MANIFEST_FILE}
-        _write_atomic(out / RUN_FILE, json.dumps(info, indent=1).encode())
+        write_atomic(out / RUN_FILE, json.dumps(info, indent=1).encode())
 
 
 def batches(todo: list[tuple[Item, int]], size: int) -> Iterator[list[tuple[Item, int]]]:
