@@ -126,6 +126,21 @@ def test_two_ray_workers_equal_one_process(dataset, resumed, tmp_path):
     assert len(workers) == 2
 
 
+def test_side_file_intrinsics_and_extra_files(dataset, tmp_path):
+    images = tmp_path / "one"
+    images.mkdir()
+    (images / "crop.jpg").write_bytes((dataset / "street" / "crop0.jpg").read_bytes())
+    side = tmp_path / "k.csv"
+    side.write_text("path,fx,fy,cx,cy\ncrop.jpg,400,400,99.5,165.5\n")
+    out = tmp_path / "out"
+    ran = run_cli("annotate", images, "-o", out, "--workers", 0, "--intrinsics-file", side, "--with-glb", "--with-overlay")
+    assert ran.returncode == 0, ran.stderr
+    assert sorted(p.name for p in (out / "crop").iterdir()) == ["overlay.png", "result.json", "scene.glb"]
+    camera = json.loads((out / "crop" / "result.json").read_text())["camera"]
+    assert camera["source"] == "user" and camera["fx"] == 400
+    assert rows_of(out)[0]["camera_source"] == "user"
+
+
 # --- bad input: one line, exit 2, nothing touched --------------------------------------------
 
 

@@ -23,6 +23,7 @@ import csv
 import glob
 import hashlib
 import json
+import logging
 import os
 import platform
 import resource
@@ -592,11 +593,17 @@ def _run_ray(todo, out, options, workers, address, batch, threads, record, ready
 
     env = {"env_vars": {"PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}}
     if address:
-        ray.init(address=address, log_to_driver=False, runtime_env=env)
+        ray.init(address=address, log_to_driver=False, runtime_env=env, logging_level=logging.WARNING)
         threads = threads or 1
     else:
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False, runtime_env=env)
+        ray.init(
+            num_cpus=workers * threads,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env=env,
+            logging_level=logging.WARNING,
+        )
     try:
         actor = ray.remote(Annotator).options(num_cpus=threads, max_restarts=1)
         actors = [actor.remote(options, str(out), threads, version) for _ in range(workers)]
