@@ -482,7 +482,7 @@ class Summary:
         where = f"{self.workers} worker(s)" if self.workers else "in this process"
         message = f"done: {ran} image(s) annotated ({self.ok} ok, {self.skipped} skipped)"
         if ran:
-            message += f" in {self.seconds:.1f} s, {self.rate:.2f} images/s {where} (models loaded in {self.load_s:.1f} s)"
+            message += f" in {self.seconds:.1f} s, {self.rate:.2f} images/s {where} (workers started in {self.load_s:.1f} s)"
         message += f"; {self.done_before} already done"
         if self.given_up:
             message += f", {self.given_up} skipped for good (tried {MAX_ATTEMPTS} times)"
@@ -541,7 +541,8 @@ def annotate(
 
     manifest = Manifest(out)
     digest = options_digest(options)
-    todo = todo or plan(items, manifest, digest, out)
+    todo = plan(items, manifest, digest, out) if todo is None else todo
+    workers = min(workers, len(todo.todo))  # no worker without an image
     summary = Summary(images=len(items), done_before=todo.done, given_up=todo.given_up, workers=workers)
     started = time.perf_counter()
     if todo.todo:
@@ -562,7 +563,6 @@ def annotate(
 
         try:
             run = _run_local if workers == 0 else _run_ray
-            workers = min(workers, len(todo.todo))  # no worker without an image
             summary.load_s, summary.peak_rss_mb = run(
                 todo.todo, out, options, workers, address, batch, threads, record, bar.reset, code_version()
             )
