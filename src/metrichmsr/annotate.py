@@ -368,14 +368,22 @@ class Annotator:
             weights=options.weights,
         )
         self.load_s = time.perf_counter() - started
+        self._cpu_at_start = self._cpu_s()
 
     def ready(self) -> float:
         """Seconds the models took to load (a call that returns once the worker is up)."""
         return self.load_s
 
-    def peak_rss_mb(self) -> float:
-        """This worker process's peak resident memory, MiB."""
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    @staticmethod
+    def _cpu_s() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def stats(self) -> dict:
+        """This worker process's peak resident memory (``peak_rss_mb``, MiB) and the CPU seconds
+        it spent on images (``cpu_s``, all its threads: what another job on the cores cannot inflate)."""
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"peak_rss_mb": peak, "cpu_s": self._cpu_s() - self._cpu_at_start}
 
     def run(self, batch: list[tuple[Item, int]]) -> list[dict]:
         """Annotate ``batch`` ((item, attempt) pairs); one manifest row per image."""
@@ -458,7 +466,7 @@ class Annotator:
 
 @dataclass
 class Summary:
-    """What a run did: counts, seconds, and each worker's peak memory (MiB)."""
+    """What a run did: counts, seconds, and each worker's :meth:`Annotator.stats`."""
 
     images: int
     done_before: int
@@ -468,7 +476,7 @@ class Summary:
     seconds: float = 0.0
     load_s: float = 0.0
     workers: int = 0
-    peak_rss_mb: list[float] = field(default_factory=list)
+    worker_stats: list[dict] = field(default_factory=list)
     rows: int = 0
 
     @property
@@ -563,7 +571,7 @@ def annotate(
 
         try:
             run = _run_local if workers == 0 else _run_ray
-            summary.load_s, summary.peak_rss_mb = run(
+            summary.load_s, summary.worker_stats = run(
                 todo.todo, out, options, workers, address, batch, threads, record, bar.reset, code_version()
             )
         finally:
@@ -575,18 +583,18 @@ def annotate(
 
 
 def _run_local(todo, out, options, workers, address, batch, threads, record, ready, version) -> tuple[float, list[float]]:
-    """The batches in this process, one after the other; returns (start-up seconds, [peak RSS MiB])."""
+    """The batches in this process, one after the other; returns (start-up seconds, [its stats])."""
     worker = Annotator(options, str(out), threads, version)
     ready()
     for part in batches(todo, batch):
         for item, attempt in part:
             record(worker.one(item, attempt))
-    return worker.load_s, [worker.peak_rss_mb()]
+    return worker.load_s, [worker.stats()]
 
 
 def _run_ray(todo, out, options, workers, address, batch, threads, record, ready, version) -> tuple[float, list[float]]:
     """The batches over ``workers`` Ray actors, two batches queued per actor so none waits;
-    returns (start-up seconds: Ray and the models, each actor's peak RSS MiB)."""
+    returns (start-up seconds: Ray and the models, each actor's stats)."""
     import ray
 
     started = time.perf_counter()
@@ -628,8 +636,7 @@ def _run_ray(todo, out, options, workers, address, batch, threads, record, ready
             nxt = next(queue, None)
             if nxt:
                 pending[a.run.remote(nxt)] = (a, nxt)
-        peaks = ray.get([a.peak_rss_mb.remote() for a in actors])
-        return load_s, peaks
+        return load_s, ray.get([a.stats.remote() for a in actors])
     finally:
         ray.shutdown()
 
