@@ -451,7 +451,8 @@ class Annotator:
             depth = result.scene.depth_m if result.scene is not None else None
             floor = result.floor if result.scene is not None else None
             with tempfile.TemporaryDirectory(dir=folder, prefix=".glb-") as tmp:
-                write_scene_glb(Path(tmp) / "scene.glb", people, K, (result.width, result.height), result.image, depth, floor)
+                size = (result.width, result.height)
+                write_scene_glb(Path(tmp) / "scene.glb", people, K, size, image=result.image, scene_depth_m=depth, floor=floor)
                 os.replace(Path(tmp) / "scene.glb", folder / "scene.glb")
         if self.options.with_overlay:
             overlay = self.recoverer.renderer.overlay(result.image, K, people) if people else result.image
