@@ -178,7 +178,8 @@ def test_bad_input_fails_fast(case, dataset, tmp_path):
 
 def test_inputs_from_a_list_file_and_a_glob(dataset, tmp_path):
     listing = tmp_path / "list.txt"
-    listing.write_text(f"# two images\n{dataset / 'street' / 'crop0.jpg'}\n\n{dataset / 'plain' / 'plain00.png'}\n")
+    relative = os.path.relpath(dataset / "street" / "crop0.jpg", tmp_path)  # from the list file's folder
+    listing.write_text(f"# two images\n{relative}\n\n{dataset / 'plain' / 'plain00.png'}\n")
     root, paths = list_inputs(listing)
     assert root == dataset.resolve() and [p.name for p in paths] == ["plain00.png", "crop0.jpg"]
     root, paths = list_inputs(f"{dataset}/**/*.png")

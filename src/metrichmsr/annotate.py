@@ -132,11 +132,11 @@ def list_inputs(spec: str | Path) -> tuple[Path, list[Path]]:
     elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         return path.parent, [path]
     elif path.is_file():
-        images = _listed_paths(path)
+        images = [p.resolve() for p in _listed_paths(path)]  # listed but missing: a skipped row, not an error
         root = _common_root(images) if images else path.parent
     elif any(c in text for c in GLOB_CHARS):
         images = [Path(p) for p in glob.glob(text, recursive=True)]
-        images = [p for p in images if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        images = [p.resolve() for p in images if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
         root = _common_root(images) if images else Path(".")
     else:
         raise InputError(f"{spec}: no such file, folder or glob match")
