@@ -614,35 +614,55 @@ def _run_ray(todo, out, options, workers, address, batch, threads, record, ready
             logging_level=logging.WARNING,
         )
     try:
-        actor = ray.remote(Annotator).options(num_cpus=threads, max_restarts=1)
+        # A worker that dies (killed, out of memory, a lost node) is restarted once and its
+        # batch run again there; one that dies twice (an image that crashes it) is left, its
+        # batch recorded as skipped, and the others carry on.
+        actor = ray.remote(Annotator).options(num_cpus=threads, max_restarts=1, max_task_retries=1)
         actors = [actor.remote(options, str(out), threads, version) for _ in range(workers)]
         ray.get([a.ready.remote() for a in actors])
         load_s = time.perf_counter() - started
         ready()
         queue = batches(todo, batch)
+        alive = list(range(workers))
         pending = {}
-        for a in actors:
+        for i in alive:
             for part in [next(queue, None), next(queue, None)]:
                 if part:
-                    pending[a.run.remote(part)] = (a, part)
+                    pending[actors[i].run.remote(part)] = (i, part)
         while pending:
             [ref], _ = ray.wait(list(pending), num_returns=1)
-            a, part = pending.pop(ref)
+            i, part = pending.pop(ref)
             try:
                 rows = ray.get(ref)
-            except ray.exceptions.RayError as error:  # the worker died: these images are skipped this time
-                rows = [_died(item, attempt, options, version, error) for item, attempt in part]
+            except ray.exceptions.RayError as error:  # the worker died under it: skipped this time
+                rows = [_died(item, attempt, options, version, f"worker died: {type(error).__name__}") for item, attempt in part]
+                if isinstance(error, ray.exceptions.ActorDiedError) and i in alive:
+                    alive.remove(i)
             for row in rows:
                 record(row)
             nxt = next(queue, None)
-            if nxt:
-                pending[a.run.remote(nxt)] = (a, nxt)
-        return load_s, ray.get([a.stats.remote() for a in actors])
+            if nxt and alive:
+                i = i if i in alive else alive[0]
+                pending[actors[i].run.remote(nxt)] = (i, nxt)
+            elif nxt:  # no worker left: the rest waits for the next run
+                for item, attempt in [task for part in [nxt, *queue] for task in part]:
+                    record(_died(item, attempt, options, version, "no worker left: they died"))
+        return load_s, [_stats(actors[i]) for i in alive]
     finally:
         ray.shutdown()
 
 
-def _died(item: Item, attempt: int, options: Options, version: str, error: BaseException) -> dict:
+def _stats(actor) -> dict:
+    """An actor's :meth:`Annotator.stats`; NaNs where it cannot answer (restarting)."""
+    import ray
+
+    try:
+        return ray.get(actor.stats.remote(), timeout=60)
+    except ray.exceptions.RayError:
+        return {"peak_rss_mb": float("nan"), "cpu_s": float("nan")}
+
+
+def _died(item: Item, attempt: int, options: Options, version: str, reason: str) -> dict:
     """The skipped row of an image whose worker died under it (it counts as a try)."""
     try:
         stat = item.path.stat()
@@ -655,7 +675,7 @@ def _died(item: Item, attempt: int, options: Options, version: str, error: BaseE
         "options": options_digest(options),
         "attempt": attempt,
         "status": "skipped",
-        "reason": f"worker died: {type(error).__name__}",
+        "reason": reason,
         "people": None,
         "camera_source": None,
         "size": size,
