@@ -43,9 +43,11 @@ LAYERS = {
     "viewer": 1,
     # The one place that wires the stages.
     "pipeline": 2,
-    # Training HumanMoE, then the front ends: the benchmarks (which may measure what training
-    # reads, and the command line itself), the command line and the package's front door.
+    # Training HumanMoE and annotating datasets (jobs over the pipeline), then the front ends:
+    # the benchmarks (which may measure what training reads, and the command line itself), the
+    # command line and the package's front door.
     "train": 3,
+    "annotate": 3,
     "bench": 4,
     "cli": 4,
     "__main__": 4,

@@ -1,4 +1,4 @@
-"""Output folders: which ones may be replaced, and replacing one atomically (no heavy imports).
+"""Output folders: which ones may be replaced, and replacing one (or one file) atomically (no heavy imports).
 
 Every folder a command writes (``recover``'s result folder, ``synth``'s set, ``bench``'s report)
 is staged in a hidden sibling folder and moved into place once complete, with a manifest,
@@ -169,4 +169,20 @@ def staged_output(target: Path, overwrite: bool = False) -> Iterator[Path]:
         replace_dir(staging, target, overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file in ``path``'s folder and move it into place, so
+    ``path`` is either the complete new file or untouched."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        # mkstemp creates the file private (0600); a written file is an ordinary output.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -98,6 +99,17 @@ TRACK_FILES = """files written (OUT; docs/tracks.md):
 
 A fixed camera (the default) sees one floor: every frame's people place it, the pooled floor
 puts everyone on it. With --moving-camera each frame keeps its own."""
+
+
+ANNOTATE_FILES = """files written (OUT):
+  <relative path without suffix>/result.json   each image's people, as recover's (schema metrichmsr.result/1)
+  <relative path without suffix>/scene.glb, overlay.png   with --with-glb, --with-overlay
+  manifest.jsonl   one row per image: status (ok / skipped and why), people, camera source, timings,
+                   sha256, the code version and the HumanMoE weights' md5
+  annotate.json    marks OUT as an annotate run's (the first run's input and options)
+
+Run the same command again to resume: images done under the same options (same content) are
+skipped, skipped ones are tried once more, and the manifest keeps one row per image."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,6 +222,54 @@ def build_parser() -> argparse.ArgumentParser:
         "bvh (track_<id>.bvh), or glb,bvh",
     )
     _add_people_arguments(track)
+
+    annotate = commands.add_parser(
+        "annotate",
+        help="metric people for a whole dataset: result.json per image, a manifest, resumable, on Ray",
+        epilog=f"{ANNOTATE_FILES}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    annotate.add_argument("input", help="folder (searched recursively), text file of image paths (one a line), or a glob")
+    annotate.add_argument(
+        "-o", "--output", type=Path, required=True, help="output folder (new, empty, or an earlier annotate run's)"
+    )
+    annotate.add_argument(
+        "--workers",
+        type=_number("--workers", lambda v: v >= 0 and v == int(v), "a whole number >= 0"),
+        default=None,
+        metavar="N",
+        help="Ray workers, each loading the models once (default: this machine's cores; 0: no Ray, in this process)",
+    )
+    annotate.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="a running Ray cluster: auto (this node's) or ray://HEAD:10001 (default: a local Ray on this machine)",
+    )
+    annotate.add_argument(
+        "--batch",
+        type=_number("--batch", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        default=4,
+        metavar="B",
+        help="images per call to a worker (default 4; a killed run loses at most two batches per worker)",
+    )
+    annotate.add_argument(
+        "--threads",
+        type=_number("--threads", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        metavar="T",
+        help="torch threads per worker (default: the local cores shared among the workers; 1 on a cluster)",
+    )
+    annotate.add_argument(
+        "--intrinsics-file",
+        type=Path,
+        metavar="FILE",
+        help="per-image intrinsics: CSV path,fx,fy,cx,cy or JSON {path: [fx, fy, cx, cy]} (paths relative to INPUT)",
+    )
+    annotate.add_argument("--with-glb", action="store_true", help="also write each image's scene.glb")
+    annotate.add_argument("--with-overlay", action="store_true", help="also write each image's overlay.png")
+    annotate.add_argument("--depth", default="planar", metavar="SPEC", help="scene depth: planar (default), none, hf:MODEL")
+    annotate.add_argument("--refine", action=argparse.BooleanOptionalAction, default=False, help="also run the metric fit")
+    _add_camera_arguments(annotate)
+    _add_people_arguments(annotate)
 
     view = commands.add_parser(
         "view",
@@ -620,6 +680,63 @@ def _recover(args) -> int:
     return EXIT_SOME_FAILED if failures else 0
 
 
+def _annotate(args) -> int:
+    from metrichmsr.annotate import Manifest, Options, annotate, file_md5, options_digest, plan, prepare
+    from metrichmsr.scene.depth import depth_backend
+
+    # As for recover: every check before Ray starts or a model loads.
+    camera = _camera_kwargs(args)
+    if args.depth.startswith("file:"):
+        raise InputError("--depth file: is one image's map; annotate takes planar, none or hf:MODEL")
+    depth = depth_backend(args.depth, args.device)
+    _check_weights(args)
+    has_ray = importlib.util.find_spec("ray") is not None
+    workers = int(args.workers) if args.workers is not None else (os.cpu_count() or 1) * has_ray
+    if args.address is not None and workers == 0:
+        raise InputError("--address needs workers: give --workers N (N >= 1)")
+    if workers and not has_ray:
+        raise InputError("--workers N needs Ray: pip install ray (or --workers 0: one process, no Ray)")
+    if not has_ray:
+        print("metrichmsr: ray is not installed: annotating in this process (pip install ray for workers)", file=sys.stderr)
+    items = prepare(args.input, args.output, args.intrinsics_file)
+    from metrichmsr.defaults import HUMANMOE_WEIGHTS
+
+    weights = args.weights or HUMANMOE_WEIGHTS
+    options = Options(
+        camera=camera,
+        camera_height_m=args.camera_height,
+        min_person_px=float(args.min_person_px),
+        max_people=int(args.max_people),
+        min_score=float(args.min_score),
+        depth=args.depth,
+        refine=args.refine,
+        weights=str(weights),
+        weights_md5=file_md5(weights),
+        device=args.device,
+        with_glb=args.with_glb,
+        with_overlay=args.with_overlay,
+    )
+    todo = plan(items, Manifest(args.output), options_digest(options), args.output)
+    if todo.todo:  # a finished run resumes without torch: nothing to load
+        depth.check_available()
+        from metrichmsr.devices import resolve_device  # imports torch: the last check
+
+        resolve_device(args.device)
+    summary = annotate(
+        items,
+        args.output,
+        options,
+        input_spec=args.input,
+        workers=workers,
+        address=args.address,
+        batch=int(args.batch),
+        threads=int(args.threads) if args.threads else None,
+        todo=todo,
+    )
+    print(summary.line(args.output))
+    return EXIT_SOME_FAILED if summary.skipped or summary.given_up else 0
+
+
 def _shared_camera(jobs: list[_Job]):
     """``--same-camera``: the intrinsics of the folder's one camera (``scene.focal.shared_camera``)."""
     from tqdm import tqdm
@@ -802,7 +919,15 @@ def main(argv: list[str] | None = None) -> int:
         if argv is not None and any("\x00" in arg for arg in argv):  # a shell cannot pass one; Python can
             raise InputError("an argument holds a NUL byte")
         args = build_parser().parse_args(argv)
-        commands = {"recover": _recover, "track": _track, "view": _view, "synth": _synth, "bench": _bench, "train": _train}
+        commands = {
+            "recover": _recover,
+            "annotate": _annotate,
+            "track": _track,
+            "view": _view,
+            "synth": _synth,
+            "bench": _bench,
+            "train": _train,
+        }
         return commands[args.command](args)
     except InputError as error:
         print(f"metrichmsr: error: {_one_line(error)}", file=sys.stderr)

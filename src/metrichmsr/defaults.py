@@ -1,9 +1,14 @@
 """Defaults of `recover` shared by the command line and :class:`metrichmsr.Recoverer`.
 
-A light module (no torch, no numpy) so that the command line can read it before it parses its
+A light module (no torch, no numpy; pathlib only) so that the command line can read it before it parses its
 arguments and loads the models.
 """
 
+from pathlib import Path
+
+#: The shipped HumanMoE weights (``models.humanmoe.HUMANMOE_WEIGHTS``; recipe:
+#: metrichmsr/train/humanmoe_gpu.toml, then humanmoe_gpu_renders.toml; see BENCHMARKS.md).
+HUMANMOE_WEIGHTS = Path(__file__).parent / "models" / "weights" / "humanmoe.pt"
 #: Smallest person height (pixels) the detector looks for.
 MIN_PERSON_PX = 60.0
 #: BlazePose confidence a person needs in `recover` (lower than mediapipe's 0.5: small, distant

@@ -47,6 +47,7 @@ from torch import nn
 
 from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyParams
 from metrichmsr.camera import box_ray_map, fourier_encode, unit_rays
+from metrichmsr.defaults import HUMANMOE_WEIGHTS as DEFAULT_WEIGHTS
 from metrichmsr.errors import InputError
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.models.moe import Block, FeedForward, FFNKind
@@ -72,9 +73,8 @@ _TYPICAL_DEPTH_M = 5.0
 #: The 6D rotation representation (first two columns of the rotation matrix) of the identity.
 _IDENTITY_6D = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
 _FORMAT = "metrichmsr.humanmoe/1"
-#: The shipped HumanMoE weights (recipe: metrichmsr/train/humanmoe_gpu.toml, then
-#: humanmoe_gpu_renders.toml; see BENCHMARKS.md).
-HUMANMOE_WEIGHTS = Path(__file__).parent / "weights" / "humanmoe.pt"
+#: The shipped HumanMoE weights (kept in ``defaults`` so the command line reads it without torch).
+HUMANMOE_WEIGHTS = DEFAULT_WEIGHTS
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,6 @@ cameras looking down -z, so every vertex is turned 180 degrees about x on the wa
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +17,7 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+from metrichmsr._outputs import write_atomic
 from metrichmsr.geometry import rays_z1
 from metrichmsr.render import Mesh, as_colors, as_intrinsics, as_meshes, srgb_to_linear
 from metrichmsr.scene.floor import FloorPlane
@@ -287,22 +286,6 @@ def write_scene_glb(
 
     # Normals give viewers smooth shading (without them three.js shades flat).
     write_atomic(path, scene.export(file_type="glb", include_normals=True))
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file in ``path``'s folder and move it into place, so
-    ``path`` is either the complete new file or untouched."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        # mkstemp creates the file private (0600); a written file is an ordinary output.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def write_overlay(

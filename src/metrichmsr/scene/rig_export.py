@@ -26,9 +26,10 @@ import pygltflib
 import trimesh
 from scipy.spatial.transform import Rotation
 
+from metrichmsr._outputs import write_atomic
 from metrichmsr.body import ANNY_TO_CAMERA, Skeleton
 from metrichmsr.render import as_colors
-from metrichmsr.scene.export import OPENCV_TO_GLTF, pbr_fields, write_atomic
+from metrichmsr.scene.export import OPENCV_TO_GLTF, pbr_fields
 
 #: Anny (z up, facing -y) -> glTF (y up) for a person standing upright facing the camera:
 #: the frame of the BVH files' rest skeleton.
@@ -286,7 +287,7 @@ def write_rigged_glb(
     colors: Sequence[tuple[float, float, float]] | None = None,
     names: Sequence[str] | None = None,
 ) -> None:
-    """Write :func:`rigged_glb` to ``path`` atomically (``scene.export.write_atomic``)."""
+    """Write :func:`rigged_glb` to ``path`` atomically (``_outputs.write_atomic``)."""
     write_atomic(path, rigged_glb(rigs, skeleton, faces, colors, names))
 
 
