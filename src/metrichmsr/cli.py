@@ -39,6 +39,11 @@ def _number(name: str, valid, requirement: str):
     return parse
 
 
+def _whole_number(name: str, minimum: int = 1):
+    """argparse type: a whole number >= ``minimum`` (as a float: callers take ``int``)."""
+    return _number(name, lambda value: value >= minimum and value == int(value), f"a whole number >= {minimum}")
+
+
 def _positive_float(name: str):
     return _number(name, lambda value: value > 0, "positive")
 
@@ -184,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_camera_arguments(track)
     track.add_argument(
         "--every",
-        type=_number("--every", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        type=_whole_number("--every"),
         default=1,
         metavar="N",
         help="recover every N-th frame only (default 1: every frame)",
@@ -196,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     track.add_argument(
         "--detect-every",
-        type=_number("--detect-every", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        type=_whole_number("--detect-every"),
         default=DETECT_EVERY,
         metavar="N",
         help=f"scan the whole frame for people on every N-th recovered frame (default {DETECT_EVERY}); in between, "
@@ -235,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     annotate.add_argument(
         "--workers",
-        type=_number("--workers", lambda v: v >= 0 and v == int(v), "a whole number >= 0"),
+        type=_whole_number("--workers", minimum=0),
         default=None,
         metavar="N",
         help="Ray workers, each loading the models once (default: this machine's cores; 0: no Ray, in this process)",
@@ -247,14 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     annotate.add_argument(
         "--batch",
-        type=_number("--batch", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        type=_whole_number("--batch"),
         default=4,
         metavar="B",
         help="images per call to a worker (default 4; a killed run loses at most two batches per worker)",
     )
     annotate.add_argument(
         "--threads",
-        type=_number("--threads", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        type=_whole_number("--threads"),
         metavar="T",
         help="torch threads per worker (default: the local cores shared among the workers; 1 on a cluster)",
     )
@@ -290,13 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth", help="render synthetic people with metric ground truth (for benchmarks and training)")
     synth.add_argument(
         "--n",
-        type=_number("--n", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        type=_whole_number("--n"),
         required=True,
         help="number of images",
     )
     synth.add_argument(
         "--seed",
-        type=_number("--seed", lambda v: v >= 0 and v == int(v), "a whole number >= 0"),
+        type=_whole_number("--seed", minimum=0),
         default=0,
         help="first seed; image i uses seed + i (seeds >= 1000000 are the held-out benchmark split)",
     )
@@ -320,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--limit",
-        type=_number("--limit", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        type=_whole_number("--limit"),
         help="score only the first N images",
     )
     bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -350,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--steps",
-        type=_number("--steps", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        type=_whole_number("--steps"),
         help="override the recipe's number of steps",
     )
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
@@ -396,7 +401,7 @@ def _add_people_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-people",
-        type=_number("--max-people", lambda v: v >= 1 and v == int(v), "a whole number >= 1"),
+        type=_whole_number("--max-people"),
         default=MAX_PEOPLE,
         help=f"most people to recover from one image, the most confident first (default {MAX_PEOPLE})",
     )
