@@ -7,7 +7,7 @@ setup:
 
 demo: setup
 	$(PY) -m metrichmsr recover assets/sample.jpg -o out/demo --overwrite --format glb,bvh
-	@echo "demo outputs: out/demo/result.json out/demo/scene.glb out/demo/people_rigged.glb out/demo/person_<id>.bvh out/demo/overlay.png out/demo/depth.png out/demo/depth.npy"
+	@echo "demo outputs: out/demo/view.html (open it in a browser) out/demo/result.json out/demo/scene.glb out/demo/people_rigged.glb out/demo/person_<id>.bvh out/demo/overlay.png out/demo/depth.png out/demo/depth.npy"
 
 test: setup
 	$(PY) -m pytest -q
