@@ -343,7 +343,8 @@ class Annotator:
     """One worker: loads the ``Recoverer`` once, then annotates batches of images.
 
     Ray runs it as an actor (``ray.remote(Annotator)``); ``workers=0`` runs it in this process.
-    ``threads``: torch's intra-op threads (None: torch's default).
+    ``threads``: torch's intra-op threads and BlazePose's graphs at once (None: their defaults):
+    a worker given 1 keeps to one core, so N workers use N cores.
     """
 
     def __init__(self, options: Options, out: str, threads: int | None = None, version: str = ""):
@@ -366,6 +367,7 @@ class Annotator:
             depth=options.depth,
             refine=options.refine,
             weights=options.weights,
+            detector_threads=threads,
         )
         self.load_s = time.perf_counter() - started
         self._cpu_at_start = self._cpu_s()

@@ -101,6 +101,8 @@ class Recoverer:
         refine: also run the metric fit, started from HumanMoE's prediction (or from a typical
             adult with ``init="none"``, which needs it). Off by default: on the held-out
             benchmark the fit makes HumanMoE's predictions worse (BENCHMARKS.md).
+        detector_threads: BlazePose graphs run at once (``PoseDetector``'s ``workers``; None:
+            up to 4, one a core). One process per core (``annotate``'s workers) wants 1.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Recoverer:
         init: Literal["humanmoe", "none"] = "humanmoe",
         refine: bool = False,
         weights: str | Path = HUMANMOE_WEIGHTS,
+        detector_threads: int | None = None,
     ):
         if init not in ("humanmoe", "none"):
             raise ValueError(f"init must be 'humanmoe' or 'none', got {init!r}")
@@ -126,7 +129,11 @@ class Recoverer:
         self.depth.load()  # a depth network loads with the other models, not on the first image
         segmentation = self.init_model is not None and self.init_model.config.silhouette_grid > 0
         self.detector = PoseDetector(
-            min_person_px=min_person_px, max_people=max_people, min_score=min_score, segmentation=segmentation
+            min_person_px=min_person_px,
+            max_people=max_people,
+            min_score=min_score,
+            segmentation=segmentation,
+            workers=detector_threads,
         )
         self.body = BodyModel().to(self.device)
         self.fitter = BodyFitter(self.body, fit_config)
