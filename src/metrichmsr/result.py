@@ -18,11 +18,11 @@ import torch
 from metrichmsr._outputs import staged_output
 from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams, Skeleton
 from metrichmsr.camera import Intrinsics
-from metrichmsr.defaults import DEFAULT_RIG_FORMATS, RIG_FORMATS
+from metrichmsr.defaults import DEFAULT_RIG_FORMATS
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES
 from metrichmsr.scene.floor import FloorPlane
-from metrichmsr.scene.rig_export import BvhSkeleton, PersonRig, bvh_pose, bvh_text, write_rigged_glb
+from metrichmsr.scene.rig_export import BvhSkeleton, PersonRig, bvh_pose, bvh_text, check_formats, write_rigged_glb
 
 SCHEMA = "metrichmsr.result/1"
 
@@ -161,9 +161,7 @@ class RecoveryResult:
 
     def _check_rigs(self, formats: Sequence[str]) -> None:
         """ValueError unless the rigged people can be written in ``formats``."""
-        unknown = [f for f in formats if f not in RIG_FORMATS]
-        if unknown:
-            raise ValueError(f"formats must be among {RIG_FORMATS}, got {unknown}")
+        check_formats(formats)
         if formats and self.people and (self.skeleton is None or any(p.rig is None for p in self.people)):
             raise ValueError("rigged exports need the result's skeleton and every person's rig (as a Recoverer gives them)")
 

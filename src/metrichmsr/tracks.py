@@ -22,12 +22,11 @@ import numpy as np
 from metrichmsr._outputs import staged_output
 from metrichmsr.body import Skeleton
 from metrichmsr.camera import Intrinsics
-from metrichmsr.defaults import RIG_FORMATS
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.result import RecoveryResult
 from metrichmsr.scene.export import OPENCV_TO_GLTF, floor_prop, frustum_prop
 from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, foot_contacts
-from metrichmsr.scene.rig_export import BvhSkeleton, RigMotion, animated_glb, bvh_pose, bvh_text
+from metrichmsr.scene.rig_export import BvhSkeleton, RigMotion, animated_glb, bvh_pose, bvh_text, check_formats
 from metrichmsr.tracking import floor_axes, floor_coordinates, horizontal, smooth_positions, standing_positions
 from metrichmsr.viewer import write_view_html
 
@@ -117,9 +116,7 @@ class ClipTracks:
     faces: np.ndarray | None = None
 
     def __post_init__(self):
-        unknown = [f for f in self.formats if f not in RIG_FORMATS]
-        if unknown:
-            raise ValueError(f"formats must be among {RIG_FORMATS}, got {unknown}")
+        check_formats(self.formats)
 
     def add(self, tracked: TrackedFrame) -> None:
         """Keep one frame's people (the meshes and the image are dropped)."""

@@ -28,6 +28,7 @@ from scipy.spatial.transform import Rotation
 
 from metrichmsr._outputs import write_atomic
 from metrichmsr.body import ANNY_TO_CAMERA, Skeleton
+from metrichmsr.defaults import RIG_FORMATS
 from metrichmsr.render import as_colors
 from metrichmsr.scene.export import OPENCV_TO_GLTF, pbr_fields
 
@@ -39,6 +40,13 @@ BVH_ROTATION_ORDER = "ZXY"
 #: Skinning influences per vertex in people_rigged.glb: two JOINTS/WEIGHTS sets of 4. Anny gives
 #: up to 9; the few vertices with a 9th lose it (its weight renormalised onto the others).
 GLTF_INFLUENCES = 8
+
+
+def check_formats(formats: Sequence[str]) -> None:
+    """ValueError naming what in ``formats`` is not one of ``defaults.RIG_FORMATS``."""
+    unknown = [f for f in formats if f not in RIG_FORMATS]
+    if unknown:
+        raise ValueError(f"formats must be among {RIG_FORMATS}, got {unknown}")
 
 
 @dataclass
