@@ -400,8 +400,8 @@ def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, cap
 
     placed = Recoverer.stand_on_floor
 
-    def one_moved(self, people, image, K, camera_height_m=None):
-        people, floor, contacts = placed(self, people, image, K, camera_height_m)
+    def one_moved(self, people, image, K, camera_height_m=None, lines=None):
+        people, floor, contacts = placed(self, people, image, K, camera_height_m, lines)
         return [replace(p, floor_scale=0.5) if p.id == 1 else p for p in people], floor, contacts
 
     monkeypatch.setattr(Recoverer, "stand_on_floor", one_moved)
@@ -429,7 +429,10 @@ def test_recover_says_when_the_camera_height_went_unused(tmp_path, monkeypatch, 
     from metrichmsr import cli
     from metrichmsr.pipeline import Recoverer
 
-    monkeypatch.setattr(Recoverer, "stand_on_floor", lambda self, people, image, K, camera_height_m=None: (people, None, None))
+    def no_floor(self, people, image, K, camera_height_m=None, lines=None):
+        return people, None, None
+
+    monkeypatch.setattr(Recoverer, "stand_on_floor", no_floor)
     args = [
         "recover",
         str(REPO / "assets" / "sample.jpg"),

@@ -5,7 +5,7 @@ from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_WALL_M, camera_rotation,
 from _people_on_floor import ROOM_K as K
 from _people_on_floor import ROOM_SIZE as SIZE
 from metrichmsr.scene.floor import FloorPlane
-from metrichmsr.scene.horizon import detect_segments, floor_seen_m, up_from_lines, wall_distance_m
+from metrichmsr.scene.horizon import ImageLines, detect_segments, floor_seen_m, up_from_lines, wall_distance_m
 
 
 def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -22,6 +22,18 @@ def test_lines_give_the_up_direction_from_a_prior_degrees_off(parts, pitch_deg, 
     assert lines is not None and lines.determined
     assert angle_deg(lines.up, true_up) < 0.3
     assert (len(lines.vertical) > 0) == ("wall" in parts)
+
+
+@pytest.mark.parametrize("parts", [("floor_x", "floor_z", "wall"), ("floor_z",)])
+def test_one_image_s_lines_answer_a_later_prior_as_a_fresh_search_would(parts):
+    """A fixed camera's lines are searched once and asked for each frame's people's up."""
+    image, true_up = room_image(12.0, 4.0, parts, yaw_deg=0.0)
+    lines = ImageLines(image, K)
+    first, later = tilted(true_up, 6.0), tilted(true_up, 3.0)
+    lines.up_near(first)
+    again, fresh = lines.up_near(later), ImageLines(image, K).up_near(later)
+    assert angle_deg(again.up, fresh.up) < 0.01
+    assert again.determined == fresh.determined == ("wall" in parts)
 
 
 @pytest.mark.parametrize("off_deg", [20.0, 26.0])

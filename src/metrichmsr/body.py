@@ -289,15 +289,9 @@ class BodyModel(torch.nn.Module):
         grid = top[:, None] * torch.linspace(0.0, 1.0, steps, device=phenotype.device)  # (N, S)
         candidates = phenotype[:, None].repeat(1, steps, 1)
         candidates[..., column] = grid
-        flat = candidates.reshape(n * steps, -1)
-        rest = self(
-            flat,
-            torch.zeros(n * steps, len(POSE_BONES), 3, device=flat.device),
-            torch.eye(3, device=flat.device).expand(n * steps, 3, 3),
-            torch.zeros(n * steps, 3, device=flat.device),
-        )
+        rest_vertices = self.rest_vertices(candidates.reshape(n * steps, -1))
         # Bodies grow with age and shrink a little when old: the tallest so far, made strictly increasing.
-        heights = torch.cummax(self.standing_height(rest.rest_vertices).reshape(n, steps), dim=1).values.cpu().numpy()
+        heights = torch.cummax(self.standing_height(rest_vertices).reshape(n, steps), dim=1).values.cpu().numpy()
         heights = heights + 1e-6 * np.arange(steps)
         values, targets = grid.cpu().numpy(), height_m.cpu().numpy()
         out = phenotype.clone()
@@ -305,6 +299,16 @@ class BodyModel(torch.nn.Module):
             [np.interp(t, h, v) for t, h, v in zip(targets, heights, values)], dtype=out.dtype, device=out.device
         )
         return out
+
+    @torch.no_grad()
+    def rest_vertices(self, phenotype: torch.Tensor) -> torch.Tensor:
+        """(N, V, 3) rest-pose vertices in Anny's z-up frame, metres, of phenotypes (N, 6)
+        (PHENOTYPE_NAMES order): ``forward``'s ``rest_vertices`` without posing or skinning."""
+        phenotype_kwargs = {name: phenotype[:, i] for i, name in enumerate(PHENOTYPE_NAMES)}
+        _, parameters, local_changes, facial_actions = self.anny.get_tensor_inputs(None, phenotype_kwargs, None, None)
+        # Anny 0.6.2 has no public call from parsed phenotypes to blendshape weights: forward's own step.
+        weights = self.anny._get_phenotype_blendshape_coefficients(parameters, local_changes, facial_actions)
+        return self.anny.get_rest_vertices(weights)
 
     @staticmethod
     def standing_height(rest_vertices: torch.Tensor) -> torch.Tensor:

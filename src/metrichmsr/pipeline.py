@@ -177,7 +177,7 @@ class Recoverer:
         height, width = image.shape[:2]
         if boxes is not None:
             boxes = check_boxes(boxes, size=(width, height))
-        result, contacts = self._people_on_floor(image, _intrinsics(K, width, height, exif), boxes, camera_height_m)
+        result, contacts, _ = self._people_on_floor(image, _intrinsics(K, width, height, exif), boxes, camera_height_m)
         result.image_path = image_path
         result.scene = self.scene_depth(image, result.intrinsics.K, result.people, result.faces, result.floor, contacts)
         return result
@@ -190,12 +190,15 @@ class Recoverer:
         camera_height_m: float | None,
         estimate_camera: bool = True,
         follow: np.ndarray | None = None,
-    ) -> tuple[RecoveryResult, np.ndarray | None]:
-        """:meth:`infer` without the scene depth: the result (people, floor) and the foot contacts
-        of :meth:`stand_on_floor`. ``estimate_camera``: default ``intrinsics`` are replaced by the
-        focal length the image's lines give (``scene.focal``), where they tell it. ``follow``:
-        (N, 4) an earlier frame's people's boxes, to find them again there instead of detecting
-        (``PoseDetector.follow``)."""
+        lines: ImageLines | None = None,
+    ) -> tuple[RecoveryResult, np.ndarray | None, ImageLines | None]:
+        """:meth:`infer` without the scene depth: the result (people, floor), the foot contacts
+        of :meth:`stand_on_floor` and the image's lines it used (None without people).
+        ``estimate_camera``: default ``intrinsics`` are replaced by the focal length the image's
+        lines give (``scene.focal``), where they tell it. ``follow``: (N, 4) an earlier frame's
+        people's boxes, to find them again there instead of detecting
+        (``PoseDetector.follow``). ``lines``: the scene's lines when already found (a fixed
+        camera's, in an earlier frame); default this image's, its people left out."""
         detected = self.detect(image, boxes=boxes) if follow is None else self.detector.follow(image, follow)
         if estimate_camera and intrinsics.source == "default":  # neither the user nor EXIF: the lines may tell
             intrinsics = camera_from_lines(intrinsics, image, np.stack([o.bbox for o in detected]) if detected else None)
@@ -205,8 +208,10 @@ class Recoverer:
         people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K, image=image)
         if boxes is None:  # the user's boxes are people by definition
             people = without_parts_read_as_far(people)
-        result.people, result.floor, contacts = self.stand_on_floor(people, image, intrinsics.K, camera_height_m)
-        return result, contacts
+        if lines is None and people:
+            lines = scene_lines(image, intrinsics.K, np.stack([p.bbox for p in people]))
+        result.people, result.floor, contacts = self.stand_on_floor(people, image, intrinsics.K, camera_height_m, lines)
+        return result, contacts, lines
 
     def track(
         self,
@@ -226,7 +231,9 @@ class Recoverer:
         of the frames so far are pooled into one (``tracking.pooled_floor``) and everyone
         whose feet were seen is scaled about the camera to stand on it
         (``tracking.onto_floor_scales``, with the bodies of their new heights); otherwise
-        each frame keeps its own floor. Then the ``tracker`` (default a new
+        each frame keeps its own floor. A fixed camera's scene keeps its straight lines, so they
+        are looked for once, in the first frame with people (:meth:`stand_on_floor`'s
+        ``lines``). Then the ``tracker`` (default a new
         ``tracking.Tracker``) assigns them track ids by where they stand on it.
 
         Args:
@@ -250,7 +257,7 @@ class Recoverer:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         tracker = Tracker() if tracker is None else tracker
-        floors, weights, intrinsics, floor = [], [], None, None
+        floors, weights, intrinsics, floor, lines = [], [], None, None, None
         boxes = np.zeros((0, 4))
         for i, frame in enumerate(frames):
             frame = frame if isinstance(frame, Frame) else Frame(i, i / fps, frame)
@@ -258,9 +265,11 @@ class Recoverer:
             first = intrinsics is None
             intrinsics = intrinsics or _intrinsics(K, image.shape[1], image.shape[0], None)
             follow = boxes if i % detect_every and len(boxes) else None  # nobody to follow: scan
-            result, contacts = self._people_on_floor(
-                image, intrinsics, None, camera_height_m, estimate_camera=first, follow=follow
+            result, contacts, seen_lines = self._people_on_floor(
+                image, intrinsics, None, camera_height_m, estimate_camera=first, follow=follow, lines=lines
             )
+            if static_camera:  # the scene's lines stay where they are: look for them once
+                lines = seen_lines
             intrinsics = result.intrinsics  # the first frame's camera, estimated or not, is the clip's
             on_floor = np.zeros(len(result.people), dtype=bool)
             if not static_camera:
@@ -300,7 +309,12 @@ class Recoverer:
         return people, on_floor
 
     def stand_on_floor(
-        self, people: list[PersonResult], image: np.ndarray, K: np.ndarray, camera_height_m: float | None = None
+        self,
+        people: list[PersonResult],
+        image: np.ndarray,
+        K: np.ndarray,
+        camera_height_m: float | None = None,
+        lines: ImageLines | None = None,
     ) -> tuple[list[PersonResult], FloorPlane | None, np.ndarray | None]:
         """The floor under the people (``scene.placement.people_floor``), and the people brought onto it.
 
@@ -314,10 +328,13 @@ class Recoverer:
            ``camera_height_m`` (known, metres) the floor has that height and they are moved
            toward it instead, one person being enough.
 
+        ``lines``: the image's lines (``scene.placement.scene_lines``), when already found.
+
         Returns (people, floor or None, (N, 3) contacts or None) as ``people_floor``.
         """
         # Moving people about the camera leaves their boxes, and so the image's lines, as they were.
-        lines = scene_lines(image, K, np.stack([p.bbox for p in people])) if people else None
+        if lines is None and people:
+            lines = scene_lines(image, K, np.stack([p.bbox for p in people]))
         floor, contacts = _people_floor(people, image, K, camera_height_m, lines)
         if floor is None:
             return people, floor, contacts

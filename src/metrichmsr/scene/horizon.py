@@ -189,6 +189,7 @@ class ImageLines:
 
     def __init__(self, image: np.ndarray, K: np.ndarray, exclude_boxes: np.ndarray | None = None):
         self.image, self.K, self.exclude_boxes = image, np.asarray(K, dtype=np.float64), exclude_boxes
+        self._fitted: dict[tuple[int, ...], np.ndarray] = {}
 
     @cached_property
     def _found(self) -> tuple[Segments, list[np.ndarray]]:
@@ -199,7 +200,7 @@ class ImageLines:
         """The up direction (camera frame) the lines give near ``prior_up`` (3,), the
         bodies'; None when no vanishing point lies where a vertical or a horizontal one can
         (within :data:`SEARCH_RADIUS_DEG` of the prior's)."""
-        return up_from_vanishing_points(*self._found, unit(np.asarray(prior_up, dtype=np.float64)))
+        return up_from_vanishing_points(*self._found, unit(np.asarray(prior_up, dtype=np.float64)), self._fitted)
 
 
 def up_from_lines(
@@ -335,8 +336,10 @@ def vanishing_points(segments: Segments, K: np.ndarray, diagonal_px: float, max_
 @dataclass(frozen=True)
 class _Family:
     """A vanishing point's segments: inlier mask (S,), length-squared-weighted scatter of
-    their plane normals (3, 3), its own least-squares direction (3,)."""
+    their plane normals (3, 3), its own least-squares direction (3,); ``index``: the point's
+    place in :func:`vanishing_points`' list."""
 
+    index: int
     mask: np.ndarray
     scatter: np.ndarray
     direction: np.ndarray
@@ -361,7 +364,9 @@ class _Family:
         return float(np.linalg.eigvalsh(horizon.T @ self.scatter @ horizon)[0])
 
 
-def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior_up: np.ndarray) -> LineUp | None:
+def up_from_vanishing_points(
+    segments: Segments, points: list[np.ndarray], prior_up: np.ndarray, fitted: dict[tuple[int, ...], np.ndarray] | None = None
+) -> LineUp | None:
     """The up direction the vanishing points (inlier masks, :func:`vanishing_points`) give.
 
     1. Families: a point within :data:`SEARCH_RADIUS_DEG` of ``prior_up`` (either way) may be
@@ -377,9 +382,15 @@ def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior
        ``sum L^2 (n . d)^2`` over the directions d on the horizon. A family of short, nearly
        collinear segments fixes its own direction poorly and so pulls little; a faint pull
        to the prior fills directions nothing fixes (one horizontal family fixes one tilt).
+
+    ``fitted``: the ups of step 3 so far, keyed by the agreeing families' indices in
+    ``points``, used and filled where the families fix the up (a vertical one, or two
+    horizontal ones): then the prior only starts step 3's search (its pull is a millionth of
+    the lines'), so the same families give the same up for any nearby prior (a fixed
+    camera's frames, each with its own people).
     """
     families = []
-    for mask in points:
+    for index, mask in enumerate(points):
         weighted = segments.length[mask, None] ** 2 * segments.normal[mask]
         scatter = weighted.T @ segments.normal[mask]
         direction = np.linalg.eigh(scatter)[1][:, 0]
@@ -390,7 +401,7 @@ def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior
             for other in families
         )
         if vertical or (along < np.sin(np.radians(SEARCH_RADIUS_DEG)) and not duplicate):
-            families.append(_Family(mask, scatter, direction, bool(vertical)))
+            families.append(_Family(index, mask, scatter, direction, bool(vertical)))
     if not families:
         return None
     proposals = [f.direction * np.sign(f.direction @ prior_up) for f in families if f.vertical]
@@ -409,19 +420,28 @@ def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior
     if not agreeing:  # a lone horizontal family, the prior its only proposal
         agreeing = [max(families, key=lambda f: f.weight)]
 
-    e1, e2 = _basis(prior_up)
-    prior_weight = 1e-6 * sum(f.weight for f in agreeing)
-
-    def misfit(tilt: np.ndarray) -> float:
-        up = unit(prior_up + tilt[0] * e1 + tilt[1] * e2)
-        horizon = np.stack(_basis(up), axis=1)
-        return prior_weight * float(tilt @ tilt) + sum(f.misfit(up, horizon) for f in agreeing)
-
-    start_tilt = np.array([start @ e1, start @ e2]) / (start @ prior_up)
-    simplex = start_tilt + np.radians([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])  # a few degrees across
-    tilt = minimize(misfit, start_tilt, method="Nelder-Mead", options=dict(initial_simplex=simplex, xatol=1e-6, fatol=1e-12)).x
     vertical = [f for f in agreeing if f.vertical]
     horizontal = [f for f in agreeing if not f.vertical]
+    determined = bool(vertical) or len(horizontal) >= 2
+    key = tuple(sorted(f.index for f in agreeing))
+    if fitted is None or key not in fitted:
+        e1, e2 = _basis(prior_up)
+        prior_weight = 1e-6 * sum(f.weight for f in agreeing)
+
+        def misfit(tilt: np.ndarray) -> float:
+            up = unit(prior_up + tilt[0] * e1 + tilt[1] * e2)
+            horizon = np.stack(_basis(up), axis=1)
+            return prior_weight * float(tilt @ tilt) + sum(f.misfit(up, horizon) for f in agreeing)
+
+        start_tilt = np.array([start @ e1, start @ e2]) / (start @ prior_up)
+        simplex = start_tilt + np.radians([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])  # a few degrees across
+        options = dict(initial_simplex=simplex, xatol=1e-6, fatol=1e-12)
+        tilt = minimize(misfit, start_tilt, method="Nelder-Mead", options=options).x
+        up = unit(prior_up + tilt[0] * e1 + tilt[1] * e2)
+        if fitted is not None and determined:  # where the lines leave a tilt free, it is the prior's
+            fitted[key] = up
+    else:
+        up = fitted[key] * np.sign(fitted[key] @ prior_up)
 
     def members(of: list[_Family]) -> np.ndarray:
         """(S,) bool: the segments of any of these families."""
@@ -429,11 +449,11 @@ def up_from_vanishing_points(segments: Segments, points: list[np.ndarray], prior
 
     in_vertical = members(vertical)
     return LineUp(
-        up=unit(prior_up + tilt[0] * e1 + tilt[1] * e2),
+        up=up,
         vertical=segments.subset(in_vertical),
         others=segments.subset(~in_vertical),
         horizontal=segments.subset(members(horizontal)),
-        determined=bool(vertical) or len(horizontal) >= 2,
+        determined=determined,
     )
 
 
