@@ -143,17 +143,20 @@ def load_score_module(pets_dir: Path):
     return module
 
 
-def _dev_folder(args, staging: Path) -> Path:
+def dev_folder(args, staging: Path, clip: bool = False) -> Path:
     """The folder of frames/ and camera.json: --dev, an earlier run's OUT/dev (carried into the
-    new output, which replaces the old), or one make_dev.py builds into the new output."""
-    source = args.dev or (args.output / "dev" if (args.output / "dev" / "camera.json").is_file() else None)
+    new output, which replaces the old), or one make_dev.py builds into the new output;
+    ``clip``: with clip/ too (``make_dev.py --clip``, every frame)."""
+    earlier = args.output / "dev"
+    built = (earlier / "camera.json").is_file() and (not clip or (earlier / "clip").is_dir())
+    source = args.dev or (earlier if built else None)
     if source is not None and args.output.resolve() not in source.resolve().parents:
         return source
     if source is not None:
         shutil.copytree(source, staging / "dev")
     else:
         # make_dev.py fetches Debian's opencv-doc (apt-get download); nothing of it is committed.
-        command = [sys.executable, str(args.pets_dir / "make_dev.py"), "--out", str(staging / "dev")]
+        command = [sys.executable, str(args.pets_dir / "make_dev.py"), "--out", str(staging / "dev")] + ["--clip"] * clip
         if subprocess.run(command).returncode != 0:
             raise RuntimeError("make_dev.py failed (it needs `apt-get download opencv-doc`); build the frames and pass --dev DIR")
     return staging / "dev"
@@ -280,7 +283,7 @@ def run(args) -> int:
 
     score = load_score_module(args.pets_dir)
     with staged_output(args.output, args.overwrite) as staging:
-        dev = _dev_folder(args, staging)
+        dev = dev_folder(args, staging)
         camera = json.loads((dev / "camera.json").read_text())
         frames = sorted((dev / "frames").glob("*.jpg"))[: args.limit]
         if not frames:

@@ -1,0 +1,228 @@
+"""Real footage over time: `metrichmsr track` on the PETS 2009 S2.L1 View_001 clip.
+
+    python -m metrichmsr.bench.track_pets -o out/bench-track-pets [--dev DIR] [--frames N] [--detect-every N]
+
+What it measures. The clip of ``make_dev.py --clip`` (frames 0-399 of OpenCV's ``vtest.avi``
+at 25 frames/s, 768x576, undistorted to the calibrated pinhole K; adults walking 15-35 m from a
+camera 7.07 m up) goes through the ``metrichmsr track`` command as a user runs it, told the
+true K and nothing else (a fixed camera, the default outputs: ``tracks.json``, ``tracks.csv``,
+``trajectories.png``, ``scene.glb``, ``view.html``; no ``overlay.mp4``). Then:
+
+- speed: frames per second of the whole command, models and outputs included;
+- the clip's floor: its camera height against the calibrated 7.07 m;
+- depth: every person of every frame, as ``tracks.json`` has them (smoothed, on the clip's
+  floor), scored by the PETS ``score.py`` (the ankle midpoint 0.08 m above the calibrated
+  floor along its ray: median and p90 relative depth error, signed bias, median height);
+- jitter: for each track seen on the floor in at least :data:`MIN_RUN_FRAMES` consecutive
+  frames, its ankle midpoint on the calibrated floor (metres); a walker's path is smooth over
+  0.2 s, so the jitter is what the second difference of consecutive positions leaves
+  (``|p[t+1] - 2 p[t] + p[t-1]| / 4``, 0 for steady walking and ~the position noise
+  otherwise), median over every such triple; the median step between frames beside it;
+- tracks: how many, and how many last at least 1 s (25 frames); about 10 people walk through
+  the clip (counted by eye on ``trajectories.png`` and the frames), so the issue's target is
+  fewer than 2 tracks per person.
+
+Writes ``OUT/track`` (the command's output), ``OUT/per-frame/<frame>/result.json`` (the layout
+``score.py`` reads), ``OUT/scores.json`` and ``OUT/table.md``, and ``OUT/dev`` when it built
+the frames there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from metrichmsr._outputs import check_output, staged_output
+from metrichmsr.bench.pets import DEFAULT_PETS_DIR, dev_folder, load_score_module
+from metrichmsr.errors import InputError
+
+#: A track's run of consecutive frames on the floor shorter than this gives no jitter.
+MIN_RUN_FRAMES = 5
+#: A track lasting this many seconds counts as a lasting one.
+LASTING_S = 1.0
+MARKER = "table.md"
+PROG = "metrichmsr.bench.track_pets"
+
+
+def ankle_points(people: list[dict]) -> dict[int, np.ndarray]:
+    """Track id -> (3,) camera-frame ankle midpoint, metres, of one frame's ``tracks.json``
+    people; people without both ankles are left out."""
+    points = {}
+    for person in people:
+        joints = person["joints3d"]
+        if joints.get("left_ankle") and joints.get("right_ankle"):
+            points[person["track_id"]] = (np.asarray(joints["left_ankle"]) + np.asarray(joints["right_ankle"])) / 2
+    return points
+
+
+def floor_runs(tracks: dict, up: np.ndarray) -> list[np.ndarray]:
+    """Each track's runs of consecutive frames standing on the floor, as (T, 3) camera-frame
+    ankle midpoints with their component along ``up`` (3,) removed (positions on the floor),
+    from a ``tracks.json`` document; runs shorter than :data:`MIN_RUN_FRAMES` are left out."""
+    up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
+    runs: dict[int, list[list[np.ndarray]]] = {}
+    last_frame: dict[int, int] = {}
+    for position, frame in enumerate(tracks["frames"]):
+        on_floor = {p["track_id"] for p in frame["people"] if p.get("on_floor")}
+        for track_id, point in ankle_points(frame["people"]).items():
+            if track_id not in on_floor:
+                continue
+            if last_frame.get(track_id) != position - 1:
+                runs.setdefault(track_id, []).append([])
+            runs[track_id][-1].append(point - (point @ up) * up)
+            last_frame[track_id] = position
+    return [np.array(run) for per_track in runs.values() for run in per_track if len(run) >= MIN_RUN_FRAMES]
+
+
+def jitter_m(runs: list[np.ndarray]) -> tuple[float, float]:
+    """(median jitter, median step) in metres over ``runs`` (each (T, 3)): the jitter is
+    ``|p[t+1] - 2 p[t] + p[t-1]| / 4`` (a straight, steady walk gives 0; independent position
+    noise of spread s gives about s * sqrt(6) / 4), the step ``|p[t+1] - p[t]|``; NaN without runs."""
+    if not runs:
+        return float("nan"), float("nan")
+    second = np.concatenate([np.linalg.norm(run[2:] - 2 * run[1:-1] + run[:-2], axis=1) / 4 for run in runs])
+    steps = np.concatenate([np.linalg.norm(np.diff(run, axis=0), axis=1) for run in runs])
+    return float(np.median(second)), float(np.median(steps))
+
+
+def per_frame_results(tracks: dict, stems: list[str], out_dir: Path) -> None:
+    """``tracks.json``'s frames as ``out_dir/<stem>/result.json`` (what ``score.py`` reads): frame i
+    of the clip is ``stems[i]``."""
+    for frame in tracks["frames"]:
+        folder = out_dir / stems[frame["index"]]
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps({"people": frame["people"]}))
+
+
+def markdown_table(row: dict) -> str:
+    """The figures of one run as a one-row markdown table."""
+
+    def percent(value: float | None, fmt: str = ".1f") -> str:
+        return "-" if value is None or value != value else format(100 * value, fmt)
+
+    cells = {
+        "frames": str(row["frames"]),
+        "frames/s (all in)": f"{row['frames_per_s']:.2f}",
+        "people a frame": f"{row['people_per_frame']:.2f}",
+        "median depth error %": percent(row["depth_rel_med"]),
+        "p90 %": percent(row["depth_rel_p90"]),
+        "bias %": percent(row["bias"], "+.1f"),
+        "median height m": f"{row['height_med']:.2f}",
+        "camera height m (error %)": "-"
+        if row["camera_height_m"] is None
+        else f"{row['camera_height_m']:.2f} ({percent(row['camera_height_err'], '+.1f')})",
+        "jitter cm (step cm)": f"{percent(row['jitter_m'])} ({percent(row['step_m'])})",
+        "tracks (>= 1 s)": f"{row['tracks']} ({row['lasting_tracks']})",
+    }
+    return "\n".join(["| " + " | ".join(cells) + " |", "|" + " --- |" * len(cells), "| " + " | ".join(cells.values()) + " |"])
+
+
+def summary_line(row: dict) -> str:
+    return (
+        f"summary: PETS S2.L1 track, {row['frames']} frames: {row['frames_per_s']:.2f} frames/s all in; "
+        f"depth median {100 * row['depth_rel_med']:.1f}%, bias {100 * row['bias']:+.1f}%; camera height "
+        f"{100 * (row['camera_height_err'] or float('nan')):+.1f}%; jitter {100 * row['jitter_m']:.1f} cm; "
+        f"{row['tracks']} tracks, {row['lasting_tracks']} lasting >= {LASTING_S:.0f} s"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-o", "--output", type=Path, required=True, help="report folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
+    parser.add_argument(
+        "--pets-dir",
+        type=Path,
+        default=DEFAULT_PETS_DIR,
+        help=f"the PETS scripts, make_dev.py and score.py (default {DEFAULT_PETS_DIR})",
+    )
+    parser.add_argument(
+        "--dev", type=Path, help="clip/ and camera.json `make_dev.py --clip` built (default: build them into OUT/dev)"
+    )
+    parser.add_argument("--frames", type=int, help="only the clip's first N frames (a quick check)")
+    parser.add_argument("--detect-every", type=int, help="track's --detect-every (default: track's own)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except InputError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
+
+
+def run(args) -> int:
+    if not all((args.pets_dir / name).is_file() for name in ("make_dev.py", "score.py")):
+        raise InputError(f"--pets-dir {args.pets_dir}: no make_dev.py and score.py there (the PETS 2009 S2.L1 scripts)")
+    if args.dev is not None and not ((args.dev / "camera.json").is_file() and (args.dev / "clip").is_dir()):
+        raise InputError(f"--dev {args.dev}: no clip/ and camera.json there (what `make_dev.py --clip` writes)")
+    for flag, value in (("--frames", args.frames), ("--detect-every", args.detect_every)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} {value}: must be at least 1")
+    check_output(args.output, args.overwrite)
+
+    from metrichmsr import cli
+
+    score = load_score_module(args.pets_dir)
+    with staged_output(args.output, args.overwrite) as staging:
+        dev = dev_folder(args, staging, clip=True)
+        camera = json.loads((dev / "camera.json").read_text())
+        frames = sorted((dev / "clip").glob("*.jpg"))[: args.frames]
+        if not frames:
+            raise InputError(f"{dev / 'clip'}: no .jpg frames")
+        clip_dir = staging / "clip"  # track reads a whole folder: the frames asked for, copied
+        clip_dir.mkdir()
+        for frame in frames:
+            shutil.copyfile(frame, clip_dir / frame.name)
+        command = ["track", str(clip_dir), "-o", str(staging / "track"), "--fps", str(camera["fps"])]
+        command += ["--intrinsics", ",".join(str(camera[k]) for k in ("fx", "fy", "cx", "cy"))]
+        command += ["--detect-every", str(args.detect_every)] * (args.detect_every is not None)
+        started = time.perf_counter()
+        if cli.main(command) != 0:
+            raise RuntimeError("metrichmsr track failed")
+        seconds = time.perf_counter() - started
+        shutil.rmtree(clip_dir)
+
+        tracks = json.loads((staging / "track" / "tracks.json").read_text())
+        per_frame_results(tracks, [frame.stem for frame in frames], staging / "per-frame")
+        numbers = score.evaluate(str(staging / "per-frame"), score.load_camera(str(dev / "camera.json")), verbose=False)
+        jitter, step = jitter_m(floor_runs(tracks, np.asarray(camera["up"])))
+        lengths = {}
+        for frame in tracks["frames"]:
+            for person in frame["people"]:
+                lengths[person["track_id"]] = lengths.get(person["track_id"], 0) + 1
+        height = (tracks.get("floor") or {}).get("camera_height_m")
+        row = {
+            "frames": len(frames),
+            "frames_per_s": len(frames) / seconds,
+            "people_per_frame": sum(len(f["people"]) for f in tracks["frames"]) / len(frames),
+            **{k: v for k, v in numbers.items() if k not in ("frames", "missing")},
+            "camera_height_m": height,
+            "camera_height_err": (height / camera["camera_height_m"] - 1) if height else None,
+            "jitter_m": jitter,
+            "step_m": step,
+            "tracks": len(lengths),
+            "lasting_tracks": sum(n >= LASTING_S * camera["fps"] for n in lengths.values()),
+        }
+        heading = f"PETS 2009 S2.L1 View_001 clip, frames 0-{len(frames) - 1}, true K ({time.strftime('%Y-%m-%d')})"
+        report = f"{heading}\n\n{markdown_table(row)}\n\n{summary_line(row)}\n"
+        (staging / MARKER).write_text(report)
+        (staging / "scores.json").write_text(json.dumps(row, indent=1))
+    print(report, end="")
+    print(f"report: {args.output / MARKER}, {args.output / 'scores.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
