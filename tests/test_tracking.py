@@ -7,7 +7,7 @@ import pytest
 
 from metrichmsr.scene.floor import FloorPlane, foot_contacts
 from metrichmsr.tracking import (
-    MAX_MISSED,
+    MAX_UNSEEN_S,
     Tracker,
     box_ious,
     floor_axes,
@@ -98,13 +98,25 @@ def test_a_new_person_gets_a_new_id_and_ids_are_never_reused():
     c = walk([-3.0, 0, 6.0], [0.0, 0, 1.0], times)
     frames = [[a[i]] + ([c[i]] if i >= 5 else []) for i in range(len(times))]
     # a leaves for longer than a track waits, then comes back where they were heading
-    for i in range(10, 11 + MAX_MISSED):
+    back = 10 + int(MAX_UNSEEN_S * 10) + 2  # last seen in frame 9, unseen for 1.2 s
+    for i in range(10, back):
         frames[i] = frames[i][1:]
     ids = run(Tracker(), times, frames)
     assert ids[4].tolist() == [0]
     assert ids[5].tolist() == [0, 1]
     assert {int(f[-1]) for f in ids[5:]} == {1}  # c keeps theirs
-    assert ids[11 + MAX_MISSED].tolist() == [2, 1]  # a is back, as someone new
+    assert ids[back].tolist() == [2, 1]  # a is back, as someone new
+
+
+def test_a_person_unseen_for_under_a_second_keeps_their_id():
+    """BlazePose misses people for a few frames at a time: at 25 frames/s, 0.8 s is 20 frames."""
+    times = np.arange(50) / 25.0
+    a = walk([0.0, 0, 12.0], [1.3, 0, 0.2], times)
+    frames = [[a[i]] for i in range(len(times))]
+    for i in range(15, 35):
+        frames[i] = []
+    ids = run(Tracker(), times, frames)
+    assert {int(f[0]) for f in ids if len(f)} == {0}
 
 
 def test_a_depth_misread_in_one_frame_is_kept_by_the_box():

@@ -10,7 +10,7 @@ and the tests drive the same code:
   distance is inside a gate in metres that widens with the time since the track was last
   seen, or when their boxes overlap (IoU) enough: a person's distance read wrong in one frame
   moves them along their ray, not across the image, so the box still says who they are.
-  People left over start new tracks; a track missed in more than a few frames in a row ends.
+  People left over start new tracks; a track not seen for more than a second ends.
   Why this and not a learned tracker (appearance embeddings, ByteTrack-style cascades): a
   clip holds a few people to a few dozen, so one small assignment per frame is cheap; the
   people are placed in metres, so the gate is a walking distance (a person covers about
@@ -48,9 +48,11 @@ GATE_M = 1.0
 GATE_SPEED_MPS = 2.0
 #: ... or when their box overlaps the track's last box by at least this (see the module doc).
 IOU_GATE = 0.5
-#: A track missed in more than this many processed frames in a row ends; a person seen again
-#: later gets a new id.
-MAX_MISSED = 5
+#: A track not seen for longer than this (seconds) ends; a person seen again later gets a new
+#: id. BlazePose misses a person for a few frames at a time (small, blurred, behind someone
+#: crossing): a second at a walk is inside the gate (``GATE_M + GATE_SPEED_MPS`` m). A count of
+#: frames would wait 0.2 s at 25 frames/s and over a second on sparse stills.
+MAX_UNSEEN_S = 1.0
 #: Weight of the newest step in the track's velocity (exponential smoothing): one frame's
 #: position noise would otherwise swing the prediction.
 VELOCITY_WEIGHT = 0.5
@@ -110,7 +112,7 @@ def standing_positions(
 @dataclass
 class Track:
     """One person followed: position (3,) m and velocity (3,) m/s on the floor as last seen
-    (camera frame), their box (4,) px, when (s), how often seen and how many frames missed since."""
+    (camera frame), their box (4,) px, when (s), and how often seen."""
 
     id: int
     position: np.ndarray
@@ -118,7 +120,6 @@ class Track:
     box: np.ndarray
     time_s: float
     hits: int = 1
-    missed: int = 0
 
     def predicted(self, time_s: float) -> np.ndarray:
         """(3,) where constant velocity puts the person at ``time_s``."""
@@ -132,7 +133,7 @@ class Tracker:
     gate_m: float = GATE_M
     gate_speed_mps: float = GATE_SPEED_MPS
     iou_gate: float = IOU_GATE
-    max_missed: int = MAX_MISSED
+    max_unseen_s: float = MAX_UNSEEN_S
     velocity_weight: float = VELOCITY_WEIGHT
     tracks: list[Track] = field(default_factory=list)  # alive
     next_id: int = 0
@@ -154,7 +155,6 @@ class Tracker:
         if len(positions) != len(boxes):
             raise ValueError(f"positions ({len(positions)}) and boxes ({len(boxes)}) must have one row per person")
         ids = np.full(len(positions), -1, dtype=np.int64)
-        matched_tracks: set[int] = set()
         if self.tracks and len(positions):
             rows, cols, cost, near = self._assignment(time_s, positions, boxes)
             for t, d in zip(rows, cols):
@@ -165,11 +165,7 @@ class Tracker:
                 position = positions[d] if near[t, d] else self.tracks[t].predicted(time_s)
                 self._seen(self.tracks[t], time_s, position, boxes[d])
                 ids[d] = self.tracks[t].id
-                matched_tracks.add(t)
-        for t, track in enumerate(self.tracks):
-            if t not in matched_tracks:
-                track.missed += 1
-        self.tracks = [track for track in self.tracks if track.missed <= self.max_missed]
+        self.tracks = [track for track in self.tracks if time_s - track.time_s <= self.max_unseen_s]
         for d in np.flatnonzero(ids < 0):
             track = Track(self.next_id, positions[d].copy(), np.zeros(3), boxes[d].copy(), float(time_s))
             self.tracks.append(track)
@@ -201,7 +197,6 @@ class Tracker:
             track.velocity = velocity * min(1.0, MAX_SPEED_MPS / speed) if speed > 0 else velocity
         track.position, track.box, track.time_s = position.copy(), box.copy(), float(time_s)
         track.hits += 1
-        track.missed = 0
 
 
 def pooled_floor(floors: Sequence[FloorPlane], weights: Sequence[float] | None = None) -> FloorPlane | None:
