@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from metrichmsr.bench.track_pets import MIN_RUN_FRAMES, floor_runs, jitter_m, main
+from metrichmsr.bench.track_pets import floor_runs, jitter_m, main
 
 UP = np.array([0.0, -1.0, 0.0])
+WINDOW = 9
 
 
 def tracks_document(positions: dict[int, list], on_floor: dict[int, list[bool]] | None = None) -> dict:
@@ -31,16 +32,25 @@ def walk(n: int, step_m: float = 0.056, noise_m: float = 0.0, seed: int = 0) -> 
 
 
 def test_a_steady_walk_has_no_jitter_and_its_own_step():
-    runs = floor_runs(tracks_document({0: walk(20)}), UP)
-    jitter, step = jitter_m(runs)
+    runs = floor_runs(tracks_document({0: walk(20)}), UP, WINDOW + 1)
+    jitter, step = jitter_m(runs, WINDOW)
     assert len(runs) == 1 and jitter == pytest.approx(0.0, abs=1e-9)
     assert step == pytest.approx(0.056 * np.hypot(1.0, 0.5))
 
 
 def test_jitter_reads_the_position_noise():
-    jitter, _ = jitter_m(floor_runs(tracks_document({0: walk(4000, noise_m=0.02)}), UP))
-    # Noise of 2 cm on each floor axis: |second difference| / 4 has median ~ sqrt(6) / 4 * 2 cm * 1.18 (Rayleigh).
-    assert jitter == pytest.approx(np.sqrt(6) / 4 * 0.02 * np.sqrt(2 * np.log(2)), rel=0.1)
+    jitter, _ = jitter_m(floor_runs(tracks_document({0: walk(4000, noise_m=0.02)}), UP, WINDOW + 1), WINDOW)
+    # Noise of 2 cm on each floor axis: a step's is sqrt(2) * 2 cm a axis (less the window's mean),
+    # and the median of its length 1.18 times that (Rayleigh).
+    assert jitter == pytest.approx(np.sqrt(2) * 0.02 * np.sqrt(2 * np.log(2)), rel=0.1)
+
+
+def test_a_wobble_slower_than_a_frame_is_jitter_too():
+    """Smoothing turns frame noise into a wobble over a few frames: a step still strays from the walk's."""
+    points = np.array(walk(200))
+    points[:, 0] += 0.05 * np.sin(np.arange(200) * 2 * np.pi / 6)  # 5 cm, a 6-frame period
+    jitter, _ = jitter_m(floor_runs(tracks_document({0: list(points)}), UP, WINDOW + 1), WINDOW)
+    assert jitter > 0.02
 
 
 def test_runs_break_where_a_track_is_unseen_or_off_the_floor():
@@ -48,17 +58,17 @@ def test_runs_break_where_a_track_is_unseen_or_off_the_floor():
     points[10] = None  # unseen in frame 10
     off = [True] * 30
     off[20] = False  # seen off the floor in frame 20
-    runs = floor_runs(tracks_document({4: points}, {4: off}), UP)
+    runs = floor_runs(tracks_document({4: points}, {4: off}), UP, 5)
     assert [len(r) for r in runs] == [10, 9, 9]
-    short = floor_runs(tracks_document({4: walk(MIN_RUN_FRAMES - 1)}), UP)
-    assert short == [] and np.isnan(jitter_m(short)[0])
+    short = floor_runs(tracks_document({4: walk(4)}), UP, 5)
+    assert short == [] and np.isnan(jitter_m(short, WINDOW)[0])
 
 
 def test_height_changes_along_up_are_not_jitter():
     points = walk(20)
     for t in range(0, 20, 2):
         points[t] = points[t] + 0.3 * UP  # bobbing up and down: the floor position is unchanged
-    assert jitter_m(floor_runs(tracks_document({0: points}), UP))[0] == pytest.approx(0.0, abs=1e-9)
+    assert jitter_m(floor_runs(tracks_document({0: points}), UP, WINDOW + 1), WINDOW)[0] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_missing_dev_clip_exits_2_with_one_line(tmp_path, capsys):

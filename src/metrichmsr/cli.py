@@ -297,14 +297,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--n",
         type=_whole_number("--n"),
         required=True,
-        help="number of images",
+        help="number of images (with --video: of clips)",
     )
     synth.add_argument(
         "--seed",
         type=_whole_number("--seed", minimum=0),
         default=0,
-        help="first seed; image i uses seed + i (seeds >= 1000000 are the held-out benchmark split)",
+        help="first seed; image (or clip) i uses seed + i (seeds >= 1000000 are the held-out benchmark split)",
     )
+    synth.add_argument(
+        "--video",
+        action="store_true",
+        help="clips of people walking before a fixed camera, with their true trajectories "
+        "(OUT/<seed>/frames/*.png and truth.npz; for python -m metrichmsr.bench.track_synth)",
+    )
+    synth.add_argument("--frames", type=_whole_number("--frames"), help="with --video: frames per clip (default 48)")
+    synth.add_argument("--fps", type=_positive_float("--fps"), help="with --video: frame rate of the clips (default 12)")
     synth.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     synth.add_argument("--overwrite", action="store_true", help="replace a set an earlier run wrote there")
     synth.add_argument(
@@ -485,9 +493,23 @@ def _synth(args) -> int:
     n, seed = int(args.n), int(args.seed)
     if seed < HELD_OUT_SEED_START < seed + n:
         raise InputError(f"--seed {seed} --n {n}: straddles the held-out split, which starts at seed {HELD_OUT_SEED_START}")
-    started = time.perf_counter()
-    write_dataset(args.output, n, seed, replace(SceneConfig(), long_side_px=int(args.long_side)), overwrite=args.overwrite)
+    if not args.video and (args.frames is not None or args.fps is not None):
+        raise InputError("--frames and --fps are for --video")
     split = "held-out (benchmark)" if seed >= HELD_OUT_SEED_START else "training"
+    started = time.perf_counter()
+    if args.video:
+        from metrichmsr.synth.video import VideoConfig, write_clips
+
+        config = VideoConfig(long_side_px=int(args.long_side))
+        config = replace(config, frames=int(args.frames or config.frames), fps=float(args.fps or config.fps))
+        write_clips(args.output, n, seed, config, overwrite=args.overwrite)
+        seconds = time.perf_counter() - started
+        print(
+            f"done: {n} clip(s) of {config.frames} frames at {config.fps:g} fps, seeds {seed}..{seed + n - 1} ({split} split) "
+            f"in {seconds:.1f} s ({seconds / (n * config.frames):.2f} s/frame) -> {args.output}"
+        )
+        return 0
+    write_dataset(args.output, n, seed, replace(SceneConfig(), long_side_px=int(args.long_side)), overwrite=args.overwrite)
     seconds = time.perf_counter() - started
     print(f"done: {n} image(s), seeds {seed}..{seed + n - 1} ({split} split) in {seconds:.1f} s -> {args.output}")
     return 0

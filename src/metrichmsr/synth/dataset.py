@@ -88,11 +88,33 @@ def load_sample(png_path: Path) -> SyntheticImage:
     )
 
 
-def list_samples(directory: Path) -> list[Path]:
-    """The scene pngs of a synth folder, in seed order; InputError if it is not one."""
+def read_index(directory: Path, kind: str = "images") -> dict:
+    """A synth folder's ``synth.json``; InputError unless it is one of ``kind``: ``"images"``
+    (:func:`write_dataset`'s stills) or ``"video"`` (``synth.video.write_clips``'s clips)."""
     directory = Path(directory)
     if not (directory / INDEX_FILE).is_file():
         raise InputError(f"{directory}: not a synth folder (no {INDEX_FILE}; make one with `metrichmsr synth`)")
+    try:
+        index = json.loads((directory / INDEX_FILE).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"{directory / INDEX_FILE}: unreadable ({str(error).splitlines()[0]})") from None
+    found = index.get("kind", "images") if isinstance(index, dict) else None  # sets older than clips say no kind
+    if found == kind:
+        return index
+    if found == "video":
+        raise InputError(
+            f"{directory}: a synth set of video clips (`synth --video`); score `track` on it with "
+            "`python -m metrichmsr.bench.track_synth`"
+        )
+    if found == "images":
+        raise InputError(f"{directory}: a synth set of still images, not of clips (make clips with `metrichmsr synth --video`)")
+    raise InputError(f"{directory / INDEX_FILE}: not a synth index (no known kind)")
+
+
+def list_samples(directory: Path) -> list[Path]:
+    """The scene pngs of a synth folder, in seed order; InputError if it is not one."""
+    directory = Path(directory)
+    read_index(directory)
     pngs = sorted(p for p in directory.glob("*.png") if p.with_suffix(".npz").is_file())
     if not pngs:
         raise InputError(f"{directory}: synth folder without any scene")
@@ -122,6 +144,7 @@ def write_dataset(
         for s in tqdm(range(seed, seed + n), desc="synth", unit="image", disable=not progress):
             save_sample(staging, f"{s:08d}", sample_scene(body, renderer, s, config))
         index = {
+            "kind": "images",
             "seeds": [seed, seed + n - 1],
             "held_out": seed >= HELD_OUT_SEED_START,
             "config": asdict(config),

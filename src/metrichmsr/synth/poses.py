@@ -29,6 +29,8 @@ _LIMIT_RAD = {
     "foot.L": 0.6, "foot.R": 0.6,
 }  # fmt: skip
 _INDEX = {name: i for i, name in enumerate(POSE_BONES)}
+#: How square a walker's thigh swing is (``walking_gait``): 0 a sine, 1 a sharp triangle wave.
+_GAIT_ROUNDING = 0.99
 
 
 def _set(pose: np.ndarray, bone: str, x: float = 0.0, y: float = 0.0, z: float = 0.0, both_sides: bool = False) -> None:
@@ -107,3 +109,38 @@ def sample_pose(rng: np.random.Generator, family: str | None = None) -> tuple[np
     family = family or POSE_FAMILIES[rng.integers(len(POSE_FAMILIES))]
     pose = _family_pose(family, rng) + rng.normal(0.0, _NOISE_RAD, (len(POSE_BONES), 3))
     return clip_to_limits(pose), family
+
+
+def walking_gait(phase: np.ndarray, stride: float, rng: np.random.Generator) -> np.ndarray:
+    """One person's walk, the "walking" family made periodic: bone_rotvec (T, P, 3) rad at gait
+    phases ``phase`` (T,) rad (one cycle, two steps, per 2 pi).
+
+    The thighs swing ``stride`` (rad) either way (the left forward first), at a steady rate but
+    for the turns at either end; the knee of the leg swinging forward bends (most as it passes
+    under the hip); the arms hang by the sides (nearer them than :func:`_arms_down`'s: a
+    walker's arms do not reach forward) and swing against the legs. The arms' carriage, the
+    head and the small noise on every bone are drawn once from ``rng``, so the cycle repeats
+    exactly, as a walker's does.
+    """
+    phase = np.asarray(phase, dtype=np.float64)
+    u = rng.uniform
+    base = np.zeros((len(POSE_BONES), 3))
+    for side, sign in ((".L", 1.0), (".R", -1.0)):
+        _set(base, "upperarm01" + side, x=u(-0.1, 0.1), y=sign * u(0.6, 0.8))
+        _set(base, "lowerarm01" + side, x=-u(0.0, 0.3))
+    _set(base, "head", x=u(-0.1, 0.2), z=u(-0.3, 0.3))
+    base += rng.normal(0.0, _NOISE_RAD, base.shape)
+    knee = u(0.5, 0.9)  # peak bend of the swinging knee
+    # The left thigh's angle in [-1, 1]: a triangle wave with rounded turns, not a sine, so the
+    # foot on the floor moves back under the hip at a steady speed and the walker's steady
+    # speed can match it (a sine's would be pi / 2 times faster at mid-stance: the foot slides).
+    swing = np.arcsin(_GAIT_ROUNDING * np.sin(phase)) / np.arcsin(_GAIT_ROUNDING)
+    forward = np.cos(phase)  # > 0 while the left thigh swings forward
+    pose = np.repeat(base[None], len(phase), axis=0)
+    pose[:, _INDEX["upperleg01.L"], 0] -= stride * swing
+    pose[:, _INDEX["upperleg01.R"], 0] += stride * swing
+    pose[:, _INDEX["lowerleg01.L"], 0] += knee * np.maximum(forward, 0.0)
+    pose[:, _INDEX["lowerleg01.R"], 0] += knee * np.maximum(-forward, 0.0)
+    pose[:, _INDEX["upperarm01.L"], 0] += 0.6 * stride * swing
+    pose[:, _INDEX["upperarm01.R"], 0] -= 0.6 * stride * swing
+    return clip_to_limits(pose)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import roma
@@ -23,6 +24,9 @@ from metrichmsr.render import Renderer
 from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.synth.people import SyntheticImage, box_mesh, level_axes, render_people
 from metrichmsr.synth.poses import POSE_FAMILIES, sample_pose
+
+if TYPE_CHECKING:
+    from metrichmsr.synth.video import VideoConfig
 
 #: Seeds >= this are the held-out split (benchmarks); training draws seeds below it.
 HELD_OUT_SEED_START = 1_000_000
@@ -61,8 +65,9 @@ def sample_phenotypes(body: BodyModel, n: int, generator: torch.Generator) -> to
     return torch.stack([phenotype[name].float() for name in PHENOTYPE_NAMES], dim=-1)
 
 
-def sample_camera(rng: np.random.Generator, config: SceneConfig) -> tuple[np.ndarray, tuple[int, int], FloorPlane]:
-    """A random camera: K (3, 3), image size (W, H) and the floor below it."""
+def sample_camera(rng: np.random.Generator, config: SceneConfig | VideoConfig) -> tuple[np.ndarray, tuple[int, int], FloorPlane]:
+    """A random camera: K (3, 3), image size (W, H) and the floor below it, from ``config``'s
+    camera ranges (a still's ``SceneConfig``, or a clip's ``synth.video.VideoConfig``)."""
     aspect = config.aspects[rng.integers(len(config.aspects))]
     width, height = config.long_side_px, int(round(config.long_side_px / aspect))
     if rng.random() < config.portrait_share:
@@ -75,7 +80,7 @@ def sample_camera(rng: np.random.Generator, config: SceneConfig) -> tuple[np.nda
     return K, (width, height), FloorPlane(up, rng.uniform(*config.camera_height_m))
 
 
-def _in_frame_share(vertices: np.ndarray, K: np.ndarray, size: tuple[int, int]) -> float:
+def in_frame_share(vertices: np.ndarray, K: np.ndarray, size: tuple[int, int]) -> float:
     """Share of camera-frame vertices (V, 3) in front of the camera and inside the image."""
     z = vertices[:, 2]
     uv = vertices[:, :2] / np.maximum(z, 1e-6)[:, None] * K[[0, 1], [0, 1]] + K[:2, 2]
@@ -110,7 +115,7 @@ def _place_people(local: np.ndarray, poses, yaw: np.ndarray, K, size, floor: Flo
             root = np.array([x, root_y, distance])
             if any(np.hypot(*(root - r)[[0, 2]]) < config.min_separation_m for r in roots):
                 continue
-            if _in_frame_share((local[i] + root) @ axes.T, K, size) >= config.min_in_frame:
+            if in_frame_share((local[i] + root) @ axes.T, K, size) >= config.min_in_frame:
                 kept.append(i)
                 roots.append(root)
                 break
