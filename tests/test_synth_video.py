@@ -183,8 +183,8 @@ def _person(track_id, box, root, height_m):
 
 def test_scoring_counts_an_id_switch_and_a_false_positive():
     """Two people walk three frames, a third is too small to be asked for. The tracker keeps
-    person 0 as track 0, calls person 1 track 1 then track 4 (one switch), and sees a ghost in
-    frame 1 (one false positive)."""
+    person 0 as track 0, calls person 1 track 1 then track 4 (one switch), sees a ghost in
+    frame 1 (one false positive) and follows the small person in frame 2 (neither right nor wrong)."""
     boxes = {0: [0, 0, 20, 60], 1: [100, 0, 120, 60], 2: [200, 0, 205, 10]}  # person 2: 10 px tall
     roots = {0: [0.0, 0.0, 5.0], 1: [1.0, 0.0, 5.0], 2: [2.0, 0.0, 20.0]}
     heights = {0: 1.7, 1: 1.6, 2: 1.0}
@@ -201,7 +201,7 @@ def test_scoring_counts_an_id_switch_and_a_false_positive():
     frames = [
         FrameRecord(0, 0.0, [p0(), p1(1)], None),
         FrameRecord(1, 0.1, [p0(), p1(1), _person(9, [300, 0, 320, 60], [3.0, 0.0, 5.0], 1.7)], None),
-        FrameRecord(2, 0.2, [p0(), p1(4)], None),
+        FrameRecord(2, 0.2, [p0(), p1(4), _person(7, [200, 0, 206, 11], [2.0, 0.0, 20.0], 1.0)], None),
     ]
     score = track_synth.score_clip(truth, frames)
     [row, overall] = track_synth.summarize(["clip"], [score], [3], [1.5])

@@ -202,7 +202,7 @@ def test_smoothing_keeps_runs_apart_and_leaves_sparse_clips_alone():
     path[10:, 0] = 5.0  # seen again elsewhere after the gap
     assert np.allclose(smooth_positions(times, path, 25.0), path)
     noisy = np.random.default_rng(2).normal(size=(20, 3))
-    assert np.array_equal(smooth_positions(np.arange(20) / 4.0, noisy, 4.0), noisy)  # 0.2 s < one frame
+    assert np.array_equal(smooth_positions(np.arange(20) / 2.0, noisy, 2.0), noisy)  # 0.5 s: one frame
 
 
 def test_floor_frame_is_right_handed_under_the_camera():
@@ -222,3 +222,19 @@ def test_foot_contacts_of_the_synthetic_floor():
     joints = np.zeros((1, 23, 3))
     joints[0, :, 1] = 1.5 - 0.092  # every foot point at ankle height above a floor 1.5 m down
     assert foot_contacts(joints, LEVEL_UP)[0, 1] == pytest.approx(1.5)
+
+
+def test_distance_misread_along_the_line_of_sight_counts_less_than_a_step_across_it():
+    """Two people walking side by side 25 m away; in one frame one is read 8% farther, in
+    another the other 8% nearer (2 m along their line of sight, beyond the 1.08 m gate), with
+    boxes left out (the metric gate alone decides): each keeps their id."""
+    times = np.arange(20) / 25.0
+    a = walk([-0.8, 0, 25.0], [0.0, 0, -1.2], times)
+    b = walk([0.8, 0, 25.0], [0.0, 0, -1.2], times)
+    tracker = Tracker(iou_gate=1.01)
+    ids = []
+    for i, time_s in enumerate(times):
+        roots = np.stack([a[i] * (1.08 if i == 6 else 1.0), b[i] * (0.92 if i == 13 else 1.0)])
+        boxes = np.array([box_of(r) for r in roots])
+        ids.append(tracker.update(time_s, horizontal(roots, LEVEL_UP), boxes).tolist())
+    assert ids == [[0, 1]] * len(times)

@@ -6,7 +6,9 @@ and the tests drive the same code:
 - :class:`Tracker`: who is who from frame to frame. Online: each frame's people are assigned
   to the tracks alive by the Hungarian method (``scipy.optimize.linear_sum_assignment``) on the
   metric distance between each track's constant-velocity prediction and where each person
-  stands on the floor (:func:`standing_positions`). A pair may match when that
+  stands on the floor (:func:`standing_positions`), a step along the line of sight counting
+  less the farther they are (a monocular distance is read a few percent off from one frame to
+  the next). A pair may match when that
   distance is inside a gate in metres that widens with the time since the track was last
   seen, or when their boxes overlap (IoU) enough: a person's distance read wrong in one frame
   moves them along their ray, not across the image, so the box still says who they are.
@@ -46,6 +48,10 @@ from metrichmsr.scene.floor import KNOWN_HEIGHT_SOURCES, SHARED_FLOOR_BAND, Floo
 #: walker strays from a straight line at constant speed in ``dt``.
 GATE_M = 1.0
 GATE_SPEED_MPS = 2.0
+#: Along the line of sight a person's distance is read with about this relative error from one
+#: frame to the next (a monocular reading; across it, the image pins them to a few cm): a
+#: step along it counts for ``GATE_M / (GATE_M + RANGE_NOISE * range)`` of one across it.
+RANGE_NOISE = 0.05
 #: ... or when their box overlaps the track's last box by at least this (see the module doc).
 IOU_GATE = 0.5
 #: A track not seen for longer than this (seconds) ends; a person seen again later gets a new
@@ -58,8 +64,10 @@ MAX_UNSEEN_S = 1.0
 VELOCITY_WEIGHT = 0.5
 #: Speeds above this (m/s) are position noise, not people: the velocity is clipped to it.
 MAX_SPEED_MPS = 8.0
-#: Length of the centred Savitzky-Golay window that smooths a track's positions, seconds.
-SMOOTHING_WINDOW_S = 0.2
+#: Length of the centred Savitzky-Golay window that smooths a track's positions, seconds. A
+#: walker's speed and heading change over a second or more, which a quadratic over half a
+#: second follows; centred, it lags nothing.
+SMOOTHING_WINDOW_S = 0.5
 _NO_MATCH = 1e9
 
 
@@ -177,7 +185,13 @@ class Tracker:
         """Hungarian assignment of tracks (rows) to people (columns): the rows, the columns, the
         (T, N) cost and (T, N) bool, which pairs lie inside the metric gate."""
         predicted = np.stack([track.predicted(time_s) for track in self.tracks])  # (T, 3)
-        distance = np.linalg.norm(predicted[:, None] - positions[None], axis=-1)  # (T, N) m
+        offset = positions[None] - predicted[:, None]  # (T, N, 3) m
+        range_m = np.maximum(np.linalg.norm(positions, axis=1), 1e-6)  # (N,) on the horizontal plane
+        sight = positions / range_m[:, None]  # (N, 3) each person's horizontal line of sight
+        along = np.einsum("tnk,nk->tn", offset, sight)
+        across = offset - along[..., None] * sight[None]
+        along_weight = self.gate_m / (self.gate_m + RANGE_NOISE * range_m)
+        distance = np.sqrt(np.sum(across**2, axis=-1) + (along * along_weight) ** 2)  # (T, N) m, along-sight shrunk
         gate = self.gate_m + self.gate_speed_mps * np.array([time_s - track.time_s for track in self.tracks])
         iou = box_ious(np.stack([track.box for track in self.tracks]), boxes)
         near = distance <= gate[:, None]

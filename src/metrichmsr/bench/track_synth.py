@@ -11,8 +11,9 @@ on the clip's pooled floor and smooths every track, as ``metrichmsr track`` writ
 How it scores (motmetrics: CLEAR MOT and IDF1). In each frame the ground-truth objects are the
 people whose visible pixels' box is at least :data:`MIN_GT_BOX_PX` tall, the detector's own
 smallest person (``defaults.MIN_PERSON_PX``, 60 px): a person out of view, hidden behind
-another or smaller is not asked for, and a track on one counts as a false positive. The
-hypotheses are the tracked people. A pair may match when their boxes overlap with IoU >= 0.5
+another or smaller is not asked for, and a track on a smaller one counts for nothing (as a
+MOT benchmark's "ignore" regions: dropped where its box matches that person's better than any
+asked-for person's). The hypotheses are the tracked people. A pair may match when their boxes overlap with IoU >= 0.5
 (distance 1 - IoU; the truth's box of visible pixels against the tracked person's box of
 visible landmarks).
 
@@ -79,11 +80,19 @@ def score_clip(truth: Mapping[str, np.ndarray], frames: Sequence, min_box_px: fl
 
     people = {frame.index: frame.people for frame in frames}
     accumulator = mm.MOTAccumulator(auto_id=False)
-    tall = truth["boxes"][:, 3] - truth["boxes"][:, 1] >= min_box_px
+    box_height = truth["boxes"][:, 3] - truth["boxes"][:, 1]
+    tall, small = box_height >= min_box_px, (box_height > 0) & (box_height < min_box_px)
+    kept_ids: set[int] = set()
     for f in np.unique(truth["frame"]):
         rows = np.flatnonzero((truth["frame"] == f) & tall)
         tracked = people.get(int(f), [])
         hypotheses = np.array([p.bbox for p in tracked], dtype=np.float64).reshape(-1, 4)
+        on_small = box_ious(truth["boxes"][(truth["frame"] == f) & small], hypotheses).max(axis=0, initial=0.0)
+        on_asked = box_ious(truth["boxes"][rows], hypotheses).max(axis=0, initial=0.0)
+        keep = ~((on_small >= 1.0 - MAX_IOU_DISTANCE) & (on_small > on_asked))
+        tracked, hypotheses = [p for p, k in zip(tracked, keep) if k], hypotheses[keep]
+        people[int(f)] = tracked
+        kept_ids.update(p.track_id for p in tracked)
         # As mm.distances.iou_matrix(..., max_iou=0.5), which motmetrics 1.4.0 cannot run on
         # NumPy 2 (it calls np.asfarray): 1 - IoU, NaN where no match is allowed.
         distances = 1.0 - box_ious(truth["boxes"][rows], hypotheses)
@@ -105,7 +114,7 @@ def score_clip(truth: Mapping[str, np.ndarray], frames: Sequence, min_box_px: fl
         np.array(position_errors),
         np.array(height_errors),
         matched.groupby("OId")["HId"].nunique().to_numpy(),
-        len({p.track_id for frame in frames for p in frame.people}),
+        len(kept_ids),
     )
 
 
