@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from metrichmsr._outputs import check_output, staged_output
+from metrichmsr.bench.report import exit_status
 from metrichmsr.errors import InputError
 
 #: The repository holding this file (src/metrichmsr/bench/pets.py); the PETS scripts sit beside it.
@@ -237,16 +238,27 @@ def summary_line(rows: list[dict]) -> str:
     return f"summary: PETS S2.L1 median depth error: {'; '.join(parts)}; PCK@0.05: {'; '.join(pcks)}"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-o", "--output", type=Path, required=True, help="report folder")
-    parser.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
+def add_pets_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """``--pets-dir``: where the PETS scripts are (checked by :func:`check_pets_dir`)."""
     parser.add_argument(
         "--pets-dir",
         type=Path,
         default=DEFAULT_PETS_DIR,
         help=f"the PETS scripts, make_dev.py and score.py (default {DEFAULT_PETS_DIR})",
     )
+
+
+def check_pets_dir(pets_dir: Path) -> None:
+    """InputError unless ``pets_dir`` holds make_dev.py and score.py."""
+    if not all((pets_dir / name).is_file() for name in ("make_dev.py", "score.py")):
+        raise InputError(f"--pets-dir {pets_dir}: no make_dev.py and score.py there (the PETS 2009 S2.L1 scripts)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-o", "--output", type=Path, required=True, help="report folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
+    add_pets_dir_argument(parser)
     parser.add_argument("--dev", type=Path, help="frames/ and camera.json make_dev.py built (default: build them into OUT/dev)")
     parser.add_argument("--camera-height-known", action="store_true", help="also run recover told the camera's height")
     parser.add_argument("--hide-K", action="store_true", help="also run recover told nothing of the camera (K=None)")
@@ -256,20 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except InputError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except RuntimeError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 1
+    return exit_status(PROG, lambda: run(args))
 
 
 def run(args) -> int:
     # Every check before make_dev.py or the models, so a bad flag fails in well under a second.
-    if not all((args.pets_dir / name).is_file() for name in ("make_dev.py", "score.py")):
-        raise InputError(f"--pets-dir {args.pets_dir}: no make_dev.py and score.py there (the PETS 2009 S2.L1 scripts)")
+    check_pets_dir(args.pets_dir)
     if args.dev is not None and not ((args.dev / "camera.json").is_file() and (args.dev / "frames").is_dir()):
         raise InputError(f"--dev {args.dev}: no frames/ and camera.json there (what make_dev.py writes)")
     if args.limit is not None and args.limit < 1:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import statistics
+import sys
 from pathlib import Path
 from typing import Callable, Sequence
+
+from metrichmsr.errors import InputError
 
 FOV_BUCKETS_DEG = (20, 40, 60, 80, 100, 121)
 DISTANCE_BUCKETS_M = (1, 3, 6, 12, 31)
@@ -23,6 +26,19 @@ _COLUMNS: tuple[tuple[str, Callable[[dict], float | None], Callable, str], ...] 
     ("PA-MPJPE (mm)", lambda r: r["pa_mpjpe_mm"], statistics.mean, "{:.0f}"),
     ("PVE (mm)", lambda r: r["pve_mm"], statistics.mean, "{:.0f}"),
 )
+
+
+def exit_status(prog: str, run: Callable[[], int]) -> int:
+    """A benchmark script's exit status: ``run()``'s; 2 with one line on stderr for bad input
+    (``InputError``), 1 for a step that failed (``RuntimeError``)."""
+    try:
+        return run()
+    except InputError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 1
 
 
 def weights_label(path: str | Path) -> str:

@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from metrichmsr._outputs import check_output, staged_output
-from metrichmsr.bench.pets import DEFAULT_PETS_DIR, dev_folder, load_score_module
+from metrichmsr.bench.pets import add_pets_dir_argument, check_pets_dir, dev_folder, load_score_module
+from metrichmsr.bench.report import exit_status
 from metrichmsr.errors import InputError
 
 #: Jitter is a step's distance from the mean step over this many seconds around it; a track's
@@ -142,12 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--output", type=Path, required=True, help="report folder")
     parser.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
-    parser.add_argument(
-        "--pets-dir",
-        type=Path,
-        default=DEFAULT_PETS_DIR,
-        help=f"the PETS scripts, make_dev.py and score.py (default {DEFAULT_PETS_DIR})",
-    )
+    add_pets_dir_argument(parser)
     parser.add_argument(
         "--dev", type=Path, help="clip/ and camera.json `make_dev.py --clip` built (default: build them into OUT/dev)"
     )
@@ -158,19 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except InputError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except RuntimeError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 1
+    return exit_status(PROG, lambda: run(args))
 
 
 def run(args) -> int:
-    if not all((args.pets_dir / name).is_file() for name in ("make_dev.py", "score.py")):
-        raise InputError(f"--pets-dir {args.pets_dir}: no make_dev.py and score.py there (the PETS 2009 S2.L1 scripts)")
+    check_pets_dir(args.pets_dir)
     if args.dev is not None and not ((args.dev / "camera.json").is_file() and (args.dev / "clip").is_dir()):
         raise InputError(f"--dev {args.dev}: no clip/ and camera.json there (what `make_dev.py --clip` writes)")
     for flag, value in (("--frames", args.frames), ("--detect-every", args.detect_every)):

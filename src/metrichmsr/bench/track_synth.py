@@ -41,6 +41,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from metrichmsr._outputs import check_apart, check_output, staged_output
+from metrichmsr.bench.report import exit_status
 from metrichmsr.defaults import DETECT_EVERY, MIN_PERSON_PX
 from metrichmsr.errors import InputError
 
@@ -237,14 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except InputError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except RuntimeError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 1
+    return exit_status(PROG, lambda: run(args))
 
 
 def run(args) -> int:
