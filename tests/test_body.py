@@ -128,3 +128,17 @@ def test_a_taller_or_shorter_adult_keeps_its_age(body_model: BodyModel):
     torch.testing.assert_close(resized[:, others], adult[:, others])
     with pytest.raises(ValueError, match="parameter"):
         body_model.for_height(adult, own, "weight")
+
+
+def test_a_rest_build_poses_the_same_joints(body_model: BodyModel):
+    """The fast joints of bodies of a fixed build, its rest model built once, are the joints."""
+    generator = torch.Generator().manual_seed(1)
+    phenotype = torch.rand(3, 6, generator=generator)
+    pose = 0.3 * torch.randn(3, len(POSE_BONES), 3, generator=generator)
+    rotation = torch.linalg.qr(torch.randn(3, 3, 3, generator=generator))[0]
+    translation = torch.randn(3, 3, generator=generator)
+    build = body_model.rest_build(phenotype)
+    torch.testing.assert_close(
+        body_model.joints(phenotype, pose, rotation, translation, build),
+        body_model.joints(phenotype, pose, rotation, translation),
+    )

@@ -128,3 +128,39 @@ def test_shape_prior_prefers_typical_bodies(fitter):
 def test_fit_of_nobody_is_empty(fitter):
     empty = PersonEvidence(torch.zeros(0, 23, 3), torch.zeros(0, 23, 3), torch.zeros(0, 4))
     assert fitter.fit(empty, K).translation.shape == (0, 3)
+
+
+@pytest.mark.parametrize("translation", [[0.4, 0.2, 4.0], [-3.0, 1.0, 25.0]])
+def test_align_poses_a_body_onto_its_keypoints_and_keeps_its_build_and_distance(body_model, fitter, translation):
+    """A body 4 m and one 25 m away (a 700-px and a 110-px person): started from the true body
+    with every bone 0.2 rad off, turned 5 degrees and 3% of its height across the image, the
+    aligned joints land on the keypoints again; the phenotype and the depth do not move."""
+    truth = _truth(body_model, 0.8, 0.5, translation, seed=3)
+    evidence, _ = _evidence(body_model, truth, noise_px=0.0)
+    generator = torch.Generator().manual_seed(4)
+    box_height = float(evidence.bbox[0, 3] - evidence.bbox[0, 1])
+    start = BodyParams(
+        truth.phenotype,
+        truth.bone_rotvec + 0.2 * torch.randn(truth.bone_rotvec.shape, generator=generator),
+        roma.rotvec_to_rotmat(torch.tensor([[0.0, 0.0, math.radians(5)]])) @ truth.global_rotation,
+        truth.translation + torch.tensor([[0.03 * box_height * translation[2] / F, 0.0, 0.0]]),
+    )
+
+    def pixel_error(params: BodyParams) -> float:
+        joints = body_model.joints(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation)
+        return float((project(K, joints) - evidence.keypoints2d[..., :2]).norm(dim=-1).median()) / box_height
+
+    aligned = fitter.align(evidence, K, start)
+    assert pixel_error(start) > 0.04 and pixel_error(aligned) < 0.25 * pixel_error(start)
+    torch.testing.assert_close(aligned.phenotype, truth.phenotype)
+    assert float(aligned.translation[0, 2]) == pytest.approx(translation[2])
+
+
+def test_align_of_nobody_and_with_no_steps_is_the_start(body_model, fitter):
+    truth = _truth(body_model, 0.8, 0.5, [0.0, 0.0, 5.0])
+    evidence, _ = _evidence(body_model, truth)
+    still = BodyFitter(body_model, FitConfig(align_iterations=0)).align(evidence, K, truth)
+    assert still is truth
+    nobody = BodyParams(*(t[:0] for t in (truth.phenotype, truth.bone_rotvec, truth.global_rotation, truth.translation)))
+    empty = PersonEvidence(evidence.keypoints2d[:0], evidence.keypoints3d[:0], evidence.bbox[:0])
+    assert fitter.align(empty, K, nobody) is nobody

@@ -72,6 +72,7 @@ class Options:
     min_score: float = float(MIN_SCORE)
     depth: str = "planar"
     refine: bool = False
+    align: bool = True
     weights: str = ""
     weights_md5: str = ""
     device: str = "auto"
@@ -366,6 +367,7 @@ class Annotator:
             min_score=options.min_score,
             depth=options.depth,
             refine=options.refine,
+            align=options.align,
             weights=options.weights,
             detector_threads=threads,
         )

@@ -96,6 +96,15 @@ class Skeleton:
 
 
 @dataclass
+class RestBuild:
+    """Anny's rest model of B builds (phenotypes) on the fast joint path (``BodyModel.rest_build``):
+    rest_vertices (B, S, 3) of its vertices, rest_bone_poses (B, 104, 4, 4), Anny frame, metres."""
+
+    rest_vertices: torch.Tensor
+    rest_bone_poses: torch.Tensor
+
+
+@dataclass
 class BodyParams:
     """Body parameters of N people (``BodyModel.forward``'s inputs): what HumanMoE predicts and
     the fit starts from and returns.
@@ -190,11 +199,15 @@ class BodyModel(torch.nn.Module):
         pose[..., 3, 3] = 1.0
         return pose
 
-    def _posed(self, model, keypoints, phenotype, bone_rotvec, global_rotation, translation):
-        out = model(
-            pose_parameters=self.pose_from_rotvec(bone_rotvec),
-            phenotype_kwargs={name: phenotype[:, i] for i, name in enumerate(PHENOTYPE_NAMES)},
-        )
+    def _posed(self, model, keypoints, phenotype, bone_rotvec, global_rotation, translation, build=None):
+        if build is None:
+            out = model(
+                pose_parameters=self.pose_from_rotvec(bone_rotvec),
+                phenotype_kwargs={name: phenotype[:, i] for i, name in enumerate(PHENOTYPE_NAMES)},
+            )
+        else:  # the rest model is the build's: pose and skin only
+            transforms, _ = model.get_bone_transforms(self.pose_from_rotvec(bone_rotvec), build.rest_bone_poses)
+            out = {"vertices": model.get_skinned_vertices(bone_transforms=transforms, rest_vertices=build.rest_vertices)}
         joints_anny = keypoints(out)  # (B, 23, 3)
         root = joints_anny[:, _HIPS].mean(dim=1, keepdim=True)
         rotation = global_rotation @ self.anny_to_camera  # (B, 3, 3)
@@ -240,15 +253,28 @@ class BodyModel(torch.nn.Module):
         bone_rotvec: torch.Tensor,
         global_rotation: torch.Tensor,
         translation: torch.Tensor,
+        build: RestBuild | None = None,
     ) -> torch.Tensor:
         """Fast path for fitting: the (B, 23, 3) joints of ``forward`` (within a few mm), camera frame.
 
         Skins only the FAST_JOINT_VERTICES most weighted vertices of each joint's regressor.
+        ``build``: :meth:`rest_build` of these ``phenotype``s, for a fit that poses bodies of a
+        fixed build many times (Anny's rest model, half the cost of a step, is then not rebuilt).
         """
         _, joints, to_camera = self._posed(
-            self._fast_anny, self._fast_keypoints, phenotype, bone_rotvec, global_rotation, translation
+            self._fast_anny, self._fast_keypoints, phenotype, bone_rotvec, global_rotation, translation, build
         )
         return to_camera(joints)
+
+    @torch.no_grad()
+    def rest_build(self, phenotype: torch.Tensor) -> RestBuild:
+        """Anny's rest model of the fast joint path for phenotypes (B, 6) (see :meth:`joints`)."""
+        phenotype_kwargs = {name: phenotype[:, i] for i, name in enumerate(PHENOTYPE_NAMES)}
+        _, parameters, local_changes, facial_actions = self._fast_anny.get_tensor_inputs(None, phenotype_kwargs, None, None)
+        rest = self._fast_anny.get_rest_model(
+            self._fast_anny._get_phenotype_blendshape_coefficients(parameters, local_changes, facial_actions)
+        )
+        return RestBuild(rest["rest_vertices"], rest["rest_bone_poses"])
 
     def joints_and_surface(
         self,
