@@ -143,12 +143,19 @@ def write_dataset(
     with staged_output(Path(out_dir), overwrite) as staging:
         for s in tqdm(range(seed, seed + n), desc="synth", unit="image", disable=not progress):
             save_sample(staging, f"{s:08d}", sample_scene(body, renderer, s, config))
-        index = {
-            "kind": "images",
-            "seeds": [seed, seed + n - 1],
-            "held_out": seed >= HELD_OUT_SEED_START,
-            "config": asdict(config),
-            "format": __doc__.split("\n\n", 1)[1],
-        }
-        (staging / INDEX_FILE).write_text(json.dumps(index, indent=1))
+        write_index(staging, "images", seed, n, config, __doc__.split("\n\n", 1)[1])
     return Path(out_dir)
+
+
+def write_index(directory: Path, kind: str, seed: int, n: int, config, format_doc: str) -> None:
+    """``directory/synth.json``: what :func:`read_index` reads back: the set's ``kind``
+    (``"images"`` or ``"video"``), its seeds ``seed .. seed + n - 1``, whether they are the
+    held-out split, the config dataclass the scenes were drawn from and the files' format."""
+    index = {
+        "kind": kind,
+        "seeds": [seed, seed + n - 1],
+        "held_out": seed >= HELD_OUT_SEED_START,
+        "config": asdict(config),
+        "format": format_doc,
+    }
+    (directory / INDEX_FILE).write_text(json.dumps(index, indent=1))

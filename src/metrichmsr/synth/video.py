@@ -32,9 +32,8 @@ config), and per clip ``OUT/<seed>/frames/000000.png, ...`` and ``OUT/<seed>/tru
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +46,10 @@ from metrichmsr.body import POSE_BONES, BodyModel, BodyParams
 from metrichmsr.errors import InputError
 from metrichmsr.render import Renderer
 from metrichmsr.scene.floor import FloorPlane
-from metrichmsr.synth.dataset import INDEX_FILE, read_index
+from metrichmsr.synth.dataset import read_index, write_index
 from metrichmsr.synth.people import level_axes, render_people
 from metrichmsr.synth.poses import walking_gait
-from metrichmsr.synth.scenes import HELD_OUT_SEED_START, in_frame_share, sample_camera, sample_phenotypes
+from metrichmsr.synth.scenes import in_frame_share, sample_camera, sample_phenotypes
 
 TRUTH_FILE = "truth.npz"
 FRAMES_DIR = "frames"
@@ -315,12 +314,5 @@ def write_clips(
         with tqdm(total=n * config.frames, desc="synth --video", unit="frame", disable=not progress) as bar:
             for s in range(seed, seed + n):
                 save_clip(staging / f"{s:08d}", sample_clip(body, s, config), body, renderer, s, bar)
-        index = {
-            "kind": "video",
-            "seeds": [seed, seed + n - 1],
-            "held_out": seed >= HELD_OUT_SEED_START,
-            "config": asdict(config),
-            "format": __doc__.split("\n\n", 2)[2],
-        }
-        (staging / INDEX_FILE).write_text(json.dumps(index, indent=1))
+        write_index(staging, "video", seed, n, config, __doc__.split("\n\n", 2)[2])
     return Path(out_dir)
