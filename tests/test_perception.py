@@ -375,3 +375,24 @@ def test_small_poor_poses_inside_a_person_are_nested():
     assert nested.tolist() == [False, False, True, False]
     # A well seen small person inside a poorly seen big one stays.
     assert not nested_in_bigger([adult, hand], [0.4, 0.9])[1]
+
+
+def test_a_pose_seen_by_a_few_landmarks_is_no_person():
+    from metrichmsr.perception.blazepose import _MIN_SEEN_LANDMARKS, _TORSO, _Pose
+
+    landmarks = np.zeros((33, 3))
+    landmarks[_TORSO[:2], 2] = 0.9  # both shoulders: a torso, but nothing else
+    pose = _Pose(np.array([0.0, 0.0, 10.0, 30.0]), landmarks, np.zeros((33, 3)))
+    assert not pose.is_person
+    landmarks[:_MIN_SEEN_LANDMARKS, 2] = 0.9  # the face's first points too
+    assert pose.is_person
+    landmarks[_TORSO, 2] = 0.0  # a face alone
+    assert not pose.is_person
+
+
+def test_detect_drops_poses_seen_by_too_few_landmarks(detector, two_people, monkeypatch):
+    from metrichmsr.perception import blazepose
+
+    image, _, _ = two_people
+    monkeypatch.setattr(blazepose, "_MIN_SEEN_LANDMARKS", 34)  # more than BlazePose has
+    assert detector.detect(image) == []
