@@ -95,6 +95,14 @@ class Skeleton:
     vertex_weights: np.ndarray
 
 
+def _blendshape_weights(model: torch.nn.Module, phenotype: torch.Tensor) -> torch.Tensor:
+    """An Anny model's blendshape weights (B, K) for phenotypes (B, 6), as its forward makes them."""
+    phenotype_kwargs = {name: phenotype[:, i] for i, name in enumerate(PHENOTYPE_NAMES)}
+    _, parameters, local_changes, facial_actions = model.get_tensor_inputs(None, phenotype_kwargs, None, None)
+    # Anny 0.6.2 has no public call from parsed phenotypes to blendshape weights: forward's own step.
+    return model._get_phenotype_blendshape_coefficients(parameters, local_changes, facial_actions)
+
+
 @dataclass
 class RestBuild:
     """Anny's rest model of B builds (phenotypes) on the fast joint path (``BodyModel.rest_build``):
@@ -269,11 +277,7 @@ class BodyModel(torch.nn.Module):
     @torch.no_grad()
     def rest_build(self, phenotype: torch.Tensor) -> RestBuild:
         """Anny's rest model of the fast joint path for phenotypes (B, 6) (see :meth:`joints`)."""
-        phenotype_kwargs = {name: phenotype[:, i] for i, name in enumerate(PHENOTYPE_NAMES)}
-        _, parameters, local_changes, facial_actions = self._fast_anny.get_tensor_inputs(None, phenotype_kwargs, None, None)
-        rest = self._fast_anny.get_rest_model(
-            self._fast_anny._get_phenotype_blendshape_coefficients(parameters, local_changes, facial_actions)
-        )
+        rest = self._fast_anny.get_rest_model(_blendshape_weights(self._fast_anny, phenotype))
         return RestBuild(rest["rest_vertices"], rest["rest_bone_poses"])
 
     def joints_and_surface(
@@ -330,11 +334,7 @@ class BodyModel(torch.nn.Module):
     def rest_vertices(self, phenotype: torch.Tensor) -> torch.Tensor:
         """(N, V, 3) rest-pose vertices in Anny's z-up frame, metres, of phenotypes (N, 6)
         (PHENOTYPE_NAMES order): ``forward``'s ``rest_vertices`` without posing or skinning."""
-        phenotype_kwargs = {name: phenotype[:, i] for i, name in enumerate(PHENOTYPE_NAMES)}
-        _, parameters, local_changes, facial_actions = self.anny.get_tensor_inputs(None, phenotype_kwargs, None, None)
-        # Anny 0.6.2 has no public call from parsed phenotypes to blendshape weights: forward's own step.
-        weights = self.anny._get_phenotype_blendshape_coefficients(parameters, local_changes, facial_actions)
-        return self.anny.get_rest_vertices(weights)
+        return self.anny.get_rest_vertices(_blendshape_weights(self.anny, phenotype))
 
     @staticmethod
     def standing_height(rest_vertices: torch.Tensor) -> torch.Tensor:
