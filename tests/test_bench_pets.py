@@ -94,3 +94,14 @@ def test_dev_without_frames_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--dev" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_missing_weights_exit_2_before_anything_runs(tmp_path, capsys):
+    pets_dir = tmp_path / "pets"
+    pets_dir.mkdir()
+    for name in ("make_dev.py", "score.py"):
+        (pets_dir / name).write_text("raise SystemExit('must not run')\n")
+    code = main(["--pets-dir", str(pets_dir), "--weights", str(tmp_path / "none.pt"), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--weights" in err and "none.pt" in err
+    assert not (tmp_path / "out").exists()

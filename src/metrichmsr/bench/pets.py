@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--camera-height-known", action="store_true", help="also run recover told the camera's height")
     parser.add_argument("--hide-K", action="store_true", help="also run recover told nothing of the camera (K=None)")
     parser.add_argument("--limit", type=int, help="only the first N stills (a quick check; the table then covers those)")
+    parser.add_argument("--weights", type=Path, help="a HumanMoE network to score (`metrichmsr train`'s humanmoe.pt; default: the shipped one)")
     return parser
 
 
@@ -278,6 +279,8 @@ def run(args) -> int:
         raise InputError(f"--dev {args.dev}: no frames/ and camera.json there (what make_dev.py writes)")
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit {args.limit}: must be at least 1")
+    if args.weights is not None and not args.weights.is_file():
+        raise InputError(f"--weights {args.weights}: no such file")
     check_output(args.output, args.overwrite)
     modes = [TRUE_K] + [CAMERA_HEIGHT] * args.camera_height_known + [K_HIDDEN, SAME_CAMERA] * args.hide_K
 
@@ -285,6 +288,7 @@ def run(args) -> int:
     from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
     from metrichmsr.pipeline import Recoverer
 
+    weights = args.weights or HUMANMOE_WEIGHTS
     score = load_score_module(args.pets_dir)
     with staged_output(args.output, args.overwrite) as staging:
         dev = dev_folder(args, staging)
@@ -293,7 +297,7 @@ def run(args) -> int:
         if not frames:
             raise InputError(f"{dev / 'frames'}: no .jpg stills")
         seconds = {}
-        with Recoverer(depth="none") as recoverer:
+        with Recoverer(depth="none", weights=weights) as recoverer:
             for mode in modes:
                 seconds[mode.folder] = run_mode(recoverer, mode, frames, camera, staging / mode.folder)
         write_rule(staging / TRUE_K.folder, camera, staging / RULE_FOLDER)
@@ -319,7 +323,7 @@ def run(args) -> int:
         heading = (
             f"PETS 2009 S2.L1 View_001, {len(frames)} stills of frames 0-399 "
             f"({args.output / 'dev' if dev == staging / 'dev' else dev}), "
-            f"HumanMoE {weights_label(HUMANMOE_WEIGHTS)}, depth none ({time.strftime('%Y-%m-%d')})"
+            f"HumanMoE {weights_label(weights)}, depth none ({time.strftime('%Y-%m-%d')})"
         )
         report = f"{heading}\n\n{markdown_table(rows)}\n\n{summary_line(rows)}\n"
         (staging / MARKER).write_text(report)
