@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from metrichmsr.bench import pets, pets_twins, track_pets
 from metrichmsr.bench.pets import RULE_HEIGHT_M, main, pck_counts, rule_ankle_point, rule_person
 
 # A 768x576 camera with unequal focal lengths, so fx and fy cannot stand in for each other.
@@ -96,12 +97,14 @@ def test_dev_without_frames_exits_2(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_weights_exit_2_before_anything_runs(tmp_path, capsys):
+@pytest.mark.parametrize("bench", [pets, pets_twins, track_pets])
+def test_missing_weights_exit_2_before_anything_runs(bench, tmp_path, capsys):
+    """Every PETS benchmark checks its shared arguments before running anything."""
     pets_dir = tmp_path / "pets"
     pets_dir.mkdir()
     for name in ("make_dev.py", "score.py"):
         (pets_dir / name).write_text("raise SystemExit('must not run')\n")
-    code = main(["--pets-dir", str(pets_dir), "--weights", str(tmp_path / "none.pt"), "-o", str(tmp_path / "out")])
+    code = bench.main(["--pets-dir", str(pets_dir), "--weights", str(tmp_path / "none.pt"), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--weights" in err and "none.pt" in err
     assert not (tmp_path / "out").exists()

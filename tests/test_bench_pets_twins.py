@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from metrichmsr.bench.pets_twins import ankle_depths, main, twin_config
+from metrichmsr.bench.pets_twins import ankle_depths, twin_config
 from metrichmsr.synth.scenes import sample_camera
 
 K = np.array([[1000.0, 0.0, 320.0], [0.0, 1000.0, 240.0], [0.0, 0.0, 1.0]])
@@ -41,13 +41,3 @@ def test_ankle_depths_find_the_point_on_the_raised_floor():
     depth = ankle_depths(keypoints, K, up, 5.0, 0.08)
     assert depth[0] == pytest.approx(point[2]) and np.isnan(depth[1])
 
-
-def test_missing_weights_exit_2_before_anything_runs(tmp_path, capsys):
-    pets_dir = tmp_path / "pets"
-    pets_dir.mkdir()
-    for name in ("make_dev.py", "score.py"):
-        (pets_dir / name).write_text("raise SystemExit('must not run')\n")
-    code = main(["--pets-dir", str(pets_dir), "--weights", str(tmp_path / "none.pt"), "-o", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "--weights" in err
-    assert not (tmp_path / "out").exists()

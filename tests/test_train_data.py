@@ -272,6 +272,18 @@ def test_splat_fills_the_body_and_stops_at_the_image_edge():
     assert not splat_silhouettes(sheet[None] + 1000.0, np.array([[640, 480]]), window, 20).any()
 
 
+def test_splat_widens_an_outline_without_lengthening_it():
+    """A smaller horizontal erosion (clothes) leaves a wider outline of the same height."""
+    u, v = np.meshgrid(np.arange(330.0, 370.0, 2.0), np.arange(120.0, 280.0, 2.0))
+    sheet = np.stack((u.ravel(), v.ravel()), -1)[None]
+    window, size = np.array([[200.0, 100.0, 500.0, 400.0]]), np.array([[640, 480]])
+    bare = splat_silhouettes(sheet, size, window, 30, np.array([[5, 5]]))[0]
+    clothed = splat_silhouettes(sheet, size, window, 30, np.array([[5, 1]]))[0]
+    assert clothed.sum(1).max() > bare.sum(1).max() + 0.3  # wider rows
+    assert np.array_equal(clothed.sum(1) > 0, bare.sum(1) > 0)  # the same rows
+    assert np.array_equal(splat_silhouettes(sheet, size, window, 30)[0], bare)  # the default closes
+
+
 def test_silhouettes_outline_the_person(body_model, noise):
     """With silhouette_grid, each person's silhouette covers their projected joints and is
     mostly empty around them; a few samples get none."""

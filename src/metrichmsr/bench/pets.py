@@ -238,32 +238,45 @@ def summary_line(rows: list[dict]) -> str:
     return f"summary: PETS S2.L1 median depth error: {'; '.join(parts)}; PCK@0.05: {'; '.join(pcks)}"
 
 
-def add_pets_dir_argument(parser: argparse.ArgumentParser) -> None:
-    """``--pets-dir``: where the PETS scripts are (checked by :func:`check_pets_dir`)."""
+def pets_parser(prog: str, doc: str, clip: bool = False) -> argparse.ArgumentParser:
+    """A PETS benchmark's parser with the arguments they share: ``-o``, ``--overwrite``,
+    ``--pets-dir``, ``--dev`` (with ``clip/`` when ``clip``) and ``--weights``; checked by
+    :func:`check_pets_arguments`."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-o", "--output", type=Path, required=True, help="report folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
     parser.add_argument(
         "--pets-dir",
         type=Path,
         default=DEFAULT_PETS_DIR,
         help=f"the PETS scripts, make_dev.py and score.py (default {DEFAULT_PETS_DIR})",
     )
+    built = "clip/ and camera.json `make_dev.py --clip`" if clip else "frames/ and camera.json make_dev.py"
+    parser.add_argument("--dev", type=Path, help=f"{built} built (default: build them into OUT/dev)")
+    parser.add_argument(
+        "--weights", type=Path, help="a HumanMoE network (`metrichmsr train`'s humanmoe.pt; default: the shipped one)"
+    )
+    return parser
 
 
-def check_pets_dir(pets_dir: Path) -> None:
-    """InputError unless ``pets_dir`` holds make_dev.py and score.py."""
-    if not all((pets_dir / name).is_file() for name in ("make_dev.py", "score.py")):
-        raise InputError(f"--pets-dir {pets_dir}: no make_dev.py and score.py there (the PETS 2009 S2.L1 scripts)")
+def check_pets_arguments(args, clip: bool = False) -> None:
+    """InputError, before anything runs, for a ``--pets-dir`` without make_dev.py and score.py,
+    a ``--dev`` without what make_dev.py writes (``clip/`` when ``clip``, else ``frames/``) or a
+    ``--weights`` that is no file."""
+    if not all((args.pets_dir / name).is_file() for name in ("make_dev.py", "score.py")):
+        raise InputError(f"--pets-dir {args.pets_dir}: no make_dev.py and score.py there (the PETS 2009 S2.L1 scripts)")
+    folder = "clip" if clip else "frames"
+    if args.dev is not None and not ((args.dev / "camera.json").is_file() and (args.dev / folder).is_dir()):
+        raise InputError(f"--dev {args.dev}: no {folder}/ and camera.json there (what make_dev.py{' --clip' * clip} writes)")
+    if args.weights is not None and not args.weights.is_file():
+        raise InputError(f"--weights {args.weights}: no such file")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-o", "--output", type=Path, required=True, help="report folder")
-    parser.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
-    add_pets_dir_argument(parser)
-    parser.add_argument("--dev", type=Path, help="frames/ and camera.json make_dev.py built (default: build them into OUT/dev)")
+    parser = pets_parser(PROG, __doc__)
     parser.add_argument("--camera-height-known", action="store_true", help="also run recover told the camera's height")
     parser.add_argument("--hide-K", action="store_true", help="also run recover told nothing of the camera (K=None)")
     parser.add_argument("--limit", type=int, help="only the first N stills (a quick check; the table then covers those)")
-    parser.add_argument("--weights", type=Path, help="a HumanMoE network to score (`metrichmsr train`'s humanmoe.pt; default: the shipped one)")
     return parser
 
 
@@ -274,13 +287,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     # Every check before make_dev.py or the models, so a bad flag fails in well under a second.
-    check_pets_dir(args.pets_dir)
-    if args.dev is not None and not ((args.dev / "camera.json").is_file() and (args.dev / "frames").is_dir()):
-        raise InputError(f"--dev {args.dev}: no frames/ and camera.json there (what make_dev.py writes)")
+    check_pets_arguments(args)
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit {args.limit}: must be at least 1")
-    if args.weights is not None and not args.weights.is_file():
-        raise InputError(f"--weights {args.weights}: no such file")
     check_output(args.output, args.overwrite)
     modes = [TRUE_K] + [CAMERA_HEIGHT] * args.camera_height_known + [K_HIDDEN, SAME_CAMERA] * args.hide_K
 

@@ -21,18 +21,16 @@ Writes ``OUT/table.md``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from metrichmsr._outputs import check_output, staged_output
-from metrichmsr.bench.pets import MARKER, add_pets_dir_argument, check_pets_dir, dev_folder, load_score_module
+from metrichmsr.bench.pets import MARKER, check_pets_arguments, dev_folder, load_score_module, pets_parser
 from metrichmsr.bench.report import exit_status
 from metrichmsr.errors import InputError
 
@@ -114,7 +112,8 @@ def markdown_table(rows: list[tuple[str, dict]]) -> str:
         return "-" if value is None else format(value * scale, fmt)
 
     lines = [
-        "| people | n | signed depth error % | box m | eye-heel span m | shoulder-hip / span | silhouette share | silhouette width cells | no silhouette |",
+        "| people | n | signed depth error % | box m | eye-heel span m | shoulder-hip / span "
+        "| silhouette share | silhouette width cells | no silhouette |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, r in rows:
@@ -126,27 +125,13 @@ def markdown_table(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-o", "--output", type=Path, required=True, help="report folder")
-    parser.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
-    add_pets_dir_argument(parser)
-    parser.add_argument("--dev", type=Path, help="frames/ and camera.json make_dev.py built (default: build them into OUT/dev)")
-    parser.add_argument("--weights", type=Path, help="a HumanMoE network (default: the shipped one)")
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = pets_parser(PROG, __doc__).parse_args(argv)
     return exit_status(PROG, lambda: run(args))
 
 
 def run(args) -> int:
-    check_pets_dir(args.pets_dir)
-    if args.dev is not None and not ((args.dev / "camera.json").is_file() and (args.dev / "frames").is_dir()):
-        raise InputError(f"--dev {args.dev}: no frames/ and camera.json there (what make_dev.py writes)")
-    if args.weights is not None and not args.weights.is_file():
-        raise InputError(f"--weights {args.weights}: no such file")
+    check_pets_arguments(args)
     check_output(args.output, args.overwrite)
 
     from tqdm import tqdm
@@ -185,7 +170,8 @@ def run(args) -> int:
         real, real_depth = real.select(torch.as_tensor(scored)), real_depth[scored]
 
         body = BodyModel()
-        stream = SyntheticPeople(body, NoiseModel.load(), twin_config(camera, real_depth), seed=TWIN_SEED, pool_size=TWINS, silhouette_grid=grid)
+        config = twin_config(camera, real_depth)
+        stream = SyntheticPeople(body, NoiseModel.load(), config, seed=TWIN_SEED, pool_size=TWINS, silhouette_grid=grid)
         twins, truth = stream.sample(TWINS)
         adult = truth.params.phenotype[:, 1] >= ADULT_AGE
         twins, twin_joints = twins.select(adult), truth.joints[adult].numpy()

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from metrichmsr._outputs import check_output, staged_output
-from metrichmsr.bench.pets import add_pets_dir_argument, check_pets_dir, dev_folder, load_score_module
+from metrichmsr.bench.pets import check_pets_arguments, dev_folder, load_score_module, pets_parser
 from metrichmsr.bench.report import exit_status
 from metrichmsr.errors import InputError
 
@@ -140,13 +140,7 @@ def summary_line(row: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-o", "--output", type=Path, required=True, help="report folder")
-    parser.add_argument("--overwrite", action="store_true", help="replace a report an earlier run wrote there")
-    add_pets_dir_argument(parser)
-    parser.add_argument(
-        "--dev", type=Path, help="clip/ and camera.json `make_dev.py --clip` built (default: build them into OUT/dev)"
-    )
+    parser = pets_parser(PROG, __doc__, clip=True)
     parser.add_argument("--frames", type=int, help="only the clip's first N frames (a quick check)")
     parser.add_argument("--detect-every", type=int, help="track's --detect-every (default: track's own)")
     return parser
@@ -158,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args) -> int:
-    check_pets_dir(args.pets_dir)
-    if args.dev is not None and not ((args.dev / "camera.json").is_file() and (args.dev / "clip").is_dir()):
-        raise InputError(f"--dev {args.dev}: no clip/ and camera.json there (what `make_dev.py --clip` writes)")
+    check_pets_arguments(args, clip=True)
     for flag, value in (("--frames", args.frames), ("--detect-every", args.detect_every)):
         if value is not None and value < 1:
             raise InputError(f"{flag} {value}: must be at least 1")
@@ -182,6 +174,7 @@ def run(args) -> int:
         command = ["track", str(clip_dir), "-o", str(staging / "track"), "--fps", str(camera["fps"])]
         command += ["--intrinsics", ",".join(str(camera[k]) for k in ("fx", "fy", "cx", "cy"))]
         command += ["--detect-every", str(args.detect_every)] * (args.detect_every is not None)
+        command += ["--weights", str(args.weights)] * (args.weights is not None)
         started = time.perf_counter()
         if cli.main(command) != 0:
             raise RuntimeError("metrichmsr track failed")

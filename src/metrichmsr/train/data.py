@@ -56,6 +56,12 @@ NO_SILHOUETTE_SHARE = 0.05
 #: points (then undone by an erosion of the same size, give or take the thickness jitter).
 SPLAT_FACTOR = 4
 CLOSING_CELLS = 5
+#: Erosion sizes (fine cells) drawn for an outline's width: clothes (coats, bags, loose
+#: trousers) widen a person's mask far more than they lengthen it, and a width the network
+#: could trust would read a clothed adult as a stockier, shorter person standing nearer.
+#: 1 keeps the closing's full dilation (2 cells wider each side than the bare body), 6 is
+#: half a cell thinner. Heights keep CLOSING_CELLS give or take one.
+WIDTH_EROSION_CELLS = (1, 6)
 
 
 @dataclass
@@ -253,7 +259,13 @@ class SyntheticPeople:
             window = silhouette_window(torch.as_tensor(seen["bbox"])).numpy()
             uv = project_points(drawn["K"], points)
             uv[points[..., 2] <= 0] = -np.inf  # behind the camera: in no image
-            erosion = CLOSING_CELLS + self.rng.integers(-1, 2, len(uv))  # thinner, as closed, or thicker
+            erosion = np.stack(
+                (
+                    CLOSING_CELLS + self.rng.integers(-1, 2, len(uv)),  # shorter, as closed, or taller
+                    self.rng.integers(WIDTH_EROSION_CELLS[0], WIDTH_EROSION_CELLS[1] + 1, len(uv)),
+                ),
+                axis=-1,
+            )
             silhouette = splat_silhouettes(uv, drawn["image_size"], window, self.silhouette_grid, erosion)
             silhouette[self.rng.random(len(silhouette)) < NO_SILHOUETTE_SHARE] = 0.0
             silhouette = f32(silhouette)
@@ -335,9 +347,9 @@ def splat_silhouettes(
     image_size: (B, 2) [W, H]; window: (B, 4) outer edges [x0, y0, x1, y1] of the square the
     grid covers (``models.humanmoe.silhouette_window``). Points outside the image are not seen.
     A cell on a grid SPLAT_FACTOR times finer is on when a point falls in it; a dilation by
-    CLOSING_CELLS then an erosion by ``erosion_cells`` (B,) (default CLOSING_CELLS: a plain
-    closing, which fills the gaps between points without fattening the outline) and
-    averaging down give the coarse grid a soft edge.
+    CLOSING_CELLS then an erosion by ``erosion_cells`` (B, 2) [vertical, horizontal] fine
+    cells (default CLOSING_CELLS both ways: a plain closing, which fills the gaps between
+    points without fattening the outline) and averaging down give the coarse grid a soft edge.
     """
     b = len(uv)
     fine = SPLAT_FACTOR * grid
@@ -347,8 +359,8 @@ def splat_silhouettes(
     flat = (person * fine + cell[..., 1]) * fine + cell[..., 0]
     on = np.bincount(flat[seen], minlength=b * fine * fine).reshape(b, fine, fine) > 0
     on = maximum_filter(on, size=(1, CLOSING_CELLS, CLOSING_CELLS))
-    erosion = np.full(b, CLOSING_CELLS) if erosion_cells is None else np.asarray(erosion_cells)
-    for size in np.unique(erosion):
-        chosen = erosion == size
-        on[chosen] = minimum_filter(on[chosen], size=(1, size, size))
+    erosion = np.full((b, 2), CLOSING_CELLS) if erosion_cells is None else np.asarray(erosion_cells).reshape(b, 2)
+    for rows, cols in np.unique(erosion, axis=0):
+        chosen = np.all(erosion == (rows, cols), axis=-1)
+        on[chosen] = minimum_filter(on[chosen], size=(1, rows, cols))
     return on.reshape(b, grid, SPLAT_FACTOR, grid, SPLAT_FACTOR).mean(axis=(2, 4)).astype(np.float32)
