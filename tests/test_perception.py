@@ -132,6 +132,16 @@ def test_finds_a_large_and_a_small_person(detector, two_people):
         assert obs.world_landmarks[0, 1] < -0.3  # the nose is above the hips
 
 
+def test_the_scan_segments_too(two_people):
+    """A pose the scan found (kept for a small person the refinement crop misses) carries a
+    mask too when segmentations are asked for: HumanMoE is trained with one for nearly everyone."""
+    image, boxes, _ = two_people
+    with PoseDetector(segmentation=True) as segmenting:
+        tile = Crop.around_box(boxes[1], 0.5, 256, 256)  # the small woman, as a scan tile shows her
+        poses = segmenting._run(segmenting._scan_graphs, image, tile, image.shape[1::-1])
+    assert poses and all(p.segmentation is not None and p.segmentation_box is not None for p in poses)
+
+
 def test_segmentation_covers_the_person(detector, two_people):
     """Each person's BlazePose segmentation, resampled onto HumanMoE's silhouette grid, is on
     down the middle of their torso, at their hips and nose, and off in the window's corners.

@@ -69,7 +69,9 @@ def test_config_from_toml(tmp_path):
     assert renders.rendered_share == 0.5 and renders.model == shipped.model  # fine-tunes the CPU recipe's network
     gpu = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_gpu.toml")
     gpu_renders = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_gpu_renders.toml")
-    assert gpu.model == gpu_renders.model == shipped.model and gpu.sampler_workers > 0
+    clothes = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_clothes.toml")
+    assert gpu.model == gpu_renders.model == clothes.model == shipped.model and gpu.sampler_workers > 0
+    assert clothes.init_weights == "out/train-gpu-renders/humanmoe.pt"  # stage 3 starts from stage 2
     assert HumanMoE.load(resources.files("metrichmsr.models") / "weights" / "humanmoe.pt").config == HumanMoEConfig.from_dict(
         gpu.model
     )

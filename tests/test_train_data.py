@@ -272,15 +272,28 @@ def test_splat_fills_the_body_and_stops_at_the_image_edge():
     assert not splat_silhouettes(sheet[None] + 1000.0, np.array([[640, 480]]), window, 20).any()
 
 
-def test_splat_widens_an_outline_without_lengthening_it():
-    """A smaller horizontal erosion (clothes) leaves a wider outline of the same height."""
+def test_splat_dresses_the_upper_and_lower_body_apart():
+    """Smaller horizontal erosions (clothes) widen the outline without lengthening it, above
+    and below the waist separately; a raise (hair) lengthens only the upper outline upward."""
     u, v = np.meshgrid(np.arange(330.0, 370.0, 2.0), np.arange(120.0, 280.0, 2.0))
     sheet = np.stack((u.ravel(), v.ravel()), -1)[None]
     window, size = np.array([[200.0, 100.0, 500.0, 400.0]]), np.array([[640, 480]])
-    bare = splat_silhouettes(sheet, size, window, 30, np.array([[5, 5]]))[0]
-    clothed = splat_silhouettes(sheet, size, window, 30, np.array([[5, 1]]))[0]
-    assert clothed.sum(1).max() > bare.sum(1).max() + 0.3  # wider rows
-    assert np.array_equal(clothed.sum(1) > 0, bare.sum(1) > 0)  # the same rows
+    waist = np.array([(200.0 - 100.0) / 300.0 * 120])  # fine row of v = 200 px (30 cells x 4)
+
+    def splat(erosion, hair=0):
+        return splat_silhouettes(sheet, size, window, 30, np.array([erosion]), waist, np.array([hair]))[0]
+
+    bare, coat = splat([5, 5, 5]), splat([5, 1, 5])
+    widths_bare, widths_coat = bare.sum(1), coat.sum(1)
+    assert np.array_equal(widths_coat > 0, widths_bare > 0)  # the same rows
+    assert widths_coat[5:9].min() > widths_bare[5:9].max() + 0.3  # wider above the waist (v 150-190)
+    assert np.allclose(widths_coat[12:], widths_bare[12:])  # as bare below (v >= 220)
+    trousers = splat([5, 5, 1])
+    assert np.allclose(trousers[:9], bare[:9]) and trousers.sum(1)[12:17].min() > widths_bare[12:17].max() + 0.3
+    haired = splat([5, 5, 5], hair=3)
+    top = lambda s: np.argmax(s.sum(1) > 0)  # noqa: E731
+    assert haired[top(bare) - 1].sum() > 0 and top(haired) == top(bare) - 1  # a fine row above
+    assert np.array_equal(haired[15:], bare[15:])
     assert np.array_equal(splat_silhouettes(sheet, size, window, 30)[0], bare)  # the default closes
 
 

@@ -225,9 +225,10 @@ class PoseDetector:
         self._scan_graphs: queue.SimpleQueue = queue.SimpleQueue()
         self._refine_graphs: queue.SimpleQueue = queue.SimpleQueue()
         self._all_graphs = []
-        # Only the refinement crops segment: the scan's poses are refined or dropped.
+        # The scan segments too: a small person the refinement crop misses keeps the scan's
+        # pose, and HumanMoE (trained with a mask for nearly everyone) should read them alike.
         for graphs, num_poses, segment in (
-            (self._scan_graphs, self.max_people, False),
+            (self._scan_graphs, self.max_people, segmentation),
             (self._refine_graphs, _REFINE_POSES, segmentation),
         ):
             for _ in range(workers):

@@ -38,6 +38,7 @@ from scipy.ndimage import maximum_filter, minimum_filter
 
 from metrichmsr.body import BodyModel, BodyParams
 from metrichmsr.geometry import project_points
+from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.models.tokens import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, level_axes, sample_camera, sample_pose
 from metrichmsr.synth.scenes import sample_phenotypes
@@ -56,12 +57,16 @@ NO_SILHOUETTE_SHARE = 0.05
 #: points (then undone by an erosion of the same size, give or take the thickness jitter).
 SPLAT_FACTOR = 4
 CLOSING_CELLS = 5
-#: Erosion sizes (fine cells) drawn for an outline's width: clothes (coats, bags, loose
-#: trousers) widen a person's mask far more than they lengthen it, and a width the network
-#: could trust would read a clothed adult as a stockier, shorter person standing nearer.
-#: 1 keeps the closing's full dilation (2 cells wider each side than the bare body), 6 is
-#: half a cell thinner. Heights keep CLOSING_CELLS give or take one.
+#: What clothes and hair do to a bare body's outline, drawn per person so that the network
+#: reads no build, age or distance from them: a network trained on bare bodies reads a coat
+#: (a wider upper body) or hair (a taller head) as a child's proportions, a short person
+#: standing near. The upper body's and the legs' widths are drawn apart, as erosion sizes in
+#: fine cells: 1 keeps the closing's full dilation (2 cells wider each side than the bare body),
+#: 6 is half a cell thinner; heights keep CLOSING_CELLS give or take one. Hair or a hat
+#: raises the upper outline by 0 to HAIR_CELLS fine cells.
 WIDTH_EROSION_CELLS = (1, 6)
+HAIR_CELLS = 3
+_HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
 
 
 @dataclass
@@ -259,14 +264,13 @@ class SyntheticPeople:
             window = silhouette_window(torch.as_tensor(seen["bbox"])).numpy()
             uv = project_points(drawn["K"], points)
             uv[points[..., 2] <= 0] = -np.inf  # behind the camera: in no image
-            erosion = np.stack(
-                (
-                    CLOSING_CELLS + self.rng.integers(-1, 2, len(uv)),  # shorter, as closed, or taller
-                    self.rng.integers(WIDTH_EROSION_CELLS[0], WIDTH_EROSION_CELLS[1] + 1, len(uv)),
-                ),
-                axis=-1,
-            )
-            silhouette = splat_silhouettes(uv, drawn["image_size"], window, self.silhouette_grid, erosion)
+            n = len(uv)
+            widths = self.rng.integers(WIDTH_EROSION_CELLS[0], WIDTH_EROSION_CELLS[1] + 1, (n, 2))
+            erosion = np.column_stack((CLOSING_CELLS + self.rng.integers(-1, 2, n), widths))
+            hips = project_points(drawn["K"], drawn["joints"][:, _HIPS]).mean(1)  # (n, 2) px
+            waist = (hips[:, 1] - window[:, 1]) / (window[:, 3] - window[:, 1]) * SPLAT_FACTOR * self.silhouette_grid
+            hair = self.rng.integers(0, HAIR_CELLS + 1, n)
+            silhouette = splat_silhouettes(uv, drawn["image_size"], window, self.silhouette_grid, erosion, waist, hair)
             silhouette[self.rng.random(len(silhouette)) < NO_SILHOUETTE_SHARE] = 0.0
             silhouette = f32(silhouette)
         inputs = HumanInputs(f32(seen["keypoints2d"]), f32(seen["world3d"]), f32(seen["bbox"]), f32(drawn["K"]), silhouette)
@@ -339,7 +343,13 @@ def _as_is(batch):
 
 
 def splat_silhouettes(
-    uv: np.ndarray, image_size: np.ndarray, window: np.ndarray, grid: int, erosion_cells: np.ndarray | None = None
+    uv: np.ndarray,
+    image_size: np.ndarray,
+    window: np.ndarray,
+    grid: int,
+    erosion_cells: np.ndarray | None = None,
+    waist_rows: np.ndarray | None = None,
+    raise_cells: np.ndarray | None = None,
 ) -> np.ndarray:
     """(B, grid, grid) float32 soft silhouettes in [0, 1] from projected surface points.
 
@@ -347,9 +357,13 @@ def splat_silhouettes(
     image_size: (B, 2) [W, H]; window: (B, 4) outer edges [x0, y0, x1, y1] of the square the
     grid covers (``models.humanmoe.silhouette_window``). Points outside the image are not seen.
     A cell on a grid SPLAT_FACTOR times finer is on when a point falls in it; a dilation by
-    CLOSING_CELLS then an erosion by ``erosion_cells`` (B, 2) [vertical, horizontal] fine
-    cells (default CLOSING_CELLS both ways: a plain closing, which fills the gaps between
-    points without fattening the outline) and averaging down give the coarse grid a soft edge.
+    CLOSING_CELLS then an erosion and averaging down give the coarse grid a soft edge.
+
+    erosion_cells: (B, 3) [vertical, upper horizontal, lower horizontal] erosion sizes in fine
+    cells (default CLOSING_CELLS throughout: a plain closing, which fills the gaps between
+    points without fattening the outline); the upper sizes hold above ``waist_rows`` (B,)
+    (fine rows from the window's top; default: the whole body is upper), the lower below.
+    raise_cells: (B,) fine cells the outline above the waist is raised by (hair, a hat).
     """
     b = len(uv)
     fine = SPLAT_FACTOR * grid
@@ -359,8 +373,26 @@ def splat_silhouettes(
     flat = (person * fine + cell[..., 1]) * fine + cell[..., 0]
     on = np.bincount(flat[seen], minlength=b * fine * fine).reshape(b, fine, fine) > 0
     on = maximum_filter(on, size=(1, CLOSING_CELLS, CLOSING_CELLS))
-    erosion = np.full((b, 2), CLOSING_CELLS) if erosion_cells is None else np.asarray(erosion_cells).reshape(b, 2)
-    for rows, cols in np.unique(erosion, axis=0):
-        chosen = np.all(erosion == (rows, cols), axis=-1)
-        on[chosen] = minimum_filter(on[chosen], size=(1, rows, cols))
+    erosion = np.full((b, 3), CLOSING_CELLS) if erosion_cells is None else np.asarray(erosion_cells).reshape(b, 3)
+    upper = _eroded(on, erosion[:, [0, 1]])
+    if waist_rows is not None:
+        above = np.arange(fine)[None, :, None] < np.asarray(waist_rows)[:, None, None]
+        on = np.where(above, upper, _eroded(on, erosion[:, [0, 2]]))
+    else:
+        above, on = np.ones((b, 1, 1), dtype=bool), upper
+    if raise_cells is not None:
+        for k in np.unique(raise_cells[raise_cells > 0]):
+            chosen = np.asarray(raise_cells) == k
+            lifted = np.zeros_like(on[chosen])
+            lifted[:, :-k] = (on[chosen] & above[chosen])[:, k:]
+            on[chosen] |= lifted
     return on.reshape(b, grid, SPLAT_FACTOR, grid, SPLAT_FACTOR).mean(axis=(2, 4)).astype(np.float32)
+
+
+def _eroded(on: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """(B, F, F) bool grids ``on`` each eroded by its (B, 2) [rows, cols] ``sizes``."""
+    out = np.empty_like(on)
+    for rows, cols in np.unique(sizes, axis=0):
+        chosen = np.all(sizes == (rows, cols), axis=-1)
+        out[chosen] = minimum_filter(on[chosen], size=(1, rows, cols))
+    return out
