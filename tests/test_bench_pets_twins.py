@@ -40,4 +40,3 @@ def test_ankle_depths_find_the_point_on_the_raised_floor():
     keypoints[1, 16, 2] = 0.0  # an ankle not seen: no depth
     depth = ankle_depths(keypoints, K, up, 5.0, 0.08)
     assert depth[0] == pytest.approx(point[2]) and np.isnan(depth[1])
-
