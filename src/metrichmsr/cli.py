@@ -359,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--config",
         type=Path,
-        help="TOML recipe (default: the CPU recipe, train/humanmoe.toml; the shipped weights' are train/humanmoe_gpu*.toml)",
+        help="TOML recipe (default: the CPU recipe, train/humanmoe.toml; the shipped weights' are train/humanmoe_gpu.toml, "
+        "humanmoe_gpu_renders.toml, then humanmoe_clothes.toml)",
     )
     train.add_argument(
         "--steps",
