@@ -432,6 +432,7 @@ def _add_people_arguments(parser: argparse.ArgumentParser, align: bool = True) -
 
 
 def _view(args) -> int:
+    import signal
     import webbrowser
 
     from metrichmsr.viewer import make_server, pages
@@ -448,6 +449,9 @@ def _view(args) -> int:
     sys.stdout.flush()
     if not args.no_browser:
         webbrowser.open(urls[0])
+    # Ctrl-C stops the server even when its parent started it with SIGINT ignored (Python then
+    # keeps it ignored), as a background job or a process that ran Ray may.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
