@@ -20,13 +20,12 @@ import numpy as np
 import roma
 import torch
 
-from metrichmsr.joints import JOINT_NAMES
+from metrichmsr.joints import HIPS, JOINT_NAMES
 
 #: Anny (x left-of-person, y backward, z up) -> camera (x right, y down, z forward) for a person
 #: facing the camera: their left is the image's right, their up is -y, their back is +z.
 ANNY_TO_CAMERA = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
-_HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
 
 #: Bones that carry the articulated pose in fitting; the rest (fingers, toes, face) stay at rest.
 POSE_BONES = (
@@ -217,7 +216,7 @@ class BodyModel(torch.nn.Module):
             transforms, _ = model.get_bone_transforms(self.pose_from_rotvec(bone_rotvec), build.rest_bone_poses)
             out = {"vertices": model.get_skinned_vertices(bone_transforms=transforms, rest_vertices=build.rest_vertices)}
         joints_anny = keypoints(out)  # (B, 23, 3)
-        root = joints_anny[:, _HIPS].mean(dim=1, keepdim=True)
+        root = joints_anny[:, HIPS].mean(dim=1, keepdim=True)
         rotation = global_rotation @ self.anny_to_camera  # (B, 3, 3)
 
         def to_camera(points: torch.Tensor) -> torch.Tensor:

@@ -14,3 +14,12 @@ FOOT_JOINT_NAMES = (
 )  # fmt: skip
 #: The 23 joints every BodyOutput carries, in this order.
 JOINT_NAMES = COCO_JOINT_NAMES + FOOT_JOINT_NAMES
+
+
+def _left_right(name: str) -> list[int]:
+    return [JOINT_NAMES.index(f"left_{name}"), JOINT_NAMES.index(f"right_{name}")]
+
+
+#: [left, right] indices into JOINT_NAMES of the pairs whose midpoints code reads; the hips'
+#: midpoint is the body root.
+EYES, SHOULDERS, HIPS, ANKLES, HEELS = (_left_right(name) for name in ("eye", "shoulder", "hip", "ankle", "heel"))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import roma
 import torch
 
-from metrichmsr.joints import JOINT_NAMES
-
-_HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
+from metrichmsr.joints import HIPS
 
 
 def mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -15,8 +13,8 @@ def mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
     pred, gt (..., J, 3) metres, JOINT_NAMES order (J >= 13) -> (...,) metres.
     """
-    pred = pred - pred[..., _HIPS, :].mean(-2, keepdim=True)
-    gt = gt - gt[..., _HIPS, :].mean(-2, keepdim=True)
+    pred = pred - pred[..., HIPS, :].mean(-2, keepdim=True)
+    gt = gt - gt[..., HIPS, :].mean(-2, keepdim=True)
     return (pred - gt).norm(dim=-1).mean(-1)
 
 

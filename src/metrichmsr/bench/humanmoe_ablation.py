@@ -47,7 +47,7 @@ def main() -> None:
     from metrichmsr.bench.report import markdown_table, median_rel_depth_err
     from metrichmsr.bench.score import score_image
     from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS, HumanMoE, router_statistics
-    from metrichmsr.models.tokens import inputs_from_blazepose, silhouettes
+    from metrichmsr.models.tokens import inputs_from_observations
     from metrichmsr.pipeline import Recoverer
     from metrichmsr.synth.dataset import list_samples, load_sample
 
@@ -68,13 +68,7 @@ def main() -> None:
                 seconds[name].append(time.perf_counter() - started)  # the network alone, detection excluded
                 rows += score_image(scene, people, method=name, image=path.stem)
                 if observations and model.config.ffn == "moe":
-                    inputs = inputs_from_blazepose(
-                        np.stack([o.landmarks2d for o in observations]),
-                        np.stack([o.world_landmarks for o in observations]),
-                        np.stack([o.bbox for o in observations]),
-                        scene.K,
-                        silhouettes(observations, model.config.silhouette_grid),
-                    )
+                    inputs = inputs_from_observations(observations, scene.K, model.config.silhouette_grid)
                     with torch.inference_mode():
                         stats = router_statistics(model(inputs), inputs)["share"]
                     for group, share in stats.items():

@@ -33,12 +33,12 @@ from metrichmsr._outputs import check_output, staged_output
 from metrichmsr.bench.pets import MARKER, check_pets_arguments, dev_folder, load_score_module, pets_parser
 from metrichmsr.bench.report import exit_status
 from metrichmsr.errors import InputError
+from metrichmsr.joints import ANKLES, EYES, HEELS, HIPS, SHOULDERS
 
 PROG = "metrichmsr.bench.pets_twins"
 #: Simulated twins drawn (adults of them are kept: about four in five).
 TWINS = 768
 TWIN_SEED = 11
-_EYES, _SHOULDERS, _HIPS, _ANKLES, _HEELS = (1, 2), (5, 6), (11, 12), (15, 16), (21, 22)  # JOINT_NAMES
 
 
 def twin_config(camera: dict, depth_m: np.ndarray):
@@ -70,12 +70,13 @@ def ankle_depths(keypoints2d: np.ndarray, K: np.ndarray, up: np.ndarray, camera_
     """(N,) depth z (m) where the ray through each person's ankle-midpoint landmark
     ((N, 23, 3) ``HumanInputs.keypoints2d``) meets the floor raised by ``ankle_m``; nan where
     an ankle is unseen or the ray misses it."""
-    uv = keypoints2d[:, _ANKLES, :2].mean(1)
-    rays = np.linalg.solve(K, np.column_stack((uv, np.ones(len(uv)))).T).T
-    # Height above the floor of a camera-frame point X: up . X + camera_height_m.
-    t = (ankle_m - camera_height_m) / (rays @ up)
-    seen = (keypoints2d[:, _ANKLES, 2] > 0.5).all(1) & (t > 0)
-    return np.where(seen, t * rays[:, 2], np.nan)
+    from metrichmsr.geometry import rays_z1
+    from metrichmsr.scene.floor import FloorPlane
+
+    u, v = keypoints2d[:, ANKLES, :2].mean(1).T
+    depth = FloorPlane(np.asarray(up), camera_height_m - ankle_m).ray_depth(rays_z1(K, u, v))
+    seen = (keypoints2d[:, ANKLES, 2] > 0.5).all(1) & np.isfinite(depth)
+    return np.where(seen, depth, np.nan)
 
 
 def describe(network, body, inputs, depth_m: np.ndarray) -> dict:
@@ -85,10 +86,10 @@ def describe(network, body, inputs, depth_m: np.ndarray) -> dict:
     with torch.inference_mode():
         params = to_body_params(network(inputs))
         joints = body.joints(params.phenotype, params.bone_rotvec, params.global_rotation, params.translation).numpy()
-    signed = joints[:, _ANKLES, 2].mean(1) / depth_m - 1
+    signed = joints[:, ANKLES, 2].mean(1) / depth_m - 1
     kp, box = inputs.keypoints2d.numpy(), inputs.bbox.numpy()
     metres_per_px = depth_m / inputs.K[:, 1, 1].numpy()
-    eye, heel = kp[:, _EYES, 1].mean(1), kp[:, _HEELS, 1].mean(1)
+    eye, heel = kp[:, EYES, 1].mean(1), kp[:, HEELS, 1].mean(1)
     span_px = np.maximum(heel - eye, 1.0)
     silhouette = inputs.silhouette.numpy() if inputs.silhouette is not None else np.zeros((len(kp), 1, 1))
     on = silhouette > 0.5
@@ -100,7 +101,7 @@ def describe(network, body, inputs, depth_m: np.ndarray) -> dict:
         "depth_signed": float(np.median(signed)),
         "box_m": float(np.median((box[:, 3] - box[:, 1]) * metres_per_px)),
         "span_m": float(np.median(span_px * metres_per_px)),
-        "shoulder_hip": float(np.median((kp[:, _HIPS, 1].mean(1) - kp[:, _SHOULDERS, 1].mean(1)) / span_px)),
+        "shoulder_hip": float(np.median((kp[:, HIPS, 1].mean(1) - kp[:, SHOULDERS, 1].mean(1)) / span_px)),
         "silhouette_share": float(np.median(on.mean((1, 2))[has])) if has.any() else None,
         "silhouette_width": float(np.nanmedian(width)) if has.any() else None,
         "no_silhouette": float(1 - has.mean()),
@@ -140,7 +141,7 @@ def run(args) -> int:
     from metrichmsr.body import ADULT_AGE, BodyModel
     from metrichmsr.image_io import load_image
     from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS, load_network
-    from metrichmsr.models.tokens import inputs_from_blazepose, silhouettes
+    from metrichmsr.models.tokens import inputs_from_observations
     from metrichmsr.perception import PoseDetector
     from metrichmsr.train.data import SyntheticPeople
     from metrichmsr.train.noise import NoiseModel
@@ -153,18 +154,13 @@ def run(args) -> int:
         K, up = np.asarray(camera["K"]), np.asarray(camera["up"])
         network = load_network(weights).eval()
         grid = network.config.silhouette_grid
-        landmarks, world, boxes, masks = [], [], [], []
+        observations = []
         with PoseDetector(segmentation=bool(grid)) as detector:
             for frame in tqdm(sorted((dev / "frames").glob("*.jpg")), desc="BlazePose", unit="image"):
-                observations = [o for o in detector.detect(load_image(frame)[0]) if o.score > 0]
-                landmarks += [o.landmarks2d for o in observations]
-                world += [o.world_landmarks for o in observations]
-                boxes += [o.bbox for o in observations]
-                if grid and observations:
-                    masks.append(silhouettes(observations, grid))
-        if not boxes:
+                observations += [o for o in detector.detect(load_image(frame)[0]) if o.score > 0]
+        if not observations:
             raise InputError(f"{dev / 'frames'}: BlazePose found nobody")
-        real = inputs_from_blazepose(np.stack(landmarks), np.stack(world), np.stack(boxes), K, torch.cat(masks) if grid else None)
+        real = inputs_from_observations(observations, K, grid)
         real_depth = ankle_depths(real.keypoints2d.numpy(), K, up, camera["camera_height_m"], ankle_m)
         scored = np.isfinite(real_depth)
         real, real_depth = real.select(torch.as_tensor(scored)), real_depth[scored]
@@ -175,7 +171,7 @@ def run(args) -> int:
         twins, truth = stream.sample(TWINS)
         adult = truth.params.phenotype[:, 1] >= ADULT_AGE
         twins, twin_joints = twins.select(adult), truth.joints[adult].numpy()
-        twin_depth = twin_joints[:, _ANKLES, 2].mean(1)
+        twin_depth = twin_joints[:, ANKLES, 2].mean(1)
 
         def zeroed(inputs):
             return replace(inputs, silhouette=torch.zeros_like(inputs.silhouette)) if grid else inputs

@@ -202,6 +202,18 @@ def crop_from_image(image: np.ndarray, bbox: np.ndarray | torch.Tensor, size: in
     return torch.stack(crops) if crops else torch.zeros(0, 3, size, size)
 
 
+def inputs_from_observations(observations: list, K: np.ndarray | torch.Tensor, silhouette_grid: int) -> HumanInputs:
+    """HumanInputs of N (>= 1) ``perception.PersonObservation``'s as they were detected: their
+    landmarks, boxes and (with ``silhouette_grid``) silhouettes; K (3, 3) or (N, 3, 3)."""
+    return inputs_from_blazepose(
+        np.stack([o.landmarks2d for o in observations]),
+        np.stack([o.world_landmarks for o in observations]),
+        np.stack([o.bbox for o in observations]),
+        K,
+        silhouettes(observations, silhouette_grid),
+    )
+
+
 def silhouettes(observations: list, grid: int) -> torch.Tensor | None:
     """(N, grid, grid) HumanMoE silhouettes of N ``perception.PersonObservation``'s BlazePose segmentations (zeros for
     anyone without one); None when ``grid`` is 0 (a model without silhouette tokens)."""

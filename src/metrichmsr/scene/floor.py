@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metrichmsr.geometry import image_rays_z1, unit
-from metrichmsr.joints import JOINT_NAMES
+from metrichmsr.joints import ANKLES, HIPS, JOINT_NAMES, SHOULDERS
 from metrichmsr.scene._stats import weighted_median
 
 
@@ -94,9 +94,6 @@ def _rounded(metres: float | None) -> float | None:
 # ---------------------------------------------------------------------------------------
 
 _J = {name: i for i, name in enumerate(JOINT_NAMES)}
-_ANKLES = [_J["left_ankle"], _J["right_ankle"]]
-_HIPS = [_J["left_hip"], _J["right_hip"]]
-_SHOULDERS = [_J["left_shoulder"], _J["right_shoulder"]]
 #: Foot joints and how far each sits above the sole of a standing Anny body, metres (mean over
 #: 64 bodies of Anny's population prior, standing in the rest pose; spread 2-12 mm).
 _FOOT_JOINTS = np.array(
@@ -116,7 +113,7 @@ def body_up_directions(joints: np.ndarray) -> np.ndarray:
     (NaN rows for people whose joints are not finite or collapse to a point).
     """
     joints = np.asarray(joints, dtype=np.float64)
-    ankle, hip, shoulder = (joints[:, idx].mean(axis=1) for idx in (_ANKLES, _HIPS, _SHOULDERS))
+    ankle, hip, shoulder = (joints[:, idx].mean(axis=1) for idx in (ANKLES, HIPS, SHOULDERS))
     # Two unit directions, not one long one: a bent knee or a slouch tilts only half of it.
     up = unit(unit(hip - ankle) + unit(shoulder - hip))
     return up

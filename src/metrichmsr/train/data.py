@@ -38,7 +38,7 @@ from scipy.ndimage import maximum_filter, minimum_filter
 
 from metrichmsr.body import BodyModel, BodyParams
 from metrichmsr.geometry import project_points
-from metrichmsr.joints import JOINT_NAMES
+from metrichmsr.joints import HIPS
 from metrichmsr.models.tokens import HumanInputs, silhouette_window
 from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig, level_axes, sample_camera, sample_pose
 from metrichmsr.synth.scenes import sample_phenotypes
@@ -66,7 +66,6 @@ CLOSING_CELLS = 5
 #: raises the upper outline by 0 to HAIR_CELLS fine cells.
 WIDTH_EROSION_CELLS = (1, 6)
 HAIR_CELLS = 3
-_HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
 
 
 @dataclass
@@ -267,7 +266,7 @@ class SyntheticPeople:
             n = len(uv)
             widths = self.rng.integers(WIDTH_EROSION_CELLS[0], WIDTH_EROSION_CELLS[1] + 1, (n, 2))
             erosion = np.column_stack((CLOSING_CELLS + self.rng.integers(-1, 2, n), widths))
-            hips = project_points(drawn["K"], drawn["joints"][:, _HIPS]).mean(1)  # (n, 2) px
+            hips = project_points(drawn["K"], drawn["joints"][:, HIPS]).mean(1)  # (n, 2) px
             waist = (hips[:, 1] - window[:, 1]) / (window[:, 3] - window[:, 1]) * SPLAT_FACTOR * self.silhouette_grid
             hair = self.rng.integers(0, HAIR_CELLS + 1, n)
             silhouette = splat_silhouettes(uv, drawn["image_size"], window, self.silhouette_grid, erosion, waist, hair)
@@ -381,8 +380,9 @@ def splat_silhouettes(
     else:
         above, on = np.ones((b, 1, 1), dtype=bool), upper
     if raise_cells is not None:
+        raise_cells = np.asarray(raise_cells)
         for k in np.unique(raise_cells[raise_cells > 0]):
-            chosen = np.asarray(raise_cells) == k
+            chosen = raise_cells == k
             lifted = np.zeros_like(on[chosen])
             lifted[:, :-k] = (on[chosen] & above[chosen])[:, k:]
             on[chosen] |= lifted

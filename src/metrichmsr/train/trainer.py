@@ -31,9 +31,8 @@ from metrichmsr._outputs import write_manifest
 from metrichmsr.body import BodyModel
 from metrichmsr.camera import project
 from metrichmsr.errors import InputError
-from metrichmsr.joints import JOINT_NAMES
+from metrichmsr.joints import HIPS
 
-_HIPS = [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]
 VALIDATION_SEED = 900_000
 #: What a run writes into its folder: the checkpoint, the log, the curves, the exported network.
 RUN_FILES = ("last.pt", "log.csv", "loss.png", "humanmoe.pt")
@@ -103,8 +102,8 @@ def losses(outputs: dict, inputs, targets, body: BodyModel, config: TrainConfig)
     """Weighted loss terms (scalars) of one batch; ``targets`` has BodyParams fields and joints (B, 23, 3)."""
     predicted = body.joints(outputs["phenotype"], outputs["bone_rotvec"], outputs["global_rotation"], outputs["translation"])
     true_joints = targets.joints
-    root_pred = predicted[:, _HIPS].mean(1, keepdim=True)
-    root_true = true_joints[:, _HIPS].mean(1, keepdim=True)
+    root_pred = predicted[:, HIPS].mean(1, keepdim=True)
+    root_true = true_joints[:, HIPS].mean(1, keepdim=True)
     joints_m = ((predicted - root_pred) - (true_joints - root_true)).norm(dim=-1).mean()
     true_translation = targets.params.translation
     depth = (outputs["log_depth"] - true_translation[:, 2].log()).abs().mean()
