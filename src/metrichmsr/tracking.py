@@ -319,8 +319,10 @@ def relinked(
        ``gate_m + gate_speed_mps * gap`` of each other (:func:`sight_distances`: the tracker's
        gate over the same time). Someone leaving where someone else comes in heads the other
        way, so their paths do not meet;
-    2. their boxes stand as tall (medians over those seconds, within :data:`RELINK_SIZE_RATIO`):
-       where people walk close together, the one who comes back is the one of that size.
+    2. their boxes stand as tall (medians over those seconds, within :data:`RELINK_SIZE_RATIO`)
+       and, where ``looks`` are known, they look alike (their mean :func:`appearances` within
+       :data:`RELINK_LOOK_DISTANCE`): where people walk close together, the one who comes back
+       is the one of that size and those colours.
 
     Each end goes on as at most one start and the other way round, the nearest pairs first
     (Hungarian); chains form through tracks linked at both ends.
@@ -336,8 +338,12 @@ def relinked(
             size_m = float(np.median(np.asarray(span.box_heights_m)[near]))
             side.append((times_s[at], smoothed[at], _heading(times_s[near], smoothed[near]), size_m, look))
     cost = np.full((count, count), _NO_MATCH)
+    by_start = np.argsort([start[0] for start in starts], kind="stable")
+    start_times_s = np.array([starts[b][0] for b in by_start])
     for a, (end_s, end, end_velocity, end_size_m, end_look) in enumerate(ends):
-        for b, (start_s, start, start_velocity, start_size_m, start_look) in enumerate(starts):
+        window = slice(*np.searchsorted(start_times_s, [end_s, end_s + max_gap_s], side="right"))
+        for b in by_start[window]:  # the starts after this end, within the gap: a long clip has thousands of tracks
+            start_s, start, start_velocity, start_size_m, start_look = starts[b]
             gap_s = start_s - end_s
             as_tall = max(end_size_m, start_size_m) <= RELINK_SIZE_RATIO * min(end_size_m, start_size_m)
             alike = end_look is None or start_look is None or appearance_distance(end_look, start_look) <= RELINK_LOOK_DISTANCE
@@ -350,7 +356,7 @@ def relinked(
     if count:
         rows, cols = linear_sum_assignment(cost)
         follows = {int(a): int(b) for a, b in zip(rows, cols) if cost[a, b] < _NO_MATCH}
-        for a in sorted(range(count), key=lambda k: starts[k][0]):  # a track's chain is known before it goes on
+        for a in by_start:  # a track's chain is known before it goes on
             if a in follows:
                 first[follows[a]] = first[a]
     return first
