@@ -63,7 +63,7 @@ def test_a_fixed_camera_ends_on_the_final_floor(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
-def test_a_walker_hidden_for_a_while_is_one_track_and_a_glimpse_is_dropped():
+def test_a_walker_hidden_for_a_while_is_one_track_and_glimpses_and_phantoms_are_dropped():
     clip = ClipTracks(INTRINSICS, (320, 240), fps=10.0)
     floor = FloorPlane(np.array([0.0, -1.0, 0.0]), 1.5, height_source="video")
     rng = np.random.default_rng(5)
@@ -72,7 +72,13 @@ def test_a_walker_hidden_for_a_while_is_one_track_and_a_glimpse_is_dropped():
         roots, ids = ([] if 20 <= i < 35 else [root]), ([] if 20 <= i < 35 else [0 if i < 20 else 1])
         if i == 40:  # seen once, never again
             roots, ids = roots + [[1.5, 0.6, 5.0]], ids + [2]
-        clip.add(tracked(i, roots, floor, 1.5, ids=ids))
+        if 5 <= i < 15:  # a coat on the floor, 0.25 m tall: no person
+            roots, ids = roots + [[1.0, 1.3, 6.0]], ids + [3]
+        frame = tracked(i, roots, floor, 1.5, ids=ids)
+        for person, track_id in zip(frame.result.people, ids):
+            if track_id == 3:
+                person.bbox[1] = person.bbox[3] - 500 * 0.25 / 6.0
+        clip.add(frame)
     offsets = {id(p): p.joints3d - p.translation for frame in clip.frames for p in frame.people}
     clip.finish()
     people = [p for frame in clip.frames for p in frame.people]

@@ -90,8 +90,13 @@ RELINK_SIZE_RATIO = 1.3
 RELINK_LOOK_DISTANCE = 0.5
 #: A track seen in fewer frames than this once the clip has ended (relinked) is dropped: a
 #: detection that neither BlazePose's following nor a later scan found again, nor any other
-#: track goes on from, is a phantom (on PETS 2009 a coat on the lawn, a cone) or a glimpse.
+#: track goes on from, is a phantom or a glimpse (on PETS 2009 a box drifted onto a cone, a
+#: person seen once between scans).
 MIN_TRACK_FRAMES = 3
+#: ... and so is a fixed camera's track whose box stands under this tall (metres, median over
+#: its frames) where it meets the floor: nobody on their feet, not even an infant (a 1-year-old
+#: stands 0.75 m); on PETS 2009 a yellow coat on the lawn, 0.22-0.26 m, found at scan after scan.
+MIN_BOX_HEIGHT_M = 0.4
 #: Hue, saturation and value bins of :func:`appearances`.
 APPEARANCE_BINS = (8, 3, 3)
 _NO_MATCH = 1e9

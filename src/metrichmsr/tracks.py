@@ -28,6 +28,7 @@ from metrichmsr.scene.export import OPENCV_TO_GLTF, floor_prop, frustum_prop
 from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, foot_contacts
 from metrichmsr.scene.rig_export import BvhSkeleton, RigMotion, animated_glb, bvh_pose, bvh_text, check_formats
 from metrichmsr.tracking import (
+    MIN_BOX_HEIGHT_M,
     MIN_TRACK_FRAMES,
     TrackSpan,
     floor_axes,
@@ -156,8 +157,9 @@ class ClipTracks:
     def finish(self) -> None:
         """After the last frame: the people of a fixed camera onto the clip's final floor; a fixed
         camera's tracks of one person joined under the first one's id (``tracking.relinked``);
-        tracks seen in fewer than ``tracking.MIN_TRACK_FRAMES`` frames dropped; then every
-        track smoothed over time (``tracking.smooth_positions``).
+        tracks seen in fewer than ``tracking.MIN_TRACK_FRAMES`` frames, and a fixed camera's
+        whose boxes stand under ``tracking.MIN_BOX_HEIGHT_M`` tall on the floor, dropped; then
+        every track smoothed over time (``tracking.smooth_positions``).
 
         The frames were placed on the floor pooled over the frames before them; the people
         standing on it are now scaled about the camera onto the floor pooled over them all
@@ -178,8 +180,11 @@ class ClipTracks:
         one_floor = self.static_camera and self.floor is not None
         if one_floor:
             self._relink()
+        spans = self._spans() if one_floor else {}
         for track_id, seen in self.tracks().items():
-            if len(seen) < MIN_TRACK_FRAMES:  # found in a frame or two, joined to nobody: a phantom or a glimpse
+            glimpse = len(seen) < MIN_TRACK_FRAMES  # found in a frame or two, joined to nobody
+            small = track_id in spans and np.median(spans[track_id].box_heights_m) < MIN_BOX_HEIGHT_M
+            if glimpse or small:
                 dropped = {id(person) for _, person in seen}
                 for frame, _ in seen:
                     frame.people = [p for p in frame.people if id(p) not in dropped]
@@ -200,12 +205,11 @@ class ClipTracks:
             for (_, person), shift in zip(seen, shifts):
                 person.translation, person.joints3d = person.translation + shift, person.joints3d + shift
 
-    def _relink(self) -> None:
-        """Give each chain of tracks that are one person (``tracking.relinked``, on where the
-        tracker saw them stand on the clip's floor) its first track's id."""
-        tracks = self.tracks()
-        spans = []
-        for seen in tracks.values():
+    def _spans(self) -> dict[int, TrackSpan]:
+        """Track id -> where it stood on the clip's floor (``tracking.standing_positions``, as the
+        tracker saw it), how tall its box stood there and what it looked like."""
+        spans = {}
+        for track_id, seen in self.tracks().items():
             people = [person for _, person in seen]
             boxes = np.stack([p.bbox for p in people])
             standing = standing_positions(
@@ -213,9 +217,14 @@ class ClipTracks:
             )
             box_heights_m = (boxes[:, 3] - boxes[:, 1]) * np.linalg.norm(standing, axis=1) / self.intrinsics.fy
             looks = None if any(p.look is None for p in people) else np.stack([p.look for p in people])
-            spans.append(TrackSpan(np.array([frame.time_s for frame, _ in seen]), standing, box_heights_m, looks))
-        ids = list(tracks)
-        for track_id, first in zip(ids, relinked(spans)):
+            spans[track_id] = TrackSpan(np.array([frame.time_s for frame, _ in seen]), standing, box_heights_m, looks)
+        return spans
+
+    def _relink(self) -> None:
+        """Give each chain of tracks that are one person (``tracking.relinked``) its first track's id."""
+        tracks, spans = self.tracks(), self._spans()
+        ids = list(spans)
+        for track_id, first in zip(ids, relinked(list(spans.values()))):
             if ids[first] != track_id:
                 for _, person in tracks[track_id]:
                     person.track_id = ids[first]
