@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from metrichmsr.bench.track_pets import floor_runs, jitter_m, main
+from metrichmsr.bench.track_pets import floor_runs, hip_points, jitter_m, main
 
 UP = np.array([0.0, -1.0, 0.0])
 WINDOW = 9
@@ -69,6 +69,15 @@ def test_height_changes_along_up_are_not_jitter():
     for t in range(0, 20, 2):
         points[t] = points[t] + 0.3 * UP  # bobbing up and down: the floor position is unchanged
     assert jitter_m(floor_runs(tracks_document({0: points}), UP, WINDOW + 1), WINDOW)[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_hip_runs_follow_the_translation_not_the_ankles():
+    document = tracks_document({0: walk(20, noise_m=0.05)})
+    for t, frame in enumerate(document["frames"]):
+        frame["people"][0]["translation"] = list(walk(20)[t] + 0.9 * UP)  # a steady hip over noisy ankles
+    hips = floor_runs(document, UP, WINDOW + 1, hip_points)
+    assert jitter_m(hips, WINDOW)[0] == pytest.approx(0.0, abs=1e-9)
+    assert jitter_m(floor_runs(document, UP, WINDOW + 1), WINDOW)[0] > 0.02
 
 
 def test_missing_dev_clip_exits_2_with_one_line(tmp_path, capsys):

@@ -37,7 +37,7 @@ from metrichmsr.scene.focal import camera_from_lines
 from metrichmsr.scene.horizon import ImageLines
 from metrichmsr.scene.placement import parts_read_as_far, people_floor, scene_lines
 from metrichmsr.scene.refine import refine_depth, scene_summary
-from metrichmsr.tracking import Tracker, onto_floor_scales, pooled_floor, standing_positions
+from metrichmsr.tracking import Tracker, appearances, onto_floor_scales, pooled_floor, standing_positions
 from metrichmsr.tracks import TrackedFrame
 from metrichmsr.video_io import DEFAULT_FPS, Frame
 
@@ -290,7 +290,7 @@ class Recoverer:
             boxes = np.array([p.bbox for p in result.people]).reshape(-1, 4)
             clip_floor = floor if static_camera else None  # a moving camera's floors do not pin where people stand
             ids = tracker.update(frame.time_s, standing_positions(roots, boxes, on_floor, intrinsics.K, clip_floor), boxes)
-            yield TrackedFrame(frame.index, frame.time_s, result, ids, floor, on_floor)
+            yield TrackedFrame(frame.index, frame.time_s, result, ids, floor, on_floor, appearances(image, boxes))
 
     def _onto_floor(
         self, people: list[PersonResult], floor: FloorPlane, contacts: np.ndarray | None

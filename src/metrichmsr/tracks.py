@@ -2,8 +2,8 @@
 
 ``TrackedFrame`` is one frame as ``Recoverer.track`` yields it. ``ClipTracks`` keeps a clip's
 people light as the frames come (boxes, positions, joints; no meshes, no images, so a long
-clip fits in memory), ``finish`` puts a fixed camera's people on the clip's one floor and
-smooths every track, and ``save`` writes ``tracks.json``, ``tracks.csv``,
+clip fits in memory), ``finish`` puts a fixed camera's people on the clip's one floor, joins
+the broken tracks of one person, drops glimpses and smooths every track, and ``save`` writes ``tracks.json``, ``tracks.csv``,
 ``trajectories.png`` and, when asked, the people moving on Anny's skeleton: the animated
 ``scene.glb`` and one BVH file per track (``track_<id>.bvh``). Camera frame (OpenCV axes),
 metres, pixels, seconds throughout.
@@ -27,7 +27,17 @@ from metrichmsr.result import RecoveryResult
 from metrichmsr.scene.export import OPENCV_TO_GLTF, floor_prop, frustum_prop
 from metrichmsr.scene.floor import FloorPlane, camera_pitch_roll_deg, foot_contacts
 from metrichmsr.scene.rig_export import BvhSkeleton, RigMotion, animated_glb, bvh_pose, bvh_text, check_formats
-from metrichmsr.tracking import floor_axes, floor_coordinates, horizontal, smooth_positions, standing_positions
+from metrichmsr.tracking import (
+    MIN_BOX_HEIGHT_M,
+    MIN_TRACK_FRAMES,
+    TrackSpan,
+    floor_axes,
+    floor_coordinates,
+    horizontal,
+    relinked,
+    smooth_positions,
+    standing_positions,
+)
 from metrichmsr.viewer import write_view_html
 
 SCHEMA = "metrichmsr.tracks/1"
@@ -41,7 +51,8 @@ class TrackedFrame:
     ``result``: the frame's people (``RecoveryResult``, no scene depth), placed on ``floor``;
     ``track_ids`` (N,) int, each person's track; ``floor``: the floor they were placed on (a
     fixed camera's pooled over the frames so far, or this frame's; None before any);
-    ``on_floor`` (N,) bool: who was scaled onto a fixed camera's pooled floor.
+    ``on_floor`` (N,) bool: who was scaled onto a fixed camera's pooled floor; ``looks`` (N, D):
+    what each looked like (``tracking.appearances``), None when unknown.
     """
 
     index: int
@@ -50,6 +61,7 @@ class TrackedFrame:
     track_ids: np.ndarray
     floor: FloorPlane | None
     on_floor: np.ndarray
+    looks: np.ndarray | None = None
 
 
 @dataclass
@@ -60,7 +72,8 @@ class TrackedPerson:
     ``pose``, kept only for the rigged files (``ClipTracks.formats``): the root bone's head less
     the hip midpoint (3,) and every bone's world rotation (104, 3, 3), glTF frame
     (``scene.rig_export.bvh_pose``); the root follows the hip midpoint wherever
-    :meth:`ClipTracks.finish` moves it.
+    :meth:`ClipTracks.finish` moves it. ``look``: what they looked like (``tracking.appearances``),
+    for joining the tracks of one person once the clip has ended.
     """
 
     track_id: int
@@ -71,6 +84,7 @@ class TrackedPerson:
     joints3d: np.ndarray
     on_floor: bool
     pose: tuple[np.ndarray, np.ndarray] | None = None
+    look: np.ndarray | None = None
 
 
 @dataclass
@@ -120,9 +134,10 @@ class ClipTracks:
 
     def add(self, tracked: TrackedFrame) -> None:
         """Keep one frame's people (the meshes and the image are dropped)."""
+        looks = [None] * len(tracked.result.people) if tracked.looks is None else list(tracked.looks)
         people = [
-            TrackedPerson(int(k), p.bbox, float(p.score), p.translation, float(p.height_m), p.joints3d, bool(f))
-            for k, p, f in zip(tracked.track_ids, tracked.result.people, tracked.on_floor)
+            TrackedPerson(int(k), p.bbox, float(p.score), p.translation, float(p.height_m), p.joints3d, bool(f), look=look)
+            for k, p, f, look in zip(tracked.track_ids, tracked.result.people, tracked.on_floor, looks)
         ]
         if self.formats and people:
             if tracked.result.skeleton is None or any(p.rig is None for p in tracked.result.people):
@@ -140,7 +155,10 @@ class ClipTracks:
             self.floor = tracked.floor
 
     def finish(self) -> None:
-        """After the last frame: the people of a fixed camera onto the clip's final floor, then
+        """After the last frame: the people of a fixed camera onto the clip's final floor; a fixed
+        camera's tracks of one person joined under the first one's id (``tracking.relinked``);
+        tracks seen in fewer than ``tracking.MIN_TRACK_FRAMES`` frames, and a fixed camera's
+        whose boxes stand under ``tracking.MIN_BOX_HEIGHT_M`` tall on the floor, dropped; then
         every track smoothed over time (``tracking.smooth_positions``).
 
         The frames were placed on the floor pooled over the frames before them; the people
@@ -148,8 +166,8 @@ class ClipTracks:
         (a uniform scale of joints, position and height, a few percent at most once the pool
         has settled; their meshes are not kept, so no body is posed again). Smoothing moves
         each person's joints with their hip midpoint, along the floor only when there is one
-        floor; a frame where a fixed camera's person was not on the floor is a gap in their
-        track's smoothing."""
+        floor; a frame where a fixed camera's person was not on the floor is left out of their
+        track's smoothing (the motion model bridges it)."""
         if self.finished:
             return
         self.finished = True
@@ -159,8 +177,18 @@ class ClipTracks:
                 if np.isfinite(ratio) and ratio > 0:
                     person.translation, person.joints3d = person.translation / ratio, person.joints3d / ratio
                     person.height_m /= ratio
-        rate_hz = self.fps / self.every
         one_floor = self.static_camera and self.floor is not None
+        if one_floor:
+            self._relink()
+        spans = self._spans() if one_floor else {}
+        for track_id, seen in self.tracks().items():
+            glimpse = len(seen) < MIN_TRACK_FRAMES  # found in a frame or two, joined to nobody
+            small = track_id in spans and np.median(spans[track_id].box_heights_m) < MIN_BOX_HEIGHT_M
+            if glimpse or small:
+                dropped = {id(person) for _, person in seen}
+                for frame, _ in seen:
+                    frame.people = [p for p in frame.people if id(p) not in dropped]
+                self.rests.pop(track_id, None)
         for seen in self.tracks().values():
             # On one floor, only the people standing on it are smoothed: the others' bodies are
             # misread (tracking.standing_positions), and would drag their neighbours along.
@@ -169,11 +197,38 @@ class ClipTracks:
                 continue
             times = np.array([frame.time_s for frame, _ in seen])
             roots = np.stack([p.translation for _, p in seen])
-            shifts = smooth_positions(times, roots, rate_hz) - roots
             if one_floor:  # along the floor only: the feet stay on it
-                shifts = horizontal(shifts, self.floor.up)
+                standing = horizontal(roots, self.floor.up)
+                shifts = horizontal(smooth_positions(times, standing) - standing, self.floor.up)
+            else:
+                shifts = smooth_positions(times, roots) - roots
             for (_, person), shift in zip(seen, shifts):
                 person.translation, person.joints3d = person.translation + shift, person.joints3d + shift
+
+    def _spans(self) -> dict[int, TrackSpan]:
+        """Track id -> where it stood on the clip's floor (``tracking.standing_positions``, as the
+        tracker saw it), how tall its box stood there and what it looked like."""
+        spans = {}
+        for track_id, seen in self.tracks().items():
+            people = [person for _, person in seen]
+            boxes = np.stack([p.bbox for p in people])
+            standing = standing_positions(
+                np.stack([p.translation for p in people]), boxes, [p.on_floor for p in people], self.intrinsics.K, self.floor
+            )
+            box_heights_m = (boxes[:, 3] - boxes[:, 1]) * np.linalg.norm(standing, axis=1) / self.intrinsics.fy
+            looks = None if any(p.look is None for p in people) else np.stack([p.look for p in people])
+            spans[track_id] = TrackSpan(np.array([frame.time_s for frame, _ in seen]), standing, box_heights_m, looks)
+        return spans
+
+    def _relink(self) -> None:
+        """Give each chain of tracks that are one person (``tracking.relinked``) its first track's id."""
+        tracks, spans = self.tracks(), self._spans()
+        ids = list(spans)
+        for track_id, first in zip(ids, relinked(list(spans.values()))):
+            if ids[first] != track_id:
+                for _, person in tracks[track_id]:
+                    person.track_id = ids[first]
+                self.rests.pop(track_id, None)  # the chain's body is its first track's
 
     def tracks(self) -> dict[int, list[tuple[FrameRecord, TrackedPerson]]]:
         """Track id -> its (frame, person) in time order."""
