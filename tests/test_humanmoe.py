@@ -265,3 +265,13 @@ def test_checkpoints_from_before_silhouettes_load(tmp_path):
     torch.save({"format": "metrichmsr.humanmoe/1", "config": model.config.to_dict(), "state_dict": state}, path)
     inputs = make_inputs(2)
     torch.testing.assert_close(HumanMoE.load(path)(inputs)["translation"], model(inputs)["translation"])
+
+
+def test_a_network_without_world_landmarks_ignores_them():
+    inputs = make_inputs(2)
+    other = HumanInputs(inputs.keypoints2d, torch.randn_like(inputs.world3d), inputs.bbox, inputs.K)
+    for reads in (True, False):
+        model = make_model(world_landmarks=reads)
+        same = torch.allclose(model(inputs)["translation"], model(other)["translation"])
+        assert same != reads
+    assert HumanMoEConfig.from_dict(HumanMoEConfig(world_landmarks=False).to_dict()).world_landmarks is False

@@ -7,6 +7,7 @@ from importlib import resources
 import pytest
 
 from metrichmsr._outputs import is_ours
+from metrichmsr.errors import InputError
 from metrichmsr.models.humanmoe import HumanMoE, HumanMoEConfig
 from metrichmsr.train.trainer import TrainConfig, _learning_rate, train
 
@@ -46,6 +47,15 @@ def test_sampler_workers_feed_training(tmp_path, body_model):
         dataclasses.replace(TINY, sampler_workers=-1)
 
 
+def test_fine_tuning_may_stop_reading_world_landmarks_but_not_change_layers(tmp_path, body_model):
+    start = train(dataclasses.replace(TINY, steps=2), tmp_path / "start", progress=False)
+    blind = dataclasses.replace(TINY, steps=2, init_weights=str(start), model={**TINY.model, "world_landmarks": False})
+    assert HumanMoE.load(train(blind, tmp_path / "blind", progress=False)).config.world_landmarks is False
+    wider = dataclasses.replace(TINY, steps=2, init_weights=str(start), model={**TINY.model, "dim": 64})
+    with pytest.raises(InputError, match="architecture differs"):
+        train(wider, tmp_path / "wider", progress=False)
+
+
 def test_seed_must_stay_in_the_training_split(tmp_path):
     with pytest.raises(ValueError, match="below the validation and held-out seeds"):
         train(dataclasses.replace(TINY, seed=2_000_000), tmp_path / "run", progress=False)
@@ -72,6 +82,9 @@ def test_config_from_toml(tmp_path):
     clothes = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_clothes.toml")
     assert gpu.model == gpu_renders.model == clothes.model == shipped.model and gpu.sampler_workers > 0
     assert clothes.init_weights == "out/train-gpu-renders/humanmoe.pt"  # stage 3 starts from stage 2
+    without_world = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_without_world.toml")
+    assert without_world.init_weights == "out/train-clothes/humanmoe.pt"  # the ablation starts from stage 3
+    assert HumanMoEConfig.from_dict(without_world.model) == HumanMoEConfig.from_dict({**clothes.model, "world_landmarks": False})
     assert HumanMoE.load(resources.files("metrichmsr.models") / "weights" / "humanmoe.pt").config == HumanMoEConfig.from_dict(
         gpu.model
     )

@@ -13,8 +13,9 @@ Per group the table gives the network's median signed depth error of the ankle m
 (+ = too far) and what it read it from: the box's height and the eye-to-heel span of the
 landmarks in metres at the true distance, the landmarks' shoulder-to-hip share of that span,
 the silhouette's share of its grid and its mean width (grid cells per row it fills), and the
-share of people without one. Then the same people with their silhouettes zeroed, which says
-how much of the error the silhouette carries. A network that reads real people as it reads
+share of people without one. Then the same people with their silhouettes zeroed, and with
+BlazePose's world landmarks zeroed (for a network that reads them), which says how much of the
+error each carries. A network that reads real people as it reads
 their twins has the same error on both rows; the input whose numbers differ is the suspect.
 Writes ``OUT/table.md``.
 """
@@ -173,18 +174,19 @@ def run(args) -> int:
         twins, twin_joints = twins.select(adult), truth.joints[adult].numpy()
         twin_depth = twin_joints[:, ANKLES, 2].mean(1)
 
-        def zeroed(inputs):
-            return replace(inputs, silhouette=torch.zeros_like(inputs.silhouette)) if grid else inputs
+        def zeroed(inputs, field: str):
+            return replace(inputs, **{field: torch.zeros_like(getattr(inputs, field))})
 
         rows = [
             ("real", describe(network, body, real, real_depth)),
             ("simulated twins", describe(network, body, twins, twin_depth)),
         ]
-        if grid:
-            rows += [
-                ("real, silhouettes zeroed", describe(network, body, zeroed(real), real_depth)),
-                ("twins, silhouettes zeroed", describe(network, body, zeroed(twins), twin_depth)),
-            ]
+        for field, label, read in (("silhouette", "silhouettes", grid), ("world3d", "world landmarks", network.config.world_landmarks)):
+            if read:
+                rows += [
+                    (f"real, {label} zeroed", describe(network, body, zeroed(real, field), real_depth)),
+                    (f"twins, {label} zeroed", describe(network, body, zeroed(twins, field), twin_depth)),
+                ]
         gap = rows[0][1]["depth_signed"] - rows[1][1]["depth_signed"]
         heading = f"PETS stills ({dev}), HumanMoE {weights_label(weights)} alone, true K ({time.strftime('%Y-%m-%d')})"
         summary = (

@@ -97,6 +97,8 @@ class HumanMoEConfig:
     camera_encoding: "rays" (keypoint rays + ray map), "box" (one CLIFF-style box token) or
         "none" (no camera or box-position information).
     ffn: "moe" (mixture of experts) or "dense" (same parameter count).
+    world_landmarks: whether the keypoint tokens read BlazePose's world landmarks
+        (``HumanInputs.world3d``); False reads zeros in their place.
     """
 
     dim: int = 128
@@ -115,6 +117,7 @@ class HumanMoEConfig:
     backbone: str = ""
     backbone_image_size: int = 224
     backbone_hf_config: dict | None = None
+    world_landmarks: bool = True
 
     def __post_init__(self):
         if self.camera_encoding not in ("rays", "box", "none"):
@@ -254,7 +257,8 @@ class HumanMoE(nn.Module):
         uv, visibility = inputs.keypoints2d[..., :2], inputs.keypoints2d[..., 2:]
         # Box-normalised: the crop's content, independent of where the box sits and how big it is.
         position = (uv - inputs.box_centre[:, None]) / inputs.box_height[:, None, None]
-        features = [position, visibility, inputs.world3d]
+        world3d = inputs.world3d if self.config.world_landmarks else torch.zeros_like(inputs.world3d)
+        features = [position, visibility, world3d]
         if self.config.camera_encoding == "rays":
             features.append(fourier_encode(unit_rays(inputs.K, uv), self.config.fourier_bands, _MAX_FREQUENCY))
         # Joints without a detection carry no position: zero them so arbitrary coordinates can't leak in.

@@ -22,7 +22,7 @@ import csv
 import math
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -241,7 +241,8 @@ def train(
     model = HumanMoE(model_config).to(device)
     if config.init_weights:
         start = HumanMoE.load(config.init_weights)
-        if start.config != model.config:
+        # Which inputs the network reads is the recipe's to change; its layers must match.
+        if replace(start.config, world_landmarks=model.config.world_landmarks) != model.config:
             raise InputError(f"init_weights {config.init_weights}: its architecture differs from the recipe's [model]")
         model.load_state_dict(start.state_dict())
         model.train()
