@@ -181,8 +181,9 @@ def run(args) -> int:
             ("real", describe(network, body, real, real_depth)),
             ("simulated twins", describe(network, body, twins, twin_depth)),
         ]
-        for field, label, read in (("silhouette", "silhouettes", grid), ("world3d", "world landmarks", network.config.world_landmarks)):
-            if read:
+        read = {"silhouette": bool(grid), "world3d": network.config.world_landmarks}
+        for field, label in (("silhouette", "silhouettes"), ("world3d", "world landmarks")):
+            if read[field]:
                 rows += [
                     (f"real, {label} zeroed", describe(network, body, zeroed(real, field), real_depth)),
                     (f"twins, {label} zeroed", describe(network, body, zeroed(twins, field), twin_depth)),
