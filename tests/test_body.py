@@ -5,7 +5,7 @@ import pytest
 import roma
 import torch
 
-from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, SURFACE_POINTS, BodyModel, up_directions
+from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES, POSE_BONES, SURFACE_POINTS, BodyModel, up_directions
 from metrichmsr.joints import JOINT_NAMES
 
 
@@ -115,6 +115,17 @@ def test_a_shorter_body_is_a_younger_one(body_model: BodyModel):
     others = [i for i in range(len(PHENOTYPE_NAMES)) if i != age]
     torch.testing.assert_close(younger[:, others], adult[:, others])
     torch.testing.assert_close(younger[1], adult[1])  # taller than it can grow: unchanged
+
+
+def test_a_taller_child_is_an_older_one_grown_at_most_to_18(body_model: BodyModel):
+    child = torch.tensor([[0.3, 0.3, 0.6, 0.4, 0.55, 0.5], [0.8, 0.3, 0.5, 0.5, 0.5, 0.5]])
+    heights = partial(_standing_heights, body_model)
+    own = heights(child)
+    older = body_model.for_height(child, torch.stack([1.3 * own[0], own[1] + 1.0]), "age")
+    age = PHENOTYPE_NAMES.index("age")
+    assert child[0, age] < older[0, age] < ADULT_AGE
+    assert heights(older)[0] == pytest.approx(1.3 * float(own[0]), abs=0.01)
+    assert older[1, age] == pytest.approx(ADULT_AGE)  # taller than an 18-year-old: 18
 
 
 def test_a_taller_or_shorter_adult_keeps_its_age(body_model: BodyModel):

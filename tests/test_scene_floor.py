@@ -6,12 +6,15 @@ import pytest
 from _people_on_floor import camera_rotation, people_on_floor
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.scene.floor import (
+    MAX_STANDING_HEIGHT_M,
     FloorPlane,
     body_up_directions,
     camera_pitch_roll_deg,
+    floating_scales,
     floor_from_people,
     foot_contacts,
     shared_floor_scales,
+    stood_on,
     sunken_scales,
 )
 
@@ -165,11 +168,36 @@ def test_only_feet_sunk_well_below_the_floor_bring_a_person_nearer():
     contacts = np.stack([contact(1.5), contact(3.0), contact(2.0), contact(0.9), contact(4.5), np.full(3, np.nan)])
     # On the floor; twice as far below (a child read as an adult twice as far away); a third
     # further (within the people's own depth errors); above it (on a step); three times as
-    # far (a street below a terrace: no child is a third of an adult); unknown.
-    np.testing.assert_allclose(sunken_scales(floor, contacts), [1.0, 0.5, 1.0, 1.0, 1.0, 1.0])
+    # far (a street below a terrace: no child is a third of an adult); unknown. Then four
+    # more on the floor: most people stand on it.
+    contacts = np.concatenate([contacts, np.stack([contact(1.5 * r) for r in (0.95, 1.0, 1.05, 1.1)])])
+    np.testing.assert_allclose(sunken_scales(floor, contacts), [1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
     assert sunken_scales(floor, contacts, max_ratio=1.2)[2] == pytest.approx(0.75)
     np.testing.assert_allclose(floor.below_ratio(contacts[:3]), [1.0, 2.0, 4 / 3])
     assert floor.height_above(contacts[1] * sunken_scales(floor, contacts)[1]) == pytest.approx(0.0, abs=1e-9)
+    # Without the four, one of five stands on the floor: a floor placed wrong, no child found.
+    assert not stood_on(floor, contacts[:6]) and stood_on(floor, contacts)
+    np.testing.assert_array_equal(sunken_scales(floor, contacts[:6]), 1.0)
+    # An adult and a child, one on the floor: half is enough.
+    np.testing.assert_allclose(sunken_scales(floor, contacts[:2]), [1.0, 0.5])
+
+
+def test_feet_floating_well_above_the_floor_take_a_person_farther_unless_a_giant():
+    floor = FloorPlane(up=camera_rotation(20.0, 2.0) @ np.array([0.0, -1.0, 0.0]), camera_height_m=7.0)
+    # On the floor; half as far below the camera (an adult read as a child at half the
+    # distance); 0.8 (a chair, a jump: within what the people's own errors and a step
+    # explain); a third, but then 1.6 m x 3 tall (two walkers in one box); above the
+    # camera; unknown; then four more on the floor.
+    contacts = _contacts_below(floor, [1.0, 0.5, 0.8, 1 / 3, -0.2, np.nan, 1.0, 0.95, 1.05, 1.0])
+    heights = np.array([1.7, 0.9, 1.2, 1.6, 1.0, 1.0, 1.7, 1.7, 1.7, 1.7])
+    scales = floating_scales(floor, contacts, heights)
+    np.testing.assert_allclose(scales, [1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(floating_scales(floor, contacts[:6], heights[:6]), 1.0)  # most miss the floor
+    assert floor.height_above(contacts[1] * scales[1]) == pytest.approx(0.0, abs=1e-9)
+    assert floating_scales(floor, contacts, heights, max_ratio=1.2)[2] == pytest.approx(1.25)
+    # The same 0.9 m at half the distance but with 1.2 m to grow: left alone, a giant at 2.4 m.
+    assert floating_scales(floor, contacts[1:2], np.array([1.2]))[0] == 1.0
+    assert 2 * 1.2 > MAX_STANDING_HEIGHT_M >= 2 * 0.9
 
 
 def _contacts_below(floor: FloorPlane, ratios: list[float]) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 
 from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_K, camera_rotation, people_on_floor, room_image, room_wall_feet_ahead_m
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, feet_seen
-from metrichmsr.scene.placement import parts_read_as_far, people_floor
+from metrichmsr.scene.placement import groups_read_as_floating, parts_read_as_far, people_floor
 
 
 def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -33,6 +33,36 @@ def test_parts_read_as_far_away_people_are_found():
     behind = parts_read_as_far(boxes[:2], scores[:2], translations[:2] * [[1.0], [4.4 / 12.0]])
     assert not behind.any()
     assert parts_read_as_far(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 3))).shape == (0,)
+
+
+def test_boxes_over_people_read_as_one_floating_body_are_found():
+    from metrichmsr.scene.floor import FloorPlane
+
+    floor = FloorPlane(up=camera_rotation(20.0, 0.0) @ np.array([0.0, -1.0, 0.0]), camera_height_m=7.0)
+    ahead = np.cross(np.array([1.0, 0.0, 0.0]), floor.up)
+    below = lambda ratio: 20.0 * ahead - ratio * 7.0 * np.asarray(floor.up)  # noqa: E731
+    boxes = np.array(
+        [
+            [300, 190, 450, 260],  # one skeleton over the two walkers below, read near: floats
+            [310, 195, 340, 258],  # a walker, on the floor
+            [400, 192, 430, 259],  # the other walker, on the floor
+            [600, 100, 620, 150],  # a child read at half the distance: floats, holds no one
+            [100, 100, 200, 400],  # someone on a balcony: floats, holds no one
+            [700, 100, 800, 400],  # floats at a third of the camera's height, holding the next one,
+            [710, 150, 760, 300],  # but 0.6 m tall: brought onto the floor, not dropped
+            [900, 100, 950, 300],  # and two more walkers on the floor
+            [1000, 100, 1050, 300],
+        ],
+        dtype=float,
+    )
+    contacts = np.stack([below(r) for r in (0.3, 1.0, 1.0, 0.5, 0.5, 0.3, 1.0, 1.0, 1.0)])
+    heights = np.array([1.6, 1.7, 1.7, 0.9, 1.7, 0.6, 1.7, 1.7, 1.7])
+    assert groups_read_as_floating(boxes, floor, contacts, heights).tolist() == [True] + [False] * 8
+    # Without the last two, most people miss the floor: no evidence against anyone.
+    assert not groups_read_as_floating(boxes[:7], floor, contacts[:7], heights[:7]).any()
+    # The same box with its feet on the floor: a near person with others behind, kept.
+    contacts[0] = below(1.0)
+    assert not groups_read_as_floating(boxes, floor, contacts, heights).any()
 
 
 def test_pipeline_drops_the_parts_and_numbers_the_rest_again():

@@ -302,9 +302,10 @@ class BodyModel(torch.nn.Module):
         """The phenotypes (N, 6), each with only ``parameter`` changed, whose standing heights
         are ``height_m`` (N,) metres.
 
-        ``"age"``: only lowered, searched from 0 to the given age; what a body shorter than
-        recovered is taken to be (a child read as an adult). A height above the given body's
-        keeps it, one below the newborn's gets age 0. ``"height"``: Anny's height parameter,
+        ``"age"``: searched from 0 to the given age, or to 18 years (:data:`ADULT_AGE`) for
+        a child: what a body shorter than recovered is taken to be (a child read as an
+        adult), or a child's taller than recovered (an adult read as a child). A height
+        above what that reaches gets its top, one below the newborn's age 0. ``"height"``: Anny's height parameter,
         searched over its whole range [0, 1]; the same person a little taller or shorter.
         Heights outside the range get its end. The values are searched on a grid of
         ``steps`` and interpolated (default 33 for age; 9 for height, which Anny's height
@@ -314,7 +315,7 @@ class BodyModel(torch.nn.Module):
             raise ValueError(f"parameter must be 'age' or 'height', got {parameter!r}")
         steps = steps or (33 if parameter == "age" else 9)
         n, column = len(phenotype), PHENOTYPE_NAMES.index(parameter)
-        top = phenotype[:, column] if parameter == "age" else torch.ones(n, device=phenotype.device)
+        top = phenotype[:, column].clamp(min=ADULT_AGE) if parameter == "age" else torch.ones(n, device=phenotype.device)
         grid = top[:, None] * torch.linspace(0.0, 1.0, steps, device=phenotype.device)  # (N, S)
         candidates = phenotype[:, None].repeat(1, steps, 1)
         candidates[..., column] = grid

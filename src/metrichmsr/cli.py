@@ -939,9 +939,11 @@ def _summary(job: _Job, result, camera_height_m: float | None) -> str:
     message = f"{job.path.name}: {people} {'person' if people == 1 else 'people'} -> {job.out_dir}"
     if people == 0:
         message += " (nobody found)"
-    moved = [str(p.id) for p in result.people if p.floor_scale < 1.0]
-    if moved:
-        message += f" (brought nearer onto the others' floor, as children: person {', '.join(moved)})"
+    nearer = [str(p.id) for p in result.people if p.floor_scale < 1.0]
+    farther = [str(p.id) for p in result.people if p.floor_scale > 1.0]
+    for moved, how in ((nearer, "nearer onto the others' floor, as children"), (farther, "farther onto the floor")):
+        if moved:
+            message += f" (brought {how}: person {', '.join(moved)})"
     if people and camera_height_m is not None and result.floor is None:
         message += " (--camera-height unused: no floor could be placed under these people)"
     camera = result.intrinsics

@@ -32,10 +32,17 @@ from metrichmsr.perception import PoseDetector, feet_seen
 from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_bodies, posed_people
 from metrichmsr.scene.anchors import human_anchors, people_depth
 from metrichmsr.scene.depth import DepthBackend, depth_backend
-from metrichmsr.scene.floor import FloorPlane, foot_contacts, shared_floor_scales, sunken_scales
+from metrichmsr.scene.floor import (
+    MAX_STANDING_HEIGHT_M,
+    FloorPlane,
+    floating_scales,
+    foot_contacts,
+    shared_floor_scales,
+    sunken_scales,
+)
 from metrichmsr.scene.focal import camera_from_lines
 from metrichmsr.scene.horizon import ImageLines
-from metrichmsr.scene.placement import parts_read_as_far, people_floor, scene_lines
+from metrichmsr.scene.placement import groups_read_as_floating, parts_read_as_far, people_floor, scene_lines
 from metrichmsr.scene.refine import refine_depth, scene_summary
 from metrichmsr.tracking import Tracker, appearances, onto_floor_scales, pooled_floor, standing_positions
 from metrichmsr.tracks import TrackedFrame
@@ -61,7 +68,12 @@ def without_parts_read_as_far(people: list[PersonResult]) -> list[PersonResult]:
     part = parts_read_as_far(
         np.stack([p.bbox for p in people]), np.array([p.score for p in people]), np.stack([p.translation for p in people])
     )
-    return [replace(person, id=i) for i, person in enumerate(p for p, drop in zip(people, part) if not drop)]
+    return _without(people, part)
+
+
+def _without(people: list[PersonResult], drop: np.ndarray) -> list[PersonResult]:
+    """``people`` less those where ``drop`` (N,) is True, the rest in their order numbered again from 0."""
+    return [replace(person, id=i) for i, person in enumerate(p for p, dropped in zip(people, drop) if not dropped)]
 
 
 def _people_floor(
@@ -215,7 +227,9 @@ class Recoverer:
             people = without_parts_read_as_far(people)
         if lines is None and people:
             lines = scene_lines(image, intrinsics.K, np.stack([p.bbox for p in people]))
-        result.people, result.floor, contacts = self.stand_on_floor(people, image, intrinsics.K, camera_height_m, lines)
+        result.people, result.floor, contacts = self.stand_on_floor(
+            people, image, intrinsics.K, camera_height_m, lines, detected=boxes is None
+        )
         return result, contacts, lines
 
     def track(
@@ -305,7 +319,7 @@ class Recoverer:
         scales, on_floor = onto_floor_scales(floor, feet)
         moved = np.flatnonzero(scales != 1.0)
         if len(moved):
-            scaled = self._scaled(people, moved, scales[moved], sunk=False)
+            scaled = self._scaled(people, moved, scales[moved], onto_floor=False)
             # shared_floor_scale: this factor on top of the one the frame's own floor gave.
             people = [
                 replace(new, shared_floor_scale=new.shared_floor_scale * old.shared_floor_scale) if k in moved else old
@@ -320,13 +334,20 @@ class Recoverer:
         K: np.ndarray,
         camera_height_m: float | None = None,
         lines: ImageLines | None = None,
+        detected: bool = True,
     ) -> tuple[list[PersonResult], FloorPlane | None, np.ndarray | None]:
         """The floor under the people (``scene.placement.people_floor``), and the people brought onto it.
 
+        0. With ``detected`` (the people are the detector's, not the user's boxes), boxes over
+           several people read as one body floating above the floor are no person
+           (``scene.placement.groups_read_as_floating``): they are left out, the rest
+           numbered again, and the floor placed again without them.
+
         1. Anyone whose feet sink below it is brought nearer and made younger to stand on it
-           (``scene.floor.sunken_scales``; ``floor_scale``). Their sunken feet had tilted the
-           floor where no lines set its tilt, so it is then placed again and they are brought
-           onto that one.
+           (``scene.floor.sunken_scales``; ``floor_scale`` < 1), anyone whose feet float well
+           above it farther and made older or taller (``scene.floor.floating_scales``;
+           ``floor_scale`` > 1). Their feet had tilted the floor where no lines set its tilt,
+           so it is then placed again and they are brought onto that one.
         2. The people standing on it are moved toward the depth their feet agree on
            (``scene.floor.shared_floor_scales``; ``shared_floor_scale``), each given Anny's
            height parameter for their new height, and the floor is placed again. With
@@ -343,14 +364,26 @@ class Recoverer:
         floor, contacts = _people_floor(people, image, K, camera_height_m, lines)
         if floor is None:
             return people, floor, contacts
-        scales = sunken_scales(floor, contacts)
-        sunk = np.flatnonzero(scales < 1.0)
-        if len(sunk):
-            moved = self._scaled(people, sunk, scales[sunk], sunk=True)
+        heights = np.array([p.height_m for p in people])
+        if detected:
+            group = groups_read_as_floating(np.stack([p.bbox for p in people]), floor, contacts, heights)
+            if group.any():
+                people, heights = _without(people, group), heights[~group]
+                floor, contacts = _people_floor(people, image, K, camera_height_m, lines)
+                if floor is None:
+                    return people, floor, contacts
+        scales = sunken_scales(floor, contacts) * floating_scales(floor, contacts, heights)
+        off_floor = np.flatnonzero(scales != 1.0)
+        if len(off_floor):
+            moved = self._scaled(people, off_floor, scales[off_floor], onto_floor=True)
             floor, contacts = _people_floor(moved, image, K, camera_height_m, lines)
-            ratio = floor.below_ratio(contacts[sunk]) if floor is not None else np.nan
+            ratio = floor.below_ratio(contacts[off_floor]) if floor is not None else np.nan
             if np.isfinite(ratio).all():  # onto the floor placed again
-                moved = self._scaled(people, sunk, np.minimum(scales[sunk] / ratio, 1.0), sunk=True)
+                # The sunk still nearer than read, the floating still farther and no taller than a person.
+                again = scales[off_floor] / ratio
+                tallest = MAX_STANDING_HEIGHT_M / heights[off_floor]
+                again = np.where(scales[off_floor] < 1.0, np.minimum(again, 1.0), np.clip(again, 1.0, tallest))
+                moved = self._scaled(people, off_floor, again, onto_floor=True)
                 floor, contacts = _people_floor(moved, image, K, camera_height_m, lines)
             people = moved
             if floor is None:
@@ -358,14 +391,15 @@ class Recoverer:
         scales = shared_floor_scales(floor, contacts)
         level = np.flatnonzero(scales != 1.0)
         if len(level):
-            people = self._scaled(people, level, scales[level], sunk=False)
+            people = self._scaled(people, level, scales[level], onto_floor=False)
             floor, contacts = _people_floor(people, image, K, camera_height_m, lines)
         return people, floor, contacts
 
-    def _scaled(self, people: list[PersonResult], which: np.ndarray, scales: np.ndarray, sunk: bool) -> list[PersonResult]:
+    def _scaled(self, people: list[PersonResult], which: np.ndarray, scales: np.ndarray, onto_floor: bool) -> list[PersonResult]:
         """``people`` with those at indices ``which`` scaled about the camera by ``scales`` and
-        given the body of their new height (``BodyModel.for_height``): the younger one when
-        ``sunk`` (their ``floor_scale``), else the same one taller or shorter (their
+        given the body of their new height (``BodyModel.for_height``): the younger or older
+        one when ``onto_floor`` (their ``floor_scale``; Anny's height parameter then makes up what
+        growing up to 18 years does not), else the same one taller or shorter (their
         ``shared_floor_scale``)."""
 
         def tensor(values: list) -> torch.Tensor:
@@ -378,10 +412,13 @@ class Recoverer:
             tensor([people[i].translation * scale for i, scale in zip(which, scales)]),
         )
         heights = tensor([people[i].height_m * scale for i, scale in zip(which, scales)])
-        params.phenotype = self.body.for_height(params.phenotype, heights, "age" if sunk else "height")
+        params.phenotype = self.body.for_height(params.phenotype, heights, "age" if onto_floor else "height")
+        grown = torch.as_tensor(scales > 1.0, device=self.device) if onto_floor else None
+        if grown is not None and grown.any():
+            params.phenotype[grown] = self.body.for_height(params.phenotype[grown], heights[grown], "height")
         out = list(people)
         for i, scale, body in zip(which, scales, posed_bodies(self.body, params)):
-            factor = {"floor_scale": float(scale)} if sunk else {"shared_floor_scale": float(scale)}
+            factor = {"floor_scale": float(scale)} if onto_floor else {"shared_floor_scale": float(scale)}
             out[i] = replace(people[i], **body, **factor)
         return out
 

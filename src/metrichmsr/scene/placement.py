@@ -6,7 +6,9 @@ pipeline and the benchmarks place people the same way:
 - :func:`people_floor`: the floor the people stand on (``scene.floor.floor_from_people``),
   tilted by the image's lines where they say (``scene.horizon``), and their foot contacts;
 - :func:`parts_read_as_far`: detections that are a part of another person (a limb, a head)
-  read as a whole, small body far behind.
+  read as a whole, small body far behind;
+- :func:`groups_read_as_floating`: detections over several people read as one body floating
+  above the floor.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import numpy as np
 
 from metrichmsr.body import up_directions
 from metrichmsr.perception import box_containment
-from metrichmsr.scene.floor import FloorPlane, floor_from_people, foot_contacts, placing_people
+from metrichmsr.scene.floor import (
+    MAX_SUNKEN_RATIO,
+    FloorPlane,
+    floating_scales,
+    floor_from_people,
+    foot_contacts,
+    placing_people,
+    stood_on,
+)
 from metrichmsr.scene.horizon import ImageLines, with_floor_extent
 
 #: A detection at least ``PART_INSIDE`` (area) inside a taller, better-seen person's box and
@@ -52,6 +62,34 @@ def parts_read_as_far(boxes: np.ndarray, scores: np.ndarray, translations: np.nd
         ],
         dtype=bool,
     )
+
+
+def groups_read_as_floating(boxes: np.ndarray, floor: FloorPlane, contacts_m: np.ndarray, heights_m: np.ndarray) -> np.ndarray:
+    """(N,) bool: which of N recovered people are a box over other people read as one body
+    floating above the floor.
+
+    BlazePose sometimes lays one skeleton over several people walking side by side; HumanMoE
+    reads that wide, low figure as a near body, which floats metres above the floor the
+    others stand on. A detection holding at least :data:`PART_INSIDE` of another detection's
+    box, whose feet float more than a third of the camera's height above the floor and
+    whom no standing height up to ``scene.floor.MAX_STANDING_HEIGHT_M`` brings onto it
+    (``scene.floor.floating_scales`` leaves it where it is), is such a box. A person on a
+    balcony holds no one; a near adult with a child behind stands on the floor.
+
+    boxes: (N, 4) [x0, y0, x1, y1] px; floor: the floor the people stand on; contacts_m: (N, 3)
+    their foot contacts, camera frame, metres (NaN rows: not known); heights_m: (N,) metres.
+    """
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    ratio = floor.below_ratio(contacts_m)
+    if not stood_on(floor, contacts_m):  # a floor most people miss is no evidence against anyone
+        return np.zeros(len(boxes), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        floating = np.isfinite(ratio) & (ratio < 1.0 / MAX_SUNKEN_RATIO)
+    stays = floating_scales(floor, contacts_m, heights_m) == 1.0
+    n = len(boxes)
+    inside = np.array([[box_containment(boxes[j], boxes[i]) for j in range(n)] for i in range(n)]).reshape(n, n)
+    holds = ((inside >= PART_INSIDE) & ~np.eye(n, dtype=bool)).any(axis=1)
+    return floating & stays & holds
 
 
 #: Relative error of a recovered person's distance that the floor fit allows for (the
