@@ -11,6 +11,7 @@ from metrichmsr.body import BodyParams
 from metrichmsr.camera import project
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.models import (
+    FACE_JOINTS,
     TASK_QUERIES,
     TOKEN_TYPES,
     HumanInputs,
@@ -267,11 +268,23 @@ def test_checkpoints_from_before_silhouettes_load(tmp_path):
     torch.testing.assert_close(HumanMoE.load(path)(inputs)["translation"], model(inputs)["translation"])
 
 
-def test_a_network_without_world_landmarks_ignores_them():
+def test_world_landmarks_read_all_the_body_only_or_none():
     inputs = make_inputs(2)
-    other = HumanInputs(inputs.keypoints2d, torch.randn_like(inputs.world3d), inputs.bbox, inputs.K)
-    for reads in (True, False):
+
+    def changed(joints) -> HumanInputs:
+        world3d = inputs.world3d.clone()
+        world3d[:, joints] = torch.randn_like(world3d[:, joints])
+        return HumanInputs(inputs.keypoints2d, world3d, inputs.bbox, inputs.K)
+
+    face, body = list(FACE_JOINTS), list(range(len(FACE_JOINTS), inputs.world3d.shape[1]))
+    for reads, (reads_face, reads_body) in {"all": (True, True), "body": (False, True), "none": (False, False)}.items():
         model = make_model(world_landmarks=reads)
-        same = torch.allclose(model(inputs)["translation"], model(other)["translation"])
-        assert same != reads
-    assert HumanMoEConfig.from_dict(HumanMoEConfig(world_landmarks=False).to_dict()).world_landmarks is False
+        for joints, expected in ((face, reads_face), (body, reads_body)):
+            same = torch.allclose(model(inputs)["translation"], model(changed(joints))["translation"])
+            assert same != expected, (reads, joints)
+    assert FACE_JOINTS == (0, 1, 2, 3, 4)
+    # Saved before "body" existed: booleans.
+    assert HumanMoEConfig(world_landmarks=False).world_landmarks == "none"
+    assert HumanMoEConfig.from_dict(HumanMoEConfig(world_landmarks=True).to_dict()).world_landmarks == "all"
+    with pytest.raises(ValueError, match="world_landmarks"):
+        HumanMoEConfig(world_landmarks="face")

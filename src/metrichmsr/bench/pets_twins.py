@@ -181,7 +181,7 @@ def run(args) -> int:
             ("real", describe(network, body, real, real_depth)),
             ("simulated twins", describe(network, body, twins, twin_depth)),
         ]
-        read = {"silhouette": bool(grid), "world3d": network.config.world_landmarks}
+        read = {"silhouette": bool(grid), "world3d": network.config.world_landmarks != "none"}
         for field, label in (("silhouette", "silhouettes"), ("world3d", "world landmarks")):
             if read[field]:
                 rows += [

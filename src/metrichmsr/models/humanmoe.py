@@ -54,6 +54,12 @@ from metrichmsr.models.moe import Block, FeedForward, FFNKind
 from metrichmsr.models.tokens import HumanInputs
 
 CameraEncoding = Literal["rays", "box", "none"]
+WorldLandmarks = Literal["all", "body", "none"]
+#: The face's joints (nose, eyes, ears). BlazePose's world landmarks of real people's faces,
+#: read with their 2D landmarks, place them too near (``bench.pets_twins``: a simulated twin's
+#: face in their place takes real people's depth bias from -13.6 to -8.7%), so a network may
+#: read the rest of the body's world landmarks without them.
+FACE_JOINTS = tuple(range(JOINT_NAMES.index("right_ear") + 1))
 
 #: Token types, the index of each in ``outputs["token_type"]``.
 TOKEN_TYPES = ("keypoint", "ray", "box", "query", "silhouette", "image")
@@ -97,8 +103,9 @@ class HumanMoEConfig:
     camera_encoding: "rays" (keypoint rays + ray map), "box" (one CLIFF-style box token) or
         "none" (no camera or box-position information).
     ffn: "moe" (mixture of experts) or "dense" (same parameter count).
-    world_landmarks: whether the keypoint tokens read BlazePose's world landmarks
-        (``HumanInputs.world3d``); False reads zeros in their place.
+    world_landmarks: which of BlazePose's world landmarks (``HumanInputs.world3d``) the keypoint
+        tokens read: "all", "body" (zeros for the face's five, :data:`FACE_JOINTS`) or "none"
+        (zeros); True and False, as saved before "body" existed, read as "all" and "none".
     """
 
     dim: int = 128
@@ -117,9 +124,13 @@ class HumanMoEConfig:
     backbone: str = ""
     backbone_image_size: int = 224
     backbone_hf_config: dict | None = None
-    world_landmarks: bool = True
+    world_landmarks: WorldLandmarks = "all"
 
     def __post_init__(self):
+        if isinstance(self.world_landmarks, bool):
+            object.__setattr__(self, "world_landmarks", "all" if self.world_landmarks else "none")
+        if self.world_landmarks not in ("all", "body", "none"):
+            raise ValueError(f"world_landmarks must be 'all', 'body' or 'none', got {self.world_landmarks!r}")
         if self.camera_encoding not in ("rays", "box", "none"):
             raise ValueError(f"camera_encoding must be 'rays', 'box' or 'none', got {self.camera_encoding!r}")
         if self.ffn not in ("moe", "dense"):
@@ -198,6 +209,10 @@ class HumanMoE(nn.Module):
         image_tokens = ["image"] * (self.backbone.num_patches if self.backbone else 0)
         layout = ["keypoint"] * _NUM_JOINTS + camera_tokens + silhouette_tokens + image_tokens + ["query"] * len(TASK_QUERIES)
         self.register_buffer("token_type", torch.tensor([TOKEN_TYPES.index(t) for t in layout]), persistent=False)
+        world_mask = torch.zeros(_NUM_JOINTS, 1) if c.world_landmarks == "none" else torch.ones(_NUM_JOINTS, 1)
+        if c.world_landmarks == "body":
+            world_mask[list(FACE_JOINTS)] = 0.0
+        self.register_buffer("world_mask", world_mask, persistent=False)
         for module in self.children():
             if module is not self.backbone:  # the backbone keeps its own initialisation
                 module.apply(_init_weights)
@@ -257,7 +272,7 @@ class HumanMoE(nn.Module):
         uv, visibility = inputs.keypoints2d[..., :2], inputs.keypoints2d[..., 2:]
         # Box-normalised: the crop's content, independent of where the box sits and how big it is.
         position = (uv - inputs.box_centre[:, None]) / inputs.box_height[:, None, None]
-        world3d = inputs.world3d if self.config.world_landmarks else torch.zeros_like(inputs.world3d)
+        world3d = inputs.world3d * self.world_mask
         features = [position, visibility, world3d]
         if self.config.camera_encoding == "rays":
             features.append(fourier_encode(unit_rays(inputs.K, uv), self.config.fourier_bands, _MAX_FREQUENCY))

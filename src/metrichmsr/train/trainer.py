@@ -241,7 +241,7 @@ def train(
     model = HumanMoE(model_config).to(device)
     if config.init_weights:
         start = HumanMoE.load(config.init_weights)
-        # Which inputs the network reads is the recipe's to change; its layers must match.
+        # Which world landmarks the network reads is the recipe's to change; its layers must match.
         if replace(start.config, world_landmarks=model.config.world_landmarks) != model.config:
             raise InputError(f"init_weights {config.init_weights}: its architecture differs from the recipe's [model]")
         model.load_state_dict(start.state_dict())
