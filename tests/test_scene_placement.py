@@ -6,7 +6,7 @@ import pytest
 
 from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_K, camera_rotation, people_on_floor, room_image, room_wall_feet_ahead_m
 from metrichmsr.perception import BLAZEPOSE_LANDMARK_NAMES, feet_seen
-from metrichmsr.scene.placement import groups_read_as_floating, parts_read_as_far, people_floor
+from metrichmsr.scene.placement import floating_phantoms, parts_read_as_far, people_floor
 
 
 def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -35,7 +35,7 @@ def test_parts_read_as_far_away_people_are_found():
     assert parts_read_as_far(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 3))).shape == (0,)
 
 
-def test_boxes_over_people_read_as_one_floating_body_are_found():
+def test_boxes_over_people_or_things_read_as_one_floating_body_are_found():
     from metrichmsr.scene.floor import FloorPlane
 
     floor = FloorPlane(up=camera_rotation(20.0, 0.0) @ np.array([0.0, -1.0, 0.0]), camera_height_m=7.0)
@@ -47,7 +47,7 @@ def test_boxes_over_people_read_as_one_floating_body_are_found():
             [310, 195, 340, 258],  # a walker, on the floor
             [400, 192, 430, 259],  # the other walker, on the floor
             [600, 100, 620, 150],  # a child read at half the distance: floats, holds no one
-            [100, 100, 200, 400],  # someone on a balcony: floats, holds no one
+            [100, 100, 200, 400],  # someone on a balcony: floats, holds no one, a narrow box
             [700, 100, 800, 400],  # floats at a third of the camera's height, holding the next one,
             [710, 150, 760, 300],  # but 0.6 m tall: brought onto the floor, not dropped
             [900, 100, 950, 300],  # and two more walkers on the floor
@@ -57,12 +57,17 @@ def test_boxes_over_people_read_as_one_floating_body_are_found():
     )
     contacts = np.stack([below(r) for r in (0.3, 1.0, 1.0, 0.5, 0.5, 0.3, 1.0, 1.0, 1.0)])
     heights = np.array([1.6, 1.7, 1.7, 0.9, 1.7, 0.6, 1.7, 1.7, 1.7])
-    assert groups_read_as_floating(boxes, floor, contacts, heights).tolist() == [True] + [False] * 8
+    assert floating_phantoms(boxes, floor, contacts, heights).tolist() == [True] + [False] * 8
+    # A wide box floating over a sign and a cone, holding no one: no person either.
+    wide = np.array([[200, 300, 300, 350]], dtype=float)
+    assert floating_phantoms(
+        np.concatenate([boxes[1:], wide]), floor, np.concatenate([contacts[1:], [below(0.3)]]), np.append(heights[1:], 1.6)
+    )[-1]
     # Without the last two, most people miss the floor: no evidence against anyone.
-    assert not groups_read_as_floating(boxes[:7], floor, contacts[:7], heights[:7]).any()
+    assert not floating_phantoms(boxes[:7], floor, contacts[:7], heights[:7]).any()
     # The same box with its feet on the floor: a near person with others behind, kept.
     contacts[0] = below(1.0)
-    assert not groups_read_as_floating(boxes, floor, contacts, heights).any()
+    assert not floating_phantoms(boxes, floor, contacts, heights).any()
 
 
 def test_pipeline_drops_the_parts_and_numbers_the_rest_again():

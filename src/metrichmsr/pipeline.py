@@ -42,7 +42,7 @@ from metrichmsr.scene.floor import (
 )
 from metrichmsr.scene.focal import camera_from_lines
 from metrichmsr.scene.horizon import ImageLines
-from metrichmsr.scene.placement import groups_read_as_floating, parts_read_as_far, people_floor, scene_lines
+from metrichmsr.scene.placement import floating_phantoms, parts_read_as_far, people_floor, scene_lines
 from metrichmsr.scene.refine import refine_depth, scene_summary
 from metrichmsr.tracking import Tracker, appearances, onto_floor_scales, pooled_floor, standing_positions
 from metrichmsr.tracks import TrackedFrame
@@ -339,10 +339,9 @@ class Recoverer:
         """The floor under the people (``scene.placement.people_floor``), and the people brought onto it.
 
         0. With ``detected`` (the people are the detector's, not the user's boxes), boxes over
-           several people read as one body floating above the floor are no person
-           (``scene.placement.groups_read_as_floating``): they are left out, the rest
-           numbered again, and the floor placed again without them.
-
+           several people or things read as one body floating above the floor are no person
+           (``scene.placement.floating_phantoms``): they are left out, the rest numbered
+           again, and the floor placed again without them.
         1. Anyone whose feet sink below it is brought nearer and made younger to stand on it
            (``scene.floor.sunken_scales``; ``floor_scale`` < 1), anyone whose feet float well
            above it farther and made older or taller (``scene.floor.floating_scales``;
@@ -366,7 +365,7 @@ class Recoverer:
             return people, floor, contacts
         heights = np.array([p.height_m for p in people])
         if detected:
-            group = groups_read_as_floating(np.stack([p.bbox for p in people]), floor, contacts, heights)
+            group = floating_phantoms(np.stack([p.bbox for p in people]), floor, contacts, heights)
             if group.any():
                 people, heights = _without(people, group), heights[~group]
                 floor, contacts = _people_floor(people, image, K, camera_height_m, lines)

@@ -7,8 +7,8 @@ pipeline and the benchmarks place people the same way:
   tilted by the image's lines where they say (``scene.horizon``), and their foot contacts;
 - :func:`parts_read_as_far`: detections that are a part of another person (a limb, a head)
   read as a whole, small body far behind;
-- :func:`groups_read_as_floating`: detections over several people read as one body floating
-  above the floor.
+- :func:`floating_phantoms`: detections over several people or things read as one body
+  floating above the floor.
 """
 
 from __future__ import annotations
@@ -64,32 +64,41 @@ def parts_read_as_far(boxes: np.ndarray, scores: np.ndarray, translations: np.nd
     )
 
 
-def groups_read_as_floating(boxes: np.ndarray, floor: FloorPlane, contacts_m: np.ndarray, heights_m: np.ndarray) -> np.ndarray:
-    """(N,) bool: which of N recovered people are a box over other people read as one body
-    floating above the floor.
+#: A standing person's box (the landmarks, +10%) is at most about half as wide as tall, arms
+#: down; one box over two people side by side, or over a sign and a cone, is wider.
+MAX_STANDING_WIDTH = 0.5
 
-    BlazePose sometimes lays one skeleton over several people walking side by side; HumanMoE
-    reads that wide, low figure as a near body, which floats metres above the floor the
-    others stand on. A detection holding at least :data:`PART_INSIDE` of another detection's
-    box, whose feet float more than a third of the camera's height above the floor and
-    whom no standing height up to ``scene.floor.MAX_STANDING_HEIGHT_M`` brings onto it
-    (``scene.floor.floating_scales`` leaves it where it is), is such a box. A person on a
-    balcony holds no one; a near adult with a child behind stands on the floor.
+
+def floating_phantoms(boxes: np.ndarray, floor: FloorPlane, contacts_m: np.ndarray, heights_m: np.ndarray) -> np.ndarray:
+    """(N,) bool: which of N recovered people are no person but a box over several people or
+    things, read as one body floating above the floor.
+
+    BlazePose sometimes lays one skeleton over people walking side by side, or over a sign
+    and a cone; HumanMoE reads that figure as a near body, which floats metres above the
+    floor the others stand on. A detection whose feet float more than a third of the
+    camera's height above the floor, whom no standing height up to
+    ``scene.floor.MAX_STANDING_HEIGHT_M`` brings onto it (``scene.floor.floating_scales``
+    leaves it where it is), and which either holds at least :data:`PART_INSIDE` of another
+    detection's box or is wider than :data:`MAX_STANDING_WIDTH` of its height, is such a box.
+    A person on a balcony stands in a narrow box and holds no one; a near adult with a child
+    behind stands on the floor. Nothing is decided against a floor most people miss
+    (``scene.floor.stood_on``).
 
     boxes: (N, 4) [x0, y0, x1, y1] px; floor: the floor the people stand on; contacts_m: (N, 3)
     their foot contacts, camera frame, metres (NaN rows: not known); heights_m: (N,) metres.
     """
-    boxes = np.asarray(boxes).reshape(-1, 4)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    n = len(boxes)
+    if not stood_on(floor, contacts_m):
+        return np.zeros(n, dtype=bool)
     ratio = floor.below_ratio(contacts_m)
-    if not stood_on(floor, contacts_m):  # a floor most people miss is no evidence against anyone
-        return np.zeros(len(boxes), dtype=bool)
     with np.errstate(invalid="ignore"):
         floating = np.isfinite(ratio) & (ratio < 1.0 / MAX_SUNKEN_RATIO)
     stays = floating_scales(floor, contacts_m, heights_m) == 1.0
-    n = len(boxes)
     inside = np.array([[box_containment(boxes[j], boxes[i]) for j in range(n)] for i in range(n)]).reshape(n, n)
     holds = ((inside >= PART_INSIDE) & ~np.eye(n, dtype=bool)).any(axis=1)
-    return floating & stays & holds
+    wide = (boxes[:, 2] - boxes[:, 0]) > MAX_STANDING_WIDTH * (boxes[:, 3] - boxes[:, 1])
+    return floating & stays & (holds | wide)
 
 
 #: Relative error of a recovered person's distance that the floor fit allows for (the
