@@ -104,28 +104,23 @@ def test_rest_vertices_are_the_posed_bodys_rest_mesh(body_model: BodyModel):
     torch.testing.assert_close(body_model.rest_vertices(phenotype), posed.rest_vertices)
 
 
-def test_a_shorter_body_is_a_younger_one(body_model: BodyModel):
-    adult = torch.tensor([[0.3, 0.85, 0.6, 0.4, 0.55, 0.5], [0.9, 0.8, 0.5, 0.5, 0.5, 0.5]])
+def test_a_shorter_body_is_a_younger_one_and_a_taller_child_an_older_one(body_model: BodyModel):
+    # An adult made shorter, an adult taller (beyond what age gives), a child taller, a child
+    # taller than an 18-year-old.
+    people = torch.tensor([[0.3, 0.85, 0.6, 0.4, 0.55, 0.5], [0.9, 0.8, 0.5, 0.5, 0.5, 0.5], [0.3, 0.3, 0.6, 0.4, 0.55, 0.5]])
+    people = torch.cat([people, people[2:]])
+    people[3, 0] = 0.8
     heights = partial(_standing_heights, body_model)
-    own = heights(adult)
-    younger = body_model.for_height(adult, torch.stack([0.6 * own[0], own[1] + 0.1]), "age")
+    own = heights(people)
+    aged = body_model.for_height(people, own * torch.tensor([0.6, 1.0, 1.3, 1.0]) + torch.tensor([0.0, 0.1, 0.0, 1.0]), "age")
     age = PHENOTYPE_NAMES.index("age")
-    assert younger[0, age] < 0.5 * adult[0, age]  # a child
-    assert heights(younger)[0] == pytest.approx(0.6 * float(own[0]), abs=0.01)
+    assert aged[0, age] < 0.5 * people[0, age]  # a child
+    assert people[2, age] < aged[2, age] < ADULT_AGE  # older, not yet grown up
+    torch.testing.assert_close(heights(aged)[[0, 2]], own[[0, 2]] * torch.tensor([0.6, 1.3]), atol=0.01, rtol=0)
     others = [i for i in range(len(PHENOTYPE_NAMES)) if i != age]
-    torch.testing.assert_close(younger[:, others], adult[:, others])
-    torch.testing.assert_close(younger[1], adult[1])  # taller than it can grow: unchanged
-
-
-def test_a_taller_child_is_an_older_one_grown_at_most_to_18(body_model: BodyModel):
-    child = torch.tensor([[0.3, 0.3, 0.6, 0.4, 0.55, 0.5], [0.8, 0.3, 0.5, 0.5, 0.5, 0.5]])
-    heights = partial(_standing_heights, body_model)
-    own = heights(child)
-    older = body_model.for_height(child, torch.stack([1.3 * own[0], own[1] + 1.0]), "age")
-    age = PHENOTYPE_NAMES.index("age")
-    assert child[0, age] < older[0, age] < ADULT_AGE
-    assert heights(older)[0] == pytest.approx(1.3 * float(own[0]), abs=0.01)
-    assert older[1, age] == pytest.approx(ADULT_AGE)  # taller than an 18-year-old: 18
+    torch.testing.assert_close(aged[:, others], people[:, others])
+    torch.testing.assert_close(aged[1], people[1])  # an adult taller than it can grow: unchanged
+    assert aged[3, age] == pytest.approx(ADULT_AGE)  # a child taller than an 18-year-old: 18
 
 
 def test_a_taller_or_shorter_adult_keeps_its_age(body_model: BodyModel):
