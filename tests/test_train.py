@@ -85,6 +85,9 @@ def test_config_from_toml(tmp_path):
     without_world = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_without_world.toml")
     assert without_world.init_weights == "out/train-clothes/humanmoe.pt"  # the ablation starts from stage 3
     assert HumanMoEConfig.from_dict(without_world.model) == HumanMoEConfig.from_dict({**clothes.model, "world_landmarks": False})
+    body_world = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_body_world.toml")
+    assert body_world.init_weights == without_world.init_weights
+    assert HumanMoEConfig.from_dict(body_world.model) == HumanMoEConfig.from_dict({**clothes.model, "world_landmarks": "body"})
     assert HumanMoE.load(resources.files("metrichmsr.models") / "weights" / "humanmoe.pt").config == HumanMoEConfig.from_dict(
         gpu.model
     )
