@@ -392,7 +392,7 @@ def test_a_known_camera_height_places_one_person(recoverer):
 
 
 def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, capsys):
-    """The sample photo has nobody sunk below the floor; one person is marked as if they were."""
+    """The sample photo has nobody sunk below the floor or floating above it; two people are marked as if they were."""
     from dataclasses import replace
 
     from metrichmsr import cli
@@ -400,16 +400,18 @@ def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, cap
 
     placed = Recoverer.stand_on_floor
 
-    def one_moved(self, people, image, K, camera_height_m=None, lines=None):
-        people, floor, contacts = placed(self, people, image, K, camera_height_m, lines)
-        return [replace(p, floor_scale=0.5) if p.id == 1 else p for p in people], floor, contacts
+    def two_moved(self, people, image, K, camera_height_m=None, lines=None, **kwargs):
+        people, floor, contacts = placed(self, people, image, K, camera_height_m, lines, **kwargs)
+        return [replace(p, floor_scale={1: 0.5, 2: 1.8}.get(p.id, 1.0)) for p in people], floor, contacts
 
-    monkeypatch.setattr(Recoverer, "stand_on_floor", one_moved)
+    monkeypatch.setattr(Recoverer, "stand_on_floor", two_moved)
     out = tmp_path / "out"
     assert cli.main(["recover", str(REPO / "assets" / "sample.jpg"), "-o", str(out), "--depth", "none"]) == 0
-    assert "(brought nearer onto the others' floor, as children: person 1)" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "(brought nearer onto the others' floor, as children: person 1)" in said
+    assert "(brought farther onto the floor: person 2)" in said
     people = json.loads((out / "result.json").read_text())["people"]
-    assert [p["floor_scale"] for p in people[:3]] == [1.0, 0.5, 1.0]
+    assert [p["floor_scale"] for p in people[:4]] == [1.0, 0.5, 1.8, 1.0]
 
 
 def test_recover_places_the_floor_at_the_given_camera_height(tmp_path, capsys):
@@ -429,7 +431,7 @@ def test_recover_says_when_the_camera_height_went_unused(tmp_path, monkeypatch, 
     from metrichmsr import cli
     from metrichmsr.pipeline import Recoverer
 
-    def no_floor(self, people, image, K, camera_height_m=None, lines=None):
+    def no_floor(self, people, image, K, camera_height_m=None, lines=None, **kwargs):
         return people, None, None
 
     monkeypatch.setattr(Recoverer, "stand_on_floor", no_floor)

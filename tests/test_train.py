@@ -50,7 +50,7 @@ def test_sampler_workers_feed_training(tmp_path, body_model):
 def test_fine_tuning_may_stop_reading_world_landmarks_but_not_change_layers(tmp_path, body_model):
     start = train(dataclasses.replace(TINY, steps=2), tmp_path / "start", progress=False)
     blind = dataclasses.replace(TINY, steps=2, init_weights=str(start), model={**TINY.model, "world_landmarks": False})
-    assert HumanMoE.load(train(blind, tmp_path / "blind", progress=False)).config.world_landmarks is False
+    assert HumanMoE.load(train(blind, tmp_path / "blind", progress=False)).config.world_landmarks == "none"
     wider = dataclasses.replace(TINY, steps=2, init_weights=str(start), model={**TINY.model, "dim": 64})
     with pytest.raises(InputError, match="architecture differs"):
         train(wider, tmp_path / "wider", progress=False)
