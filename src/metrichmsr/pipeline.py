@@ -365,9 +365,9 @@ class Recoverer:
             return people, floor, contacts
         heights = np.array([p.height_m for p in people])
         if detected:
-            group = floating_phantoms(np.stack([p.bbox for p in people]), floor, contacts, heights)
-            if group.any():
-                people, heights = _without(people, group), heights[~group]
+            phantom = floating_phantoms(np.stack([p.bbox for p in people]), floor, contacts, heights)
+            if phantom.any():
+                people, heights = _without(people, phantom), heights[~phantom]
                 floor, contacts = _people_floor(people, image, K, camera_height_m, lines)
                 if floor is None:
                     return people, floor, contacts
