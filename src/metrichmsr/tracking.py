@@ -42,7 +42,7 @@ from scipy.optimize import linear_sum_assignment
 
 from metrichmsr.geometry import unit
 from metrichmsr.scene._stats import weighted_median
-from metrichmsr.scene.floor import KNOWN_HEIGHT_SOURCES, SHARED_FLOOR_BAND, FloorPlane, shared_floor_scales
+from metrichmsr.scene.floor import KNOWN_HEIGHT_SOURCES, FloorPlane, shared_floor_scales, standing_on
 
 #: A person may be matched to a track when they are within ``GATE_M + GATE_SPEED_MPS * dt``
 #: metres of its constant-velocity prediction, ``dt`` seconds after it was last seen: the
@@ -427,10 +427,7 @@ def onto_floor_scales(floor: FloorPlane, contacts_m: np.ndarray) -> tuple[np.nda
     """
     if floor.height_source not in KNOWN_HEIGHT_SOURCES:
         raise ValueError(f"onto_floor_scales needs a floor of known height, got one from {floor.height_source!r}")
-    ratio = floor.below_ratio(np.asarray(contacts_m, dtype=np.float64).reshape(-1, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        on_floor = np.abs(np.log(np.where(ratio > 0, ratio, np.nan))) <= np.log(SHARED_FLOOR_BAND)
-    return shared_floor_scales(floor, contacts_m, pull=1.0), on_floor
+    return shared_floor_scales(floor, contacts_m, pull=1.0), standing_on(floor, contacts_m)
 
 
 def smooth_positions(

@@ -266,14 +266,19 @@ LOWER_LEVEL_RATIO = 2.5
 MIN_STANDING_SHARE = 0.5
 
 
+def standing_on(floor: FloorPlane, contacts_m: np.ndarray) -> np.ndarray:
+    """(N,) bool: whose contacts (N, 3) (camera frame, metres; NaN rows: unknown, False) lie
+    within ``SHARED_FLOOR_BAND`` of the floor's depth below the camera, either way."""
+    ratio = floor.below_ratio(np.asarray(contacts_m, dtype=np.float64).reshape(-1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.abs(np.log(np.where(ratio > 0, ratio, np.nan))) <= np.log(SHARED_FLOOR_BAND)
+
+
 def stood_on(floor: FloorPlane, contacts_m: np.ndarray) -> bool:
     """Whether at least :data:`MIN_STANDING_SHARE` of the people with a known contact (N, 3)
-    (camera frame, metres; NaN rows: not placing the floor) stand on ``floor``."""
-    ratio = floor.below_ratio(contacts_m)
-    known = np.isfinite(ratio)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        on = np.abs(np.log(np.where(ratio > 0, ratio, np.nan))) <= np.log(SHARED_FLOOR_BAND)
-    return bool(on.sum() >= MIN_STANDING_SHARE * known.sum())
+    (camera frame, metres; NaN rows: not placing the floor) stand on ``floor`` (:func:`standing_on`)."""
+    known = np.isfinite(floor.below_ratio(contacts_m))
+    return bool(standing_on(floor, contacts_m).sum() >= MIN_STANDING_SHARE * known.sum())
 
 
 def sunken_scales(
