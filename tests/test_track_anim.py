@@ -32,20 +32,36 @@ FRAMES = 5
 @pytest.fixture(scope="module")
 def clip(body_model, tmp_path_factory):
     """Two people walking and turning in front of a fixed camera, each one body throughout, on
-    a level floor 1.6 m below it: the finished ClipTracks, the recovered people per (frame,
-    track), and the saved folder."""
+    a level floor 1.6 m below it, every frame a new random pose, left unsmoothed: the finished
+    ClipTracks, the recovered people per (frame, track), and the saved folder."""
+    return _walkers(body_model, tmp_path_factory.mktemp("anim"), pose_smoothing_s=0.0)
+
+
+@pytest.fixture(scope="module")
+def smoothed_clip(body_model, tmp_path_factory):
+    """As ``clip``, each track's pose a shaky version of one pose, turning at a walk's pace
+    (0.5 rad/s), smoothed over time."""
+    return _walkers(body_model, tmp_path_factory.mktemp("smoothed"), pose_smoothing_s=0.1, shake_rad=0.05, turn_rad=0.05)
+
+
+def _walkers(body_model, folder: Path, pose_smoothing_s: float, shake_rad: float | None = None, turn_rad: float = 0.4):
     generator = torch.Generator().manual_seed(7)
     phenotypes = torch.tensor([[0.5, 0.77, 0.5, 0.5, 0.5, 0.5], [0.9, 0.4, 0.3, 0.7, 0.6, 0.4]])
     floor = FloorPlane.level(1.6)
-    tracks = ClipTracks(INTRINSICS, (320, 240), fps=10.0, formats=("glb", "bvh"))
+    tracks = ClipTracks(INTRINSICS, (320, 240), fps=10.0, formats=("glb", "bvh"), pose_smoothing_s=pose_smoothing_s)
     recovered = {}
+    poses = 0.4 * torch.randn(len(SEEN), len(POSE_BONES), 3, generator=generator)
     for frame in range(FRAMES):
         ids = [k for k in SEEN if frame in SEEN[k]]
+        if shake_rad is None:
+            rotvecs = 0.4 * torch.randn(len(ids), len(POSE_BONES), 3, generator=generator)
+        else:
+            rotvecs = poses[ids] + shake_rad * torch.randn(len(ids), len(POSE_BONES), 3, generator=generator)
         params = BodyParams(
             phenotype=phenotypes[ids],
-            bone_rotvec=0.4 * torch.randn(len(ids), len(POSE_BONES), 3, generator=generator),
+            bone_rotvec=rotvecs,
             global_rotation=torch.tensor(
-                Rotation.from_rotvec([[0.0, 0.4 * frame + 2.0 * k, 0.0] for k in ids]).as_matrix(), dtype=torch.float32
+                Rotation.from_rotvec([[0.0, turn_rad * frame + 2.0 * k, 0.0] for k in ids]).as_matrix(), dtype=torch.float32
             ),
             translation=torch.tensor([[-0.6 + 1.2 * k + 0.1 * frame, 0.75, 4.0 + k] for k in ids]),
         )
@@ -64,7 +80,7 @@ def clip(body_model, tmp_path_factory):
             floor=floor,
         )
         tracks.add(TrackedFrame(frame, frame / 10.0, result, np.array(ids), floor, np.ones(len(ids), bool)))
-    out = tracks.save(tmp_path_factory.mktemp("anim") / "out")
+    out = tracks.save(folder / "out")
     return tracks, recovered, out
 
 
@@ -98,6 +114,23 @@ def test_each_frame_plays_back_its_pose(clip, body_model):
             person = next(p for p in tracks.frames[frame].people if p.track_id == track)
             worst_joints = max(worst_joints, np.abs(joints - person.joints3d).max())
     assert worst_heads <= 1e-3 and worst_joints <= 1e-3  # metres; measured ~0.01 mm
+
+
+def test_a_smoothed_pose_moves_the_mesh_and_its_joints_alike(smoothed_clip, body_model):
+    tracks, recovered, out = smoothed_clip
+    gltf = pygltflib.GLTF2.load(out / "scene.glb")
+    worst_joints = moved = 0.0
+    for frame in range(FRAMES):
+        bodies = skinned_people(posed_at(gltf, frame / 10.0))
+        for person in tracks.frames[frame].people:
+            camera = torch.tensor(bodies[f"track_{person.track_id}"][None] * OPENCV_TO_GLTF, dtype=torch.float32)
+            joints = body_model.keypoints({"vertices": camera})[0].numpy()
+            worst_joints = max(worst_joints, np.abs(joints - person.joints3d).max())
+            read = recovered[frame, person.track_id]
+            scale = person.height_m / read.height_m
+            moved = max(moved, np.abs((read.joints3d - read.translation) * scale - (person.joints3d - person.translation)).max())
+    assert moved > 0.01  # the shake was smoothed out of the joints ...
+    assert worst_joints <= 0.01  # ... and out of the mesh alike, to a cm
 
 
 def test_a_track_holds_through_a_gap_and_hides_outside_its_frames(clip):

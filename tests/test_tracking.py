@@ -1,11 +1,13 @@
 """Tracking people across frames on synthetic metric positions (no models): ids survive a
 crossing and a missed frame, newcomers get new ids; the pooled floor ignores odd frames;
 smoothing leaves straight paths alone, removes jitter, more so along the line of sight, and
-bridges gaps; tracks of one person broken by a gap are relinked once the clip has ended, and
+bridges gaps; poses about the hips lose their frame-to-frame shake but keep a stride's swing;
+tracks of one person broken by a gap are relinked once the clip has ended, and
 only theirs; the floor frame is right-handed."""
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from metrichmsr.scene.floor import FloorPlane, foot_contacts
 from metrichmsr.tracking import (
@@ -23,6 +25,7 @@ from metrichmsr.tracking import (
     onto_floor_scales,
     pooled_floor,
     relinked,
+    smooth_poses,
     smooth_positions,
     standing_positions,
 )
@@ -220,6 +223,39 @@ def test_smoothing_bridges_a_gap_at_walking_pace():
     assert np.array_equal(smooth_positions([0.5], path[:1]), path[:1])
     with pytest.raises(ValueError, match="one row per frame"):
         smooth_positions(times[:3], path)
+
+
+def test_pose_smoothing_takes_out_shake_and_keeps_a_stride():
+    rng = np.random.default_rng(4)
+    times = np.arange(100) / 25.0
+    swing = 0.3 * np.sin(2 * np.pi * 1.0 * times)  # an ankle swinging at a 1 Hz stride
+    true = np.zeros((100, 2, 3))
+    true[:, 0, 2], true[:, 1, 2] = swing, -swing
+    noisy = true + rng.normal(0, 0.03, true.shape)
+    smooth, rotations = smooth_poses(times, noisy)
+    assert rotations is None
+    rms = lambda p: np.sqrt(np.mean((p - true)[5:-5] ** 2))  # noqa: E731
+    assert rms(smooth) < 0.6 * rms(noisy)
+    kept, _ = smooth_poses(times, true)
+    assert np.abs(kept - true)[10:-10].max() < 0.06 * 0.3  # the swing itself stays, within 6%
+
+
+def test_pose_smoothing_keeps_rotations_rotations_and_frames_far_apart_apart():
+    rng = np.random.default_rng(5)
+    times = np.r_[np.arange(20) / 25.0, 5.0]  # the last frame seen seconds after the others
+    rotations = Rotation.from_rotvec(rng.normal(0, 0.1, (21, 3))).as_matrix()  # about the identity
+    offsets = rng.normal(0, 0.1, (21, 4, 3))
+    smooth, smooth_rotations = smooth_poses(times, offsets, rotations[:, None])
+    assert smooth_rotations.shape == (21, 1, 3, 3)
+    assert np.allclose(smooth_rotations @ np.swapaxes(smooth_rotations, -1, -2), np.eye(3), atol=1e-6)
+    assert np.allclose(np.linalg.det(smooth_rotations), 1.0)
+    angle = lambda r: np.arccos(np.clip((np.trace(r, axis1=-2, axis2=-1) - 1) / 2, -1, 1))  # noqa: E731
+    assert np.mean(angle(smooth_rotations[:20, 0])) < 0.8 * np.mean(angle(rotations[:20]))  # nearer the mean pose
+    assert np.allclose(smooth[-1], offsets[-1]) and np.allclose(smooth_rotations[-1, 0], rotations[-1], atol=1e-6)
+    with pytest.raises(ValueError, match="offsets_m"):
+        smooth_poses(times[:3], offsets)
+    with pytest.raises(ValueError, match="sigma_s"):
+        smooth_poses(times, offsets, sigma_s=0.0)
 
 
 def span(times: np.ndarray, path: np.ndarray, box_height_m: float = 1.8, look: np.ndarray | None = None) -> TrackSpan:

@@ -28,6 +28,8 @@ and the tests drive the same code:
   starts a few seconds later where the first was heading, as tall, alike in :func:`appearances`).
 - :func:`smooth_positions`: a track's positions smoothed over time after the pass (a
   constant-velocity Kalman filter and Rauch-Tung-Striebel smoother from ``filterpy``).
+- :func:`smooth_poses`: a track's pose about its hips smoothed over time after the pass (a
+  centred Gaussian over time, rotations brought back onto SO(3) with ``roma``).
 - :func:`floor_coordinates`: positions on the floor, in a right-handed frame under the camera.
 """
 
@@ -37,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+import roma
+import torch
 from filterpy.kalman import batch_filter, rts_smoother
 from scipy.optimize import linear_sum_assignment
 
@@ -78,6 +82,11 @@ ACROSS_NOISE_M = 0.045
 #: ... and this share of its range along it. Measured on PETS 2009 against a local line over
 #: a second: 4.5 cm across and 12-14 cm along (0.5-0.7% of 15-35 m), hips and ankles alike.
 ALONG_NOISE = 0.006
+#: Standard deviation (seconds) of :func:`smooth_poses`'s centred Gaussian. Each frame's
+#: BlazePose landmarks are read afresh, so the legs about the hips shake by a few cm from one
+#: frame to the next; walking moves them at the stride's 1-2 Hz, which a Gaussian of 0.05 s
+#: keeps to 95-82% of its swing (exp(-(2 pi f sigma)^2 / 2)), with no lag: it is centred.
+POSE_SMOOTHING_S = 0.05
 #: Once the clip has ended, a track may go on as one that starts up to this many seconds after
 #: it ends (:func:`relinked`): people walk behind a post or one another, or are missed
 #: between scans, for a few seconds ...
@@ -471,6 +480,41 @@ def smooth_positions(
     # The filter's Fs[k] leads into frame k, the smoother's out of it: one step on.
     smoothed, _, _, _ = rts_smoother(means, covariances, Fs[1:] + Fs[:1], Qs[1:] + Qs[:1])
     return smoothed[:, :3, 0]
+
+
+def smooth_poses(
+    times_s: np.ndarray,
+    offsets_m: np.ndarray,
+    rotations: np.ndarray | None = None,
+    sigma_s: float = POSE_SMOOTHING_S,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One track's pose over time, smoothed by a centred Gaussian of ``sigma_s`` seconds.
+
+    Args:
+        times_s: (M,) the track's frame times, seconds, increasing; gaps are fine: each frame
+            draws on the frames near it in time, not on its neighbours in the list.
+        offsets_m: (M, J, 3) joints (or any points) relative to the hip midpoint, metres.
+        rotations: optional (M, B, 3, 3) bone rotations, averaged with the same weights and
+            brought back to the nearest rotation (``roma.special_procrustes``), so a mesh posed
+            by them follows the smoothed joints.
+
+    Returns:
+        ((M, J, 3) smoothed offsets, (M, B, 3, 3) smoothed rotations or None).
+    """
+    times_s = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    offsets_m = np.asarray(offsets_m, dtype=np.float64)
+    if offsets_m.shape[:1] != times_s.shape or offsets_m.ndim != 3:
+        raise ValueError(f"offsets_m must be ({len(times_s)}, J, 3), got {offsets_m.shape}")
+    if not sigma_s > 0:
+        raise ValueError(f"sigma_s must be > 0, got {sigma_s}")
+    weights = np.exp(-0.5 * ((times_s[:, None] - times_s[None, :]) / sigma_s) ** 2)
+    weights /= weights.sum(axis=1, keepdims=True)
+    offsets = np.einsum("mk,kjc->mjc", weights, offsets_m)
+    if rotations is None:
+        return offsets, None
+    rotations = np.asarray(rotations, dtype=np.float64)
+    mean = torch.from_numpy(np.einsum("mk,kbij->mbij", weights, rotations))
+    return offsets, roma.special_procrustes(mean).numpy().astype(rotations.dtype)
 
 
 def floor_axes(floor: FloorPlane) -> tuple[np.ndarray, np.ndarray]:

@@ -30,11 +30,13 @@ from metrichmsr.scene.rig_export import BvhSkeleton, RigMotion, animated_glb, bv
 from metrichmsr.tracking import (
     MIN_BOX_HEIGHT_M,
     MIN_TRACK_FRAMES,
+    POSE_SMOOTHING_S,
     TrackSpan,
     floor_axes,
     floor_coordinates,
     horizontal,
     relinked,
+    smooth_poses,
     smooth_positions,
     standing_positions,
 )
@@ -128,6 +130,8 @@ class ClipTracks:
     rests: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     skeleton: Skeleton | None = None  # Anny's rig and the mesh's (F, 3) faces, for the rigged files
     faces: np.ndarray | None = None
+    # Seconds: the pose smoothing's Gaussian (``tracking.smooth_poses``); 0 leaves poses as read.
+    pose_smoothing_s: float = POSE_SMOOTHING_S
 
     def __post_init__(self):
         check_formats(self.formats)
@@ -159,7 +163,8 @@ class ClipTracks:
         camera's tracks of one person joined under the first one's id (``tracking.relinked``);
         tracks seen in fewer than ``tracking.MIN_TRACK_FRAMES`` frames, and a fixed camera's
         whose boxes stand under ``tracking.MIN_BOX_HEIGHT_M`` tall on the floor, dropped; then
-        every track smoothed over time (``tracking.smooth_positions``).
+        every track smoothed over time: its positions (``tracking.smooth_positions``), then its
+        pose about them (``tracking.smooth_poses``: the joints, and the rig's bones when kept).
 
         The frames were placed on the floor pooled over the frames before them; the people
         standing on it are now scaled about the camera onto the floor pooled over them all
@@ -204,6 +209,26 @@ class ClipTracks:
                 shifts = smooth_positions(times, roots) - roots
             for (_, person), shift in zip(seen, shifts):
                 person.translation, person.joints3d = person.translation + shift, person.joints3d + shift
+        for seen in self.tracks().values() if self.pose_smoothing_s > 0 else ():
+            self._smooth_poses([person for _, person in seen], np.array([frame.time_s for frame, _ in seen]))
+
+    def _smooth_poses(self, people: list[TrackedPerson], times_s: np.ndarray) -> None:
+        """One track's joints about its hip midpoint, and its rig's pose when kept, smoothed over
+        time (``tracking.smooth_poses``). Each frame keeps its own size: the pose is smoothed
+        in units of the person's height, so a frame scaled onto the floor keeps its feet there."""
+        offsets = np.stack([p.joints3d - p.translation for p in people])
+        rigged = all(p.pose is not None for p in people)
+        if rigged:  # the root bone's offset from the hips moves with the pose too
+            offsets = np.concatenate([offsets, np.stack([p.pose[0] for p in people])[:, None]], axis=1)
+        heights = np.array([p.height_m for p in people], dtype=np.float64)
+        heights = np.where(np.isfinite(heights) & (heights > 0), heights, 1.0)[:, None, None]
+        rotations = np.stack([p.pose[1] for p in people]) if rigged else None
+        shapes, rotations = smooth_poses(times_s, offsets / heights, rotations, self.pose_smoothing_s)
+        offsets = shapes * heights
+        for k, person in enumerate(people):
+            person.joints3d = person.translation + offsets[k, : len(person.joints3d)]
+            if rigged:
+                person.pose = (offsets[k, -1].astype(person.pose[0].dtype), rotations[k])
 
     def _spans(self) -> dict[int, TrackSpan]:
         """Track id -> where it stood on the clip's floor (``tracking.standing_positions``, as the
