@@ -28,6 +28,7 @@ from metrichmsr.perception._tiles import (
     scan_tiles,
     suppress_duplicates,
 )
+from metrichmsr.perception.motion import MovingPixels
 from metrichmsr.scene.floor import FloorPlane
 from metrichmsr.synth import render_people
 
@@ -209,6 +210,48 @@ def test_follow_finds_the_people_again_from_where_they_were(detector, two_people
     for followed, found in zip(people, scanned):
         assert box_iou(followed.bbox, found.bbox) > 0.9  # each bbox the landmarks' own, as detect gives
     assert detector.follow(image, np.zeros((0, 4))) == []
+
+
+def test_rescan_scans_only_where_the_picture_moves(detector, two_people):
+    """A fixed camera's scan: the man followed from his box (or scanned afresh where he moves);
+    the woman, followed by nobody, is found only when the picture moves where she is."""
+    image, true_boxes, true_joints = two_people
+    man, woman = true_boxes
+    on = lambda box: _mask(image, box)  # noqa: E731
+    both = detector.rescan(image, man[None], on(woman))
+    assert len(both) == 2
+    for obs, box, joints in zip(both, true_boxes, true_joints):
+        _check_person(obs, box, joints)
+    alone = detector.rescan(image, man[None], on(man))
+    assert len(alone) == 1 and box_iou(alone[0].bbox, man) > 0.5
+    assert len(detector.rescan(image, man[None], np.zeros(image.shape[:2], bool))) == 1
+    newcomers = detector.rescan(image, np.zeros((0, 4)), on(woman))  # the whole-image tile holds her too
+    assert any(box_iou(o.bbox, woman) > 0.5 for o in newcomers)
+    assert detector.rescan(image, np.zeros((0, 4)), np.zeros(image.shape[:2], bool)) == []
+    assert detector.detect(image, where=np.zeros(image.shape[:2], bool)) == []
+
+
+def _mask(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """(H, W) bool, True inside the pixel-centre ``box``."""
+    mask = np.zeros(image.shape[:2], bool)
+    x0, y0, x1, y1 = np.round(box).astype(int)
+    mask[y0 : y1 + 1, x0 : x1 + 1] = True
+    return mask
+
+
+def test_moving_pixels_are_what_moves_against_the_background():
+    rng = np.random.default_rng(0)
+    background = rng.integers(60, 200, (240, 320, 3), dtype=np.uint8)
+    motion = MovingPixels()
+    assert not motion.update(background).any()  # the first frame is the background
+    for step in range(30):
+        frame = background.copy()
+        frame[100:160, 10 + 5 * step : 40 + 5 * step] = 250  # a bright walker crossing
+        moving = motion.update(frame)
+    assert moving[100:160, 160:180].mean() > 0.8  # where it is now (x 155-185)
+    outside = np.ones_like(moving)
+    outside[90:170, :] = False
+    assert moving[outside].mean() < 0.01
 
 
 def test_uniform_image_has_nobody(detector):

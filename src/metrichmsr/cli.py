@@ -12,7 +12,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from metrichmsr.defaults import DEFAULT_RIG_FORMATS, DETECT_EVERY, MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE, RIG_FORMATS
+from metrichmsr.defaults import (
+    DEFAULT_RIG_FORMATS,
+    DETECT_EVERY,
+    FULL_SCAN_EVERY,
+    MAX_PEOPLE,
+    MIN_PERSON_PX,
+    MIN_SCORE,
+    RIG_FORMATS,
+)
 from metrichmsr.errors import InputError
 
 EXIT_INPUT_ERROR = 2
@@ -204,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole_number("--detect-every"),
         default=DETECT_EVERY,
         metavar="N",
-        help=f"scan the whole frame for people on every N-th recovered frame (default {DETECT_EVERY}); in between, "
-        "follow the people found from where they were, ~10x cheaper (1: scan every frame)",
+        help=f"scan for people on every N-th recovered frame (default {DETECT_EVERY}); in between, follow the people "
+        "found from where they were, ~10x cheaper (1: scan every frame). A fixed camera's scans look only where the "
+        f"picture moves, every {FULL_SCAN_EVERY}-th scan everywhere",
     )
     track.add_argument(
         "--overlay-video",

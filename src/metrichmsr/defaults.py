@@ -25,3 +25,6 @@ DEFAULT_RIG_FORMATS = ("glb",)
 #: `track` scans the whole frame for people on every this-many-th recovered frame; in between
 #: it follows the people it has from where they were (BlazePose's video mode), ~10x cheaper.
 DETECT_EVERY = 5
+#: A fixed camera's scans look only where the picture moves, except every this-many-th, which
+#: looks everywhere (someone who stood still since the last one and was lost is found again).
+FULL_SCAN_EVERY = 5

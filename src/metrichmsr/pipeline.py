@@ -21,7 +21,7 @@ import torch
 
 from metrichmsr.body import BodyModel, BodyParams
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
-from metrichmsr.defaults import DEFAULT_RIG_FORMATS, DETECT_EVERY, MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
+from metrichmsr.defaults import DEFAULT_RIG_FORMATS, DETECT_EVERY, FULL_SCAN_EVERY, MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.devices import Device, resolve_device
 from metrichmsr.fit import BodyFitter, FitConfig, evidence_from_blazepose
 from metrichmsr.image_io import load_image
@@ -29,6 +29,7 @@ from metrichmsr.inputs import check_boxes, check_camera_height, check_image, che
 from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS, load_network, to_body_params
 from metrichmsr.models.tokens import crop_from_image, inputs_from_blazepose, silhouettes
 from metrichmsr.perception import PoseDetector, feet_seen
+from metrichmsr.perception.motion import MovingPixels
 from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_bodies, posed_people
 from metrichmsr.scene.anchors import human_anchors, people_depth
 from metrichmsr.scene.depth import DepthBackend, depth_backend
@@ -206,17 +207,17 @@ class Recoverer:
         boxes: np.ndarray | None,
         camera_height_m: float | None,
         estimate_camera: bool = True,
-        follow: np.ndarray | None = None,
+        detected: list | None = None,
         lines: ImageLines | None = None,
     ) -> tuple[RecoveryResult, np.ndarray | None, ImageLines | None]:
         """:meth:`infer` without the scene depth: the result (people, floor), the foot contacts
         of :meth:`stand_on_floor` and the image's lines it used (None without people).
         ``estimate_camera``: default ``intrinsics`` are replaced by the focal length the image's
-        lines give (``scene.focal``), where they tell it. ``follow``: (N, 4) an earlier frame's
-        people's boxes, to find them again there instead of detecting
-        (``PoseDetector.follow``). ``lines``: the scene's lines when already found (a fixed
-        camera's, in an earlier frame); default this image's, its people left out."""
-        detected = self.detect(image, boxes=boxes) if follow is None else self.detector.follow(image, follow)
+        lines give (``scene.focal``), where they tell it. ``detected``: the image's people
+        when already found (a clip's, :meth:`_find_people`); default :meth:`detect`.
+        ``lines``: the scene's lines when already found (a fixed camera's, in an earlier
+        frame); default this image's, its people left out."""
+        detected = self.detect(image, boxes=boxes) if detected is None else detected
         if estimate_camera and intrinsics.source == "default":  # neither the user nor EXIF: the lines may tell
             intrinsics = camera_from_lines(intrinsics, image, np.stack([o.bbox for o in detected]) if detected else None)
         result = RecoveryResult(image, "", intrinsics, faces=self.body.faces.cpu().numpy(), skeleton=self.body.skeleton)
@@ -263,10 +264,13 @@ class Recoverer:
                 of view; one camera for the whole clip either way.
             camera_height_m: the camera's known height above the floor, metres.
             fps: frame rate of plain arrays, frames per second.
-            detect_every: the whole frame is scanned for people on frames 0, ``detect_every``,
-                ...; on the others the previous frame's people are looked for where they were
+            detect_every: the frame is scanned for people on frames 0, ``detect_every``, ...;
+                on the others the previous frame's people are looked for where they were
                 (``PoseDetector.follow``: BlazePose's video mode), and whoever came in since is
-                found at the next scan. 1: scan every frame.
+                found at the next scan. 1: scan every frame. A fixed camera's scans look only
+                where the picture moves (``PoseDetector.rescan``), except every
+                ``FULL_SCAN_EVERY``-th, which looks everywhere (for whoever stood still and was
+                lost).
 
         The positions are neither smoothed nor placed on the clip's final floor here:
         ``tracks.ClipTracks.finish`` does that once the clip has ended.
@@ -278,14 +282,21 @@ class Recoverer:
         tracker = Tracker() if tracker is None else tracker
         floors, weights, intrinsics, floor, lines = [], [], None, None, None
         boxes = np.zeros((0, 4))
+        motion = MovingPixels() if static_camera else None
         for i, frame in enumerate(frames):
             frame = frame if isinstance(frame, Frame) else Frame(i, i / fps, frame)
             image = check_image(frame.image)
             first = intrinsics is None
             intrinsics = intrinsics or _intrinsics(K, image.shape[1], image.shape[0], None)
-            follow = boxes if i % detect_every and len(boxes) else None  # nobody to follow: scan
+            moving = motion.update(image) if motion is not None else None
             result, contacts, seen_lines = self._people_on_floor(
-                image, intrinsics, None, camera_height_m, estimate_camera=first, follow=follow, lines=lines
+                image,
+                intrinsics,
+                None,
+                camera_height_m,
+                estimate_camera=first,
+                detected=self._find_people(image, i, boxes, detect_every, moving),
+                lines=lines,
             )
             if static_camera:  # the scene's lines stay where they are: look for them once
                 lines = seen_lines
@@ -305,6 +316,20 @@ class Recoverer:
             clip_floor = floor if static_camera else None  # a moving camera's floors do not pin where people stand
             ids = tracker.update(frame.time_s, standing_positions(roots, boxes, on_floor, intrinsics.K, clip_floor), boxes)
             yield TrackedFrame(frame.index, frame.time_s, result, ids, floor, on_floor, appearances(image, boxes))
+
+    def _find_people(
+        self, image: np.ndarray, index: int, boxes: np.ndarray, detect_every: int, moving: np.ndarray | None
+    ) -> list:
+        """The people of a clip's frame ``index`` (:meth:`track`): ``boxes`` (N, 4), the previous
+        frame's, followed, except on a scan frame or with nobody to follow. Then the scan looks
+        where ``moving`` (H, W) bool, a fixed camera's moving pixels, says the picture moves,
+        or everywhere: on every ``FULL_SCAN_EVERY``-th scan frame (the first included) and
+        without ``moving``. So a fixed camera watching an empty scene costs little."""
+        if index % detect_every and len(boxes):
+            return self.detector.follow(image, boxes)
+        if moving is None or not index % (detect_every * FULL_SCAN_EVERY):
+            return self.detect(image)
+        return self.detector.rescan(image, boxes, moving)
 
     def _onto_floor(
         self, people: list[PersonResult], floor: FloorPlane, contacts: np.ndarray | None

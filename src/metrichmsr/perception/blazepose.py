@@ -38,6 +38,7 @@ from metrichmsr.perception._model_bundle import build_pose_landmarker_bundle
 from metrichmsr.perception._tiles import (
     REFINED_BOXES_DECIDE_IOU,
     Crop,
+    box_containment,
     box_iou,
     clip_box,
     crop_square,
@@ -61,6 +62,12 @@ _REFINE_POSES = 3
 # A pose on a refinement crop belongs to the box only when its landmark extent overlaps the
 # box this much (IoU); below, it is a neighbour reaching into the crop.
 _MATCH_IOU = 0.3
+#: A scan tile is worth scanning where the picture moves (:meth:`PoseDetector.rescan`) when it
+#: holds at least this times ``min_person_px`` squared moving pixels: a background model marks
+#: a slow walker's edges only, a few dozen pixels for a smallest person.
+_MIN_WHERE_FRACTION = 0.02
+#: A person the scan finds is a followed one when this share of either's box lies in the other.
+_INSIDE = 0.7
 _SPECK_FRACTION = 1 / 3  # detections shorter than this times min_person_px are dropped
 _TORSO = [11, 12, 23, 24]  # shoulders and hips in BLAZEPOSE_LANDMARK_NAMES
 #: A pose with fewer landmarks seen (visibility > 0.5) is no person to place: on `messi5.jpg` a
@@ -248,7 +255,9 @@ class PoseDetector:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blazepose")
         self._closed = False
 
-    def detect(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[PersonObservation]:
+    def detect(
+        self, image: np.ndarray, boxes: np.ndarray | None = None, where: np.ndarray | None = None
+    ) -> list[PersonObservation]:
         """People in ``image`` with their landmarks.
 
         Args:
@@ -259,6 +268,9 @@ class PoseDetector:
                 observation per box comes back, in the same order, with ``bbox`` the clipped
                 box; where no pose is found on a box the observation is a placeholder with
                 score 0, all visibilities 0 and landmarks at the box centre.
+            where: optional (H, W) bool, where to look (a fixed camera's moving pixels,
+                :meth:`rescan`): only the scan tiles holding at least
+                ``_MIN_WHERE_FRACTION * min_person_px ** 2`` of these pixels are scanned.
 
         Returns:
             Without boxes, at most ``max_people`` observations sorted left to right by
@@ -293,6 +305,8 @@ class PoseDetector:
             self.min_person_px / _MIN_FILL,
             _SCAN_SIZE,
         )
+        if where is not None:
+            tiles = _tiles_holding(tiles, where, detection_image.shape[1::-1], _MIN_WHERE_FRACTION * self.min_person_px**2)
         found = [
             pose
             for poses in self._pool.map(
@@ -349,6 +363,38 @@ class PoseDetector:
         poses = [poses[i] for i in _unique(poses, boxes_decide_iou=REFINED_BOXES_DECIDE_IOU)]
         observations = [pose.observation(None, width, height) for pose in poses if pose.is_person]
         return sorted(observations[: self.max_people], key=lambda obs: obs.bbox[0])
+
+    def rescan(self, image: np.ndarray, boxes: np.ndarray, moving: np.ndarray) -> list[PersonObservation]:
+        """A fixed camera's people: the scan of :meth:`detect` run only where the picture moves,
+        and the people of ``boxes`` it did not find (box IoU under ``_MATCH_IOU``) found again
+        (:meth:`follow`). The
+        tiles where nothing moves are skipped (in a clip of a few walkers, most of them); where
+        something moves, the scan finds newcomers and sets the boxes of the walkers followed
+        so far afresh, as a whole-frame scan does (following alone drifts).
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            boxes: (N, 4) the earlier frame's people's ``bbox``es, as for :meth:`follow`.
+            moving: (H, W) bool, the frame's moving pixels (``perception.motion.MovingPixels``).
+
+        Returns:
+            As :meth:`detect` without boxes. A followed person is the scan's person when their
+            boxes overlap (IoU at least ``_MATCH_IOU``) or one lies mostly (``_INSIDE``) in the other.
+        """
+        found = self.detect(image, where=moving) if np.any(moving) else []
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        unfound = [box for box in boxes if all(box_iou(o.bbox, box) < _MATCH_IOU for o in found)]
+        followed = [
+            f
+            for f in self.follow(image, np.reshape(unfound, (-1, 4)))
+            if all(
+                box_iou(o.bbox, f.bbox) < _MATCH_IOU
+                and box_containment(o.bbox, f.bbox) < _INSIDE
+                and box_containment(f.bbox, o.bbox) < _INSIDE
+                for o in found
+            )
+        ]
+        return sorted((found + followed)[: self.max_people], key=lambda obs: obs.bbox[0])
 
     def _find_again(self, image: np.ndarray, box: np.ndarray) -> _Pose | None:
         """The pose around an earlier frame's ``box``: refined on its crop, else (small people,
@@ -431,6 +477,23 @@ def _shrink(mask: np.ndarray, size: int) -> np.ndarray:
     scale = size / max(mask.shape)
     shape = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
     return cv2.resize(mask, shape, interpolation=cv2.INTER_AREA)
+
+
+def _tiles_holding(tiles: list[Crop], where: np.ndarray, size: tuple[int, int], min_pixels: float) -> list[Crop]:
+    """The ``tiles`` of an image of ``size`` (W, H) whose in-image window holds at least
+    ``min_pixels`` of ``where`` ((H', W') bool over the original image, resized to ``size``).
+    Every such tile, not just the one best centred on a moving blob: BlazePose's detector
+    finds a person in some of the tiles around them and not in others."""
+    where = np.asarray(where, dtype=np.uint8)
+    if where.shape[::-1] != tuple(size):
+        where = cv2.resize(where, size, interpolation=cv2.INTER_NEAREST)
+    counts = cv2.integral(where)  # (H + 1, W + 1): counts[y, x] = where[:y, :x].sum()
+    kept = []
+    for tile in tiles:
+        x0, y0, x1, y1 = tile.visible_window(*size).astype(int)
+        if counts[y1, x1] - counts[y0, x1] - counts[y1, x0] + counts[y0, x0] >= min_pixels:
+            kept.append(tile)
+    return kept
 
 
 def _best_match(poses: list[_Pose], box: np.ndarray) -> _Pose | None:
