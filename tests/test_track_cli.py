@@ -202,17 +202,18 @@ def test_each_track_is_a_bvh_at_the_clips_rate(clip):
 
 
 def test_scene_glb_plays_each_track(clip, body_model):
-    """scene.glb's animation at each frame's time, skinned, gives tracks.json's joints: to the
-    millimetre at a track's first frame (the body its skeleton is); later frames are that body
-    in their pose and at their height, off by how much the frame's own body differs in its
-    proportions (measured: up to 16 mm)."""
+    """scene.glb's animation at each frame's time, skinned, gives tracks.json's joints: within
+    a few millimetres at a track's first frame (the body its skeleton is; the pose smoothing
+    averages the joints' positions and the bones' rotations, which agree to second order:
+    measured 4 mm); later frames are that body in their pose and at their height, off by how
+    much the frame's own body differs in its proportions (measured: up to 16 mm)."""
     import pygltflib
 
     from metrichmsr.bench.rig_roundtrip import track_joint_errors_mm
 
     errors = track_joint_errors_mm(pygltflib.GLTF2.load(clip.out / "scene.glb"), clip.document, body_model.keypoints)
     assert sorted(errors) == [t["track_id"] for t in clip.document["tracks"]]
-    assert max(mm[0] for mm in errors.values()) <= 1.0
+    assert max(mm[0] for mm in errors.values()) <= 10.0
     assert max(mm.max() for mm in errors.values()) <= 30.0
 
 
