@@ -5,7 +5,15 @@ from _people_on_floor import ROOM_CAMERA_HEIGHT_M, ROOM_WALL_M, camera_rotation,
 from _people_on_floor import ROOM_K as K
 from _people_on_floor import ROOM_SIZE as SIZE
 from metrichmsr.scene.floor import FloorPlane
-from metrichmsr.scene.horizon import ImageLines, detect_segments, floor_seen_m, up_from_lines, wall_distance_m
+from metrichmsr.scene.horizon import (
+    ImageLines,
+    Segments,
+    detect_segments,
+    floor_seen_m,
+    up_from_lines,
+    up_from_vanishing_points,
+    wall_distance_m,
+)
 
 
 def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -54,6 +62,31 @@ def test_one_horizontal_family_fixes_one_tilt_and_keeps_the_prior_s_other():
     assert abs(lines.up @ direction) < np.sin(np.radians(0.3)) < abs(prior @ direction)
     # ...and the tilt they cannot see stays the prior's.
     assert angle_deg(lines.up, prior) < angle_deg(prior, true_up)
+
+
+def test_a_pair_tilting_the_floor_far_from_the_walls_verticals_proposes_nothing():
+    """A ground slopes against the walls by a few degrees: the floor's two families, 3 degrees off
+    the walls' verticals, set the up; a heavier pair with one family that is not horizontal (a
+    roof line 12 degrees out of it, lighter than the walls' verticals) tilts the floor 12
+    degrees and is passed over."""
+    rng = np.random.default_rng(2)
+    up = tilted(np.array([0.0, -1.0, 0.0]), 10.0)
+    along, across = np.linalg.svd(up[None])[2][1:]  # two horizontal directions, square to each other
+    walls = tilted(up, 3.0)
+    roof = np.cos(np.radians(12.0)) * across + np.sin(np.radians(12.0)) * up
+    families = [(walls, 6, 100.0), (along, 6, 120.0), (across, 4, 60.0), (roof, 5, 100.0)]
+    normals, lengths, masks = [], [], []
+    for direction, count, length in families:
+        normal = np.cross(direction, rng.normal(size=(count, 3)))
+        normals.append(normal / np.linalg.norm(normal, axis=1, keepdims=True))
+        lengths.append(np.full(count, length))
+    total = sum(count for _, count, _ in families)
+    start = np.cumsum([0] + [count for _, count, _ in families])
+    masks = [np.isin(np.arange(total), np.arange(a, b)) for a, b in zip(start[:-1], start[1:])]
+    segments = Segments(np.zeros((total, 2)), np.zeros((total, 2)), np.concatenate(lengths), np.concatenate(normals))
+    lines = up_from_vanishing_points(segments, masks, tilted(up, 5.0))
+    assert lines is not None and angle_deg(lines.up, up) < 0.5
+    assert len(lines.horizontal) == 10  # the floor's two families, not the roof line
 
 
 def test_no_lines_give_none():
