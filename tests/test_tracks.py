@@ -63,6 +63,27 @@ def test_a_fixed_camera_ends_on_the_final_floor(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
+def test_a_clip_where_nobody_is_seen_still_writes_every_file(tmp_path):
+    import pygltflib
+
+    clip = ClipTracks(INTRINSICS, (320, 240), fps=10.0, formats=("glb", "bvh"))
+    for i in range(3):
+        clip.add(tracked(i, [], None, 1.5))
+    out = clip.save(tmp_path / "out")
+    document = json.loads((out / "tracks.json").read_text())
+    assert document["tracks"] == [] and document["floor"] is None
+    gltf = pygltflib.GLTF2.load(out / "scene.glb")
+    assert [node.name for node in gltf.nodes] == ["camera"] and gltf.animations == []  # the camera alone
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".metrichmsr-output.json",
+        "scene.glb",
+        "tracks.csv",
+        "tracks.json",
+        "trajectories.png",
+        "view.html",
+    ]
+
+
 def test_a_walker_hidden_for_a_while_is_one_track_and_glimpses_and_phantoms_are_dropped():
     clip = ClipTracks(INTRINSICS, (320, 240), fps=10.0)
     floor = FloorPlane(np.array([0.0, -1.0, 0.0]), 1.5, height_source="video")

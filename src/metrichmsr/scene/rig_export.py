@@ -330,7 +330,7 @@ STILL_BONE_RAD = 1e-4
 
 def animated_glb(
     motions: Sequence[RigMotion],
-    skeleton: Skeleton,
+    skeleton: Skeleton | None,
     faces: np.ndarray,
     clip_times_s: np.ndarray,
     props: Sequence[tuple[str, trimesh.Trimesh, dict]] = (),
@@ -353,15 +353,17 @@ def animated_glb(
     ``clip_times_s`` after its last; it is 1 in between. The nodes' own TRS are the first
     keyframe's, what a viewer shows without playing the animation. ``props``: plain meshes
     (name, mesh in the glTF frame, material fields as ``scene.export.pbr_fields``), such as the
-    camera and the floor. Float32 throughout; colours as :func:`rigged_glb`.
+    camera and the floor. Float32 throughout; colours as :func:`rigged_glb`. With no
+    motions (a clip where nobody was seen) ``skeleton`` and ``faces`` may be None: the props
+    alone, and no animation.
     """
     colors = as_colors(colors, len(motions))
     names = _names(names, len(motions), "person")
     clip_times_s = np.asarray(clip_times_s, dtype=np.float64)
     document = _GlbDocument(skeleton, faces)
     animation = pygltflib.Animation(name="clip", samplers=[], channels=[])
-    parents = np.asarray(skeleton.parents)
     for motion, color, name in zip(motions, colors, names):
+        parents = np.asarray(skeleton.parents)
         rest = np.asarray(motion.rest_bone_poses, dtype=np.float64)
         turn = np.asarray(motion.rotations, dtype=np.float64) @ ANNY_TO_GLTF  # (T, B, 3, 3): S G_c, module docstring
         # The skeleton node maps the rest root bone onto its posed place: rotation S G_0, and
