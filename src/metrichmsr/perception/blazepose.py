@@ -367,10 +367,10 @@ class PoseDetector:
     def rescan(self, image: np.ndarray, boxes: np.ndarray, moving: np.ndarray) -> list[PersonObservation]:
         """A fixed camera's people: the scan of :meth:`detect` run only where the picture moves,
         and the people of ``boxes`` it did not find (box IoU under ``_MATCH_IOU``) found again
-        (:meth:`follow`). The
-        tiles where nothing moves are skipped (in a clip of a few walkers, most of them); where
-        something moves, the scan finds newcomers and sets the boxes of the walkers followed
-        so far afresh, as a whole-frame scan does (following alone drifts).
+        (:meth:`follow`). The tiles where nothing moves are skipped (in a clip of a few
+        walkers, most of them); where something moves, the scan finds newcomers and sets the
+        boxes of the walkers followed so far afresh, as a whole-frame scan does (following
+        alone drifts).
 
         Args:
             image: (H, W, 3) uint8 RGB.
