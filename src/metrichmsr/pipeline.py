@@ -322,7 +322,7 @@ class Recoverer:
     ) -> list:
         """The people of a clip's frame ``index`` (:meth:`track`): ``boxes`` (N, 4), the previous
         frame's, followed, except on a scan frame or with nobody to follow. Then the scan looks
-        where ``moving`` (H, W) bool, a fixed camera's moving pixels, says the picture moves,
+        where ``moving`` (h, w) bool, a fixed camera's moving pixels, says the picture moves,
         or everywhere: on every ``FULL_SCAN_EVERY``-th scan frame (the first included) and
         without ``moving``. So a fixed camera watching an empty scene costs little."""
         if index % detect_every and len(boxes):

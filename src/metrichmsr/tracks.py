@@ -209,8 +209,9 @@ class ClipTracks:
                 shifts = smooth_positions(times, roots) - roots
             for (_, person), shift in zip(seen, shifts):
                 person.translation, person.joints3d = person.translation + shift, person.joints3d + shift
-        for seen in self.tracks().values() if self.pose_smoothing_s > 0 else ():
-            self._smooth_poses([person for _, person in seen], np.array([frame.time_s for frame, _ in seen]))
+        if self.pose_smoothing_s > 0:
+            for seen in self.tracks().values():
+                self._smooth_poses([person for _, person in seen], np.array([frame.time_s for frame, _ in seen]))
 
     def _smooth_poses(self, people: list[TrackedPerson], times_s: np.ndarray) -> None:
         """One track's joints about its hip midpoint, and its rig's pose when kept, smoothed over

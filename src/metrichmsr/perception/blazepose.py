@@ -268,9 +268,10 @@ class PoseDetector:
                 observation per box comes back, in the same order, with ``bbox`` the clipped
                 box; where no pose is found on a box the observation is a placeholder with
                 score 0, all visibilities 0 and landmarks at the box centre.
-            where: optional (H, W) bool, where to look (a fixed camera's moving pixels,
-                :meth:`rescan`): only the scan tiles holding at least
-                ``_MIN_WHERE_FRACTION * min_person_px ** 2`` of these pixels are scanned.
+            where: optional (h, w) bool over the image at any size, where to look (a fixed
+                camera's moving pixels, :meth:`rescan`): only the scan tiles holding at least
+                ``_MIN_WHERE_FRACTION * min_person_px ** 2`` of these pixels (at the
+                detection image's size) are scanned.
 
         Returns:
             Without boxes, at most ``max_people`` observations sorted left to right by
@@ -375,7 +376,8 @@ class PoseDetector:
         Args:
             image: (H, W, 3) uint8 RGB.
             boxes: (N, 4) the earlier frame's people's ``bbox``es, as for :meth:`follow`.
-            moving: (H, W) bool, the frame's moving pixels (``perception.motion.MovingPixels``).
+            moving: (h, w) bool over the image at any size, the frame's moving pixels
+                (``perception.motion.MovingPixels``).
 
         Returns:
             As :meth:`detect` without boxes. A followed person is the scan's person when their
@@ -481,7 +483,7 @@ def _shrink(mask: np.ndarray, size: int) -> np.ndarray:
 
 def _tiles_holding(tiles: list[Crop], where: np.ndarray, size: tuple[int, int], min_pixels: float) -> list[Crop]:
     """The ``tiles`` of an image of ``size`` (W, H) whose in-image window holds at least
-    ``min_pixels`` of ``where`` ((H', W') bool over the original image, resized to ``size``).
+    ``min_pixels`` of ``where`` ((h, w) bool over the image at any size, resized to ``size``).
     Every such tile, not just the one best centred on a moving blob: BlazePose's detector
     finds a person in some of the tiles around them and not in others."""
     where = np.asarray(where, dtype=np.uint8)

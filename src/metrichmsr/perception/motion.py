@@ -1,10 +1,10 @@
 """Where a fixed camera's picture moves: OpenCV's MOG2 background subtractor.
 
 A fixed camera's scene stands still and its people move, so a frame's moving pixels say where
-somebody new can be: ``PoseDetector.rescan`` scans only the tiles where something moves that
-no followed person explains, instead of the whole frame (the tiled scan is what a clip's frames
-cost most). The model runs on a shrunk grey copy of each frame (a person's legs stay several
-pixels wide at 320 px), so it costs a few milliseconds a frame.
+people can be: ``PoseDetector.rescan`` scans only the tiles where something moves, instead of
+the whole frame (the tiled scan is what a clip's frames cost most). The model runs on a shrunk
+grey copy of each frame (a person's legs stay several pixels wide at 320 px), so it costs a
+few milliseconds a frame, and answers at that size: the scan resizes it to its own.
 """
 
 import cv2
@@ -31,17 +31,14 @@ class MovingPixels:
         self.max_side = int(max_side)
         # Shadows are found (and left out as not moving): a walker's shadow is no new person.
         self._model = cv2.createBackgroundSubtractorMOG2(history=int(history), detectShadows=True)
-        self.frames = 0
 
     def update(self, image: np.ndarray) -> np.ndarray:
-        """(H, W) bool: the pixels of ``image`` ((H, W, 3) uint8 RGB, the clip's next frame)
-        that moved against the background learnt from the frames before; none on the first."""
+        """(h, w) bool over ``image`` ((H, W, 3) uint8 RGB, the clip's next frame), shrunk so
+        its longer side is at most ``max_side``: the pixels that moved against the background
+        learnt from the frames before; none on the first."""
         height, width = image.shape[:2]
         scale = min(1.0, self.max_side / max(width, height))
         small = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         if scale < 1.0:
             small = cv2.resize(small, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-        foreground = self._model.apply(small)
-        self.frames += 1
-        moving = (foreground == 255).astype(np.uint8)  # 127 is a shadow
-        return cv2.resize(moving, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return self._model.apply(small) == 255  # 127 is a shadow

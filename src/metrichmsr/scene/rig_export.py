@@ -331,7 +331,7 @@ STILL_BONE_RAD = 1e-4
 def animated_glb(
     motions: Sequence[RigMotion],
     skeleton: Skeleton | None,
-    faces: np.ndarray,
+    faces: np.ndarray | None,
     clip_times_s: np.ndarray,
     props: Sequence[tuple[str, trimesh.Trimesh, dict]] = (),
     colors: Sequence[tuple[float, float, float]] | None = None,
@@ -362,8 +362,8 @@ def animated_glb(
     clip_times_s = np.asarray(clip_times_s, dtype=np.float64)
     document = _GlbDocument(skeleton, faces)
     animation = pygltflib.Animation(name="clip", samplers=[], channels=[])
+    parents = None if skeleton is None else np.asarray(skeleton.parents)
     for motion, color, name in zip(motions, colors, names):
-        parents = np.asarray(skeleton.parents)
         rest = np.asarray(motion.rest_bone_poses, dtype=np.float64)
         turn = np.asarray(motion.rotations, dtype=np.float64) @ ANNY_TO_GLTF  # (T, B, 3, 3): S G_c, module docstring
         # The skeleton node maps the rest root bone onto its posed place: rotation S G_0, and
