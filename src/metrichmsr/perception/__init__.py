@@ -1,4 +1,5 @@
-"""Perception: person boxes and 2D/3D keypoints (BlazePose from the mediapipe wheel)."""
+"""Perception: person boxes and 2D/3D keypoints (BlazePose from the mediapipe wheel), and faces
+(BlazeFace, from the same wheel) where a crowd shows little else."""
 
 import warnings
 
@@ -7,11 +8,13 @@ warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", categor
 
 from metrichmsr.perception._tiles import box_containment, box_iou, match_boxes
 from metrichmsr.perception.blazepose import PersonObservation, PoseDetector
+from metrichmsr.perception.faces import FaceDetector
 from metrichmsr.perception.landmarks import BLAZEPOSE_FOR_JOINT, BLAZEPOSE_LANDMARK_NAMES, feet_seen
 
 __all__ = [
     "BLAZEPOSE_FOR_JOINT",
     "BLAZEPOSE_LANDMARK_NAMES",
+    "FaceDetector",
     "PersonObservation",
     "PoseDetector",
     "box_containment",

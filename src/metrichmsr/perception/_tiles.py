@@ -53,6 +53,17 @@ class Crop:
         )
 
 
+def shrunk(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` (H, W, C) resized (area averaging) so its longer side is at most ``max_side``
+    pixels, and the scale applied (1.0: the image itself, not copied)."""
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(width, height))
+    if scale == 1.0:
+        return image, scale
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
 def crop_square(image: np.ndarray, crop: Crop) -> np.ndarray:
     """Resamples ``crop`` of ``image`` (H, W, C) uint8 into a (size, size, C) uint8 array.
 
