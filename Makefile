@@ -14,12 +14,14 @@ test: setup
 
 # Held-out synthetic set (seeds from 1000000), methods side by side, then recover's own targets,
 # then real calibrated footage (PETS 2009 S2.L1; builds its frames from Debian's opencv-doc once),
+# the sample group photo against its hand-labelled faces,
 # then track on the PETS clip and on synthetic clips.
 bench: setup
 	$(PY) -m metrichmsr synth --n 200 --seed 1000000 -o out/synth-heldout --overwrite
 	$(PY) -m metrichmsr bench out/synth-heldout -o out/bench-heldout --overwrite --methods full,fixed-fov,box-only,box-true-focal,fit-only,humanmoe+fit
 	$(PY) -m metrichmsr.bench.recover_bench
 	$(PY) -m metrichmsr.bench.pets -o out/bench-pets --overwrite --camera-height-known
+	$(PY) -m metrichmsr.bench.group_photo -o out/bench-group-photo --overwrite
 	$(PY) -m metrichmsr.bench.track_pets -o out/bench-track-pets --overwrite
 	$(PY) -m metrichmsr synth --video --n 8 --seed 1000000 -o out/synth-video --overwrite
 	$(PY) -m metrichmsr.bench.track_synth out/synth-video -o out/bench-track-synth --overwrite

@@ -5,16 +5,27 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from metrichmsr.errors import InputError
-from metrichmsr.synth import HELD_OUT_SEED_START, POSE_FAMILIES, SceneConfig, level_axes, sample_camera, sample_pose, sample_scene
+from metrichmsr.joints import JOINT_NAMES
+from metrichmsr.synth import (
+    EXTRA_POSE_FAMILIES,
+    HELD_OUT_SEED_START,
+    POSE_FAMILIES,
+    SceneConfig,
+    level_axes,
+    sample_camera,
+    sample_pose,
+    sample_scene,
+)
 from metrichmsr.synth.dataset import INDEX_FILE, list_samples, load_sample, save_sample, write_dataset
 from metrichmsr.synth.poses import clip_to_limits
 
 SMALL = SceneConfig(long_side_px=320, people=(2, 3))
 
 
-@pytest.mark.parametrize("family", POSE_FAMILIES)
+@pytest.mark.parametrize("family", POSE_FAMILIES + EXTRA_POSE_FAMILIES)
 def test_pose_families_are_deterministic_and_within_limits(family):
     pose, name = sample_pose(np.random.default_rng(1), family)
     again, _ = sample_pose(np.random.default_rng(1), family)
@@ -22,6 +33,27 @@ def test_pose_families_are_deterministic_and_within_limits(family):
     np.testing.assert_array_equal(pose, again)
     np.testing.assert_allclose(clip_to_limits(pose), pose)  # already inside the limits
     assert np.linalg.norm(pose, axis=-1).max() > 0.1  # a pose, not the rest pose
+
+
+def test_kneeling_people_rest_on_a_knee_and_their_hips_drop(body_model):
+    """Kneeling: the lowest joint a knee (or a toe behind it), the hips about a thigh's length
+    lower than standing, the same person's standing height."""
+    rng = np.random.default_rng(7)
+    poses = [sample_pose(rng, family)[0] for family in ["standing"] * 8 + ["kneeling"] * 8]
+    n = len(poses)
+    phenotype = torch.full((n, 6), 0.5)
+    with torch.no_grad():
+        joints = body_model.joints(
+            phenotype, torch.as_tensor(np.stack(poses), dtype=torch.float32), torch.eye(3).expand(n, 3, 3), torch.zeros(n, 3)
+        )
+    up = -joints[..., 1].numpy()  # camera axes: y down
+    ground = up.min(1)
+    hips = up[:, [JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]].mean(1) - ground
+    standing, kneeling = hips[:8], hips[8:]
+    assert np.all(kneeling < standing.min() - 0.25) and np.all(kneeling > 0.25)
+    knees = up[8:, [JOINT_NAMES.index("left_knee"), JOINT_NAMES.index("right_knee")]].min(1) - ground[8:]
+    # A knee on the floor (its joint a few cm up; a toe may reach a little lower).
+    assert np.median(knees) < 0.08 and np.all(knees < 0.2)
 
 
 def test_unknown_pose_family_is_refused():

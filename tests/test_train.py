@@ -91,6 +91,12 @@ def test_config_from_toml(tmp_path):
     assert HumanMoE.load(resources.files("metrichmsr.models") / "weights" / "humanmoe.pt").config == HumanMoEConfig.from_dict(
         gpu.model
     )
+    kneeling = TrainConfig.from_toml(resources.files("metrichmsr.train") / "humanmoe_kneeling.toml")
+    assert kneeling.model == clothes.model and "kneeling" in kneeling.pose_families  # stage 3 plus kneeling people
+    with pytest.raises(ValueError, match="unknown pose_families"):
+        TrainConfig(pose_families=["cartwheel"])
+    with pytest.raises(ValueError, match="sampler_workers"):
+        TrainConfig(pose_families=["kneeling"], sampler_workers=2)
     path.write_text("stepz = 12\n")
     with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_toml(path)

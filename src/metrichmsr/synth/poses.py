@@ -12,11 +12,16 @@ clips to joint limits, so a pose is plausible on its own and varied across draws
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from metrichmsr.body import POSE_BONES
 
 POSE_FAMILIES = ("standing", "walking", "arms_raised", "arms_forward", "crouching", "sitting", "leaning")
+#: Families drawn only where asked for (``SceneConfig.pose_families``, a training run's
+#: ``pose_families``): the held-out renders keep POSE_FAMILIES, so their figures stay comparable.
+EXTRA_POSE_FAMILIES = ("kneeling",)
 
 _NOISE_RAD = 0.07
 #: Per-bone limit on |rotation vector| (rad): beyond these a body self-intersects or breaks.
@@ -84,12 +89,31 @@ def _family_pose(family: str, rng: np.random.Generator) -> np.ndarray:
         _set(pose, "upperarm01.L", x=-u(0.1, 0.6), y=u(0.3, 0.7), both_sides=True)
         _set(pose, "lowerarm01.L", x=-u(0.4, 1.2), both_sides=True)
         _set(pose, "spine01", x=u(-0.1, 0.3))
+    elif family == "kneeling":
+        # The front row of a group photo: on one knee (that foot flat, its shin upright) or on
+        # both, the knees and tucked toes on the floor (the shins back, rising a foot's height
+        # to the ankles: thigh and knee turns summing to a little over a right angle), the
+        # body upright.
+        for side in (".L", ".R"):
+            thigh = u(-0.1, 0.35)
+            _set(pose, "upperleg01" + side, x=thigh)
+            _set(pose, "lowerleg01" + side, x=math.pi / 2 - thigh + u(0.25, 0.45))
+            _set(pose, "foot" + side, x=u(-0.2, 0.2))
+        if rng.random() < 0.6:
+            front = ".L" if rng.random() < 0.5 else ".R"
+            thigh = u(1.4, 1.7)  # about level: the other knee reaches the floor
+            pose[_INDEX["upperleg01" + front], 0] = -thigh
+            pose[_INDEX["lowerleg01" + front], 0] = thigh + u(-0.2, 0.2)
+            pose[_INDEX["foot" + front], 0] = -u(0.0, 0.3)
+        _set(pose, "spine01", x=u(-0.1, 0.4))
+        _set(pose, "upperarm01.L", x=-u(0.0, 1.0), y=u(0.2, 0.7), both_sides=True)
+        _set(pose, "lowerarm01.L", x=-u(0.2, 1.2), both_sides=True)
     elif family == "leaning":
         _arms_down(pose, rng)
         _set(pose, "spine01", x=u(-0.2, 0.6), y=u(-0.35, 0.35))
         _set(pose, "spine03", z=u(-0.4, 0.4))
     else:
-        raise ValueError(f"unknown pose family {family!r}; choose from {', '.join(POSE_FAMILIES)}")
+        raise ValueError(f"unknown pose family {family!r}; choose from {', '.join(POSE_FAMILIES + EXTRA_POSE_FAMILIES)}")
     _set(pose, "head", x=u(-0.2, 0.3), z=u(-0.6, 0.6))
     return pose
 

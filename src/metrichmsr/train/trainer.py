@@ -73,6 +73,10 @@ class TrainConfig:
     #: > 0: simulated people are drawn in this many worker processes (``ParallelPeople``),
     #: for a GPU, which one sampling process cannot keep busy; 0: in the training process.
     sampler_workers: int = 0
+    #: The pose families simulated people are drawn from (``synth.poses``; the training
+    #: process's sampler, ``sampler_workers = 0``); empty: ``POSE_FAMILIES``. Validation keeps
+    #: ``POSE_FAMILIES``, so runs compare.
+    pose_families: list[str] = field(default_factory=list)
     model: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -82,6 +86,13 @@ class TrainConfig:
             raise ValueError(f"rendered_share must be in [0, 1], got {self.rendered_share}")
         if self.rendered_share > 0 and not self.rendered_data:
             raise ValueError("rendered_share > 0 needs rendered_data (synth folders)")
+        from metrichmsr.synth import EXTRA_POSE_FAMILIES, POSE_FAMILIES
+
+        unknown = set(self.pose_families) - set(POSE_FAMILIES + EXTRA_POSE_FAMILIES)
+        if unknown:
+            raise ValueError(f"unknown pose_families {sorted(unknown)}; choose from {POSE_FAMILIES + EXTRA_POSE_FAMILIES}")
+        if self.pose_families and self.sampler_workers:
+            raise ValueError("pose_families needs sampler_workers = 0")
         if self.model.get("backbone") and (self.rendered_share < 1 or self.rendered_from_step > 0):
             raise ValueError(
                 "a network with an image backbone reads crops, which only rendered people have: "
@@ -222,7 +233,7 @@ def train(
     from tqdm import tqdm
 
     from metrichmsr.models.humanmoe import HumanMoE, HumanMoEConfig
-    from metrichmsr.synth import HELD_OUT_SEED_START
+    from metrichmsr.synth import HELD_OUT_SEED_START, SceneConfig
     from metrichmsr.train.data import ParallelPeople, SyntheticPeople
     from metrichmsr.train.noise import NoiseModel
 
@@ -268,7 +279,8 @@ def train(
             config.sampler_workers, config.batch_size, seed=config.seed + step, silhouette_grid=silhouette_grid
         )
     else:
-        sampler = SyntheticPeople(data_body, noise, seed=config.seed + step, silhouette_grid=silhouette_grid)
+        scene = replace(SceneConfig(), pose_families=tuple(config.pose_families)) if config.pose_families else SceneConfig()
+        sampler = SyntheticPeople(data_body, noise, scene, seed=config.seed + step, silhouette_grid=silhouette_grid)
     rendered_count = round(config.rendered_share * config.batch_size)
     rendered = None
     if rendered_count:  # BlazePose runs over the renders now, once (cached): a wrong folder fails here
