@@ -46,6 +46,23 @@ def results(out: Path) -> dict:
     return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("result.json"))}
 
 
+def same_results(a: dict, b: dict, tolerance: float = 1e-4) -> bool:
+    """Whether two ``results`` hold the same files and the same JSON in each, numbers within
+    ``tolerance``: a Ray worker runs torch on one thread and one process on two, which sums in
+    another order, so the last digit written can differ."""
+
+    def close(x, y) -> bool:
+        if isinstance(x, dict):
+            return isinstance(y, dict) and x.keys() == y.keys() and all(close(x[k], y[k]) for k in x)
+        if isinstance(x, list):
+            return isinstance(y, list) and len(x) == len(y) and all(close(u, v) for u, v in zip(x, y))
+        if isinstance(x, float) or isinstance(y, float):
+            return isinstance(x, (int, float)) and isinstance(y, (int, float)) and abs(x - y) <= tolerance
+        return x == y
+
+    return a.keys() == b.keys() and all(close(json.loads(a[k]), json.loads(b[k])) for k in a)
+
+
 def annotate_cmd(dataset: Path, out: Path, *flags) -> list[str]:
     return [sys.executable, "-m", "metrichmsr", "annotate", str(dataset), "-o", str(out), *map(str, flags)]
 
@@ -121,7 +138,7 @@ def test_two_ray_workers_equal_one_process(dataset, resumed, tmp_path):
     ran = run_cli("annotate", dataset, "-o", out, "--workers", 2, "--batch", 2, timeout=400)
     assert ran.returncode == EXIT_SOME_FAILED, ran.stderr
     assert "2 worker(s)" in ran.stdout
-    assert results(out) == results(resumed[0])  # byte for byte
+    assert same_results(results(out), results(resumed[0]))
     workers = {r["worker"] for r in rows_of(out)}
     assert len(workers) == 2
 
