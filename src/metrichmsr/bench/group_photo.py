@@ -71,8 +71,9 @@ def row_table(people: list[dict]) -> tuple[list[dict], int]:
     noses = np.array([p["keypoints2d"]["nose"][:2] for p in people], dtype=np.float64).reshape(-1, 2)
     rows, held = [], set()
     for name, faces in FACES.items():
-        found = [people[i] for i in match_faces(noses, faces).values()]
-        held |= {id(p) for p in found}
+        matched = list(match_faces(noses, faces).values())
+        held.update(matched)
+        found = [people[i] for i in matched]
         heights = np.array([p["height_m"] for p in found])
         depths = np.array([p["translation"][2] for p in found])
         median_depth = float(np.median(depths)) if len(depths) else float("nan")
@@ -90,7 +91,7 @@ def row_table(people: list[dict]) -> tuple[list[dict], int]:
                 "depth_range_m": [float(depths.min()), float(depths.max())] if len(depths) else None,
             }
         )
-    return rows, sum(id(p) not in held for p in people)
+    return rows, len(people) - len(held)
 
 
 def main(argv: list[str] | None = None) -> int:

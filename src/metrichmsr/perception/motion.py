@@ -10,6 +10,8 @@ few milliseconds a frame, and answers at that size: the scan resizes it to its o
 import cv2
 import numpy as np
 
+from metrichmsr.perception._tiles import shrunk
+
 #: Longer side (pixels) of the copy the background model runs on.
 MOTION_MAX_SIDE = 320
 #: Frames the background model remembers (MOG2's ``history``): someone who stops for longer
@@ -36,9 +38,5 @@ class MovingPixels:
         """(h, w) bool over ``image`` ((H, W, 3) uint8 RGB, the clip's next frame), shrunk so
         its longer side is at most ``max_side``: the pixels that moved against the background
         learnt from the frames before; none on the first."""
-        height, width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(width, height))
-        small = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        if scale < 1.0:
-            small = cv2.resize(small, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        small, _ = shrunk(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), self.max_side)
         return self._model.apply(small) == 255  # 127 is a shadow

@@ -279,7 +279,7 @@ def train(
             config.sampler_workers, config.batch_size, seed=config.seed + step, silhouette_grid=silhouette_grid
         )
     else:
-        scene = replace(SceneConfig(), pose_families=tuple(config.pose_families)) if config.pose_families else SceneConfig()
+        scene = SceneConfig(pose_families=tuple(config.pose_families)) if config.pose_families else SceneConfig()
         sampler = SyntheticPeople(data_body, noise, scene, seed=config.seed + step, silhouette_grid=silhouette_grid)
     rendered_count = round(config.rendered_share * config.batch_size)
     rendered = None
