@@ -1,12 +1,14 @@
 """The viewer: view.html's content, `metrichmsr view`, and the page in a real headless browser
 (Debian's chromium driven by playwright; those tests are skipped where it is missing)."""
 
+import base64
 import json
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from PIL import Image
 from metrichmsr.bench.viewer import browser_missing, canvas_image, open_page
 from metrichmsr.errors import InputError
 from metrichmsr.joints import JOINT_NAMES
-from metrichmsr.viewer import folder_view_html, view_html
+from metrichmsr.viewer import folder_view_html, page_glb, view_html
 from test_cli import EXIT_INPUT_ERROR, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,19 +62,83 @@ def tracks_document() -> dict:
     }
 
 
+def _small_scene_glb() -> bytes:
+    """scene.glb of a 160x120 grey photo with nobody in it (fx = fy = 150 px, the centre):
+    the camera and the photo's plane."""
+    from metrichmsr.scene.export import write_scene_glb
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scene.glb"
+        K = np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]])
+        write_scene_glb(path, [], K, (160, 120), image=np.full((120, 160, 3), 90, np.uint8))
+        return path.read_bytes()
+
+
 def test_the_page_holds_its_data_and_nothing_ends_its_scripts_early():
     result = {"image": {"path": "photos/a<b>&c.jpg", "width": 4, "height": 3}, "people": [], "note": "</script><script>alert(1)"}
-    page = view_html(result=result, scene_glb=b"glTF-bytes")
+    glb = _small_scene_glb()
+    page = view_html(result=result, scene_glb=glb)
     assert page.count("</script>") == 4  # result, tracks, scene, the viewer
     data = re.search(r'<script id="metrichmsr-result" type="application/json">(.*?)</script>', page, re.S).group(1)
     assert json.loads(data) == result
     assert "<title>a&lt;b&gt;&amp;c.jpg · metrichmsr</title>" in page  # the file name, escaped
-    assert "ZxxURi1ieXRlcw" not in page and "Z2xURi1ieXRlcw==" in page  # base64 of the glb bytes
+    scene = re.search(r'<script id="metrichmsr-scene" type="application/octet-stream">(.*?)</script>', page, re.S).group(1)
+    assert base64.b64decode(scene) == page_glb(glb)
     assert "{{" not in page.replace(json.dumps(result), "")
     with pytest.raises(ValueError):
         view_html()
     with pytest.raises(ValueError):
         view_html(result=result, tracks=tracks_document())
+
+
+def placed_positions(gltf) -> dict[str, np.ndarray]:
+    """Each plain (unskinned) mesh node's vertices placed by the node, (V, 3) metres, the
+    glTF frame: float or normalized 16-bit positions (KHR_mesh_quantization) alike."""
+    import pygltflib
+
+    blob, placed = gltf.binary_blob(), {}
+    for node in gltf.nodes:
+        if node.mesh is None or node.skin is not None:
+            continue
+        accessor = gltf.accessors[gltf.meshes[node.mesh].primitives[0].attributes.POSITION]
+        view = gltf.bufferViews[accessor.bufferView]
+        start = (view.byteOffset or 0) + (accessor.byteOffset or 0)
+        if accessor.componentType == pygltflib.FLOAT:
+            stored = np.frombuffer(blob, np.float32, accessor.count * 3, start).reshape(-1, 3).astype(float)
+        else:
+            assert accessor.componentType == pygltflib.SHORT and accessor.normalized and view.byteStride == 8
+            stored = np.frombuffer(blob, np.int16, accessor.count * 4, start).reshape(-1, 4)[:, :3] / 32767
+        placed[node.name] = stored * (node.scale or [1.0] * 3) + (node.translation or [0.0] * 3)
+    return placed
+
+
+def test_the_page_copy_of_scene_glb_is_the_same_scene_in_fewer_bytes(recovered):
+    """page_glb: no normals (the page computes them), plain meshes' positions in 16 bits to a
+    tenth of a millimetre, every node, name, material and the photo kept, and a glb that
+    reads back."""
+    import pygltflib
+
+    out, _, result = recovered
+    glb = (out / "scene.glb").read_bytes()
+    light = page_glb(glb)
+    original, copy = pygltflib.GLTF2.load_from_bytes(glb), pygltflib.GLTF2.load_from_bytes(light)
+    assert len(light) < 0.6 * len(glb)  # a person: 8 bytes a vertex, not 24; the triangles, shared, stay
+    assert "KHR_mesh_quantization" in copy.extensionsRequired
+    assert [n.name for n in copy.nodes] == [n.name for n in original.nodes]
+    assert {f"person_{i}" for i in range(len(result["people"]))} <= {n.name for n in copy.nodes}
+    assert [m.name for m in copy.materials] == [m.name for m in original.materials]
+    assert all(p.attributes.NORMAL is None for mesh in copy.meshes for p in mesh.primitives)
+    assert all(p.attributes.NORMAL is not None for mesh in original.meshes for p in mesh.primitives)
+    before, after = placed_positions(original), placed_positions(copy)
+    assert before.keys() == after.keys() and len(before) >= len(result["people"]) + 2
+    for name, vertices in before.items():
+        assert np.abs(after[name] - vertices).max() < 1e-4, name
+    assert _photo_bytes(copy) == _photo_bytes(original)
+
+
+def _photo_bytes(gltf) -> bytes:
+    view = gltf.bufferViews[gltf.images[0].bufferView]
+    return gltf.binary_blob()[view.byteOffset : view.byteOffset + view.byteLength]
 
 
 def test_a_folder_without_results_is_refused(tmp_path):
@@ -188,18 +254,13 @@ def test_a_track_page_plays_its_timeline(tmp_path):
 
 @needs_browser
 def test_a_result_with_nobody_and_no_scene_opens(tmp_path):
-    from metrichmsr.scene.export import write_scene_glb
-
-    width, height = 160, 120
-    K = np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]])
-    write_scene_glb(tmp_path / "scene.glb", [], K, (width, height), image=np.full((height, width, 3), 90, np.uint8))
     result = {
         "schema": "metrichmsr.result/1",
-        "image": {"path": "empty.png", "width": width, "height": height},
+        "image": {"path": "empty.png", "width": 160, "height": 120},
         "camera": {"fx": 150.0, "fy": 150.0, "cx": 79.5, "cy": 59.5, "source": "user"},
         "people": [],
     }
-    (tmp_path / "view.html").write_text(view_html(result=result, scene_glb=(tmp_path / "scene.glb").read_bytes()))
+    (tmp_path / "view.html").write_text(view_html(result=result, scene_glb=_small_scene_glb()))
     with open_page(tmp_path / "view.html", 400, 300) as (page, problems):
         assert page.evaluate("window.metrichmsrViewer.ready") and page.evaluate("window.metrichmsrViewer.peopleCount") == 0
         assert page.is_hidden("#people-panel") and page.is_hidden("label:has([data-layer=grid])")  # no floor: no grid

@@ -146,6 +146,24 @@ class Viewer {
   async loadScene(glb, peopleRecords) {
     const gltf = await new GLTFLoader().parseAsync(glb, '');
     const root = gltf.scene;
+    // The page's copy of scene.glb has no normals (they would be half its bytes): smooth ones
+    // from the triangles, where GLTFLoader would have shaded the meshes flat.
+    root.traverse((object) => {
+      if (!object.isMesh || object.geometry.attributes.normal) return;
+      const position = object.geometry.attributes.position;
+      if (position.normalized) { // 16-bit (page_glb): as floats, which computeVertexNormals reads far faster
+        const floats = new Float32Array(position.count * 3);
+        for (let i = 0; i < position.count; i++) {
+          floats[3 * i] = position.getX(i);
+          floats[3 * i + 1] = position.getY(i);
+          floats[3 * i + 2] = position.getZ(i);
+        }
+        object.geometry.setAttribute('position', new THREE.BufferAttribute(floats, 3));
+      }
+      object.geometry.computeVertexNormals();
+      object.material.flatShading = false;
+      object.material.needsUpdate = true;
+    });
     const byName = (name) => root.getObjectByName(name);
     peopleRecords.forEach((record, i) => {
       const mesh = byName(`person_${i}`);
