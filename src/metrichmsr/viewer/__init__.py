@@ -18,11 +18,11 @@ import functools
 import http.server
 import json
 import re
+import struct
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import pygltflib
 
 from metrichmsr.errors import InputError
 
@@ -45,44 +45,77 @@ def _renumbering(indices) -> dict[int, int]:
     return {old: new for new, old in enumerate(sorted(set(indices) - {None}))}
 
 
+_GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = b"glTF", 0x4E4F534A, 0x004E4942
+_SHORT, _FLOAT = 5122, 5126  # glTF component types
 _QUANTIZED = 32767  # glTF normalized SHORT: q / 32767 in [-1, 1]
 
 
-def _quantize_positions(gltf: pygltflib.GLTF2, blob: bytes) -> dict[int, bytes]:
+def _read_glb(glb: bytes) -> tuple[dict, bytes]:
+    """A glTF binary's JSON and its binary chunk (b"" when it has none)."""
+    if len(glb) < 20 or glb[:4] != _GLB_MAGIC:
+        raise ValueError("not a glTF binary")
+    json_length, kind = struct.unpack_from("<II", glb, 12)
+    if kind != _JSON_CHUNK:
+        raise ValueError("a glTF binary's first chunk is its JSON")
+    document = json.loads(glb[20 : 20 + json_length])
+    rest = 20 + json_length
+    if rest + 8 > len(glb):
+        return document, b""
+    bin_length, kind = struct.unpack_from("<II", glb, rest)
+    return document, glb[rest + 8 : rest + 8 + bin_length] if kind == _BIN_CHUNK else b""
+
+
+def _write_glb(document: dict, blob: bytes) -> bytes:
+    """The glTF binary of a JSON document and its binary chunk (chunks padded to 4 bytes)."""
+    text = json.dumps(document, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    blob += b"\0" * (-len(blob) % 4)
+    chunks = struct.pack("<II", len(text), _JSON_CHUNK) + text
+    if blob:
+        chunks += struct.pack("<II", len(blob), _BIN_CHUNK) + blob
+    return _GLB_MAGIC + struct.pack("<II", 2, 12 + len(chunks)) + chunks
+
+
+def _quantize_positions(document: dict, blob: bytes) -> dict[int, bytes]:
     """Store each plain mesh's positions as normalized 16-bit integers (KHR_mesh_quantization),
     its node placing them back (translation: the mesh's centre, scale: half its largest side):
     to 0.03 mm on a person, 0.3 mm on a 20-m scene surface. Skinned meshes, meshes shared by
     nodes and nodes with a transform of their own stay as they are. Returns the new bytes of
     each buffer view rewritten, by index."""
-    node_count = collections.Counter(node.mesh for node in gltf.nodes)
-    view_count = collections.Counter(accessor.bufferView for accessor in gltf.accessors)
+    nodes, accessors, views = document.get("nodes", []), document.get("accessors", []), document.get("bufferViews", [])
+    node_count = collections.Counter(node.get("mesh") for node in nodes)
+    view_count = collections.Counter(accessor.get("bufferView") for accessor in accessors)
     rewritten: dict[int, bytes] = {}
-    for node in gltf.nodes:
-        if node.mesh is None or node.skin is not None or node_count[node.mesh] > 1:
+    for node in nodes:
+        if "mesh" not in node or "skin" in node or node_count[node["mesh"]] > 1:
             continue
-        if node.matrix or node.translation or node.rotation or node.scale:
+        if {"matrix", "translation", "rotation", "scale"} & node.keys():
             continue
-        primitives = gltf.meshes[node.mesh].primitives
-        if len(primitives) != 1 or primitives[0].targets:
+        primitives = document["meshes"][node["mesh"]]["primitives"]
+        if len(primitives) != 1 or primitives[0].get("targets"):
             continue
-        accessor = gltf.accessors[primitives[0].attributes.POSITION]
-        view = gltf.bufferViews[accessor.bufferView]
-        if accessor.componentType != pygltflib.FLOAT or view_count[accessor.bufferView] > 1 or view.byteStride:
+        accessor = accessors[primitives[0]["attributes"]["POSITION"]]
+        view_index = accessor.get("bufferView")
+        if view_index is None or accessor["componentType"] != _FLOAT or view_count[view_index] > 1:
             continue
-        start = (view.byteOffset or 0) + (accessor.byteOffset or 0)
-        positions = np.frombuffer(blob, np.float32, accessor.count * 3, start).reshape(-1, 3).astype(np.float64)
+        view = views[view_index]
+        if view.get("byteStride"):
+            continue
+        start = view.get("byteOffset", 0) + accessor.get("byteOffset", 0)
+        positions = np.frombuffer(blob, np.float32, accessor["count"] * 3, start).reshape(-1, 3).astype(np.float64)
         low, high = positions.min(axis=0), positions.max(axis=0)
         centre, half = (low + high) / 2, max(float((high - low).max()) / 2, 1e-6)
         stored = np.zeros((len(positions), 4), np.int16)  # the 4th: padding, as vertex strides are 4-byte multiples
         stored[:, :3] = np.round((positions - centre) / half * _QUANTIZED)
-        rewritten[accessor.bufferView] = stored.tobytes()
-        view.byteLength, view.byteStride, accessor.byteOffset = stored.nbytes, 8, None
-        accessor.componentType, accessor.normalized = pygltflib.SHORT, True
-        accessor.min, accessor.max = stored[:, :3].min(axis=0).tolist(), stored[:, :3].max(axis=0).tolist()
-        node.translation, node.scale = centre.tolist(), [half] * 3
+        rewritten[view_index] = stored.tobytes()
+        view.update(byteLength=stored.nbytes, byteStride=8)
+        accessor.pop("byteOffset", None)
+        accessor.update(componentType=_SHORT, normalized=True)
+        accessor.update(min=stored[:, :3].min(axis=0).tolist(), max=stored[:, :3].max(axis=0).tolist())
+        node.update(translation=centre.tolist(), scale=[half] * 3)
     if rewritten:
         for listed in ("extensionsUsed", "extensionsRequired"):
-            setattr(gltf, listed, sorted({*(getattr(gltf, listed) or []), "KHR_mesh_quantization"}))
+            document[listed] = sorted({*document.get(listed, []), "KHR_mesh_quantization"})
     return rewritten
 
 
@@ -93,61 +126,57 @@ def page_glb(glb: bytes) -> bytes:
     triangles are shared). The copy drops the normals, which three.js computes in a few
     milliseconds, and stores plain meshes' positions in 16 bits (:func:`_quantize_positions`):
     8 bytes a vertex. Everything else (nodes, names, skins, animations, the photo) is kept.
+    It works on the JSON as it is: a track's scene.glb holds thousands of accessors.
     """
-    gltf = pygltflib.GLTF2.load_from_bytes(glb)
-    blob = gltf.binary_blob()
-    for mesh in gltf.meshes:
-        for primitive in mesh.primitives:
-            primitive.attributes.NORMAL = None
-            for target in primitive.targets or []:
-                target.pop("NORMAL", None)
-    rewritten = _quantize_positions(gltf, blob)
+    document, blob = _read_glb(glb)
+    primitives = [p for mesh in document.get("meshes", []) for p in mesh["primitives"]]
+    for primitive in primitives:
+        primitive["attributes"].pop("NORMAL", None)
+        for target in primitive.get("targets", []):
+            target.pop("NORMAL", None)
+    rewritten = _quantize_positions(document, blob)
 
     # Accessors still referenced, in their order; then the buffer views they and images use.
-    def primitive_accessors(primitive: pygltflib.Primitive) -> list[int | None]:
-        found = [*vars(primitive.attributes).values(), primitive.indices]
-        return found + [a for target in primitive.targets or [] for a in target.values()]
-
-    referenced = {a for mesh in gltf.meshes for p in mesh.primitives for a in primitive_accessors(p)}
-    referenced |= {skin.inverseBindMatrices for skin in gltf.skins}
-    referenced |= {a for anim in gltf.animations for s in anim.samplers for a in (s.input, s.output)}
-    accessors = _renumbering(referenced)
-    gltf.accessors = [gltf.accessors[old] for old in accessors]
-    sparse = [a.sparse for a in gltf.accessors if a.sparse]
-    views = _renumbering(
-        [a.bufferView for a in gltf.accessors]
-        + [v for s in sparse for v in (s.indices.bufferView, s.values.bufferView)]
-        + [image.bufferView for image in gltf.images]
+    referenced = [a for p in primitives for a in (*p["attributes"].values(), p.get("indices"))]
+    referenced += [a for p in primitives for target in p.get("targets", []) for a in target.values()]
+    referenced += [skin.get("inverseBindMatrices") for skin in document.get("skins", [])]
+    samplers = [s for animation in document.get("animations", []) for s in animation["samplers"]]
+    referenced += [a for s in samplers for a in (s["input"], s["output"])]
+    accessor_index = _renumbering(referenced)
+    accessors = [document["accessors"][old] for old in accessor_index]
+    sparse = [a["sparse"] for a in accessors if "sparse" in a]
+    images = document.get("images", [])
+    view_index = _renumbering(
+        [a.get("bufferView") for a in accessors]
+        + [part["bufferView"] for s in sparse for part in (s["indices"], s["values"])]
+        + [image.get("bufferView") for image in images]
     )
     data = bytearray()
-    for old in views:
-        view = gltf.bufferViews[old]
+    for old in view_index:
+        view = document["bufferViews"][old]
         data.extend(b"\0" * (-len(data) % 4))  # glTF: accessors' data 4-byte aligned
-        start = view.byteOffset or 0
-        data.extend(rewritten.get(old, blob[start : start + view.byteLength]))
-        view.byteOffset = len(data) - view.byteLength
-    gltf.bufferViews = [gltf.bufferViews[old] for old in views]
-
-    for accessor in gltf.accessors:
-        accessor.bufferView = views.get(accessor.bufferView)
-    for s in sparse:
-        s.indices.bufferView, s.values.bufferView = views[s.indices.bufferView], views[s.values.bufferView]
-    for image in gltf.images:
-        image.bufferView = views.get(image.bufferView)
-    for mesh in gltf.meshes:
-        for primitive in mesh.primitives:
-            for name, accessor in vars(primitive.attributes).items():
-                setattr(primitive.attributes, name, accessors.get(accessor))
-            primitive.indices = accessors.get(primitive.indices)
-            primitive.targets = [{k: accessors[a] for k, a in target.items()} for target in primitive.targets or []]
-    for skin in gltf.skins:
-        skin.inverseBindMatrices = accessors.get(skin.inverseBindMatrices)
-    for anim in gltf.animations:
-        for sampler in anim.samplers:
-            sampler.input, sampler.output = accessors[sampler.input], accessors[sampler.output]
-    gltf.buffers[0].byteLength = len(data)
-    gltf.set_binary_blob(bytes(data))
-    return b"".join(gltf.save_to_bytes())
+        start = view.get("byteOffset", 0)
+        data.extend(rewritten.get(old, blob[start : start + view["byteLength"]]))
+        view["byteOffset"] = len(data) - view["byteLength"]
+    document["bufferViews"] = [document["bufferViews"][old] for old in view_index]
+    for owner in [*accessors, *images, *(part for s in sparse for part in (s["indices"], s["values"]))]:
+        if "bufferView" in owner:
+            owner["bufferView"] = view_index[owner["bufferView"]]
+    document["accessors"] = accessors
+    for primitive in primitives:
+        primitive["attributes"] = {name: accessor_index[a] for name, a in primitive["attributes"].items()}
+        if "indices" in primitive:
+            primitive["indices"] = accessor_index[primitive["indices"]]
+        if "targets" in primitive:
+            primitive["targets"] = [{k: accessor_index[a] for k, a in t.items()} for t in primitive["targets"]]
+    for skin in document.get("skins", []):
+        if "inverseBindMatrices" in skin:
+            skin["inverseBindMatrices"] = accessor_index[skin["inverseBindMatrices"]]
+    for sampler in samplers:
+        sampler["input"], sampler["output"] = accessor_index[sampler["input"]], accessor_index[sampler["output"]]
+    if document.get("buffers"):
+        document["buffers"][0]["byteLength"] = len(data)
+    return _write_glb(document, bytes(data))
 
 
 def view_html(result: dict | None = None, scene_glb: bytes | None = None, tracks: dict | None = None) -> str:
