@@ -29,6 +29,7 @@ from metrichmsr.inputs import check_boxes, check_camera_height, check_image, che
 from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS, load_network, to_body_params
 from metrichmsr.models.tokens import crop_from_image, inputs_from_blazepose, silhouettes
 from metrichmsr.perception import FaceDetector, PoseDetector, feet_seen
+from metrichmsr.perception.landmarks import unexplained
 from metrichmsr.perception.motion import MovingPixels
 from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_bodies, posed_people
 from metrichmsr.scene.anchors import human_anchors, people_depth
@@ -70,6 +71,16 @@ def without_parts_read_as_far(people: list[PersonResult]) -> list[PersonResult]:
         np.stack([p.bbox for p in people]), np.array([p.score for p in people]), np.stack([p.translation for p in people])
     )
     return _without(people, part)
+
+
+def without_unexplained(people: list[PersonResult], K: np.ndarray) -> list[PersonResult]:
+    """``people`` less those whose body, posed onto their landmarks under K (3, 3), explains few
+    of them (``perception.landmarks.unexplained``: a box over two people, a part of one, a
+    sign); the rest keep their order and are numbered again from 0."""
+    if not people:
+        return people
+    joints, landmarks = np.stack([p.joints3d for p in people]), np.stack([p.keypoints2d for p in people])
+    return _without(people, unexplained(joints, landmarks, np.stack([p.bbox for p in people]), K))
 
 
 def _without(people: list[PersonResult], drop: np.ndarray) -> list[PersonResult]:
@@ -231,6 +242,8 @@ class Recoverer:
         people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K, image=image)
         if boxes is None:  # the user's boxes are people by definition
             people = without_parts_read_as_far(people)
+            if self.align or self.refine:  # a body posed onto the landmarks tells whether they are one person's
+                people = without_unexplained(people, intrinsics.K)
         if lines is None and people:
             lines = scene_lines(image, intrinsics.K, np.stack([p.bbox for p in people]))
         result.people, result.floor, contacts = self.stand_on_floor(

@@ -47,6 +47,8 @@ import numpy as np
 from metrichmsr._outputs import check_output, staged_output
 from metrichmsr.bench.report import exit_status
 from metrichmsr.errors import InputError
+from metrichmsr.joints import JOINT_NAMES
+from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES, landmarks_explained
 
 #: The repository holding this file (src/metrichmsr/bench/pets.py); the PETS scripts sit beside it.
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -114,20 +116,12 @@ def rule_person(person: dict, K: np.ndarray) -> dict:
 def pck_counts(person: dict, K: np.ndarray, fraction: float = PCK_FRACTION) -> tuple[int, int]:
     """(correct, scored) joints of one result.json person: its ``joints3d`` projected through
     K (3, 3) against its BlazePose ``keypoints2d`` of the same name seen with visibility >
-    ``MIN_VISIBILITY``; correct within ``fraction`` x the box's longer side (px)."""
-    K = np.asarray(K, dtype=np.float64)
-    x0, y0, x1, y1 = person["bbox"]
-    threshold_px = fraction * max(x1 - x0, y1 - y0)
-    correct = scored = 0
-    for name, landmark in person["keypoints2d"].items():
-        joint = person["joints3d"].get(name)
-        if joint is None or landmark[2] <= MIN_VISIBILITY:
-            continue
-        scored += 1
-        point = K @ np.asarray(joint, dtype=np.float64)
-        if point[2] > 0:  # a joint behind the camera projects nowhere: wrong
-            correct += bool(np.hypot(*(point[:2] / point[2] - landmark[:2])) <= threshold_px)
-    return correct, scored
+    ``MIN_VISIBILITY``; correct within ``fraction`` x the box's longer side (px)
+    (``perception.landmarks.landmarks_explained``)."""
+    joints = np.array([person["joints3d"][name] for name in JOINT_NAMES])
+    landmarks = np.array([person["keypoints2d"][name] for name in BLAZEPOSE_LANDMARK_NAMES])
+    explained, seen = landmarks_explained(joints[None], landmarks[None], np.asarray(person["bbox"]), K, fraction, MIN_VISIBILITY)
+    return int(explained[0]), int(seen[0])
 
 
 def result_K(result: dict) -> np.ndarray:
