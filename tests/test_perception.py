@@ -106,15 +106,20 @@ def test_landmark_names_follow_mediapipe():
     assert BLAZEPOSE_LANDMARK_NAMES == tuple(p.name.lower() for p in PoseLandmark)
 
 
-def test_feet_seen_needs_an_ankle_heel_or_toe():
-    landmarks = np.zeros((3, len(BLAZEPOSE_LANDMARK_NAMES), 3))
+def test_feet_seen_needs_both_feet_seen_on_average():
+    landmarks = np.zeros((5, len(BLAZEPOSE_LANDMARK_NAMES), 3))
     landmarks[:, :, 2] = 0.9  # everything seen ...
     feet = [i for i, name in enumerate(BLAZEPOSE_LANDMARK_NAMES) if name.endswith(("ankle", "heel", "foot_index"))]
     assert len(feet) == 6
-    landmarks[1:, feet, 2] = 0.1  # ... but the feet of the last two
-    landmarks[2, BLAZEPOSE_LANDMARK_NAMES.index("right_heel"), 2] = 0.6
-    assert feet_seen(landmarks).tolist() == [True, False, True]
-    assert feet_seen(landmarks, min_visibility=0.7).tolist() == [True, False, False]
+    landmarks[1:, feet, 2] = 0.1  # ... but the feet of the others
+    index = BLAZEPOSE_LANDMARK_NAMES.index
+    landmarks[2, [index("right_heel"), index("left_foot_index")], 2] = 0.6  # a point of each foot
+    landmarks[3, index("right_heel"), 2] = 0.9  # one foot well seen, the other hidden: (0.9 + 0.1) / 2
+    # A body cut at the waist, its legs guessed: one point of one foot just seen, the other
+    # foot hardly (basketball1.png's near man).
+    landmarks[4, [index("left_ankle"), index("right_ankle")], 2] = [0.55, 0.28]
+    assert feet_seen(landmarks).tolist() == [True, False, True, True, False]
+    assert feet_seen(landmarks, min_visibility=0.7).tolist() == [True, False, False, False, False]
 
 
 def test_finds_a_large_and_a_small_person(detector, two_people):

@@ -69,11 +69,16 @@ _FEET = [27, 28, 29, 30, 31, 32]  # ankles, heels and toes in BLAZEPOSE_LANDMARK
 
 
 def feet_seen(landmarks2d: np.ndarray, min_visibility: float = 0.5) -> np.ndarray:
-    """(N,) bool: whose ankle, heel or toe BlazePose saw (in the image, not occluded).
+    """(N,) bool: whose feet BlazePose saw (in the image, not occluded): each foot's best seen
+    point (ankle, heel or toe), averaged over the two feet, at least ``min_visibility``. One
+    point of one foot is not enough: BlazePose guesses the legs of a body the image's border
+    cuts at the waist, folded up, with an ankle or a toe seen at 0.5-0.55 and the other foot
+    at 0.2-0.3 (``basketball1.png``'s near man), and those feet placed the floor.
 
     landmarks2d: (N, 33, 3) as in :class:`PersonObservation` (x, y, visibility).
     """
-    return np.asarray(landmarks2d)[:, _FEET, 2].max(axis=1) >= min_visibility
+    visibility = np.asarray(landmarks2d)[:, _FEET, 2]
+    return (visibility[:, 0::2].max(axis=1) + visibility[:, 1::2].max(axis=1)) / 2 >= min_visibility
 
 
 def landmarks_explained(
