@@ -118,8 +118,8 @@ def pck_counts(person: dict, K: np.ndarray, fraction: float = PCK_FRACTION) -> t
     K (3, 3) against its BlazePose ``keypoints2d`` of the same name seen with visibility >
     ``MIN_VISIBILITY``; correct within ``fraction`` x the box's longer side (px)
     (``perception.landmarks.landmarks_explained``)."""
-    joints = np.array([person["joints3d"][name] for name in JOINT_NAMES])
-    landmarks = np.array([person["keypoints2d"][name] for name in BLAZEPOSE_LANDMARK_NAMES])
+    joints = np.array([person["joints3d"].get(name, [np.nan] * 3) for name in JOINT_NAMES], dtype=np.float64)
+    landmarks = np.array([person["keypoints2d"].get(name, [0.0] * 3) for name in BLAZEPOSE_LANDMARK_NAMES], dtype=np.float64)
     explained, seen = landmarks_explained(joints[None], landmarks[None], np.asarray(person["bbox"]), K, fraction, MIN_VISIBILITY)
     return int(explained[0]), int(seen[0])
 

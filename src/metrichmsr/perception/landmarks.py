@@ -101,14 +101,15 @@ def landmarks_explained(
         K: (3, 3) intrinsics, pixels.
 
     Returns:
-        (explained, seen). A joint behind the camera projects nowhere: never explained.
+        (explained, seen). A joint behind the camera projects nowhere: never explained; a
+        landmark whose joint is not finite (not given) is not scored.
     """
     joints, landmarks = np.asarray(joints3d, dtype=np.float64), np.asarray(landmarks2d, dtype=np.float64)
     joint_index, landmark_index = np.array(SAME_NAMED).T
     projected = joints[:, joint_index] @ np.asarray(K, dtype=np.float64).T  # (N, M, 3)
     in_front = projected[..., 2] > 0
     pixels = projected[..., :2] / np.where(in_front, projected[..., 2], 1.0)[..., None]
-    seen = landmarks[:, landmark_index, 2] > min_visibility
+    seen = (landmarks[:, landmark_index, 2] > min_visibility) & np.isfinite(joints[:, joint_index]).all(axis=-1)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     tolerance = fraction * np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     near = np.linalg.norm(pixels - landmarks[:, landmark_index, :2], axis=-1) <= tolerance[:, None]
