@@ -88,9 +88,10 @@ class TrainConfig:
             raise ValueError("rendered_share > 0 needs rendered_data (synth folders)")
         from metrichmsr.synth import EXTRA_POSE_FAMILIES, POSE_FAMILIES
 
-        unknown = set(self.pose_families) - set(POSE_FAMILIES + EXTRA_POSE_FAMILIES)
+        families = POSE_FAMILIES + EXTRA_POSE_FAMILIES
+        unknown = set(self.pose_families) - set(families)
         if unknown:
-            raise ValueError(f"unknown pose_families {sorted(unknown)}; choose from {POSE_FAMILIES + EXTRA_POSE_FAMILIES}")
+            raise ValueError(f"unknown pose_families {sorted(unknown)}; choose from {families}")
         if self.pose_families and self.sampler_workers:
             raise ValueError("pose_families needs sampler_workers = 0")
         if self.model.get("backbone") and (self.rendered_share < 1 or self.rendered_from_step > 0):

@@ -92,7 +92,7 @@ def _quantize_positions(document: dict, blob: bytes) -> dict[int, bytes]:
         if {"matrix", "translation", "rotation", "scale"} & node.keys():
             continue
         primitives = document["meshes"][node["mesh"]]["primitives"]
-        if len(primitives) != 1 or primitives[0].get("targets"):
+        if len(primitives) != 1:
             continue
         accessor = accessors[primitives[0]["attributes"]["POSITION"]]
         view_index = accessor.get("bufferView")
@@ -126,31 +126,27 @@ def page_glb(glb: bytes) -> bytes:
     triangles are shared). The copy drops the normals, which three.js computes in a few
     milliseconds, and stores plain meshes' positions in 16 bits (:func:`_quantize_positions`):
     8 bytes a vertex. Everything else (nodes, names, skins, animations, the photo) is kept.
-    It works on the JSON as it is: a track's scene.glb holds thousands of accessors.
+    It works on the JSON as it is: a track's scene.glb holds thousands of accessors. What
+    ``scene.export`` and ``scene.rig_export`` write has no morph targets or sparse
+    accessors, and a glb with them is refused.
     """
     document, blob = _read_glb(glb)
     primitives = [p for mesh in document.get("meshes", []) for p in mesh["primitives"]]
+    if any("targets" in p for p in primitives) or any("sparse" in a for a in document.get("accessors", [])):
+        raise ValueError("a glb with morph targets or sparse accessors: not one scene.glb is written as")
     for primitive in primitives:
         primitive["attributes"].pop("NORMAL", None)
-        for target in primitive.get("targets", []):
-            target.pop("NORMAL", None)
     rewritten = _quantize_positions(document, blob)
 
     # Accessors still referenced, in their order; then the buffer views they and images use.
     referenced = [a for p in primitives for a in (*p["attributes"].values(), p.get("indices"))]
-    referenced += [a for p in primitives for target in p.get("targets", []) for a in target.values()]
     referenced += [skin.get("inverseBindMatrices") for skin in document.get("skins", [])]
     samplers = [s for animation in document.get("animations", []) for s in animation["samplers"]]
     referenced += [a for s in samplers for a in (s["input"], s["output"])]
     accessor_index = _renumbering(referenced)
     accessors = [document["accessors"][old] for old in accessor_index]
-    sparse = [a["sparse"] for a in accessors if "sparse" in a]
     images = document.get("images", [])
-    view_index = _renumbering(
-        [a.get("bufferView") for a in accessors]
-        + [part["bufferView"] for s in sparse for part in (s["indices"], s["values"])]
-        + [image.get("bufferView") for image in images]
-    )
+    view_index = _renumbering([owner.get("bufferView") for owner in [*accessors, *images]])
     data = bytearray()
     for old in view_index:
         view = document["bufferViews"][old]
@@ -159,7 +155,7 @@ def page_glb(glb: bytes) -> bytes:
         data.extend(rewritten.get(old, blob[start : start + view["byteLength"]]))
         view["byteOffset"] = len(data) - view["byteLength"]
     document["bufferViews"] = [document["bufferViews"][old] for old in view_index]
-    for owner in [*accessors, *images, *(part for s in sparse for part in (s["indices"], s["values"]))]:
+    for owner in [*accessors, *images]:
         if "bufferView" in owner:
             owner["bufferView"] = view_index[owner["bufferView"]]
     document["accessors"] = accessors
@@ -167,8 +163,6 @@ def page_glb(glb: bytes) -> bytes:
         primitive["attributes"] = {name: accessor_index[a] for name, a in primitive["attributes"].items()}
         if "indices" in primitive:
             primitive["indices"] = accessor_index[primitive["indices"]]
-        if "targets" in primitive:
-            primitive["targets"] = [{k: accessor_index[a] for k, a in t.items()} for t in primitive["targets"]]
     for skin in document.get("skins", []):
         if "inverseBindMatrices" in skin:
             skin["inverseBindMatrices"] = accessor_index[skin["inverseBindMatrices"]]
