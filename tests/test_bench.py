@@ -175,3 +175,24 @@ def test_scene_table_splits_the_planar_floor_by_people():
     assert cells["scale+shift"][floor_col] == "9.0" and cells["scale+shift"][height_col] == "4.5"
     assert cells["scale+shift, 1 people"][floor_col] == "10.0" and cells["scale+shift, 3 people"][floor_col] == "3.0"
     assert cells["scale+shift+drift, 3 people"][height_col] == "1.5"
+
+
+def test_adult_heights_weight_is_the_slope_of_the_truth_on_the_read():
+    """Reads that are the truth plus independent noise as large as the truth's own spread keep
+    half of it; the depth errors follow each person's height scaled toward the median."""
+    from metrichmsr.bench.adult_heights import pulled_depth_errors, read_weight, report
+    from metrichmsr.population import ADULT_MEDIAN_HEIGHT_M
+
+    rng = np.random.default_rng(0)
+    true = ADULT_MEDIAN_HEIGHT_M * np.exp(rng.normal(0, 0.06, 4000))
+    read = true * np.exp(rng.normal(0, 0.06, 4000))
+    assert read_weight(true, read) == pytest.approx(0.5, abs=0.05)
+    assert read_weight(true, true) == pytest.approx(1.0)
+    rows = [
+        {"true_height_m": 1.7, "true_adult": True, "read_height_m": 1.5, "read_adult": a, "depth_err": -0.1}
+        for a in (True, False, True)
+    ]
+    assert pulled_depth_errors(rows, 1.0) == pytest.approx([-0.1] * 3)
+    assert pulled_depth_errors(rows[:1], 0.0)[0] == pytest.approx(0.9 * ADULT_MEDIAN_HEIGHT_M / 1.5 - 1)
+    table = report(rows + [{**rows[0], "read_height_m": 1.6}])
+    assert "| true adults | 4 |" in table and "| read as adults | 3 |" in table and table.startswith("| people |")

@@ -172,6 +172,7 @@ BAD_INPUT = {
     "bench not a synth folder": lambda w: ["bench", w.root, "-o", w.out],
     "bench unknown method": lambda w: ["bench", w.root, "-o", w.out, "--methods", "full,oracle"],
     "--format fbx": lambda w: ["recover", w.good, "-o", w.out, "--format", "fbx"],
+    "--population teens": lambda w: ["recover", w.good, "-o", w.out, "--population", "teens"],
     "--format with an empty name": lambda w: ["recover", w.good, "-o", w.out, "--format", "glb,"],
 }
 
@@ -445,7 +446,7 @@ def single_runs(tmp_path_factory):
     runs.first_snapshot = snapshot(root)
     runs.again = run_cli("recover", image, "-o", out)
     runs.again_snapshot = snapshot(root)
-    runs.overwrite = run_cli("recover", image, "-o", out, "--focal", "100", "--overwrite")
+    runs.overwrite = run_cli("recover", image, "-o", out, "--focal", "100", "--overwrite", "--population", "adults")
     runs.overwrite_files = sorted(p.name for p in out.iterdir())
     (out / "notes.txt").write_text("mine")
     runs.stray_snapshot = snapshot(root)
@@ -461,7 +462,7 @@ def test_blank_image_succeeds_with_nobody(single_runs):
     assert set(single_runs.first_files) == {"result.json", "scene.glb", "overlay.png", "view.html", ".metrichmsr-output.json"}
     result = json.loads(single_runs.first_files["result.json"])
     assert_blank_result(result, single_runs.image)
-    assert result["camera"]["source"] == "default"
+    assert result["camera"]["source"] == "default" and result["population"] == "all"
     assert single_runs.first_files["scene.glb"][:4] == b"glTF"
     assert single_runs.first_files["overlay.png"][:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(single_runs.first_files[".metrichmsr-output.json"])["files"] == [
@@ -488,6 +489,7 @@ def test_overwrite_replaces_our_own_result_folder(single_runs):
     assert_blank_result(result, single_runs.image)
     assert result["camera"]["source"] == "user"
     assert result["camera"]["fx"] == result["camera"]["fy"] == 100.0
+    assert result["population"] == "adults"
 
 
 def test_single_runs_leave_input_and_no_leftovers(single_runs):

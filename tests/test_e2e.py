@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -357,6 +358,35 @@ def test_a_person_sunk_below_the_others_floor_is_a_nearer_child(recoverer):
     assert json.loads(json.dumps(child.to_json()))["floor_scale"] == pytest.approx(child.floor_scale, abs=1e-4)
 
 
+def test_with_population_adults_everyone_is_an_adult_and_the_sunk_one_a_shorter_adult(recoverer, monkeypatch):
+    """The scene above told that everyone is an adult: each is first given the adults' height
+    for their read (``population.adult_heights_m``), then the one whose feet sink below the
+    others' floor is brought nearer as a shorter adult, not a child."""
+    from metrichmsr.body import ADULT_AGE
+    from metrichmsr.population import adult_heights_m
+
+    people, K, image = _adults_with_feet_below(recoverer, [1.5, 1.5, 3.0], [4.0, 6.0, 10.0])
+    half = replace(people[0], phenotype=people[0].phenotype * [1, 0.5, 1, 1, 1, 1])  # read as a child: as old, no other change
+    people = [half, *people[1:]]
+    monkeypatch.setattr(recoverer, "population", "adults")
+    placed, floor, _ = recoverer.stand_on_floor(people, image, K)
+    age = PHENOTYPE_NAMES.index("age")
+    read = np.array([p.height_m for p in people])
+    expected = adult_heights_m(read) / read
+    np.testing.assert_allclose([p.population_scale for p in placed], expected, rtol=1e-4)
+    assert all(p.phenotype[age] >= ADULT_AGE for p in placed)
+    assert placed[0].height_m == pytest.approx(
+        adult_heights_m(read[:1])[0] * placed[0].floor_scale * placed[0].shared_floor_scale, abs=0.02
+    )
+    sunk = placed[2]
+    assert sunk.floor_scale < 0.6 and sunk.phenotype[age] >= ADULT_AGE  # nearer, shorter, still an adult
+    total = sunk.population_scale * sunk.floor_scale * sunk.shared_floor_scale
+    np.testing.assert_allclose(sunk.translation, total * people[2].translation, rtol=1e-4)
+    assert json.loads(json.dumps(sunk.to_json()))["population_scale"] == pytest.approx(sunk.population_scale, abs=1e-4)
+    monkeypatch.setattr(recoverer, "population", "all")
+    assert [p.population_scale for p in recoverer.stand_on_floor(people, image, K)[0]] == [1.0] * 3
+
+
 def test_people_on_one_floor_are_moved_toward_the_depth_their_feet_agree_on(recoverer):
     """Three adults on one floor, read 10% too far, 8% too near and right: their feet lie 1.1,
     0.92 and 1.0 times 1.5 m below the camera. The floor says how each is off against the others."""
@@ -393,7 +423,6 @@ def test_a_known_camera_height_places_one_person(recoverer):
 
 def test_recover_names_who_was_brought_onto_the_floor(tmp_path, monkeypatch, capsys):
     """The sample photo has nobody sunk below the floor or floating above it; two people are marked as if they were."""
-    from dataclasses import replace
 
     from metrichmsr import cli
     from metrichmsr.pipeline import Recoverer

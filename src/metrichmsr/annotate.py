@@ -73,6 +73,7 @@ class Options:
     depth: str = "planar"
     refine: bool = False
     align: bool = True
+    population: str = "all"
     weights: str = ""
     weights_md5: str = ""
     device: str = "auto"
@@ -83,6 +84,8 @@ class Options:
 def options_digest(options: Options) -> str:
     """sha256 (16 hex digits) of the options that change results; the weights by their md5, not their path."""
     fields = {k: v for k, v in asdict(options).items() if k not in ("weights", "device")}
+    if fields["population"] == "all":  # as before --population existed: a run started then resumes
+        del fields["population"]
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -368,6 +371,7 @@ class Annotator:
             depth=options.depth,
             refine=options.refine,
             align=options.align,
+            population=options.population,
             weights=options.weights,
             detector_threads=threads,
         )

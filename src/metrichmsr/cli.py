@@ -19,6 +19,7 @@ from metrichmsr.defaults import (
     MAX_PEOPLE,
     MIN_PERSON_PX,
     MIN_SCORE,
+    POPULATIONS,
     RIG_FORMATS,
 )
 from metrichmsr.errors import InputError
@@ -357,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="give the floor step each scene's true camera height (as `recover --camera-height` does)",
     )
     bench.add_argument(
+        "--population",
+        choices=POPULATIONS,
+        default="all",
+        help="who the methods take the people to be (as `recover --population`; the renders are of all ages)",
+    )
+    bench.add_argument(
         "--weights",
         type=Path,
         metavar="FILE",
@@ -437,6 +444,14 @@ def _add_people_arguments(parser: argparse.ArgumentParser, align: bool = True) -
         default=align,
         help="pose each body onto BlazePose's landmarks, its build and distance kept, so the overlay lines up "
         f"with the image (default {'on' if align else 'off'}; about 0.3 s an image on a 2-core CPU)",
+    )
+    parser.add_argument(
+        "--population",
+        choices=POPULATIONS,
+        default="all",
+        help="who the people are: all (default: anyone, each one's age and height as read) or adults "
+        "(everyone 18 or older, their heights pulled toward the adults' median: a street, a platform, "
+        "a team; nobody is made a child)",
     )
 
 
@@ -570,6 +585,7 @@ def _bench(args) -> int:
             weights=args.weights,
             camera_height_known=args.camera_height_known,
             overwrite=args.overwrite,
+            population=args.population,
         )
     )
     print(f"report: {output / MARKER}, {output / 'results.csv'}, plots in {output}")
@@ -760,6 +776,7 @@ def _annotate(args) -> int:
         depth=args.depth,
         refine=args.refine,
         align=args.align,
+        population=args.population,
         weights=str(weights),
         weights_md5=file_md5(weights),
         device=args.device,
@@ -835,6 +852,7 @@ def _recoverer(args, **options):
         min_score=args.min_score,
         weights=args.weights or HUMANMOE_WEIGHTS,
         align=args.align,
+        population=args.population,
         **options,
     )
 

@@ -28,3 +28,5 @@ DETECT_EVERY = 5
 #: A fixed camera's scans look only where the picture moves, except every this-many-th, which
 #: looks everywhere (someone who stood still since the last one and was lost is found again).
 FULL_SCAN_EVERY = 5
+#: Who `--population` can say the people are (``metrichmsr.population``): anyone, or adults only.
+POPULATIONS = ("all", "adults")

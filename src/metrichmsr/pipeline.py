@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, Literal, Mapping, Sequence
 import numpy as np
 import torch
 
-from metrichmsr.body import BodyModel, BodyParams
+from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES, BodyModel, BodyParams
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
 from metrichmsr.defaults import DEFAULT_RIG_FORMATS, DETECT_EVERY, FULL_SCAN_EVERY, MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
 from metrichmsr.devices import Device, resolve_device
@@ -31,6 +31,7 @@ from metrichmsr.models.tokens import crop_from_image, inputs_from_blazepose, sil
 from metrichmsr.perception import FaceDetector, PoseDetector, feet_seen
 from metrichmsr.perception.landmarks import unexplained
 from metrichmsr.perception.motion import MovingPixels
+from metrichmsr.population import Population, adult_heights_m, check_population
 from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_bodies, posed_people
 from metrichmsr.scene.anchors import human_anchors, people_depth
 from metrichmsr.scene.depth import DepthBackend, depth_backend
@@ -49,6 +50,10 @@ from metrichmsr.scene.refine import refine_depth, scene_summary
 from metrichmsr.tracking import Tracker, appearances, onto_floor_scales, pooled_floor, standing_positions
 from metrichmsr.tracks import TrackedFrame
 from metrichmsr.video_io import DEFAULT_FPS, Frame
+
+_AGE = PHENOTYPE_NAMES.index("age")
+#: The PersonResult field a scaling about the camera is recorded in (``Recoverer._scaled``).
+ScaleFactor = Literal["population_scale", "floor_scale", "shared_floor_scale"]
 
 
 def _intrinsics(K: np.ndarray | Intrinsics | None, width: int, height: int, exif: Mapping[int, object] | None) -> Intrinsics:
@@ -133,6 +138,9 @@ class Recoverer:
         find_faces: :meth:`detect` also looks for a person at every face (``FaceDetector``)
             no person found holds: the back rows of a group photo. About 0.1 s an image,
             plus 50-100 ms a face looked at.
+        population: who the people are (``metrichmsr.population``): "all" (anyone, the
+            network's read of each one's age and height), or "adults" (everyone is an adult,
+            their height pulled toward the adults' median; nobody made a child).
     """
 
     def __init__(
@@ -149,7 +157,9 @@ class Recoverer:
         detector_threads: int | None = None,
         align: bool = True,
         find_faces: bool = True,
+        population: Population = "all",
     ):
+        self.population = check_population(population)
         if init not in ("humanmoe", "none"):
             raise ValueError(f"init must be 'humanmoe' or 'none', got {init!r}")
         if not refine and init == "none":
@@ -236,7 +246,9 @@ class Recoverer:
         detected = self.detect(image, boxes=boxes) if detected is None else detected
         if estimate_camera and intrinsics.source == "default":  # neither the user nor EXIF: the lines may tell
             intrinsics = camera_from_lines(intrinsics, image, np.stack([o.bbox for o in detected]) if detected else None)
-        result = RecoveryResult(image, "", intrinsics, faces=self.body.faces.cpu().numpy(), skeleton=self.body.skeleton)
+        result = RecoveryResult(
+            image, "", intrinsics, faces=self.body.faces.cpu().numpy(), skeleton=self.body.skeleton, population=self.population
+        )
         if boxes is not None:
             result.boxes_without_person = [i for i, o in enumerate(detected) if o.score == 0]
         people = self.fit_people([o for o in detected if o.score > 0], intrinsics.K, image=image)
@@ -361,13 +373,8 @@ class Recoverer:
         feet = np.where(seen[:, None], foot_contacts(np.stack([p.joints3d for p in people]), floor.up), np.nan)
         scales, on_floor = onto_floor_scales(floor, feet)
         moved = np.flatnonzero(scales != 1.0)
-        if len(moved):
-            scaled = self._scaled(people, moved, scales[moved], onto_floor=False)
-            # shared_floor_scale: this factor on top of the one the frame's own floor gave.
-            people = [
-                replace(new, shared_floor_scale=new.shared_floor_scale * old.shared_floor_scale) if k in moved else old
-                for k, (new, old) in enumerate(zip(scaled, people))
-            ]
+        if len(moved):  # shared_floor_scale: this factor on top of the one the frame's own floor gave
+            people = self._scaled(people, moved, scales[moved], "shared_floor_scale")
         return people, on_floor
 
     def stand_on_floor(
@@ -380,6 +387,10 @@ class Recoverer:
         detected: bool = True,
     ) -> tuple[list[PersonResult], FloorPlane | None, np.ndarray | None]:
         """The floor under the people (``scene.placement.people_floor``), and the people brought onto it.
+
+        With ``population`` "adults" everyone is first made an adult of the height
+        ``population.adult_heights_m`` gives (``population_scale``), and the rules below make
+        nobody younger, only shorter.
 
         0. With ``detected`` (the people are the detector's, not the user's boxes), boxes over
            several people or things read as one body floating above the floor are no person
@@ -403,6 +414,9 @@ class Recoverer:
         # Moving people about the camera leaves their boxes, and so the image's lines, as they were.
         if lines is None and people:
             lines = scene_lines(image, K, np.stack([p.bbox for p in people]))
+        if self.population == "adults" and people:
+            heights = np.array([p.height_m for p in people])
+            people = self._scaled(people, np.arange(len(people)), adult_heights_m(heights) / heights, "population_scale")
         floor, contacts = _people_floor(people, image, K, camera_height_m, lines)
         if floor is None:
             return people, floor, contacts
@@ -417,7 +431,7 @@ class Recoverer:
         scales = sunken_scales(floor, contacts) * floating_scales(floor, contacts, heights)
         off_floor = np.flatnonzero(scales != 1.0)
         if len(off_floor):
-            moved = self._scaled(people, off_floor, scales[off_floor], onto_floor=True)
+            moved = self._scaled(people, off_floor, scales[off_floor], "floor_scale")
             floor, contacts = _people_floor(moved, image, K, camera_height_m, lines)
             ratio = floor.below_ratio(contacts[off_floor]) if floor is not None else np.nan
             if np.isfinite(ratio).all():  # onto the floor placed again
@@ -425,7 +439,7 @@ class Recoverer:
                 again = scales[off_floor] / ratio
                 tallest = MAX_STANDING_HEIGHT_M / heights[off_floor]
                 again = np.where(scales[off_floor] < 1.0, np.minimum(again, 1.0), np.clip(again, 1.0, tallest))
-                moved = self._scaled(people, off_floor, again, onto_floor=True)
+                moved = self._scaled(people, off_floor, again, "floor_scale")
                 floor, contacts = _people_floor(moved, image, K, camera_height_m, lines)
             people = moved
             if floor is None:
@@ -433,16 +447,19 @@ class Recoverer:
         scales = shared_floor_scales(floor, contacts)
         level = np.flatnonzero(scales != 1.0)
         if len(level):
-            people = self._scaled(people, level, scales[level], onto_floor=False)
+            people = self._scaled(people, level, scales[level], "shared_floor_scale")
             floor, contacts = _people_floor(people, image, K, camera_height_m, lines)
         return people, floor, contacts
 
-    def _scaled(self, people: list[PersonResult], which: np.ndarray, scales: np.ndarray, onto_floor: bool) -> list[PersonResult]:
+    def _scaled(
+        self, people: list[PersonResult], which: np.ndarray, scales: np.ndarray, factor: ScaleFactor
+    ) -> list[PersonResult]:
         """``people`` with those at indices ``which`` scaled about the camera by ``scales`` and
-        given the body of their new height (``BodyModel.for_height``): the younger or older
-        one when ``onto_floor`` (their ``floor_scale``; Anny's height parameter then makes up what
-        growing up to 18 years does not), else the same one taller or shorter (their
-        ``shared_floor_scale``)."""
+        given the body of their new height (``BodyModel.for_height``), the scale multiplied into
+        their ``factor``: "floor_scale", the younger or older one (Anny's height parameter
+        then makes up what growing up to 18 years does not; with ``population`` "adults" the
+        height parameter alone); "shared_floor_scale", the same one taller or shorter;
+        "population_scale", an adult (at least 18 years) of that height."""
 
         def tensor(values: list) -> torch.Tensor:
             return torch.as_tensor(np.stack(values), dtype=torch.float32, device=self.device)
@@ -454,14 +471,16 @@ class Recoverer:
             tensor([people[i].translation * scale for i, scale in zip(which, scales)]),
         )
         heights = tensor([people[i].height_m * scale for i, scale in zip(which, scales)])
-        params.phenotype = self.body.for_height(params.phenotype, heights, "age" if onto_floor else "height")
-        grown = torch.as_tensor(scales > 1.0, device=self.device) if onto_floor else None
+        if factor == "population_scale":
+            params.phenotype[:, _AGE] = params.phenotype[:, _AGE].clamp(min=ADULT_AGE)
+        by_age = factor == "floor_scale" and self.population == "all"
+        params.phenotype = self.body.for_height(params.phenotype, heights, "age" if by_age else "height")
+        grown = torch.as_tensor(scales > 1.0, device=self.device) if by_age else None
         if grown is not None and grown.any():
             params.phenotype[grown] = self.body.for_height(params.phenotype[grown], heights[grown], "height")
         out = list(people)
         for i, scale, body in zip(which, scales, posed_bodies(self.body, params)):
-            factor = {"floor_scale": float(scale)} if onto_floor else {"shared_floor_scale": float(scale)}
-            out[i] = replace(people[i], **body, **factor)
+            out[i] = replace(people[i], **body, **{factor: getattr(people[i], factor) * float(scale)})
         return out
 
     def scene_depth(

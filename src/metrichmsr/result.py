@@ -42,8 +42,13 @@ class PersonResult:
     phenotype: np.ndarray  # (6,) PHENOTYPE_NAMES order, in [0, 1]
     bone_rotvec: np.ndarray  # (P, 3) POSE_BONES axis-angle, rad
     global_rotation: np.ndarray  # (3, 3)
-    # Nearer and smaller by this factor than the network read them, to stand on the floor the
-    # others place (their feet were sunk below it: a child read as an adult further away); 1: as read.
+    # Farther and taller (> 1) or nearer and shorter (< 1) by this factor than the network read
+    # them, as an adult of the height the population gives (population.adult_heights_m; only
+    # with population "adults"); 1: as read.
+    population_scale: float = 1.0
+    # Then nearer and smaller (< 1: feet sunk below the floor the others place, a child read
+    # as an adult farther away) or farther and taller (> 1: feet floating well above it) by
+    # this factor, to stand on that floor; 1: left where they were.
     floor_scale: float = 1.0
     # Then farther and taller (> 1) or nearer and shorter (< 1) by this factor, toward the
     # floor the people share (scene.floor.shared_floor_scales); 1: left where they were.
@@ -57,6 +62,7 @@ class PersonResult:
             "score": round(float(self.score), 4),
             "translation": _floats(self.translation),
             "height_m": round(float(self.height_m), 4),
+            "population_scale": round(float(self.population_scale), 4),
             "floor_scale": round(float(self.floor_scale), 4),
             "shared_floor_scale": round(float(self.shared_floor_scale), 4),
             "joints3d": {name: _floats(p) for name, p in zip(JOINT_NAMES, self.joints3d)},
@@ -103,6 +109,7 @@ class RecoveryResult:
     scene: SceneResult | None = None
     floor: FloorPlane | None = None  # the floor the people stand on (:meth:`Recoverer.stand_on_floor`); None: nobody placed one
     skeleton: Skeleton | None = None  # the body model's rig (``BodyModel.skeleton``), for the rigged exports
+    population: str = "all"  # who the people were taken to be (``metrichmsr.population``)
 
     @property
     def width(self) -> int:
@@ -120,6 +127,7 @@ class RecoveryResult:
                 **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.intrinsics.to_dict().items()},
                 "fov_deg": round(self.intrinsics.horizontal_fov_deg(self.width), 3),  # horizontal
             },
+            "population": self.population,
             "people": [p.to_json() for p in self.people],
             **({"scene": self.scene.summary} if self.scene is not None else {}),
         }

@@ -1,6 +1,6 @@
 """A group photo: `recover` on the bundled sample, against hand-labelled rows of faces.
 
-    python -m metrichmsr.bench.group_photo -o out/bench-group-photo [--weights FILE] [--no-faces] [--overwrite]
+    python -m metrichmsr.bench.group_photo -o out/bench-group-photo [--weights FILE] [--no-faces] [--adults] [--overwrite]
 
 ``assets/sample.jpg`` (1280 x 332, focal length unknown) shows about 40 adults in a group: a
 front row kneeling, crouching or sitting, and behind them everyone standing, the back of them
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-faces", action="store_true", help="find people without looking at faces (Recoverer find_faces=False)"
     )
+    parser.add_argument("--adults", action="store_true", help="recover told everyone is an adult (--population adults)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier output of this benchmark")
     args = parser.parse_args(argv)
     return exit_status(PROG, lambda: run(args))
@@ -118,7 +119,8 @@ def run(args) -> int:
     from metrichmsr.pipeline import Recoverer
 
     weights = args.weights or HUMANMOE_WEIGHTS
-    with Recoverer(depth="none", weights=weights, find_faces=not args.no_faces) as recoverer:
+    population = "adults" if args.adults else "all"
+    with Recoverer(depth="none", weights=weights, find_faces=not args.no_faces, population=population) as recoverer:
         started = time.perf_counter()
         result = recoverer.infer(SAMPLE)
         seconds = time.perf_counter() - started
@@ -126,7 +128,7 @@ def run(args) -> int:
     rows, unlabelled = row_table(people)
     lines = [
         f"`recover` on assets/sample.jpg ({len(people)} people, {unlabelled} on no labelled face; "
-        f"HumanMoE {weights_label(weights)}; faces {'off' if args.no_faces else 'on'}; "
+        f"HumanMoE {weights_label(weights)}; faces {'off' if args.no_faces else 'on'}; population {population}; "
         f"camera {result.intrinsics.source}, {seconds:.1f} s)",
         "",
         "| row | faces | found | median height m | heights in 1.55-1.90 m | median depth m | within +-8% | depth range m |",

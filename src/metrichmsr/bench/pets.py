@@ -1,6 +1,6 @@
 """Real footage: `recover` on PETS 2009 S2.L1 View_001, a calibrated camera over a plaza.
 
-    python -m metrichmsr.bench.pets -o out/bench-pets [--camera-height-known] [--hide-K] [--overwrite]
+    python -m metrichmsr.bench.pets -o out/bench-pets [--camera-height-known] [--adults] [--hide-K] [--overwrite]
 
 What it measures. The 67 stills of the first half of the sequence (``make_dev.py`` in
 ``--pets-dir``: OpenCV's ``vtest.avi`` from Debian's ``opencv-doc``, undistorted so that the
@@ -11,6 +11,7 @@ camera ray and compares depths. Each mode runs ``Recoverer(depth="none").infer``
 
 - ``true-K``: told the calibrated K (always run);
 - ``camera-height`` (``--camera-height-known``): also told the camera's height above the floor;
+- ``adults`` (``--adults``): told the true K and that everyone is an adult (``--population adults``);
 - ``K-hidden`` (``--hide-K``): told nothing of the camera: each still's own estimate of the
   focal length (``scene.focal``), else the default FOV; and ``K-hidden-same-camera``: one
   focal length pooled over every still's lines, as ``recover --same-camera`` does.
@@ -72,6 +73,7 @@ class Mode:
     true_K: bool
     camera_height: bool
     same_camera: bool = False
+    population: str = "all"
 
 
 TRUE_K = Mode("true-K", "recover (true K)", true_K=True, camera_height=False)
@@ -80,6 +82,7 @@ K_HIDDEN = Mode("K-hidden", "recover (K hidden)", true_K=False, camera_height=Fa
 SAME_CAMERA = Mode(
     "K-hidden-same-camera", "recover --same-camera (K hidden)", true_K=False, camera_height=False, same_camera=True
 )
+ADULTS = Mode("adults", "recover --population adults (true K)", true_K=True, camera_height=False, population="adults")
 RULE_FOLDER, RULE_LABEL = "rule-1.70", "1.70-m rule, same detections"
 
 
@@ -168,6 +171,7 @@ def run_mode(recoverer, mode: Mode, frames: list[Path], camera: dict, out_dir: P
     if mode.same_camera:
         K = shared_camera(load_image(frame)[0] for frame in frames)
     camera_height_m = camera["camera_height_m"] if mode.camera_height else None
+    recoverer.population = mode.population
     seconds = []
     for frame in tqdm(frames, desc=mode.folder, unit="image"):
         started = time.perf_counter()
@@ -270,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = pets_parser(PROG, __doc__)
     parser.add_argument("--camera-height-known", action="store_true", help="also run recover told the camera's height")
     parser.add_argument("--hide-K", action="store_true", help="also run recover told nothing of the camera (K=None)")
+    parser.add_argument("--adults", action="store_true", help="also run recover --population adults (true K)")
     parser.add_argument("--limit", type=int, help="only the first N stills (a quick check; the table then covers those)")
     return parser
 
@@ -285,7 +290,8 @@ def run(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit {args.limit}: must be at least 1")
     check_output(args.output, args.overwrite)
-    modes = [TRUE_K] + [CAMERA_HEIGHT] * args.camera_height_known + [K_HIDDEN, SAME_CAMERA] * args.hide_K
+    modes = [TRUE_K] + [CAMERA_HEIGHT] * args.camera_height_known + [ADULTS] * args.adults
+    modes += [K_HIDDEN, SAME_CAMERA] * args.hide_K
 
     from metrichmsr.bench.report import weights_label
     from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS

@@ -182,12 +182,14 @@ def run(
     weights: str | Path | None = None,
     camera_height_known: bool = False,
     overwrite: bool = False,
+    population: str = "all",
 ) -> str:
     """Benchmark ``methods`` on the synth folder ``directory``; writes ``out_dir`` atomically, returns the report.
 
     ``weights``: the HumanMoE network file the methods use (default: the shipped one).
     ``camera_height_known``: the floor step is given each scene's true camera height.
     ``overwrite``: replace an earlier report in ``out_dir`` (``metrichmsr._outputs.check_output``).
+    ``population``: who the methods take the people to be (``metrichmsr.population``).
     """
     from metrichmsr._outputs import staged_output
     from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS
@@ -198,9 +200,10 @@ def run(
     from metrichmsr.bench import depth_bench
 
     weights = Path(weights or HUMANMOE_WEIGHTS)
-    with Recoverer(device=device, weights=weights) as recoverer:
+    with Recoverer(device=device, weights=weights, population=population) as recoverer:
         rows, seconds, scene_rows = evaluate(recoverer, samples, methods, camera_height_known=camera_height_known)
     known = ", camera height known" if camera_height_known else ""
+    known += ", population adults" if population == "adults" else ""
     heading = (
         f"Benchmark on {len(samples)} images of {directory}, HumanMoE {weights_label(weights)}{known} "
         f"({time.strftime('%Y-%m-%d')})\n\n"
