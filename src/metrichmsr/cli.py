@@ -900,7 +900,14 @@ def _track(args) -> int:
                 yield frame
 
     clip = ClipTracks(
-        intrinsics, info.size, info.fps, every, static_camera=static, input_path=str(args.input), formats=args.format
+        intrinsics,
+        info.size,
+        info.fps,
+        every,
+        static_camera=static,
+        input_path=str(args.input),
+        formats=args.format,
+        population=args.population,
     )
     started = time.perf_counter()
     # Staged from the start: overlay.mp4 grows frame by frame inside it, and a run that fails

@@ -109,6 +109,7 @@ class ClipTracks:
         fps: the clip's frame rate; ``every``: every how many frames were processed.
         static_camera: one floor for the whole clip (``Recoverer.track``'s ``static_camera``).
         input_path: the clip as the user named it.
+        population: who the people were taken to be (``Recoverer``'s ``population``).
         formats: the people moving on Anny's skeleton (``defaults.RIG_FORMATS``): ``"glb"``
             the animated ``scene.glb`` (:meth:`scene_glb`), ``"bvh"`` ``track_<id>.bvh``
             (:meth:`bvh_text`). Either keeps each person's pose (4 kB a person a frame) and
@@ -121,6 +122,7 @@ class ClipTracks:
     every: int = 1
     static_camera: bool = True
     input_path: str = ""
+    population: str = "all"  # who the people were taken to be (``metrichmsr.population``)
     frames: list[FrameRecord] = field(default_factory=list)
     floor: FloorPlane | None = None  # a fixed camera's floor, pooled over every frame so far
     floor_frames: int = 0  # how many frames placed a floor
@@ -308,6 +310,7 @@ class ClipTracks:
             "camera": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.intrinsics.to_dict().items()},
             "fps": round(self.fps, 4),
             "static_camera": self.static_camera,
+            "population": self.population,
             "floor": {**_floor_json(self.floor), "frames": self.floor_frames} if self.floor is not None else None,
             "tracks": [
                 {
