@@ -1,6 +1,6 @@
 """Real footage over time: `metrichmsr track` on the PETS 2009 S2.L1 View_001 clip.
 
-    python -m metrichmsr.bench.track_pets -o out/bench-track-pets [--dev DIR] [--frames N] [--detect-every N]
+    python -m metrichmsr.bench.track_pets -o out/bench-track-pets [--dev DIR] [--frames N] [--detect-every N] [--adults]
 
 What it measures. The clip of ``make_dev.py --clip`` (frames 0-399 of OpenCV's ``vtest.avi``
 at 25 frames/s, 768x576, undistorted to the calibrated pinhole K; adults walking 15-35 m from a
@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = pets_parser(PROG, __doc__, clip=True)
     parser.add_argument("--frames", type=int, help="only the clip's first N frames (a quick check)")
     parser.add_argument("--detect-every", type=int, help="track's --detect-every (default: track's own)")
+    parser.add_argument("--adults", action="store_true", help="track told everyone is an adult (--population adults)")
     return parser
 
 
@@ -185,6 +186,7 @@ def run(args) -> int:
         command += ["--intrinsics", ",".join(str(camera[k]) for k in ("fx", "fy", "cx", "cy"))]
         command += ["--detect-every", str(args.detect_every)] * (args.detect_every is not None)
         command += ["--weights", str(args.weights)] * (args.weights is not None)
+        command += ["--population", "adults"] * args.adults
         started = time.perf_counter()
         if cli.main(command) != 0:
             raise RuntimeError("metrichmsr track failed")
@@ -215,7 +217,8 @@ def run(args) -> int:
             "tracks": len(lengths),
             "lasting_tracks": sum(n >= LASTING_S * camera["fps"] for n in lengths.values()),
         }
-        heading = f"PETS 2009 S2.L1 View_001 clip, frames 0-{len(frames) - 1}, true K ({time.strftime('%Y-%m-%d')})"
+        adults = ", --population adults" if args.adults else ""
+        heading = f"PETS 2009 S2.L1 View_001 clip, frames 0-{len(frames) - 1}, true K{adults} ({time.strftime('%Y-%m-%d')})"
         report = f"{heading}\n\n{markdown_table(row)}\n\n{summary_line(row)}\n"
         (staging / MARKER).write_text(report)
         (staging / "scores.json").write_text(json.dumps(row, indent=1))
