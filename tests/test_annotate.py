@@ -235,3 +235,17 @@ def test_plan_retries_a_skipped_image_once(tmp_path):
     assert plan([item], manifest, "o", tmp_path).done == 1
     manifest.close()
     assert Manifest(tmp_path).compact() == 1
+
+
+def test_the_options_digest_of_the_default_population_is_as_before_the_flag():
+    """A run started before --population existed resumes: "all" leaves the digest as it was;
+    "adults" changes it, so such a run's images are done again with the flag."""
+    import hashlib
+    from dataclasses import asdict, replace
+
+    from metrichmsr.annotate import Options, options_digest
+
+    options = Options(camera={"fov_deg": 60.0}, weights_md5="abc")
+    before = {k: v for k, v in asdict(options).items() if k not in ("weights", "device", "population")}
+    assert options_digest(options) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert options_digest(replace(options, population="adults")) != options_digest(options)
