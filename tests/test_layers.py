@@ -29,6 +29,7 @@ LAYERS = {
     "joints": 0,
     "camera": 0,
     "body": 0,
+    "population": 0,
     "perception": 0,
     # The method's stages and what they share.
     "models": 1,
