@@ -48,3 +48,9 @@ def test_the_sample_photo_against_its_labels(tmp_path, capsys):
     assert sum(r["found"] for r in rows) >= 30
     assert "summary:" in capsys.readouterr().out
     assert group_photo.main(["-o", str(out)]) == 2  # never over an earlier output unless told
+    # Told that everyone is an adult, the people read short (the kneeling front row) are read taller.
+    assert group_photo.main(["-o", str(out), "--adults", "--overwrite"]) == 0
+    adults = json.loads((out / "people.json").read_text())
+    assert {p["population_scale"] for p in adults["people"]} != {1.0}
+    front, front_adults = rows[0], adults["rows"][0]
+    assert front_adults["median_height_m"] > front["median_height_m"] + 0.03
