@@ -34,12 +34,12 @@ def read_people(samples: list[Path], progress: bool = True) -> list[dict]:
     (z_read / z_true - 1)."""
     from tqdm import tqdm
 
-    from metrichmsr.bench.score import match_boxes
+    from metrichmsr.bench.score import ScoreConfig, match_boxes
     from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES
     from metrichmsr.pipeline import Recoverer, without_parts_read_as_far
     from metrichmsr.synth.dataset import load_sample
 
-    age = PHENOTYPE_NAMES.index("age")
+    age, scoring = PHENOTYPE_NAMES.index("age"), ScoreConfig()  # scored and matched as `metrichmsr bench` does
     rows = []
     with Recoverer(depth="none") as recoverer:
         for path in tqdm(samples, desc="adult_heights", unit="image", disable=not progress):
@@ -50,9 +50,9 @@ def read_people(samples: list[Path], progress: bool = True) -> list[dict]:
                 continue
             height, width = scene.image.shape[:2]
             full = np.clip(scene.boxes_full, 0, [width - 1, height - 1, width - 1, height - 1])
-            for truth, k in match_boxes(np.stack([p.bbox for p in people]), full, 0.5).items():
+            for truth, k in match_boxes(np.stack([p.bbox for p in people]), full, scoring.min_iou).items():
                 box_px = float(scene.boxes[truth, 3] - scene.boxes[truth, 1])
-                if box_px < 60:
+                if box_px < scoring.min_box_px:
                     continue
                 person = people[k]
                 rows.append(
