@@ -97,11 +97,13 @@ def _standing_heights(body_model: BodyModel, phenotype: torch.Tensor) -> torch.T
     return body_model.standing_height(rest.rest_vertices)
 
 
-def test_rest_vertices_are_the_posed_bodys_rest_mesh(body_model: BodyModel):
-    phenotype = torch.tensor([[0.3, 0.85, 0.6, 0.4, 0.55, 0.5], [0.9, 0.1, 0.5, 0.2, 0.9, 0.3]])
-    pose = torch.randn(2, len(POSE_BONES), 3, generator=torch.Generator().manual_seed(0)) * 0.3
-    posed = body_model(phenotype, pose, torch.eye(3).expand(2, 3, 3), torch.zeros(2, 3))
-    torch.testing.assert_close(body_model.rest_vertices(phenotype), posed.rest_vertices)
+def test_standing_heights_are_the_whole_rest_meshs(body_model: BodyModel):
+    """The few vertices ``standing_heights`` reads give the whole mesh's height, for any build."""
+    generator = torch.Generator().manual_seed(1)
+    corners = torch.cartesian_prod(*[torch.tensor([0.0, 1.0])] * len(PHENOTYPE_NAMES))
+    phenotype = torch.cat([corners, torch.rand(64, len(PHENOTYPE_NAMES), generator=generator)])
+    whole = _standing_heights(body_model, phenotype)
+    torch.testing.assert_close(body_model.standing_heights(phenotype), whole, atol=1e-6, rtol=0)
 
 
 def test_a_shorter_body_is_a_younger_one_and_a_taller_child_an_older_one(body_model: BodyModel):

@@ -236,6 +236,27 @@ def test_rescan_scans_only_where_the_picture_moves(detector, two_people):
     assert detector.detect(image, where=np.zeros(image.shape[:2], bool)) == []
 
 
+def test_rescan_scans_only_where_nobody_followed_moves(detector, two_people, monkeypatch):
+    """A followed walker's own motion is no reason to scan; motion where nobody is followed is."""
+    image, (man, woman), _ = two_people
+    scanned_where = []
+    scan = detector.detect
+
+    def recorded_scan(*args, **kwargs):
+        scanned_where.append(kwargs["where"])
+        return scan(*args, **kwargs)
+
+    monkeypatch.setattr(detector, "detect", recorded_scan)
+    followed = detector.rescan(image, man[None], _mask(image, man))
+    assert len(followed) == 1 and box_iou(followed[0].bbox, man) > 0.5
+    assert scanned_where == []
+    both = detector.rescan(image, man[None], _mask(image, man) | _mask(image, woman))
+    assert len(both) == 2 and len(scanned_where) == 1
+    where = scanned_where[0]
+    centre = lambda box: (int((box[1] + box[3]) / 2), int((box[0] + box[2]) / 2))  # noqa: E731
+    assert where[centre(woman)] and not where[centre(man)]
+
+
 def _mask(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """(H, W) bool, True inside the pixel-centre ``box``."""
     mask = np.zeros(image.shape[:2], bool)

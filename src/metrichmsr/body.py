@@ -46,6 +46,11 @@ FAST_JOINT_VERTICES = 64
 #: Mesh vertices (a fixed, random spread) that ``joints_and_surface`` also poses: enough to
 #: splat a person's silhouette whose gaps a small closing fills (``train.data.splat_silhouettes``).
 SURFACE_POINTS = 3000
+#: The template's highest and lowest vertices ``standing_heights`` reads a rest body's height
+#: from: over 2,064 phenotypes (random, and the corners of the phenotype cube) the top of the
+#: head was always one of the template's 2 highest vertices and the lowest sole vertex one of
+#: its 179 lowest (``tests/test_body.py`` checks against the whole mesh).
+HEIGHT_TOP_VERTICES, HEIGHT_BOTTOM_VERTICES = 32, 512
 
 
 def _vertex_subset(model: torch.nn.Module, vertex_index: torch.Tensor) -> torch.nn.Module:
@@ -178,6 +183,8 @@ class BodyModel(torch.nn.Module):
             self._fast_keypoints.regression_weights, list(JOINT_NAMES), regression_indices=inverse[: len(used)][local_index]
         )
         self._surface_index = inverse[len(used) :]
+        order = self.anny.template_vertices[:, 2].argsort()
+        self._height_anny = _vertex_subset(self.anny, torch.cat((order[:HEIGHT_BOTTOM_VERTICES], order[-HEIGHT_TOP_VERTICES:])))
         if tuple(self.anny.phenotype_labels) != PHENOTYPE_NAMES:
             raise RuntimeError(f"unexpected Anny phenotype labels {self.anny.phenotype_labels}")
         self.bone_names: tuple[str, ...] = tuple(self.anny.bone_labels)
@@ -319,9 +326,9 @@ class BodyModel(torch.nn.Module):
         grid = top[:, None] * torch.linspace(0.0, 1.0, steps, device=phenotype.device)  # (N, S)
         candidates = phenotype[:, None].repeat(1, steps, 1)
         candidates[..., column] = grid
-        rest_vertices = self.rest_vertices(candidates.reshape(n * steps, -1))
         # Bodies grow with age and shrink a little when old: the tallest so far, made strictly increasing.
-        heights = torch.cummax(self.standing_height(rest_vertices).reshape(n, steps), dim=1).values.cpu().numpy()
+        heights = torch.cummax(self.standing_heights(candidates.reshape(n * steps, -1)).reshape(n, steps), dim=1)
+        heights = heights.values.cpu().numpy()
         heights = heights + 1e-6 * np.arange(steps)
         values, targets = grid.cpu().numpy(), height_m.cpu().numpy()
         out = phenotype.clone()
@@ -331,10 +338,10 @@ class BodyModel(torch.nn.Module):
         return out
 
     @torch.no_grad()
-    def rest_vertices(self, phenotype: torch.Tensor) -> torch.Tensor:
-        """(N, V, 3) rest-pose vertices in Anny's z-up frame, metres, of phenotypes (N, 6)
-        (PHENOTYPE_NAMES order): ``forward``'s ``rest_vertices`` without posing or skinning."""
-        return self.anny.get_rest_vertices(_blendshape_weights(self.anny, phenotype))
+    def standing_heights(self, phenotype: torch.Tensor) -> torch.Tensor:
+        """Standing heights (N,) metres of phenotypes (N, 6): ``standing_height`` of their rest
+        meshes, from the few vertices that can be the top of the head or the lowest of the soles."""
+        return self.standing_height(self._height_anny.get_rest_vertices(_blendshape_weights(self._height_anny, phenotype)))
 
     @staticmethod
     def standing_height(rest_vertices: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,9 @@ _MATCH_IOU = 0.3
 _MIN_WHERE_FRACTION = 0.02
 #: A person the scan finds is a followed one when this share of either's box lies in the other.
 _INSIDE = 0.7
+#: A followed person's moving pixels are those in their box grown by this share of its size a
+#: side (:meth:`PoseDetector.rescan`): a walker's swinging arms and feet reach past the landmarks.
+_EXPLAINED_PAD = 0.25
 _SPECK_FRACTION = 1 / 3  # detections shorter than this times min_person_px are dropped
 _TORSO = [11, 12, 23, 24]  # shoulders and hips in BLAZEPOSE_LANDMARK_NAMES
 _HEAD = slice(0, 11)  # nose, eyes, ears and mouth in BLAZEPOSE_LANDMARK_NAMES
@@ -386,12 +389,12 @@ class PoseDetector:
         return sorted(observations[: self.max_people], key=lambda obs: obs.bbox[0])
 
     def rescan(self, image: np.ndarray, boxes: np.ndarray, moving: np.ndarray) -> list[PersonObservation]:
-        """A fixed camera's people: the scan of :meth:`detect` run only where the picture moves,
-        and the people of ``boxes`` it did not find (box IoU under ``_MATCH_IOU``) found again
-        (:meth:`follow`). The tiles where nothing moves are skipped (in a clip of a few
-        walkers, most of them); where something moves, the scan finds newcomers and sets the
-        boxes of the walkers followed so far afresh, as a whole-frame scan does (following
-        alone drifts).
+        """A fixed camera's people: the people of ``boxes`` found again (:meth:`follow`), and the
+        scan of :meth:`detect` run only where the picture moves and nobody followed stands
+        (each followed box grown by ``_EXPLAINED_PAD`` of its size a side). The tiles where
+        nothing new moves are skipped: in a clip of a few walkers, most of them, walkers
+        included (they are followed; a whole-frame :meth:`detect` every few scans sets their
+        boxes afresh).
 
         Args:
             image: (H, W, 3) uint8 RGB.
@@ -400,23 +403,25 @@ class PoseDetector:
                 (``perception.motion.MovingPixels``).
 
         Returns:
-            As :meth:`detect` without boxes. A followed person is the scan's person when their
-            boxes overlap (IoU at least ``_MATCH_IOU``) or one lies mostly (``_INSIDE``) in the other.
+            As :meth:`detect` without boxes. A person the scan finds is a followed one when
+            their boxes overlap (IoU at least ``_MATCH_IOU``) or one lies mostly (``_INSIDE``)
+            in the other.
         """
-        found = self.detect(image, where=moving) if np.any(moving) else []
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        unfound = [box for box in boxes if all(box_iou(o.bbox, box) < _MATCH_IOU for o in found)]
-        followed = [
-            f
-            for f in self.follow(image, np.reshape(unfound, (-1, 4)))
+        followed = self.follow(image, boxes)
+        unexplained = _outside_boxes(moving, [o.bbox for o in followed], image.shape[1::-1])
+        found = self.detect(image, where=unexplained) if np.any(unexplained) else []
+        found = [
+            o
+            for o in found
             if all(
                 box_iou(o.bbox, f.bbox) < _MATCH_IOU
                 and box_containment(o.bbox, f.bbox) < _INSIDE
                 and box_containment(f.bbox, o.bbox) < _INSIDE
-                for o in found
+                for f in followed
             )
         ]
-        return sorted((found + followed)[: self.max_people], key=lambda obs: obs.bbox[0])
+        return sorted((followed + found)[: self.max_people], key=lambda obs: obs.bbox[0])
 
     def _find_again(self, image: np.ndarray, box: np.ndarray) -> _Pose | None:
         """The pose around an earlier frame's ``box``: refined on its crop, else (small people,
@@ -517,6 +522,20 @@ def _shrink(mask: np.ndarray, size: int) -> np.ndarray:
     scale = size / max(mask.shape)
     shape = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
     return cv2.resize(mask, shape, interpolation=cv2.INTER_AREA)
+
+
+def _outside_boxes(where: np.ndarray, boxes: list, size: tuple[int, int]) -> np.ndarray:
+    """``where`` ((h, w) bool over an image of ``size`` (W, H)) without the pixels of ``boxes``
+    (``[x0, y0, x1, y1]`` image pixels), each grown by ``_EXPLAINED_PAD`` of its size a side."""
+    where = np.array(where, dtype=bool)
+    sx, sy = where.shape[1] / size[0], where.shape[0] / size[1]
+    for x0, y0, x1, y1 in boxes:
+        pad_x, pad_y = _EXPLAINED_PAD * (x1 - x0), _EXPLAINED_PAD * (y1 - y0)
+        where[
+            max(int((y0 - pad_y) * sy), 0) : max(int(np.ceil((y1 + pad_y) * sy)), 0),
+            max(int((x0 - pad_x) * sx), 0) : max(int(np.ceil((x1 + pad_x) * sx)), 0),
+        ] = False
+    return where
 
 
 def _tiles_holding(tiles: list[Crop], where: np.ndarray, size: tuple[int, int], min_pixels: float) -> list[Crop]:

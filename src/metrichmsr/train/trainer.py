@@ -152,8 +152,8 @@ def validate(model, body: BodyModel, batch) -> dict[str, float]:
     model.train()
     predicted = body.joints(outputs["phenotype"], outputs["bone_rotvec"], outputs["global_rotation"], outputs["translation"])
     depth_err = (outputs["translation"][:, 2] / targets.params.translation[:, 2] - 1).abs()
-    height_pred = _standing_height(body, outputs["phenotype"])
-    height_true = _standing_height(body, targets.params.phenotype)
+    height_pred = body.standing_heights(outputs["phenotype"])
+    height_true = body.standing_heights(targets.params.phenotype)
     adult = targets.params.phenotype[:, PHENOTYPE_NAMES.index("age")] >= ADULT_AGE
     return {
         "val_depth_median": float(depth_err.median()),
@@ -162,19 +162,6 @@ def validate(model, body: BodyModel, batch) -> dict[str, float]:
         "val_mpjpe_m": float(mpjpe(predicted, targets.joints).mean()),
         "val_pa_mpjpe_m": float(pa_mpjpe(predicted.double(), targets.joints.double()).mean()),
     }
-
-
-def _standing_height(body: BodyModel, phenotype: torch.Tensor) -> torch.Tensor:
-    from metrichmsr.body import POSE_BONES
-
-    n = len(phenotype)
-    rest = body(
-        phenotype,
-        torch.zeros(n, len(POSE_BONES), 3, device=phenotype.device),
-        torch.eye(3, device=phenotype.device).expand(n, 3, 3),
-        torch.zeros(n, 3, device=phenotype.device),
-    )
-    return body.standing_height(rest.rest_vertices)
 
 
 def _learning_rate(step: int, config: TrainConfig) -> float:
