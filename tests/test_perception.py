@@ -217,6 +217,35 @@ def test_follow_finds_the_people_again_from_where_they_were(detector, two_people
     assert detector.follow(image, np.zeros((0, 4))) == []
 
 
+def test_follow_tracks_people_from_their_landmarks_without_the_detector(two_people, monkeypatch):
+    """BlazePose's video mode: from an earlier frame's landmarks (shifted as if they walked) the
+    landmark network alone finds each person again, mask included; the detector is never
+    asked. Landmarks over the background find nobody there, and then the box is looked at."""
+    image, true_boxes, true_joints = two_people
+    with PoseDetector(segmentation=True) as segmenting:
+        scanned = segmenting.detect(image)
+        walked = np.array([6.0, 3.0, 0.0])
+        monkeypatch.setattr(segmenting, "_find_again", lambda image, box: pytest.fail("the detector was asked"))
+        boxes, landmarks = np.stack([o.bbox for o in scanned]), np.stack([o.landmarks2d for o in scanned])
+        people = segmenting.follow(image, boxes, landmarks + walked)
+        assert len(people) == 2
+        for obs, box, joints in zip(people, true_boxes, true_joints):
+            _check_person(obs, box, joints)
+            hips = joints[[JOINT_NAMES.index("left_hip"), JOINT_NAMES.index("right_hip")]].mean(axis=0)
+            silhouette = silhouette_from_segmentation(obs.segmentation, obs.segmentation_box, obs.bbox, 32).numpy()
+            window = silhouette_window(torch.as_tensor(obs.bbox)[None])[0].numpy()
+            col, row = ((hips - window[:2]) / (window[2:] - window[:2]) * 32).astype(int)
+            assert silhouette[row, col] > 0.5
+        background = scanned[0].landmarks2d.copy()
+        background[:, :2] += [-scanned[0].landmarks2d[:, 0].min() + 5.0, 0.0]  # moved onto the empty left edge
+        looked_at = []
+        monkeypatch.setattr(segmenting, "_find_again", lambda image, box: looked_at.append(box))
+        assert segmenting.follow(image, scanned[0].bbox[None], background[None]) == []
+        assert len(looked_at) == 1
+        with pytest.raises(ValueError, match="landmarks"):
+            segmenting.follow(image, boxes, background[None])
+
+
 def test_rescan_scans_only_where_the_picture_moves(detector, two_people):
     """A fixed camera's scan: the man followed from his box (or scanned afresh where he moves);
     the woman, followed by nobody, is found only when the picture moves where she is."""

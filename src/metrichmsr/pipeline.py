@@ -29,7 +29,7 @@ from metrichmsr.inputs import check_boxes, check_camera_height, check_image, che
 from metrichmsr.models.humanmoe import HUMANMOE_WEIGHTS, load_network, to_body_params
 from metrichmsr.models.tokens import crop_from_image, inputs_from_blazepose, silhouettes
 from metrichmsr.perception import FaceDetector, PoseDetector, feet_seen
-from metrichmsr.perception.landmarks import unexplained
+from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES, unexplained
 from metrichmsr.perception.motion import MovingPixels
 from metrichmsr.population import Population, adult_heights_m, check_population
 from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_bodies, posed_people
@@ -311,7 +311,7 @@ class Recoverer:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         tracker = Tracker() if tracker is None else tracker
         floors, weights, intrinsics, floor, lines = [], [], None, None, None
-        boxes = np.zeros((0, 4))
+        boxes, landmarks2d = np.zeros((0, 4)), np.zeros((0, len(BLAZEPOSE_LANDMARK_NAMES), 3))
         motion = MovingPixels() if static_camera else None
         for i, frame in enumerate(frames):
             frame = frame if isinstance(frame, Frame) else Frame(i, i / fps, frame)
@@ -325,7 +325,7 @@ class Recoverer:
                 None,
                 camera_height_m,
                 estimate_camera=first,
-                detected=self._find_people(image, i, boxes, detect_every, moving),
+                detected=self._find_people(image, i, boxes, landmarks2d, detect_every, moving),
                 lines=lines,
             )
             if static_camera:  # the scene's lines stay where they are: look for them once
@@ -343,23 +343,31 @@ class Recoverer:
                     result.people, on_floor = self._onto_floor(result.people, floor, contacts)
             roots = np.array([p.translation for p in result.people]).reshape(-1, 3)  # (0, 3) for nobody
             boxes = np.array([p.bbox for p in result.people]).reshape(-1, 4)
+            landmarks2d = np.array([p.keypoints2d for p in result.people]).reshape(-1, *landmarks2d.shape[1:])
             clip_floor = floor if static_camera else None  # a moving camera's floors do not pin where people stand
             ids = tracker.update(frame.time_s, standing_positions(roots, boxes, on_floor, intrinsics.K, clip_floor), boxes)
             yield TrackedFrame(frame.index, frame.time_s, result, ids, floor, on_floor, appearances(image, boxes))
 
     def _find_people(
-        self, image: np.ndarray, index: int, boxes: np.ndarray, detect_every: int, moving: np.ndarray | None
+        self,
+        image: np.ndarray,
+        index: int,
+        boxes: np.ndarray,
+        landmarks2d: np.ndarray,
+        detect_every: int,
+        moving: np.ndarray | None,
     ) -> list:
-        """The people of a clip's frame ``index`` (:meth:`track`): ``boxes`` (N, 4), the previous
-        frame's, followed, except on a scan frame or with nobody to follow. Then the scan looks
-        where ``moving`` (h, w) bool, a fixed camera's moving pixels, says the picture moves,
+        """The people of a clip's frame ``index`` (:meth:`track`): the previous frame's, ``boxes``
+        (N, 4) and ``landmarks2d`` (N, 33, 3), followed (``PoseDetector.follow``), except on a
+        scan frame or with nobody to follow. Then the scan looks where ``moving`` (h, w) bool,
+        a fixed camera's moving pixels, says the picture moves (and nobody followed stands),
         or everywhere: on every ``FULL_SCAN_EVERY``-th scan frame (the first included) and
         without ``moving``. So a fixed camera watching an empty scene costs little."""
         if index % detect_every and len(boxes):
-            return self.detector.follow(image, boxes)
+            return self.detector.follow(image, boxes, landmarks2d)
         if moving is None or not index % (detect_every * FULL_SCAN_EVERY):
             return self.detect(image)
-        return self.detector.rescan(image, boxes, moving)
+        return self.detector.rescan(image, boxes, moving, landmarks2d)
 
     def _onto_floor(
         self, people: list[PersonResult], floor: FloorPlane, contacts: np.ndarray | None

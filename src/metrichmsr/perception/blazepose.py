@@ -35,6 +35,7 @@ from metrichmsr._quiet import native_output_silenced
 from metrichmsr.defaults import MIN_PERSON_PX
 from metrichmsr.errors import InputError
 from metrichmsr.perception._model_bundle import build_pose_landmarker_bundle
+from metrichmsr.perception._roi_graph import RoiLandmarker
 from metrichmsr.perception._tiles import (
     REFINED_BOXES_DECIDE_IOU,
     Crop,
@@ -73,7 +74,12 @@ _INSIDE = 0.7
 #: side (:meth:`PoseDetector.rescan`): a walker's swinging arms and feet reach past the landmarks.
 _EXPLAINED_PAD = 0.25
 _SPECK_FRACTION = 1 / 3  # detections shorter than this times min_person_px are dropped
-_TORSO = [11, 12, 23, 24]  # shoulders and hips in BLAZEPOSE_LANDMARK_NAMES
+_SHOULDERS, _HIPS = [11, 12], [23, 24]  # in BLAZEPOSE_LANDMARK_NAMES
+_TORSO = _SHOULDERS + _HIPS
+#: A followed person's region (:meth:`PoseDetector.follow`) is the square about their hips
+#: holding every landmark of the earlier frame, its side grown by this factor (mediapipe's own
+#: video mode grows its tracked region by the same 1.25).
+_TRACKED_REGION_SCALE = 1.25
 _HEAD = slice(0, 11)  # nose, eyes, ears and mouth in BLAZEPOSE_LANDMARK_NAMES
 #: A face's crops, widest first: this many face heights a side, the face at the top centre.
 #: A wide crop shows more of the body, but in a crowd also other faces, which BlazePose's
@@ -269,6 +275,9 @@ class PoseDetector:
                 graphs.put(graph)
                 self._all_graphs.append(graph)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blazepose")
+        self._segmentation = bool(segmentation)
+        self._workers = workers
+        self._roi_graphs: queue.SimpleQueue | None = None  # built when a clip is first followed
         self._closed = False
 
     def detect(
@@ -360,16 +369,22 @@ class PoseDetector:
         observations = [obs for obs in observations if obs.bbox[3] - obs.bbox[1] >= smallest_px]
         return sorted(observations[: self.max_people], key=lambda obs: obs.bbox[0])
 
-    def follow(self, image: np.ndarray, boxes: np.ndarray) -> list[PersonObservation]:
-        """The people of ``image`` found where ``boxes`` had them in an earlier frame: BlazePose's
-        video mode, landmarks on a crop around each person's previous region instead of the
-        whole-image scan (which costs ~10x more; people who came in since are left to the next
-        :meth:`detect`).
+    def follow(self, image: np.ndarray, boxes: np.ndarray, landmarks2d: np.ndarray | None = None) -> list[PersonObservation]:
+        """The people of ``image`` found where an earlier frame had them (a clip's frames
+        between scans; a whole-image scan costs ~10x more; people who came in since are left to
+        the next :meth:`detect`).
+
+        With ``landmarks2d`` this is BlazePose's own video mode: the landmark network alone on
+        the region the earlier landmarks say the person fills (the square about their hips
+        holding every landmark, grown by ``_TRACKED_REGION_SCALE``, turned upright), no
+        detector. Without them, or where that region shows nobody, landmarks are looked for on
+        a crop around the box, as :meth:`detect` refines its people.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             boxes: (N, 4) ``[x0, y0, x1, y1]`` pixels: the earlier frame's ``bbox``es. Boxes that
                 left the image are passed over.
+            landmarks2d: optional (N, 33, 3) the earlier frame's ``landmarks2d`` of the same people.
 
         Returns:
             As :meth:`detect` without boxes: each ``bbox`` the visible landmarks' box (what the
@@ -381,14 +396,67 @@ class PoseDetector:
         image = _check_image(image)
         height, width = image.shape[:2]
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        inside = [clip_box(box, width, height) for box in boxes]
-        inside = [box for box in inside if box[2] > box[0] and box[3] > box[1]]
-        poses = [pose for pose in self._pool.map(lambda box: self._find_again(image, box), inside) if pose is not None]
+        if landmarks2d is None:
+            landmarks2d = [None] * len(boxes)
+        elif len(landmarks2d) != len(boxes):
+            raise ValueError(f"{len(boxes)} boxes but {len(landmarks2d)} sets of landmarks")
+        people = [(clip_box(box, width, height), seen) for box, seen in zip(boxes, landmarks2d)]
+        people = [(box, seen) for box, seen in people if box[2] > box[0] and box[3] > box[1]]
+        found = self._pool.map(lambda person: self._follow_one(image, *person), people)
+        poses = [pose for pose in found if pose is not None]
         poses = [poses[i] for i in _unique(poses, boxes_decide_iou=REFINED_BOXES_DECIDE_IOU)]
         observations = [pose.observation(None, width, height) for pose in poses if pose.is_person]
         return sorted(observations[: self.max_people], key=lambda obs: obs.bbox[0])
 
-    def rescan(self, image: np.ndarray, boxes: np.ndarray, moving: np.ndarray) -> list[PersonObservation]:
+    def _follow_one(self, image: np.ndarray, box: np.ndarray, landmarks2d: np.ndarray | None) -> _Pose | None:
+        pose = self._in_tracked_region(image, landmarks2d) if landmarks2d is not None else None
+        return pose if pose is not None else self._find_again(image, box)
+
+    def _in_tracked_region(self, image: np.ndarray, landmarks2d: np.ndarray) -> _Pose | None:
+        """The pose in the region BlazePose's video mode tracks a person seen at ``landmarks2d``
+        (33, 3) in an earlier frame, or None."""
+        height, width = image.shape[:2]
+        edges = np.asarray(landmarks2d, dtype=np.float64)[:, :2] + 0.5  # pixel edges, as mediapipe's
+        centre = edges[_HIPS].mean(axis=0)
+        up = edges[_SHOULDERS].mean(axis=0) - centre
+        side = 2.0 * _TRACKED_REGION_SCALE * float(np.linalg.norm(edges - centre, axis=1).max())
+        rotation = np.pi / 2 - np.arctan2(-up[1], up[0])  # clockwise, 0 for a person upright
+        graphs = self._roi_graph_queue()
+        graph = graphs.get()
+        try:
+            found = graph.run(image, centre, side, rotation)
+        finally:
+            graphs.put(graph)
+        if found is None:
+            return None
+        inside = np.all((found.landmarks[:, :2] >= 0) & (found.landmarks[:, :2] <= (width, height)), axis=1)
+        seen = np.clip(found.landmarks[:, 2] * found.landmarks[:, 3], 0.0, 1.0)
+        xy = found.landmarks[:, :2] - 0.5
+        extent = clip_box(landmarks_box(xy, pad=_BOX_PAD), width, height)
+        pose = _Pose(extent, np.column_stack([xy, np.where(inside, seen, 0.0)]), found.world_landmarks)
+        if found.segmentation is None:
+            return pose
+        # The mask covers the whole image, zero outside the region: keep the region's bounding square.
+        half = side / 2 * (abs(np.cos(rotation)) + abs(np.sin(rotation)))
+        left, top = (max(0, int(np.floor(c - half))) for c in centre)
+        right, bottom = min(width, int(np.ceil(centre[0] + half))), min(height, int(np.ceil(centre[1] + half)))
+        if right <= left or bottom <= top:
+            return pose
+        mask = _shrink(found.segmentation[top:bottom, left:right], _SEGMENTATION_SIZE)
+        return replace(pose, segmentation=mask, segmentation_box=np.array([left, top, right, bottom], dtype=np.float64) - 0.5)
+
+    def _roi_graph_queue(self) -> queue.SimpleQueue:
+        if self._roi_graphs is None:
+            self._roi_graphs = queue.SimpleQueue()
+            for _ in range(self._workers):
+                graph = RoiLandmarker(self._segmentation)
+                self._roi_graphs.put(graph)
+                self._all_graphs.append(graph)
+        return self._roi_graphs
+
+    def rescan(
+        self, image: np.ndarray, boxes: np.ndarray, moving: np.ndarray, landmarks2d: np.ndarray | None = None
+    ) -> list[PersonObservation]:
         """A fixed camera's people: the people of ``boxes`` found again (:meth:`follow`), and the
         scan of :meth:`detect` run only where the picture moves and nobody followed stands
         (each followed box grown by ``_EXPLAINED_PAD`` of its size a side). The tiles where
@@ -401,14 +469,14 @@ class PoseDetector:
             boxes: (N, 4) the earlier frame's people's ``bbox``es, as for :meth:`follow`.
             moving: (h, w) bool over the image at any size, the frame's moving pixels
                 (``perception.motion.MovingPixels``).
+            landmarks2d: optional (N, 33, 3) their landmarks, as for :meth:`follow`.
 
         Returns:
             As :meth:`detect` without boxes. A person the scan finds is a followed one when
             their boxes overlap (IoU at least ``_MATCH_IOU``) or one lies mostly (``_INSIDE``)
             in the other.
         """
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        followed = self.follow(image, boxes)
+        followed = self.follow(image, boxes, landmarks2d)
         unexplained = _outside_boxes(moving, [o.bbox for o in followed], image.shape[1::-1])
         found = self.detect(image, where=unexplained) if np.any(unexplained) else []
         found = [
