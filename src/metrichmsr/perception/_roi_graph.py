@@ -49,7 +49,7 @@ _FULL_MODEL = 1
 class RoiPose:
     """What the landmark network saw in one region, image pixels.
 
-    landmarks: (33, 4) x, y (pixel edges: 0 is the image's left edge), visibility, presence.
+    landmarks: (33, 4) x, y (pixel-centre coordinates, as OpenCV's), visibility, presence.
     world_landmarks: (33, 3) metres, as :class:`~metrichmsr.perception.blazepose.PersonObservation`'s.
     segmentation: (H, W) float32 person probability over the whole image, or None.
     """
@@ -84,10 +84,14 @@ class RoiLandmarker:
         self._timestamp = 0
 
     def run(self, image: np.ndarray, centre: np.ndarray, side: float, rotation: float) -> RoiPose | None:
-        """The pose in the square region of ``side`` pixels centred on ``centre`` (2,) (pixel
-        edges), turned by ``rotation`` radians clockwise (BlazePose's upright view of the
+        """The pose in the square region of ``side`` pixels centred on ``centre`` (2,) (pixel-centre
+        coordinates), turned by ``rotation`` radians clockwise (BlazePose's upright view of the
         person); None where the network says nobody is there (its pose presence under 0.5).
-        ``image``: (H, W, 3) uint8 RGB, C-contiguous."""
+        ``image``: (H, W, 3) uint8 RGB, C-contiguous.
+
+        This graph's normalised coordinates times the image's size are pixel-centre coordinates:
+        read as pixel edges (as the Tasks API's are), the landmarks of people in rendered clips
+        sat half a pixel up and left of the Tasks API's on the same people, and of their true joints."""
         height, width = image.shape[:2]
         roi = rect_pb2.NormalizedRect(
             x_center=float(centre[0]) / width,
