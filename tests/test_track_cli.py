@@ -75,7 +75,7 @@ def test_bad_input_fails_before_torch_with_one_line(workspace, case):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """A 4-frame .avi: two people of the sample photo, the view panning 8 px a frame, then a
-    grey frame with nobody; tracked (frames 1-3 follow frame 0's people: ``--detect-every`` 5),
+    grey frame with nobody; tracked (frames 1-3 follow frame 0's people: ``--detect-every`` 10),
     with the animated scene.glb, a BVH file per track and overlay.mp4."""
     import cv2
 
