@@ -51,12 +51,16 @@ class RoiPose:
 
     landmarks: (33, 4) x, y (pixel-centre coordinates, as OpenCV's), visibility, presence.
     world_landmarks: (33, 3) metres, as :class:`~metrichmsr.perception.blazepose.PersonObservation`'s.
-    segmentation: (H, W) float32 person probability over the whole image, or None.
+    segmentation: (h, w) float32 person probability over the region's bounding box inside the
+        image (zero outside the region), or None.
+    segmentation_box: (4,) float64 that box's outer edges ``[x0, y0, x1, y1]`` in pixel-centre
+        coordinates (-0.5 is the image's left edge), or None with it.
     """
 
     landmarks: np.ndarray
     world_landmarks: np.ndarray
     segmentation: np.ndarray | None
+    segmentation_box: np.ndarray | None
 
 
 class RoiLandmarker:
@@ -110,12 +114,22 @@ class RoiLandmarker:
             return None
         landmarks = mp.packet_getter.get_proto(self._outputs["landmarks"]).landmark
         world = mp.packet_getter.get_proto(self._outputs["world_landmarks"]).landmark
-        mask = self._outputs.get("segmentation")
-        return RoiPose(
+        pose = RoiPose(
             np.array([[lm.x * width, lm.y * height, lm.visibility, lm.presence] for lm in landmarks]),
             np.array([[lm.x, lm.y, lm.z] for lm in world]),
-            None if mask is None else np.array(mp.packet_getter.get_image(mask).numpy_view(), dtype=np.float32).squeeze(),
+            None,
+            None,
         )
+        # The graph's mask covers the whole image, zero outside the region: only the region's
+        # bounding box is kept (copied: mediapipe reuses the buffer behind numpy_view).
+        half = side / 2 * (abs(np.cos(rotation)) + abs(np.sin(rotation)))
+        left, top = (max(0, int(np.floor(c - half))) for c in centre)
+        right, bottom = min(width, int(np.ceil(centre[0] + half))), min(height, int(np.ceil(centre[1] + half)))
+        if "segmentation" in self._outputs and right > left and bottom > top:
+            mask = mp.packet_getter.get_image(self._outputs["segmentation"]).numpy_view()
+            pose.segmentation = np.asarray(mask).squeeze()[top:bottom, left:right].astype(np.float32)
+            pose.segmentation_box = np.array([left, top, right, bottom], dtype=np.float64) - 0.5
+        return pose
 
     def close(self) -> None:
         """Stops the graph; safe to call twice."""

@@ -24,6 +24,7 @@ With person boxes given, only step 5 runs, once per box.
 import os
 import queue
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import cv2
@@ -424,12 +425,8 @@ class PoseDetector:
         up = xy[_SHOULDERS].mean(axis=0) - centre
         side = 2.0 * _TRACKED_REGION_SCALE * float(np.linalg.norm(xy - centre, axis=1).max())
         rotation = np.pi / 2 - np.arctan2(-up[1], up[0])  # clockwise, 0 for a person upright
-        graphs = self._roi_graph_queue()
-        graph = graphs.get()
-        try:
+        with _borrowed(self._roi_graph_queue()) as graph:
             found = graph.run(image, centre, side, rotation)
-        finally:
-            graphs.put(graph)
         if found is None:
             return None
         xy = found.landmarks[:, :2]
@@ -439,14 +436,8 @@ class PoseDetector:
         pose = _Pose(extent, np.column_stack([xy, np.where(inside, seen, 0.0)]), found.world_landmarks)
         if found.segmentation is None:
             return pose
-        # The mask covers the whole image, zero outside the region: keep the region's bounding square.
-        half = side / 2 * (abs(np.cos(rotation)) + abs(np.sin(rotation)))
-        left, top = (max(0, int(np.floor(c - half))) for c in centre)
-        right, bottom = min(width, int(np.ceil(centre[0] + half))), min(height, int(np.ceil(centre[1] + half)))
-        if right <= left or bottom <= top:
-            return pose
-        mask = _shrink(found.segmentation[top:bottom, left:right], _SEGMENTATION_SIZE)
-        return replace(pose, segmentation=mask, segmentation_box=np.array([left, top, right, bottom], dtype=np.float64) - 0.5)
+        mask = _shrink(found.segmentation, _SEGMENTATION_SIZE)
+        return replace(pose, segmentation=mask, segmentation_box=found.segmentation_box)
 
     def _roi_graph_queue(self) -> queue.SimpleQueue:
         if self._roi_graphs is None:
@@ -543,11 +534,8 @@ class PoseDetector:
         Landmarks outside the crop's in-image window get visibility 0: BlazePose extrapolates
         them, it does not see them."""
         patch = crop_square(image, crop)
-        graph = graphs.get()
-        try:
+        with _borrowed(graphs) as graph:
             result = graph.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=patch))
-        finally:
-            graphs.put(graph)
         window = crop.visible_window(image.shape[1], image.shape[0])
         width, height = original_size
         to_original = np.array(original_size, dtype=np.float64) / image.shape[1::-1]
@@ -583,6 +571,16 @@ class PoseDetector:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@contextmanager
+def _borrowed(graphs: queue.SimpleQueue):
+    """A graph of ``graphs`` (a graph runs one image at a time), put back when done."""
+    graph = graphs.get()
+    try:
+        yield graph
+    finally:
+        graphs.put(graph)
 
 
 def _shrink(mask: np.ndarray, size: int) -> np.ndarray:
