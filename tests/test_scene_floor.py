@@ -13,6 +13,7 @@ from metrichmsr.scene.floor import (
     floating_scales,
     floor_from_people,
     foot_contacts,
+    shared_floor_pull,
     shared_floor_scales,
     stood_on,
     sunken_scales,
@@ -217,7 +218,7 @@ def test_people_on_one_floor_are_moved_toward_the_depth_their_feet_agree_on():
     after = np.log(floor.below_ratio(contacts[:3] * scales[:3, None]))
     # Scaling about the camera moves each contact along its ray: the feet's depth below the
     # camera scales with it, and their spread shrinks to (1 - pull) of what it was.
-    np.testing.assert_allclose(after - after.mean(), (1 - 0.8) * (before - before.mean()), atol=1e-9)
+    np.testing.assert_allclose(after - after.mean(), (1 - shared_floor_pull(1.4)) * (before - before.mean()), atol=1e-9)
     assert after.mean() == pytest.approx(before.mean(), abs=1e-9)
     # Everyone exactly on it, or already agreeing to within 1%: nobody moves.
     np.testing.assert_array_equal(shared_floor_scales(floor, _contacts_below(floor, [1.0, 1.0, 1.004])), 1.0)
@@ -225,14 +226,30 @@ def test_people_on_one_floor_are_moved_toward_the_depth_their_feet_agree_on():
     np.testing.assert_array_equal(shared_floor_scales(floor, _contacts_below(floor, [1.1, 0.7, np.nan])), 1.0)
 
 
+def test_the_pull_toward_the_floor_grows_with_the_cameras_height():
+    # Feet 3 cm off weigh more against a body's size 5% off the lower the camera: 0.8 at 1.2 m.
+    assert shared_floor_pull(1.2) == pytest.approx(0.8)
+    assert shared_floor_pull(0.5) < 0.5 < shared_floor_pull(1.2) < shared_floor_pull(7.0)
+    assert shared_floor_pull(7.0) == pytest.approx(0.99, abs=0.005)
+    high = FloorPlane(up=np.array([0.0, -1.0, 0.0]), camera_height_m=7.0, height_source="user")
+    assert shared_floor_scales(high, _contacts_below(high, [1.1]))[0] == pytest.approx(1.1 ** -shared_floor_pull(7.0))
+
+
 def test_a_known_camera_height_is_the_depth_to_agree_on():
     floor = FloorPlane(up=camera_rotation(5.0, 1.0) @ np.array([0.0, -1.0, 0.0]), camera_height_m=1.2, height_source="user")
-    # One person read 10% too far is enough; one on a step and an unknown one stay.
-    contacts = _contacts_below(floor, [1.1, 0.7, np.nan])
+    # One person read 10% too far is enough; one floating so high that floating_scales moves
+    # them, one sunk so deep that sunken_scales does, and an unknown one stay.
+    contacts = _contacts_below(floor, [1.1, 0.6, 1.6, np.nan])
     scales = shared_floor_scales(floor, contacts)
-    assert scales[0] == pytest.approx(1.1**-0.8) and list(scales[1:]) == [1.0, 1.0]
+    assert scales[0] == pytest.approx(1.1**-0.8) and list(scales[1:]) == [1.0, 1.0, 1.0]
     # Two people 10% and 4% too far both come nearer: nobody's mean, the floor's own depth.
     scales = shared_floor_scales(floor, _contacts_below(floor, [1.1, 1.04]))
     np.testing.assert_allclose(scales, [1.1**-0.8, 1.04**-0.8])
+    # Those between the band a floor the people place allows and the floating or the sunk are
+    # brought toward a known one too, not left in between; a placed floor leaves them be.
+    between = _contacts_below(floor, [0.75, 1.4, 1.0])
+    np.testing.assert_allclose(shared_floor_scales(floor, between), [0.75**-0.8, 1.4**-0.8, 1.0])
+    placed = dataclasses.replace(floor, height_source="people")
+    np.testing.assert_array_equal(shared_floor_scales(placed, between)[:2], 1.0)
     assert floor.to_dict()["camera_height_source"] == "user"
     assert dataclasses.replace(floor, height_source="people").to_dict()["camera_height_source"] == "people"

@@ -347,22 +347,35 @@ def floating_scales(
 
 #: People whose feet lie within this factor of the floor's depth below the camera (either
 #: way) stand on the floor they share (:func:`shared_floor_scales`); further off, on a step,
-#: a chair or another level, or sunk (:func:`sunken_scales`).
+#: a chair or another level, or sunk (:func:`sunken_scales`). A floor of known height is no
+#: consensus an outlier could drag: everyone between the floating and the sunk
+#: (:data:`MAX_SUNKEN_RATIO` either way) is brought toward it, so nobody is left in between.
 SHARED_FLOOR_BAND = 1.25
 #: ``FloorPlane.height_source`` values of a floor whose height is known, not placed by the
 #: people it is then used on: the user's camera height, or one pooled over a clip's frames.
 KNOWN_HEIGHT_SOURCES = ("user", "video")
-#: How far each is moved toward the shared floor, as a fraction of their log distance from
-#: it: ``s^2 / (s^2 + c^2)`` with ``s`` ~5%, one recovered person's distance error (the
-#: median on the renders), and ``c`` ~2.5%, one contact's error (3 cm at a 1.2-1.5 m camera
-#: height); measured on both benches, 0.7-0.8 did best, 1.0 (everyone exactly on it) worse.
-SHARED_FLOOR_PULL = 0.8
+#: One recovered person's distance error, relative (the median on the renders), and one foot
+#: contact's height error, metres: how far each person is moved toward the shared floor
+#: (:func:`shared_floor_pull`).
+RECOVERED_DISTANCE_ERROR = 0.05
+CONTACT_ERROR_M = 0.03
 #: Moves smaller than this (log factor) are left out: below what one photo can tell.
 MIN_SHARED_FLOOR_MOVE = 0.01
 
 
+def shared_floor_pull(camera_height_m: float) -> float:
+    """How far each person is moved toward the floor they share, as a fraction of their log
+    distance from it: ``s^2 / (s^2 + c^2)``, the weight of the feet against the body when
+    ``s`` (:data:`RECOVERED_DISTANCE_ERROR`) is the body's relative error and ``c`` the
+    contact's, :data:`CONTACT_ERROR_M` over the camera's height. 0.8 at 1.2 m (what both
+    benches found best at a fixed pull before, 0.7-0.8); a camera high above the floor sees
+    the feet's depth far better than a body's size tells it (0.99 at 7 m)."""
+    contact = CONTACT_ERROR_M / camera_height_m
+    return RECOVERED_DISTANCE_ERROR**2 / (RECOVERED_DISTANCE_ERROR**2 + contact**2)
+
+
 def shared_floor_scales(
-    floor: FloorPlane, contacts_m: np.ndarray, band: float = SHARED_FLOOR_BAND, pull: float = SHARED_FLOOR_PULL
+    floor: FloorPlane, contacts_m: np.ndarray, band: float | None = None, pull: float | None = None
 ) -> np.ndarray:
     """How much farther (> 1) or nearer (< 1) each person stands on the floor they share with the others.
 
@@ -382,16 +395,21 @@ def shared_floor_scales(
     Args:
         floor: the floor, placed by the people (:func:`floor_from_people`).
         contacts_m: (N, 3) camera-frame foot contacts, metres (NaN rows: not known).
+        band: default :data:`SHARED_FLOOR_BAND`, or :data:`MAX_SUNKEN_RATIO` for a floor of
+            known height.
+        pull: default :func:`shared_floor_pull` of the floor's camera height.
 
     Returns:
         (N,) factors (1 for people left where they are).
     """
+    known = floor.height_source in KNOWN_HEIGHT_SOURCES
+    band = band or (MAX_SUNKEN_RATIO if known else SHARED_FLOOR_BAND)
+    pull = shared_floor_pull(floor.camera_height_m) if pull is None else pull
     ratio = floor.below_ratio(contacts_m)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_ratio = np.log(np.where(ratio > 0, ratio, np.nan))
     on_floor = np.abs(log_ratio) <= np.log(band)  # False for NaN
     scales = np.ones(len(ratio))
-    known = floor.height_source in KNOWN_HEIGHT_SOURCES
     if on_floor.sum() < (1 if known else 2):
         return scales
     log_scale = -pull * (log_ratio[on_floor] - (0.0 if known else log_ratio[on_floor].mean()))
