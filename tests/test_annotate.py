@@ -237,15 +237,18 @@ def test_plan_retries_a_skipped_image_once(tmp_path):
     assert Manifest(tmp_path).compact() == 1
 
 
-def test_the_options_digest_of_the_default_population_is_as_before_the_flag():
-    """A run started before --population existed resumes: "all" leaves the digest as it was;
-    "adults" changes it, so such a run's images are done again with the flag."""
+def test_the_options_digest_of_population_all_is_as_before_the_flag():
+    """A run started before --population existed resumes with "all", what it did then: that
+    leaves the digest as it was; "adults" and "auto" (the default since) change it, so such a
+    run's images are done again with them."""
     import hashlib
     from dataclasses import asdict, replace
 
     from metrichmsr.annotate import Options, options_digest
 
-    options = Options(camera={"fov_deg": 60.0}, weights_md5="abc")
+    options = Options(camera={"fov_deg": 60.0}, weights_md5="abc", population="all")
     before = {k: v for k, v in asdict(options).items() if k not in ("weights", "device", "population")}
     assert options_digest(options) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert options_digest(replace(options, population="adults")) != options_digest(options)
+    assert options_digest(replace(options, population="auto")) != options_digest(options)
+    assert Options(camera={"fov_deg": 60.0}).population == "auto"

@@ -462,7 +462,7 @@ def test_blank_image_succeeds_with_nobody(single_runs):
     assert set(single_runs.first_files) == {"result.json", "scene.glb", "overlay.png", "view.html", ".metrichmsr-output.json"}
     result = json.loads(single_runs.first_files["result.json"])
     assert_blank_result(result, single_runs.image)
-    assert result["camera"]["source"] == "default" and result["population"] == "all"
+    assert result["camera"]["source"] == "default" and result["population"] == "auto"
     assert single_runs.first_files["scene.glb"][:4] == b"glTF"
     assert single_runs.first_files["overlay.png"][:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(single_runs.first_files[".metrichmsr-output.json"])["files"] == [

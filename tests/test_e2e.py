@@ -387,9 +387,33 @@ def test_with_population_adults_everyone_is_an_adult_and_the_sunk_one_a_shorter_
     assert [p.population_scale for p in recoverer.stand_on_floor(people, image, K)[0]] == [1.0] * 3
 
 
-def test_people_on_one_floor_are_moved_toward_the_depth_their_feet_agree_on(recoverer):
+def test_auto_population_takes_a_group_on_one_floor_for_adults_only_where_nobody_is_child_sized(recoverer, monkeypatch):
+    """``auto`` (the default): three adults standing on one floor are made adults as
+    ``adults`` makes them; not on a floor of known height, which sets the scale itself; and
+    with a child among them (an adult body twice too far, whose feet sink) the floor makes
+    that one a nearer child and nobody is pulled toward the adults."""
+    from metrichmsr.body import ADULT_AGE
+
+    people, K, image = _adults_with_feet_below(recoverer, [1.5, 1.5, 1.5], [4.0, 6.0, 8.0])
+    monkeypatch.setattr(recoverer, "population", "adults")
+    as_adults, _, _ = recoverer.stand_on_floor(people, image, K)
+    monkeypatch.setattr(recoverer, "population", "auto")
+    placed, floor, _ = recoverer.stand_on_floor(people, image, K)
+    assert all(p.population_scale != 1.0 for p in placed)
+    np.testing.assert_allclose([p.translation for p in placed], [p.translation for p in as_adults])
+    placed, _, _ = recoverer.stand_on_floor(people, image, K, camera_height_m=1.5)
+    assert [p.population_scale for p in placed] == [1.0] * 3
+    people, K, image = _adults_with_feet_below(recoverer, [1.5, 1.5, 1.5, 3.0], [4.0, 6.0, 8.0, 10.0])
+    placed, floor, _ = recoverer.stand_on_floor(people, image, K)
+    assert [p.population_scale for p in placed] == [1.0] * 4
+    assert placed[3].floor_scale < 0.6 and placed[3].phenotype[PHENOTYPE_NAMES.index("age")] < ADULT_AGE
+
+
+def test_people_on_one_floor_are_moved_toward_the_depth_their_feet_agree_on(recoverer, monkeypatch):
     """Three adults on one floor, read 10% too far, 8% too near and right: their feet lie 1.1,
-    0.92 and 1.0 times 1.5 m below the camera. The floor says how each is off against the others."""
+    0.92 and 1.0 times 1.5 m below the camera. The floor says how each is off against the
+    others (taken as read: ``auto`` would first make them the adults the test above makes)."""
+    monkeypatch.setattr(recoverer, "population", "all")
     people, K, image = _adults_with_feet_below(recoverer, [1.65, 1.38, 1.5], [6.6, 4.6, 5.0])
     placed, floor, contacts = recoverer.stand_on_floor(people, image, K)
     scales = np.array([p.shared_floor_scale for p in placed])

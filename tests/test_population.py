@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES
-from metrichmsr.population import ADULT_MEDIAN_HEIGHT_M, adult_heights_m, check_population
+from metrichmsr.population import (
+    ADULT_GROUP_SHORTEST,
+    ADULT_MEDIAN_HEIGHT_M,
+    MIN_ADULT_GROUP,
+    adult_heights_m,
+    all_adults,
+    check_population,
+)
 
 
 def test_adult_heights_pull_the_read_toward_the_adults_median_in_log_units():
@@ -20,9 +27,24 @@ def test_adult_heights_pull_the_read_toward_the_adults_median_in_log_units():
         adult_heights_m(np.array([1.7, 0.0]))
 
 
+def test_a_group_on_one_floor_is_all_adults_only_where_nobody_is_child_sized():
+    walkers = np.array([1.62, 1.81, 1.70, 1.55])
+    standing = np.ones(4, dtype=bool)
+    assert all_adults(walkers, standing)
+    assert MIN_ADULT_GROUP == 3 and not all_adults(walkers[:2], standing[:2])  # two tell nothing
+    # A child of ten among them, standing or with their feet unseen: not all adults.
+    child = ADULT_GROUP_SHORTEST * 1.66 - 0.05
+    assert not all_adults(np.append(walkers, child), np.append(standing, True))
+    assert not all_adults(np.append(walkers, child), np.append(standing, False))
+    # Only those standing count toward the group; the others must still be adult-sized.
+    assert not all_adults(walkers, np.array([True, True, False, False]))
+    assert all_adults(np.append(walkers, 1.75), np.append(standing, False))
+
+
 def test_only_known_populations_are_accepted():
     assert check_population("adults") == "adults"
-    with pytest.raises(ValueError, match="all, adults"):
+    assert check_population("auto") == "auto"
+    with pytest.raises(ValueError, match="auto, all, adults"):
         check_population("teens")
 
 

@@ -114,7 +114,7 @@ def test_a_tiny_clip_is_tracked(clip, validator):
     assert problems(validator, document) == []
     assert [f["index"] for f in document["frames"]] == [0, 1, 2, 3] and document["frames"][3]["people"] == []
     assert document["fps"] == 10.0 and document["frames"][2]["time_s"] == pytest.approx(0.2)
-    assert document["population"] == "all"
+    assert document["population"] == "auto"
     floor = document["floor"]
     assert floor["camera_height_source"] == "video" and 0.5 < floor["camera_height_m"] < 3.0
 

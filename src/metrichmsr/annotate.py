@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from metrichmsr._outputs import write_atomic
-from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
+from metrichmsr.defaults import MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE, POPULATION
 from metrichmsr.errors import InputError
 from metrichmsr.image_io import IMAGE_SUFFIXES
 
@@ -73,7 +73,7 @@ class Options:
     depth: str = "planar"
     refine: bool = False
     align: bool = True
-    population: str = "all"
+    population: str = POPULATION
     weights: str = ""
     weights_md5: str = ""
     device: str = "auto"

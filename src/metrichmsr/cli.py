@@ -19,6 +19,7 @@ from metrichmsr.defaults import (
     MAX_PEOPLE,
     MIN_PERSON_PX,
     MIN_SCORE,
+    POPULATION,
     POPULATIONS,
     RIG_FORMATS,
 )
@@ -360,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--population",
         choices=POPULATIONS,
-        default="all",
+        default=POPULATION,
         help="who the methods take the people to be (as `recover --population`; the renders are of all ages)",
     )
     bench.add_argument(
@@ -448,10 +449,11 @@ def _add_people_arguments(parser: argparse.ArgumentParser, align: bool = True) -
     parser.add_argument(
         "--population",
         choices=POPULATIONS,
-        default="all",
-        help="who the people are: all (default: anyone, each one's age and height as read) or adults "
-        "(everyone 18 or older, their heights pulled toward the adults' median: a street, a platform, "
-        "a team; nobody is made a child)",
+        default=POPULATION,
+        help="who the people are: auto (default: adults where at least three stand on the floor and "
+        "all are adult-sized against each other, else all), all (anyone, each one's age and height as "
+        "read) or adults (everyone 18 or older, their heights pulled toward the adults' median: a "
+        "street, a platform, a team; nobody is made a child)",
     )
 
 

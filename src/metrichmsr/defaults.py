@@ -31,5 +31,7 @@ DETECT_EVERY = 10
 #: A fixed camera's scans look only where the picture moves, except every this-many-th, which
 #: looks everywhere (someone who stood still since the last one and was lost is found again).
 FULL_SCAN_EVERY = 5
-#: Who `--population` can say the people are (``metrichmsr.population``): anyone, or adults only.
-POPULATIONS = ("all", "adults")
+#: Who `--population` can say the people are (``metrichmsr.population``): as the floor shows
+#: them (adults where everyone standing on it is adult-sized, else anyone), anyone, or adults only.
+POPULATIONS = ("auto", "all", "adults")
+POPULATION = "auto"

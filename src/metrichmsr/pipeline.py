@@ -21,7 +21,15 @@ import torch
 
 from metrichmsr.body import ADULT_AGE, PHENOTYPE_NAMES, BodyModel, BodyParams
 from metrichmsr.camera import Intrinsics, resolve_intrinsics
-from metrichmsr.defaults import DEFAULT_RIG_FORMATS, DETECT_EVERY, FULL_SCAN_EVERY, MAX_PEOPLE, MIN_PERSON_PX, MIN_SCORE
+from metrichmsr.defaults import (
+    DEFAULT_RIG_FORMATS,
+    DETECT_EVERY,
+    FULL_SCAN_EVERY,
+    MAX_PEOPLE,
+    MIN_PERSON_PX,
+    MIN_SCORE,
+    POPULATION,
+)
 from metrichmsr.devices import Device, resolve_device
 from metrichmsr.fit import BodyFitter, FitConfig, evidence_from_blazepose
 from metrichmsr.image_io import load_image
@@ -31,7 +39,7 @@ from metrichmsr.models.tokens import crop_from_image, inputs_from_blazepose, sil
 from metrichmsr.perception import FaceDetector, PoseDetector, feet_seen
 from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES, unexplained
 from metrichmsr.perception.motion import MovingPixels
-from metrichmsr.population import Population, adult_heights_m, check_population
+from metrichmsr.population import Population, adult_heights_m, all_adults, check_population
 from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_bodies, posed_people
 from metrichmsr.scene.anchors import human_anchors, people_depth
 from metrichmsr.scene.depth import DepthBackend, depth_backend
@@ -41,6 +49,7 @@ from metrichmsr.scene.floor import (
     floating_scales,
     foot_contacts,
     shared_floor_scales,
+    standing_on,
     sunken_scales,
 )
 from metrichmsr.scene.focal import camera_from_lines
@@ -138,9 +147,11 @@ class Recoverer:
         find_faces: :meth:`detect` also looks for a person at every face (``FaceDetector``)
             no person found holds: the back rows of a group photo. About 0.1 s an image,
             plus 50-100 ms a face looked at.
-        population: who the people are (``metrichmsr.population``): "all" (anyone, the
-            network's read of each one's age and height), or "adults" (everyone is an adult,
-            their height pulled toward the adults' median; nobody made a child).
+        population: who the people are (``metrichmsr.population``): "auto" (as the floor
+            shows them: "adults" where at least three stand on it and all are adult-sized,
+            else "all"), "all" (anyone, the network's read of each one's age and height), or
+            "adults" (everyone is an adult, their height pulled toward the adults' median;
+            nobody made a child).
     """
 
     def __init__(
@@ -157,7 +168,7 @@ class Recoverer:
         detector_threads: int | None = None,
         align: bool = True,
         find_faces: bool = True,
-        population: Population = "all",
+        population: Population = POPULATION,
     ):
         self.population = check_population(population)
         if init not in ("humanmoe", "none"):
@@ -398,7 +409,9 @@ class Recoverer:
 
         With ``population`` "adults" everyone is first made an adult of the height
         ``population.adult_heights_m`` gives (``population_scale``), and the rules below make
-        nobody younger, only shorter.
+        nobody younger, only shorter. With "auto" the steps run as "all", and again as
+        "adults" where the people they bring onto the floor are all adult-sized
+        (``population.all_adults``) and the floor's height is not known (that sets the scale).
 
         0. With ``detected`` (the people are the detector's, not the user's boxes), boxes over
            several people or things read as one body floating above the floor are no person
@@ -422,9 +435,29 @@ class Recoverer:
         # Moving people about the camera leaves their boxes, and so the image's lines, as they were.
         if lines is None and people:
             lines = scene_lines(image, K, np.stack([p.bbox for p in people]))
-        if self.population == "adults" and people:
+        population = "all" if self.population == "auto" else self.population
+        placed, floor, contacts = self._onto_floor(people, image, K, camera_height_m, lines, detected, population)
+        if self.population == "auto" and floor is not None and camera_height_m is None:
+            heights = np.array([p.height_m for p in placed])
+            if all_adults(heights, standing_on(floor, contacts)):
+                placed, floor, contacts = self._onto_floor(people, image, K, camera_height_m, lines, detected, "adults")
+        return placed, floor, contacts
+
+    def _onto_floor(
+        self,
+        people: list[PersonResult],
+        image: np.ndarray,
+        K: np.ndarray,
+        camera_height_m: float | None,
+        lines: ImageLines | None,
+        detected: bool,
+        population: Literal["all", "adults"],
+    ) -> tuple[list[PersonResult], FloorPlane | None, np.ndarray | None]:
+        """:meth:`stand_on_floor`'s steps with the people taken to be ``population``."""
+        if population == "adults" and people:
             heights = np.array([p.height_m for p in people])
-            people = self._scaled(people, np.arange(len(people)), adult_heights_m(heights) / heights, "population_scale")
+            scales = adult_heights_m(heights) / heights
+            people = self._scaled(people, np.arange(len(people)), scales, "population_scale", population)
         floor, contacts = _people_floor(people, image, K, camera_height_m, lines)
         if floor is None:
             return people, floor, contacts
@@ -439,7 +472,7 @@ class Recoverer:
         scales = sunken_scales(floor, contacts) * floating_scales(floor, contacts, heights)
         off_floor = np.flatnonzero(scales != 1.0)
         if len(off_floor):
-            moved = self._scaled(people, off_floor, scales[off_floor], "floor_scale")
+            moved = self._scaled(people, off_floor, scales[off_floor], "floor_scale", population)
             floor, contacts = _people_floor(moved, image, K, camera_height_m, lines)
             ratio = floor.below_ratio(contacts[off_floor]) if floor is not None else np.nan
             if np.isfinite(ratio).all():  # onto the floor placed again
@@ -447,7 +480,7 @@ class Recoverer:
                 again = scales[off_floor] / ratio
                 tallest = MAX_STANDING_HEIGHT_M / heights[off_floor]
                 again = np.where(scales[off_floor] < 1.0, np.minimum(again, 1.0), np.clip(again, 1.0, tallest))
-                moved = self._scaled(people, off_floor, again, "floor_scale")
+                moved = self._scaled(people, off_floor, again, "floor_scale", population)
                 floor, contacts = _people_floor(moved, image, K, camera_height_m, lines)
             people = moved
             if floor is None:
@@ -455,17 +488,22 @@ class Recoverer:
         scales = shared_floor_scales(floor, contacts)
         level = np.flatnonzero(scales != 1.0)
         if len(level):
-            people = self._scaled(people, level, scales[level], "shared_floor_scale")
+            people = self._scaled(people, level, scales[level], "shared_floor_scale", population)
             floor, contacts = _people_floor(people, image, K, camera_height_m, lines)
         return people, floor, contacts
 
     def _scaled(
-        self, people: list[PersonResult], which: np.ndarray, scales: np.ndarray, factor: ScaleFactor
+        self,
+        people: list[PersonResult],
+        which: np.ndarray,
+        scales: np.ndarray,
+        factor: ScaleFactor,
+        population: Literal["all", "adults"] = "all",
     ) -> list[PersonResult]:
         """``people`` with those at indices ``which`` scaled about the camera by ``scales`` and
         given the body of their new height (``BodyModel.for_height``), the scale multiplied into
         their ``factor``: "floor_scale", the younger or older one (Anny's height parameter
-        then makes up what growing up to 18 years does not; with ``population`` "adults" the
+        then makes up what growing up to 18 years does not; among ``population`` "adults" the
         height parameter alone); "shared_floor_scale", the same one taller or shorter;
         "population_scale", an adult (at least 18 years) of that height."""
 
@@ -481,7 +519,7 @@ class Recoverer:
         heights = tensor([people[i].height_m * scale for i, scale in zip(which, scales)])
         if factor == "population_scale":
             params.phenotype[:, _AGE] = params.phenotype[:, _AGE].clamp(min=ADULT_AGE)
-        by_age = factor == "floor_scale" and self.population == "all"
+        by_age = factor == "floor_scale" and population == "all"
         params.phenotype = self.body.for_height(params.phenotype, heights, "age" if by_age else "height")
         grown = torch.as_tensor(scales > 1.0, device=self.device) if by_age else None
         if grown is not None and grown.any():

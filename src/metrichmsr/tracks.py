@@ -22,6 +22,7 @@ import numpy as np
 from metrichmsr._outputs import staged_output
 from metrichmsr.body import Skeleton
 from metrichmsr.camera import Intrinsics
+from metrichmsr.defaults import POPULATION
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.result import RecoveryResult
 from metrichmsr.scene.export import OPENCV_TO_GLTF, floor_prop, frustum_prop
@@ -122,7 +123,7 @@ class ClipTracks:
     every: int = 1
     static_camera: bool = True
     input_path: str = ""
-    population: str = "all"  # who the people were taken to be (``metrichmsr.population``)
+    population: str = POPULATION  # who the people were taken to be (``metrichmsr.population``)
     frames: list[FrameRecord] = field(default_factory=list)
     floor: FloorPlane | None = None  # a fixed camera's floor, pooled over every frame so far
     floor_frames: int = 0  # how many frames placed a floor

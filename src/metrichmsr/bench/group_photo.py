@@ -30,6 +30,7 @@ import numpy as np
 
 from metrichmsr._outputs import check_output, staged_output
 from metrichmsr.bench.report import exit_status
+from metrichmsr.defaults import POPULATION
 
 PROG = "metrichmsr.bench.group_photo"
 SAMPLE = Path(__file__).resolve().parents[3] / "assets" / "sample.jpg"
@@ -119,7 +120,7 @@ def run(args) -> int:
     from metrichmsr.pipeline import Recoverer
 
     weights = args.weights or HUMANMOE_WEIGHTS
-    population = "adults" if args.adults else "all"
+    population = "adults" if args.adults else POPULATION
     with Recoverer(depth="none", weights=weights, find_faces=not args.no_faces, population=population) as recoverer:
         started = time.perf_counter()
         result = recoverer.infer(SAMPLE)

@@ -1,6 +1,6 @@
 """Real footage: `recover` on PETS 2009 S2.L1 View_001, a calibrated camera over a plaza.
 
-    python -m metrichmsr.bench.pets -o out/bench-pets [--camera-height-known] [--adults] [--hide-K] [--overwrite]
+    python -m metrichmsr.bench.pets -o out/bench-pets [--camera-height-known] [--adults] [--as-read] [--hide-K] [--overwrite]
 
 What it measures. The 67 stills of the first half of the sequence (``make_dev.py`` in
 ``--pets-dir``: OpenCV's ``vtest.avi`` from Debian's ``opencv-doc``, undistorted so that the
@@ -12,6 +12,7 @@ camera ray and compares depths. Each mode runs ``Recoverer(depth="none").infer``
 - ``true-K``: told the calibrated K (always run);
 - ``camera-height`` (``--camera-height-known``): also told the camera's height above the floor;
 - ``adults`` (``--adults``): told the true K and that everyone is an adult (``--population adults``);
+- ``all`` (``--as-read``): told the true K, everyone taken as read (``--population all``);
 - ``K-hidden`` (``--hide-K``): told nothing of the camera: each still's own estimate of the
   focal length (``scene.focal``), else the default FOV; and ``K-hidden-same-camera``: one
   focal length pooled over every still's lines, as ``recover --same-camera`` does.
@@ -47,6 +48,7 @@ import numpy as np
 
 from metrichmsr._outputs import check_output, staged_output
 from metrichmsr.bench.report import exit_status
+from metrichmsr.defaults import POPULATION
 from metrichmsr.errors import InputError
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES, landmarks_explained
@@ -73,7 +75,7 @@ class Mode:
     true_K: bool
     camera_height: bool
     same_camera: bool = False
-    population: str = "all"
+    population: str = POPULATION
 
 
 TRUE_K = Mode("true-K", "recover (true K)", true_K=True, camera_height=False)
@@ -83,6 +85,7 @@ SAME_CAMERA = Mode(
     "K-hidden-same-camera", "recover --same-camera (K hidden)", true_K=False, camera_height=False, same_camera=True
 )
 ADULTS = Mode("adults", "recover --population adults (true K)", true_K=True, camera_height=False, population="adults")
+AS_READ = Mode("all", "recover --population all (true K)", true_K=True, camera_height=False, population="all")
 RULE_FOLDER, RULE_LABEL = "rule-1.70", "1.70-m rule, same detections"
 
 
@@ -275,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--camera-height-known", action="store_true", help="also run recover told the camera's height")
     parser.add_argument("--hide-K", action="store_true", help="also run recover told nothing of the camera (K=None)")
     parser.add_argument("--adults", action="store_true", help="also run recover --population adults (true K)")
+    parser.add_argument("--as-read", action="store_true", help="also run recover --population all (true K)")
     parser.add_argument("--limit", type=int, help="only the first N stills (a quick check; the table then covers those)")
     return parser
 
@@ -290,7 +294,7 @@ def run(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit {args.limit}: must be at least 1")
     check_output(args.output, args.overwrite)
-    modes = [TRUE_K] + [CAMERA_HEIGHT] * args.camera_height_known + [ADULTS] * args.adults
+    modes = [TRUE_K] + [CAMERA_HEIGHT] * args.camera_height_known + [ADULTS] * args.adults + [AS_READ] * args.as_read
     modes += [K_HIDDEN, SAME_CAMERA] * args.hide_K
 
     from metrichmsr.bench.report import weights_label

@@ -45,6 +45,7 @@ from metrichmsr.bench.report import (
 )
 from metrichmsr.bench.score import ScoreConfig, score_image
 from metrichmsr.camera import DEFAULT_FOV_DEG, focal_from_fov
+from metrichmsr.defaults import POPULATION
 
 FIXED_FOV_DEG = 55.0
 METHODS = ("full", "fixed-fov", "box-only", "box-true-focal", "fit-only", "humanmoe+fit", "default-fov", "estimated")
@@ -182,7 +183,7 @@ def run(
     weights: str | Path | None = None,
     camera_height_known: bool = False,
     overwrite: bool = False,
-    population: str = "all",
+    population: str = POPULATION,
 ) -> str:
     """Benchmark ``methods`` on the synth folder ``directory``; writes ``out_dir`` atomically, returns the report.
 
@@ -203,7 +204,7 @@ def run(
     with Recoverer(device=device, weights=weights, population=population) as recoverer:
         rows, seconds, scene_rows = evaluate(recoverer, samples, methods, camera_height_known=camera_height_known)
     known = ", camera height known" if camera_height_known else ""
-    known += ", population adults" if population == "adults" else ""
+    known += f", population {population}" if population != POPULATION else ""
     heading = (
         f"Benchmark on {len(samples)} images of {directory}, HumanMoE {weights_label(weights)}{known} "
         f"({time.strftime('%Y-%m-%d')})\n\n"
