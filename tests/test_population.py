@@ -9,6 +9,7 @@ from metrichmsr.population import (
     ADULT_GROUP_SHORTEST,
     ADULT_MEDIAN_HEIGHT_M,
     MIN_ADULT_GROUP,
+    adult_group_scale,
     adult_heights_m,
     all_adults,
     check_population,
@@ -39,6 +40,15 @@ def test_a_group_on_one_floor_is_all_adults_only_where_nobody_is_child_sized():
     # Only those standing count toward the group; the others must still be adult-sized.
     assert not all_adults(walkers, np.array([True, True, False, False]))
     assert all_adults(np.append(walkers, 1.75), np.append(standing, False))
+
+
+def test_a_group_of_adults_is_scaled_so_its_median_height_is_an_adults():
+    walkers = np.array([1.50, 1.55, 1.60, 1.58])
+    standing = np.array([True, True, True, False])
+    scale = adult_group_scale(walkers, standing)
+    assert scale == pytest.approx(adult_heights_m(np.array([1.55]))[0] / 1.55)
+    assert scale > 1.0  # read short: farther and taller
+    assert adult_group_scale(np.append(walkers, 1.0), np.append(standing, True)) == 1.0  # a child among them
 
 
 def test_only_known_populations_are_accepted():

@@ -71,6 +71,16 @@ def all_adults(heights_m: np.ndarray, standing: np.ndarray) -> bool:
     return bool(np.all(heights_m >= ADULT_GROUP_SHORTEST * np.median(heights_m[standing])))
 
 
+def adult_group_scale(heights_m: np.ndarray, standing: np.ndarray) -> float:
+    """The factor that makes the standing people's median height (``heights_m`` (N,) metres,
+    ``standing`` (N,) bool) the adults' height :func:`adult_heights_m` gives it, where they are
+    all adults (:func:`all_adults`); else 1."""
+    if not all_adults(heights_m, standing):
+        return 1.0
+    median = float(np.median(np.asarray(heights_m, dtype=np.float64)[np.asarray(standing, dtype=bool)]))
+    return float(adult_heights_m(np.array([median]))[0] / median)
+
+
 def check_population(population: str) -> Population:
     """``population`` if it is one of :data:`POPULATIONS`, else ValueError."""
     if population not in POPULATIONS:
