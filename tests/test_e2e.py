@@ -409,6 +409,25 @@ def test_auto_population_takes_a_group_on_one_floor_for_adults_only_where_nobody
     assert placed[3].floor_scale < 0.6 and placed[3].phenotype[PHENOTYPE_NAMES.index("age")] < ADULT_AGE
 
 
+def test_a_fixed_cameras_frame_floor_is_scaled_as_a_group_of_adults_before_pooling(recoverer, monkeypatch):
+    """``track`` on a fixed camera with ``auto``: the frame's people are placed as read, and the
+    floor they place goes into the clip's pool at the height a group of adults gives it."""
+    from metrichmsr.population import adult_group_scale
+    from metrichmsr.result import RecoveryResult
+    from metrichmsr.scene.floor import standing_on
+
+    monkeypatch.setattr(recoverer, "population", "auto")
+    people, K, image = _adults_with_feet_below(recoverer, [1.5, 1.5, 1.5], [4.0, 6.0, 8.0])
+    placed, floor, contacts = recoverer.stand_on_floor(people, image, K, adults_by_floor=False)
+    assert [p.population_scale for p in placed] == [1.0] * 3
+    result = RecoveryResult(image, "", None, people=placed, floor=floor)
+    scale = adult_group_scale(np.array([p.height_m for p in placed]), standing_on(floor, contacts))
+    assert scale != pytest.approx(1.0, abs=1e-3)
+    assert recoverer._adults_floor(result, contacts).camera_height_m == pytest.approx(floor.camera_height_m * scale)
+    monkeypatch.setattr(recoverer, "population", "all")
+    assert recoverer._adults_floor(result, contacts) is floor
+
+
 def test_people_on_one_floor_are_moved_toward_the_depth_their_feet_agree_on(recoverer, monkeypatch):
     """Three adults on one floor, read 10% too far, 8% too near and right: their feet lie 1.1,
     0.92 and 1.0 times 1.5 m below the camera. The floor says how each is off against the
