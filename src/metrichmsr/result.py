@@ -18,7 +18,7 @@ import torch
 from metrichmsr._outputs import staged_output
 from metrichmsr.body import PHENOTYPE_NAMES, POSE_BONES, BodyModel, BodyParams, Skeleton
 from metrichmsr.camera import Intrinsics
-from metrichmsr.defaults import DEFAULT_RIG_FORMATS
+from metrichmsr.defaults import DEFAULT_RIG_FORMATS, POPULATION
 from metrichmsr.joints import JOINT_NAMES
 from metrichmsr.perception.landmarks import BLAZEPOSE_LANDMARK_NAMES
 from metrichmsr.scene.floor import FloorPlane
@@ -109,7 +109,7 @@ class RecoveryResult:
     scene: SceneResult | None = None
     floor: FloorPlane | None = None  # the floor the people stand on (:meth:`Recoverer.stand_on_floor`); None: nobody placed one
     skeleton: Skeleton | None = None  # the body model's rig (``BodyModel.skeleton``), for the rigged exports
-    population: str = "all"  # who the people were taken to be (``metrichmsr.population``)
+    population: str = POPULATION  # who the people were taken to be (``metrichmsr.population``)
 
     @property
     def width(self) -> int:
