@@ -44,6 +44,7 @@ from metrichmsr.result import PersonResult, RecoveryResult, SceneResult, posed_b
 from metrichmsr.scene.anchors import human_anchors, people_depth
 from metrichmsr.scene.depth import DepthBackend, depth_backend
 from metrichmsr.scene.floor import (
+    KNOWN_HEIGHT_SOURCES,
     MAX_STANDING_HEIGHT_M,
     FloorPlane,
     floating_scales,
@@ -350,7 +351,7 @@ class Recoverer:
                 floor = result.floor or floor  # a frame without one keeps the last
             else:
                 if result.floor is not None:
-                    floors.append(self._adults_floor(result, contacts) if camera_height_m is None else result.floor)
+                    floors.append(self._adults_floor(result, contacts))
                     weights.append(int(np.isfinite(contacts).all(axis=1).sum()))  # the people who placed it
                     floor = pooled_floor(floors, weights)
                 if floor is not None:
@@ -363,12 +364,12 @@ class Recoverer:
             yield TrackedFrame(frame.index, frame.time_s, result, ids, floor, on_floor, appearances(image, boxes))
 
     def _adults_floor(self, result: RecoveryResult, contacts: np.ndarray) -> FloorPlane:
-        """A fixed camera's frame floor for the clip's pooled one, with ``population`` "auto":
-        where its people are all adult-sized (``population.all_adults``), its camera height
-        scaled as a group of adults' (``population.adult_group_scale``). The clip's floor then
+        """A fixed camera's frame floor for the clip's pooled one, with ``population`` "auto" and
+        its height not known: where its people are all adult-sized (``population.all_adults``),
+        its camera height scaled as a group of adults' (``population.adult_group_scale``). The clip's floor then
         places everyone, so each frame's people need not be made adults one by one as
         :meth:`stand_on_floor` makes a photo's: the PETS clip ran at 4.6 frames/s so, 5.3 this way."""
-        if self.population != "auto":
+        if self.population != "auto" or result.floor.height_source in KNOWN_HEIGHT_SOURCES:
             return result.floor
         heights = np.array([p.height_m for p in result.people])
         scale = adult_group_scale(heights, standing_on(result.floor, contacts))

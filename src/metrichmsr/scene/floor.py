@@ -403,8 +403,10 @@ def shared_floor_scales(
         (N,) factors (1 for people left where they are).
     """
     known = floor.height_source in KNOWN_HEIGHT_SOURCES
-    band = band or (MAX_SUNKEN_RATIO if known else SHARED_FLOOR_BAND)
-    pull = shared_floor_pull(floor.camera_height_m) if pull is None else pull
+    if band is None:
+        band = MAX_SUNKEN_RATIO if known else SHARED_FLOOR_BAND
+    if pull is None:
+        pull = shared_floor_pull(floor.camera_height_m)
     ratio = floor.below_ratio(contacts_m)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_ratio = np.log(np.where(ratio > 0, ratio, np.nan))
